@@ -1,0 +1,34 @@
+/* Model cards: `<model>.card.json` beside each model file, schema in schemas/model-card.schema.json.
+ * The card says what a model is for and how to feed it: classes, input size, normalization,
+ * microns per pixel, the model file's SHA-256, training data, metrics and intended use. */
+#ifndef HP_CARD_H
+#define HP_CARD_H
+
+#include "common/status.h"
+
+#define HP_CARD_MAX_CLASSES 64
+
+typedef struct {
+    char *name;
+    char *version;
+    int n_classes;
+    char *classes[HP_CARD_MAX_CLASSES];
+    int input_h, input_w;  /* 0 when not given */
+    int has_norm;          /* mean and std given */
+    float mean[3], std[3]; /* applied to RGB values scaled to 0..1 */
+    double mpp;            /* microns per pixel the model was trained at; 0 when not given */
+    char *sha256;          /* lower-case hex of the model file; NULL when not given */
+    char *training_data;
+    char *intended_use;
+    char *metrics_json;    /* the "metrics" object, re-serialized; NULL when absent */
+} hp_card;
+
+/* Parses a card file. On failure fills `err` naming the file and the field. */
+hp_status hp_card_load(const char *path, hp_card *card, hp_error *err);
+/* Frees what hp_card_load allocated; the struct itself is the caller's. Accepts a zeroed card. */
+void hp_card_free(hp_card *card);
+
+/* SHA-256 of a file as 64 lower-case hex digits plus NUL. */
+hp_status hp_sha256_file(const char *path, char hex[65], hp_error *err);
+
+#endif

@@ -1,0 +1,73 @@
+/* histoplan's model API: open an ONNX model (with its card), inspect it, run batches on a
+ * backend. This is the one C API over the CPU and CUDA backends.
+ *
+ * Thread-safety: one hp_model is used by one thread at a time; open one per thread to run
+ * concurrently. Every failure is recorded on the model (hp_model_error) and returned. */
+#ifndef HP_MODEL_H
+#define HP_MODEL_H
+
+#include <stdint.h>
+
+#include "common/status.h"
+#include "kernels/backend.h"
+#include "models/card.h"
+#include "models/graph.h"
+
+typedef struct hp_model hp_model;
+
+typedef enum { HP_BACKEND_CPU = 0, HP_BACKEND_CPU_REFERENCE, HP_BACKEND_CUDA } hp_backend_kind;
+
+typedef struct {
+    hp_backend_kind backend;
+    hp_precision precision; /* CUDA only; the CPU runs float32 */
+    int threads;            /* CPU threads; <= 0 for all cores */
+    int device;             /* CUDA device index */
+    const char *card_path;  /* NULL: "<model>.card.json" beside the model when it exists */
+    int require_card;       /* refuse a model that has no card (the CLI does unless options given) */
+} hp_model_options;
+
+/* Default options: CPU, float32, all cores, card looked up beside the model. */
+hp_model_options hp_model_default_options(void);
+
+/* Opens `path`. On failure returns NULL and fills `err` (the message names the file, the node
+ * and the reason). The caller destroys the model. */
+hp_model *hp_model_open(const char *path, const hp_model_options *opt, hp_error *err);
+void hp_model_destroy(hp_model *m);
+
+/* The error recorded on the model by its last failed call ("" when none). */
+const char *hp_model_error(const hp_model *m);
+
+/* The loaded graph before instantiation (inputs, outputs, ops; batch dim may be symbolic: -1). */
+const hp_graph *hp_model_graph(const hp_model *m);
+/* The model card; NULL when the model has none. */
+const hp_card *hp_model_card(const hp_model *m);
+/* Overrides or completes the card's normalization and classes (CLI --mean/--std/--classes). */
+hp_status hp_model_set_normalization(hp_model *m, const float mean[3], const float std_[3]);
+hp_status hp_model_set_classes(hp_model *m, int n, const char *const *names);
+
+/* Input geometry of the first input: channels, height, width (after the batch dim). */
+void hp_model_input_shape(const hp_model *m, int *c, int *h, int *w);
+/* Number of elements per batch item of output `i`. */
+int64_t hp_model_output_size(const hp_model *m, int i);
+
+/* Runs a batch of `n` items. `input` is contiguous float32 NCHW for the first input; `output`
+ * receives the first output, n * hp_model_output_size(m, 0) floats. The model is instantiated
+ * (shapes, passes, memory plan, backend prepare) for `n` on first use and when n changes. */
+hp_status hp_model_run(hp_model *m, const float *input, int n, float *output);
+
+/* Runs `n` RGB tiles (interleaved uint8, h x w each, matching the model input) after the card's
+ * mean/std normalization (on 0..1 values). */
+hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *output);
+
+/* Statistics of the graph instantiated for batch n: parameters, FLOPs per batch item
+ * (multiply-add = 2), and planned peak activation memory in bytes (float32). */
+typedef struct {
+    int64_t params;
+    int64_t flops_per_item;
+    int64_t arena_bytes;
+    int64_t naive_bytes;
+    int n_nodes_loaded, n_nodes_planned;
+} hp_model_stats;
+hp_status hp_model_stats_for_batch(hp_model *m, int n, hp_model_stats *st);
+
+#endif
