@@ -59,6 +59,27 @@ hp_status hp_model_run(hp_model *m, const float *input, int n, float *output);
  * mean/std normalization (on 0..1 values). */
 hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *output);
 
+/* Lower-level use (conformance tests, researchers' multi-input graphs) ------------------- */
+
+/* Turns graph input `name` into a constant with the given data (float32 or int64, copied), as if
+ * it were an initializer: shape inputs, pads, scales and Clip bounds that a test feeds as data.
+ * Must be called before the first run. */
+hp_status hp_model_bind_constant(hp_model *m, const char *name, hp_dtype dtype, int ndim,
+                                 const int64_t *dims, const void *data);
+
+/* Whether graph input i only feeds parameter slots that must be constant (a Reshape shape, Pad
+ * pads, Resize scales or sizes, Clip bounds, Unsqueeze axes, ...), so it should be bound. */
+int hp_model_input_is_parameter(const hp_model *m, int i);
+
+/* Instantiates the model for batch size n (shape inference, passes, plan, backend prepare).
+ * The instance graph stays valid until the next instantiate with another n, or destroy. */
+hp_status hp_model_instantiate(hp_model *m, int n);
+const hp_graph *hp_model_instance(const hp_model *m);
+
+/* Runs the instance with every runtime input given: inputs[i] for instance->inputs[i], outputs[i]
+ * for instance->outputs[i], each contiguous float32 of the value's numel. */
+hp_status hp_model_run_all(hp_model *m, const float *const *inputs, float *const *outputs);
+
 /* Statistics of the graph instantiated for batch n: parameters, FLOPs per batch item
  * (multiply-add = 2), and planned peak activation memory in bytes (float32). */
 typedef struct {
