@@ -139,6 +139,28 @@ typedef struct {
     int64_t pads[2 * HP_MAX_DIMS]; /* ONNX order: all begins, then all ends; may be negative */
 } hp_pad_attr;
 
+/* What the loader keeps from the ONNX node for shape inference (models/infer.c): the ONNX op
+ * (kind, an HP_ONNX_* code from models/onnx_ops.h) and attributes that depend on input shapes
+ * or constant inputs. Backends ignore it. */
+typedef struct {
+    int kind;
+    int auto_pad;      /* 0 NOTSET, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID */
+    int ceil_mode;
+    int has_kernel;    /* kernel_shape given (Conv may infer it from W) */
+    int has_pads;
+    int axis;          /* Gather, Flatten, Concat, Softmax */
+    int to;            /* Cast */
+    int allowzero;     /* Reshape */
+    int has_start, has_end;
+    int64_t start, end; /* Shape (opset 15) */
+    int n_ints;        /* axes (Squeeze/Unsqueeze before opset 13), pads (Pad before 11) */
+    int64_t ints[2 * HP_MAX_DIMS];
+    int has_clip_min, has_clip_max; /* Clip before opset 11: attributes */
+    float clip_min, clip_max;
+    float scales[HP_MAX_DIMS]; /* Upsample before opset 9 */
+    int n_scales;
+} hp_load_attr;
+
 typedef struct {
     int n_in, n_out;
     int *in;  /* value indices; -1 for an absent optional input */
@@ -161,6 +183,7 @@ typedef struct {
         hp_resize_attr resize;
         hp_pad_attr pad;
     } attr;
+    hp_load_attr load;
 } hp_node;
 
 typedef struct {
