@@ -21,9 +21,14 @@ typedef struct {
     char *training_data;
     char *intended_use;
     char *metrics_json;    /* the "metrics" object, re-serialized; NULL when absent */
+    char *license;         /* NULL when not given */
+    int not_for_diagnosis; /* 1 when the card says so: reports must carry that statement */
 } hp_card;
 
-/* Parses a card file. On failure fills `err` naming the file and the field. */
+/* Parses a card file. On failure fills `err` naming the file and the field, and leaves `card`
+ * zeroed (nothing to free). Required: name, classes; every other field is validated when present.
+ * Unknown top-level keys are refused (a misspelt "normalization" must not silently drop the
+ * normalization) except extension keys starting with "x-". Thread-safe (no shared state). */
 hp_status hp_card_load(const char *path, hp_card *card, hp_error *err);
 /* Frees what hp_card_load allocated; the struct itself is the caller's. Accepts a zeroed card. */
 void hp_card_free(hp_card *card);
