@@ -330,7 +330,7 @@ hp_status hp_npy_read(const char *path, float **data, int *ndim, int64_t dims[HP
     npy_header h;
     if ((st = parse_header(path, htext, hlen, &h, err)))
         goto fail;
-    size_t width;
+    size_t width = 0;
     if ((st = check_dtype(path, h.descr, &width, err)))
         goto fail;
     if (h.fortran && h.ndim > 1) {
