@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds the model-loading fuzzer (clang, libFuzzer, ASan + UBSan) and fuzzes for a while.
+#   scripts/fuzz.sh [SECONDS]      default 600
+# Environment: HP_FUZZ_BUILD (build folder, default build-fuzz), HP_FUZZ_JOBS (parallel
+# workers, default the core count), HP_PYTHON (adds a PyTorch-exported conv net to the seeds).
+# Findings land in $HP_FUZZ_BUILD/fuzz-corpus/artifacts; each one is minimized and its stack
+# printed. Exit status 1 when there are findings.
+set -euo pipefail
+secs=${1:-600}
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${HP_FUZZ_BUILD:-$src/build-fuzz}
+jobs=${HP_FUZZ_JOBS:-$(nproc)}
+py=${HP_PYTHON:-/usr/bin/python3}
+
+CC=clang cmake -S "$src" -B "$build" -G Ninja -DHP_CUDA=OFF -DHP_FUZZ=ON -DHP_SANITIZE=ON \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" --target fuzz_model_load
+
+fuzzer=$build/tests/fuzz/fuzz_model_load
+corpus=$build/fuzz-corpus
+seed=$corpus/seed
+work=$corpus/work
+art=$corpus/artifacts
+mkdir -p "$seed" "$work" "$art"
+
+# A real exported network is a better seed than single-node tests: it has initializers,
+# attributes and a chain of ops, the things a loader gets wrong.
+if [ ! -f "$seed/torch_tiny_convnet.onnx" ] && "$py" -c 'import torch' 2>/dev/null; then
+    "$py" - "$seed/torch_tiny_convnet.onnx" <<'PY' >/dev/null 2>&1 || true
+import sys, torch
+class Net(torch.nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.c1 = torch.nn.Conv2d(3, 4, 3, padding=1)
+        s.bn = torch.nn.BatchNorm2d(4)
+        s.c2 = torch.nn.Conv2d(4, 4, 3, stride=2, padding=1)
+        s.fc = torch.nn.Linear(4, 2)
+    def forward(s, x):
+        x = torch.relu(s.bn(s.c1(x)))
+        x = torch.nn.functional.avg_pool2d(torch.max_pool2d(x, 2), 1)
+        x = torch.cat([torch.relu(s.c2(x)), x[:, :, ::2, ::2]], 1)[:, :4]
+        x = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return torch.softmax(s.fc(x), 1)
+torch.manual_seed(0)
+torch.onnx.export(Net().eval(), torch.randn(1, 3, 8, 8), sys.argv[1], opset_version=13)
+PY
+fi
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1:abort_on_error=1:symbolize=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+echo "fuzzing for ${secs}s with $jobs worker(s); seeds: $(ls "$seed" | wc -l)"
+rc=0
+(cd "$art" && "$fuzzer" -fork="$jobs" -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 \
+    -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -max_len=65536 \
+    -artifact_prefix="$art/" -print_final_stats=1 "$work" "$seed") >"$corpus/fuzz.log" 2>&1 || rc=$?
+tail -n 15 "$corpus/fuzz.log"
+
+shopt -s nullglob
+findings=("$art"/crash-* "$art"/leak-* "$art"/timeout-* "$art"/oom-*)
+found=()
+for f in "${findings[@]}"; do
+    case $f in *.min) continue ;; esac
+    found+=("$f")
+done
+if [ ${#found[@]} -eq 0 ]; then
+    echo "fuzz: no findings in ${secs}s (fuzzer exit $rc; corpus $(ls "$work" | wc -l) inputs)"
+    exit 0
+fi
+echo "fuzz: ${#found[@]} finding(s)"
+for f in "${found[@]}"; do
+    min=$f.min
+    if [ ! -f "$min" ]; then
+        "$fuzzer" -minimize_crash=1 -max_total_time=60 -exact_artifact_path="$min" "$f" \
+            >/dev/null 2>&1 || true
+        [ -f "$min" ] || cp "$f" "$min"
+    fi
+    echo "==== $f (minimized: $min, $(stat -c %s "$min") bytes)"
+    "$fuzzer" -runs=1 "$min" 2>&1 | grep -E 'ERROR|SUMMARY|runtime error|^ +#[0-9]+ ' | head -n 25 || true
+done
+exit 1
