@@ -200,6 +200,10 @@ static int tensor_load(const char *path, tensor *t, char *why, size_t whylen)
     t->numel = 1;
     for (size_t k = 0; k < p->n_dims; k++) {
         t->dims[k] = p->dims[k];
+        if (p->dims[k] < 0 || (p->dims[k] > 0 && t->numel > (INT64_C(1) << 30) / p->dims[k])) {
+            snprintf(why, whylen, "%s: implausible shape", path);
+            goto done;
+        }
         t->numel *= p->dims[k];
     }
     if (p->has_data_location && p->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
@@ -574,10 +578,13 @@ static void run_test(const char *dir, const config *cfg, result *r)
         char mp[4096];
         snprintf(mp, sizeof mp, "%s/model.onnx", dir);
         hp_model *m = hp_model_open(mp, &opt, &err);
-        if (m)
-            set_result(r, R_FAILED, "engine opened a model the harness cannot feed (%s)", path);
-        else
+        hp_status s;
+        if (!m)
             engine_error(r, "open", err.code, err.msg);
+        else if ((s = hp_model_instantiate(m, 1)) != HP_OK)
+            engine_error(r, "instantiate", s, hp_model_error(m));
+        else
+            set_result(r, R_FAILED, "engine accepted a model the harness cannot feed (%s)", path);
         hp_model_destroy(m);
         goto done;
     }
@@ -609,20 +616,23 @@ done:
 static int ident_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '/' || c == '-' || c == ':';
+           c == '_' || c == '.' || c == '/' || c == '-' || c == ':' || c == '#';
 }
 
-/* Replaces whole-word occurrences of `word` in s by `with`. */
+/* Replaces occurrences of `word` in s by `with`: quoted ones always, bare ones only when the
+ * word is not a number (pytorch-converted names values "0", "1", ...) and stands alone. */
 static void replace_word(char *s, size_t cap, const char *word, const char *with)
 {
     size_t wl = strlen(word), rl = strlen(with);
     if (wl == 0)
         return;
+    int numeric = strspn(word, "0123456789") == wl;
     char *p = s;
     while ((p = strstr(p, word)) != NULL) {
-        int left = p == s || !ident_char(p[-1]);
-        int right = !ident_char(p[wl]) || (p[wl] == ':' && !ident_char(p[wl + 1]));
-        if (!left || !right) {
+        char l = p == s ? ' ' : p[-1], r = p[wl];
+        int quoted = (l == '\'' || l == '"') && r == l;
+        int alone = !ident_char(l) && (!ident_char(r) || (r == ':' && !ident_char(p[wl + 1])));
+        if (!quoted && (numeric || wl < 2 || !alone)) {
             p += wl;
             continue;
         }
@@ -644,12 +654,6 @@ static void reduce_reason(const char *msg, const char *dir, const model_info *mi
     snprintf(out, cap, "%s", msg);
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     replace_word(out, cap, path, "<model>");
-    for (int k = 0; k < mi->n_nodes; k++)
-        replace_word(out, cap, mi->node_names[k], "<node>");
-    for (int k = 0; k < mi->n_in; k++)
-        replace_word(out, cap, mi->in[k].name, "<value>");
-    for (int k = 0; k < mi->n_out; k++)
-        replace_word(out, cap, mi->out[k].name, "<value>");
     for (char *h = strchr(out, '#'); h; h = strchr(h + 1, '#')) {
         char *e = h + 1;
         while (*e >= '0' && *e <= '9')
@@ -659,6 +663,12 @@ static void reduce_reason(const char *msg, const char *dir, const model_info *mi
             memmove(h + 2, e, strlen(e) + 1);
         }
     }
+    for (int k = 0; k < mi->n_nodes; k++)
+        replace_word(out, cap, mi->node_names[k], "<node>");
+    for (int k = 0; k < mi->n_in; k++)
+        replace_word(out, cap, mi->in[k].name, "<value>");
+    for (int k = 0; k < mi->n_out; k++)
+        replace_word(out, cap, mi->out[k].name, "<value>");
     if (strncmp(out, "<model>: ", 9) == 0)
         memmove(out, out + 9, strlen(out + 9) + 1);
 }
