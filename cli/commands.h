@@ -1,0 +1,9 @@
+/* Subcommands of the histoplan command line. Each takes argv with argv[0] = its own name. */
+#ifndef HP_CLI_COMMANDS_H
+#define HP_CLI_COMMANDS_H
+
+enum { HP_EXIT_OK = 0, HP_EXIT_FAILED = 1, HP_EXIT_USAGE = 2 };
+
+int hp_cli_model(int argc, char **argv);
+
+#endif

@@ -1,0 +1,40 @@
+/* The histoplan command: a thin shell over the library. Exit status: 0 ok, 1 failed, 2 usage. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: histoplan <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  model info M.onnx           inputs, outputs, operators, parameters, FLOPs, planned memory\n"
+            "  model run M.onnx --input X  run a model on an image or a .npy tensor\n"
+            "  model bench M.onnx          measure throughput on random input\n"
+            "\n"
+            "  --version                   print the version\n"
+            "  --help                      this text; `histoplan model --help` for the model commands\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return HP_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("histoplan %s\n", HP_VERSION);
+        return HP_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return HP_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "model"))
+        return hp_cli_model(argc - 1, argv + 1);
+    fprintf(stderr, "histoplan: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return HP_EXIT_USAGE;
+}
