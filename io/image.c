@@ -62,6 +62,14 @@ static void png_warning_cb(png_structp png, png_const_charp msg)
     (void)msg; /* warnings (odd chunks, gamma) do not affect the pixels we return */
 }
 
+/* libpng's own reader says only "Read Error" at end of file; say what happened. */
+static void png_read_cb(png_structp png, png_bytep data, size_t n)
+{
+    FILE *f = png_get_io_ptr(png);
+    if (fread(data, 1, n, f) != n)
+        png_error(png, ferror(f) ? "read error" : "unexpected end of file (truncated)");
+}
+
 static hp_status read_png(const char *path, FILE *f, int *w, int *h, uint8_t **rgb, hp_error *err)
 {
     png_ctx ctx;
@@ -81,7 +89,7 @@ static hp_status read_png(const char *path, FILE *f, int *w, int *h, uint8_t **r
         png_destroy_read_struct(&png, &info, NULL);
         return hp_error_set(err, HP_ERR_INVALID, "%s: corrupt PNG: %s", path, ctx.msg);
     }
-    png_init_io(png, f);
+    png_set_read_fn(png, f, png_read_cb);
     png_read_info(png, info);
     png_uint_32 pw = png_get_image_width(png, info), ph = png_get_image_height(png, info);
     hp_status st = check_size(path, "PNG", (long long)pw, (long long)ph, err);

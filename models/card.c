@@ -319,8 +319,15 @@ hp_status hp_card_load(const char *path, hp_card *card, hp_error *err)
     hp_status st = read_small_file(path, &text, &len, err);
     if (st)
         return st;
+    cJSON *root = NULL;
+    if (strlen(text) != len) {
+        st = hp_error_set(err, HP_ERR_INVALID, "%s: model card contains a NUL byte; not a text file",
+                          path);
+        goto fail;
+    }
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 1);
+    /* len + 1: cJSON checks the terminating NUL is inside the buffer it was given. */
+    root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
     if (!root) {
         /* cJSON reports where parsing stopped; a line:column lets the author find the typo. */
         int line = 1, col = 1;
