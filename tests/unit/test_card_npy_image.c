@@ -112,13 +112,16 @@ static const char *base_card =
 static const char *card_variant(const char *file, const char *key, const char *value_json)
 {
     cJSON *root = cJSON_Parse(base_card);
-    if (strchr(key, '.')) { /* "normalization.std" */
-        char outer[64];
-        snprintf(outer, sizeof outer, "%.*s", (int)(strchr(key, '.') - key), key);
+    const char *dot = strchr(key, '.');
+    if (dot) { /* "normalization.std" */
+        char outer[64] = "";
+        size_t n = (size_t)(dot - key) < sizeof outer - 1 ? (size_t)(dot - key) : sizeof outer - 1;
+        memcpy(outer, key, n);
+        outer[n] = '\0';
         cJSON *o = cJSON_GetObjectItem(root, outer);
-        cJSON_DeleteItemFromObject(o, strchr(key, '.') + 1);
+        cJSON_DeleteItemFromObject(o, dot + 1);
         if (value_json)
-            cJSON_AddItemToObject(o, strchr(key, '.') + 1, cJSON_Parse(value_json));
+            cJSON_AddItemToObject(o, dot + 1, cJSON_Parse(value_json));
     } else {
         cJSON_DeleteItemFromObject(root, key);
         if (value_json)
