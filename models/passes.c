@@ -6,6 +6,7 @@
  *     ScaleShift is fused into it, so its output is written once.
  * Both keep results equal to the unfused graph up to float rounding. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
