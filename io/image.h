@@ -13,8 +13,9 @@
 #define HP_IMAGE_MAX_PIXELS 100000000LL
 
 /* Decodes `path`, chosen by its magic bytes (not its extension): PNG (8/16-bit gray, gray+alpha,
- * palette, RGB, RGBA), JPEG (gray, YCbCr) or the first page of a TIFF. 16-bit samples are
- * rounded to 8 bits; alpha is composited over white, the colour of an empty slide, so
+ * palette, RGB, RGBA), JPEG (gray, YCbCr) or the first page of a TIFF (anything libtiff's RGBA
+ * interface reads). 16-bit PNG samples are rounded to 8 bits (TIFF: libtiff keeps the high byte);
+ * alpha is composited over white, the colour of an empty slide, so
  * transparent pixels never read as dark tissue. A JPEG that libjpeg would only warn about
  * (truncated or corrupt data, which it pads with grey) is refused.
  * On success *rgb holds w*h*3 bytes, rows top to bottom (the caller frees it with free()).
