@@ -199,14 +199,20 @@ __device__ __forceinline__ int64_t hp_addr(int64_t i, int64_t inner, int64_t bst
     return bstride == inner ? i : (i / inner) * bstride + i % inner;
 }
 
-/* The fused activations. NaN passes through every one of them (as in PyTorch). */
+/* The fused activations, written as the CPU reference writes them (NaN passes through). */
 __device__ __forceinline__ float hp_act_apply(float x, const hp_act a)
 {
     switch (a.kind) {
     case HP_ACT_RELU: return x < 0.f ? 0.f : x;
     case HP_ACT_LEAKY_RELU: return x < 0.f ? a.alpha * x : x;
     case HP_ACT_CLIP: return x < a.lo ? a.lo : (x > a.hi ? a.hi : x);
-    case HP_ACT_SIGMOID: return 1.f / (1.f + expf(-x));
+    case HP_ACT_SIGMOID:
+        if (x >= 0.f)
+            return 1.f / (1.f + expf(-x));
+        else {
+            float e = expf(x);
+            return e / (1.f + e);
+        }
     case HP_ACT_TANH: return tanhf(x);
     default: return x;
     }

@@ -14,7 +14,7 @@ __global__ void k_global_pool(const void *x, int xf32, int64_t xbs, void *y, int
         for (int64_t s = threadIdx.x; s < S; s += blockDim.x) {
             float v = hp_ld<T>(x, xf32, base + s);
             if (is_max)
-                acc = (v > acc || v != v) && acc == acc ? v : acc;
+                acc = v > acc ? v : acc; /* NaN never wins, as in the CPU reference */
             else
                 acc += v;
         }
@@ -24,7 +24,7 @@ __global__ void k_global_pool(const void *x, int xf32, int64_t xbs, void *y, int
             if ((int)threadIdx.x < k) {
                 float o = red[threadIdx.x + k], m = red[threadIdx.x];
                 if (is_max)
-                    red[threadIdx.x] = (o > m || o != o) && m == m ? o : m;
+                    red[threadIdx.x] = o > m ? o : m;
                 else
                     red[threadIdx.x] = m + o;
             }

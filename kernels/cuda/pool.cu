@@ -1,7 +1,8 @@
 /* MaxPool and AveragePool, 2-D, on possibly strided 4-D views. The output shape already
- * includes ceil_mode. Max ignores padding (and propagates NaN); average divides by the number
+ * includes ceil_mode. Max ignores padding; average divides by the number
  * of window positions inside the input, or with count_include_pad by those inside the padded
- * input (windows that ceil_mode lets run past the padding do not count those positions). */
+ * input (windows that ceil_mode lets run past the padding do not count those positions). A window
+ * with no input position yields 0. Max compares with '>' so NaN never wins (as the CPU reference). */
 #include "kernels/cuda/cuda_internal.h"
 
 typedef struct {
@@ -37,15 +38,17 @@ __global__ void k_pool(const void *x, int xf32, int64_t xbs, void *y, int yf32, 
                     continue;
                 float v = hp_ld<T>(x, xf32, base + ih * p.W + iw);
                 if (p.is_max) {
-                    if (v > acc || v != v)
-                        acc = (acc != acc) ? acc : v;
+                    if (v > acc) /* NaN never wins, as in the CPU reference */
+                        acc = v;
                 } else {
                     acc += v;
                 }
                 cnt++;
             }
         }
-        if (!p.is_max) {
+        if (p.is_max) {
+            acc = cnt > 0 ? acc : 0.f; /* a window with no input position yields 0 */
+        } else {
             int64_t div = p.include_pad ? cnt_pad : cnt;
             acc = div > 0 ? acc / (float)div : 0.f;
         }

@@ -21,17 +21,21 @@ __device__ __forceinline__ float src_coord(int64_t o, int64_t in_len, int64_t ou
     }
 }
 
+/* As the CPU reference: ties by the nearest mode, clamped into the input (NaN -> 0). */
 __device__ __forceinline__ int64_t nearest_index(float x, int mode, int64_t len)
 {
-    float f = floorf(x);
-    int64_t i;
+    float r;
     switch (mode) {
-    case HP_NEAREST_ROUND_PREFER_CEIL: i = (int64_t)(x - f == 0.5f ? f + 1.f : rintf(x)); break;
-    case HP_NEAREST_FLOOR: i = (int64_t)f; break;
-    case HP_NEAREST_CEIL: i = (int64_t)ceilf(x); break;
-    default: i = (int64_t)(x - f == 0.5f ? f : rintf(x)); break; /* round_prefer_floor */
+    case HP_NEAREST_FLOOR: r = floorf(x); break;
+    case HP_NEAREST_CEIL: r = ceilf(x); break;
+    case HP_NEAREST_ROUND_PREFER_CEIL: r = (x == floorf(x) + 0.5f) ? ceilf(x) : roundf(x); break;
+    default: r = (x == floorf(x) + 0.5f) ? floorf(x) : roundf(x); break;
     }
-    return i < 0 ? 0 : (i >= len ? len - 1 : i);
+    if (!(r >= 0.f))
+        return 0;
+    if (r > (float)(len - 1))
+        return len - 1;
+    return (int64_t)r;
 }
 
 template <typename T>
@@ -50,8 +54,8 @@ __global__ void k_resize(const void *x, int xf32, void *y, int yf32, int64_t H, 
             v = hp_ld<T>(x, xf32,
                          base + nearest_index(sy, g.nearest, H) * W + nearest_index(sx, g.nearest, W));
         } else {
-            sy = fminf(fmaxf(sy, 0.f), (float)(H - 1));
-            sx = fminf(fmaxf(sx, 0.f), (float)(W - 1));
+            sy = !(sy >= 0.f) ? 0.f : (sy > (float)(H - 1) ? (float)(H - 1) : sy);
+            sx = !(sx >= 0.f) ? 0.f : (sx > (float)(W - 1) ? (float)(W - 1) : sx);
             int64_t y0 = (int64_t)floorf(sy), x0 = (int64_t)floorf(sx);
             int64_t y1 = y0 + 1 < H ? y0 + 1 : H - 1, x1 = x0 + 1 < W ? x0 + 1 : W - 1;
             float ly = sy - (float)y0, lx = sx - (float)x0;

@@ -11,13 +11,16 @@ __global__ void k_softmax(const void *x, int xf32, void *y, int yf32, int64_t le
         int64_t o = r / inner, ii = r % inner;
         const int64_t base = o * len * inner + ii;
         float m = -INFINITY;
-        for (int64_t k = 0; k < len; k++)
-            m = fmaxf(m, hp_ld<T>(x, xf32, base + k * inner));
+        for (int64_t k = 0; k < len; k++) {
+            float v = hp_ld<T>(x, xf32, base + k * inner);
+            m = v > m ? v : m;
+        }
         float s = 0.f;
         for (int64_t k = 0; k < len; k++)
             s += expf(hp_ld<T>(x, xf32, base + k * inner) - m);
+        const float inv = 1.f / s;
         for (int64_t k = 0; k < len; k++)
-            hp_st<T>(y, yf32, base + k * inner, expf(hp_ld<T>(x, xf32, base + k * inner) - m) / s);
+            hp_st<T>(y, yf32, base + k * inner, expf(hp_ld<T>(x, xf32, base + k * inner) - m) * inv);
     }
 }
 
