@@ -931,8 +931,13 @@ static hp_status infer_node(ictx *c, hp_node *n)
 
 hp_status hp_graph_infer(hp_graph *g, int batch, hp_error *err)
 {
-    if (batch < 1)
-        return hp_error_set(err, HP_ERR_INVALID, "batch size %d (at least 1)", batch);
+    if (batch < 0)
+        return hp_error_set(err, HP_ERR_INVALID, "batch size %d", batch);
+    for (int i = 0; i < g->n_inputs && batch == 0; i++) {
+        const hp_value *v = &g->values[g->inputs[i]];
+        if (v->kind == HP_VAL_INPUT && v->ndim > 0 && v->dims[0] < 0)
+            return hp_error_set(err, HP_ERR_INVALID, "batch size 0 for input '%s'", v->name);
+    }
     for (int i = 0; i < g->n_inputs; i++) {
         hp_value *v = &g->values[g->inputs[i]];
         if (v->kind != HP_VAL_INPUT)
@@ -951,7 +956,9 @@ hp_status hp_graph_infer(hp_graph *g, int batch, hp_error *err)
             g->inputs[nr++] = g->inputs[i];
     g->n_inputs = nr;
     if (nr == 0)
-        return hp_error_set(err, HP_ERR_INVALID, "%s: no runtime input left", g->source);
+        return hp_error_set(err, HP_ERR_UNSUPPORTED,
+                            "%s: every input is bound as a constant; histoplan runs models on input tensors",
+                            g->source);
 
     ictx c = {.g = g, .err = err};
     for (int k = 0; k < g->n_nodes; k++) {

@@ -523,7 +523,9 @@ static hp_status load_graph(load_ctx *c, const Onnx__ModelProto *mp)
             g->opset = o->has_version ? o->version : 1;
     }
     if (g->opset < 0)
-        return hp_error_set(c->err, HP_ERR_INVALID, "%s: no opset for the default ONNX domain", c->path);
+        return hp_error_set(c->err, HP_ERR_UNSUPPORTED,
+                            "%s: the model imports no opset of the default ONNX domain (only other domains)",
+                            c->path);
     if (g->opset < HP_MIN_OPSET || g->opset > HP_MAX_OPSET)
         return hp_error_set(c->err, HP_ERR_UNSUPPORTED, "%s: opset %lld (supported: %d to %d)", c->path,
                             (long long)g->opset, HP_MIN_OPSET, HP_MAX_OPSET);
@@ -561,7 +563,8 @@ static hp_status load_graph(load_ctx *c, const Onnx__ModelProto *mp)
     }
     g->n_inputs = n_rt;
     if (n_rt == 0)
-        return hp_error_set(c->err, HP_ERR_INVALID, "%s: the graph has no runtime input", c->path);
+        return hp_error_set(c->err, HP_ERR_UNSUPPORTED,
+                            "%s: the graph has no runtime input (histoplan runs models on input tensors)", c->path);
 
     for (size_t k = 0; k < gp->n_node; k++) {
         const Onnx__NodeProto *np = gp->node[k];
