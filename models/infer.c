@@ -278,11 +278,62 @@ static hp_status infer_unary(ictx *c, hp_node *n, hp_act_kind kind)
     return HP_OK;
 }
 
+/* Replaces constant input `slot` by a view of the same data with `trailing` dims of 1 appended. */
+static hp_status view_with_trailing_ones(ictx *c, int slot, int trailing, hp_value **out)
+{
+    int nv = hp_graph_add_value(c->g, "");
+    if (nv < 0)
+        return fail(c, HP_ERR_NOMEM, "out of memory");
+    const hp_value *b = &c->g->values[c->g->nodes[c->k].in[slot]]; /* values may have moved */
+    if (b->ndim + trailing > HP_MAX_DIMS)
+        return fail(c, HP_ERR_UNSUPPORTED, "rank above %d", HP_MAX_DIMS);
+    hp_value *v = &c->g->values[nv];
+    v->kind = HP_VAL_CONST;
+    v->dtype = b->dtype;
+    v->data = b->data;
+    v->ndim = b->ndim + trailing;
+    memcpy(v->dims, b->dims, sizeof(int64_t) * (size_t)b->ndim);
+    for (int i = b->ndim; i < v->ndim; i++)
+        v->dims[i] = 1;
+    c->g->nodes[c->k].in[slot] = nv;
+    *out = v;
+    return HP_OK;
+}
+
+/* Opset < 7: B broadcasts to A only with broadcast=1, its dims aligned at `axis` (numpy aligns
+ * at the end). A constant B is re-viewed with trailing ones so numpy rules then apply. */
+static hp_status legacy_broadcast(ictx *c, hp_node *n, hp_value **pb)
+{
+    hp_value *a = in_v(c, 0), *b = *pb;
+    if (n->load.ints[0] == 0) {
+        if (a->ndim != b->ndim || memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)a->ndim))
+            return fail(c, HP_ERR_INVALID, "shapes differ and broadcast = 0");
+        return HP_OK;
+    }
+    if (!n->load.has_start)
+        return HP_OK;
+    int axis = n->load.axis < 0 ? n->load.axis + a->ndim : n->load.axis;
+    int trailing = a->ndim - axis - b->ndim;
+    if (axis < 0 || trailing < 0)
+        return fail(c, HP_ERR_INVALID, "axis %d does not fit B of rank %d", n->load.axis, b->ndim);
+    if (trailing == 0)
+        return HP_OK;
+    if (!is_const(b))
+        return fail(c, HP_ERR_UNSUPPORTED, "legacy broadcast (axis) of a runtime operand");
+    return view_with_trailing_ones(c, 1, trailing, pb);
+}
+
 static hp_status infer_binary(ictx *c, hp_node *n, hp_binary_kind kind)
 {
     hp_value *a = in_v(c, 0), *b = in_v(c, 1);
     if (!a || !b)
         return fail(c, HP_ERR_INVALID, "needs two inputs");
+    if (c->g->opset < 7) {
+        hp_status st = legacy_broadcast(c, n, &b);
+        if (st)
+            return st;
+        a = in_v(c, 0);
+    }
     int nd;
     int64_t d[HP_MAX_DIMS];
     if (!broadcast(a, b, &nd, d))
@@ -850,6 +901,13 @@ static hp_status infer_node(ictx *c, hp_node *n)
             return fail(c, HP_ERR_INVALID, "PRelu needs a slope");
         if ((st = require_float(c, x, "input")) || (st = require_float(c, s, "slope")))
             return st;
+        if (c->g->opset < 7 && s->ndim == 1 && x->ndim > 2 && s->dims[0] == x->dims[1] && is_const(s)) {
+            /* PRelu-6: a 1-D slope is per channel; view it as [C, 1, ...] for numpy rules. */
+            st = view_with_trailing_ones(c, 1, x->ndim - 2, &s);
+            if (st)
+                return st;
+            x = in_v(c, 0);
+        }
         int nd;
         int64_t d[HP_MAX_DIMS];
         if (!broadcast(x, s, &nd, d) || nd != x->ndim)

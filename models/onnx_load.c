@@ -21,7 +21,9 @@
 #include "onnx/onnx.pb-c.h"
 
 #define HP_MAX_MODEL_BYTES ((int64_t)4 << 30)
-#define HP_MIN_OPSET 7
+/* Opset 6 is what ONNX's pytorch-converted tests and older exporters use; the only semantic
+ * difference for the supported operators is the legacy broadcast attribute of Add/Sub/Mul/Div. */
+#define HP_MIN_OPSET 6
 #define HP_MAX_OPSET 18
 
 typedef struct {
@@ -340,6 +342,17 @@ static hp_status parse_attrs(load_ctx *c, const Onnx__NodeProto *np, int idx, hp
             if (np->output[i] && *np->output[i])
                 return NODE_FAIL(c, HP_ERR_UNSUPPORTED, np, idx,
                                  "training outputs (running mean/var); inference only");
+        return HP_OK;
+    case HP_ONNX_ADD:
+    case HP_ONNX_SUB:
+    case HP_ONNX_MUL:
+    case HP_ONNX_DIV:
+        if (opset < 7) {
+            la->n_ints = 1;
+            la->ints[0] = attr_int(np, "broadcast", 0); /* legacy broadcasting, opset < 7 */
+            la->has_start = find_attr(np, "axis") != NULL;
+            la->axis = (int)attr_int(np, "axis", 0);
+        }
         return HP_OK;
     case HP_ONNX_LEAKY_RELU:
         n->attr.act.alpha = attr_float(np, "alpha", 0.01f);
