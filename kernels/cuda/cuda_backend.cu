@@ -127,17 +127,18 @@ extern "C" hp_status hp_cu_tensor_of(hp_cuda_backend *b, int v, int want_t, hp_c
 
 static void release(hp_cuda_backend *b)
 {
-    if (b->g) {
-        for (int v = 0; v < b->g->n_values; v++) {
-            if (b->ct && b->ct[v] && (!b->cf32 || b->ct[v] != b->cf32[v]))
-                SOFT(b, cudaFree(b->ct[v]));
-            if (b->cf32 && b->cf32[v])
-                SOFT(b, cudaFree(b->cf32[v]));
-        }
-        for (int k = 0; k < b->g->n_nodes; k++)
-            if (b->node_state && b->node_state[k])
-                hp_cu_conv_release(b->node_state[k]);
+    /* the graph may already be freed (the caller keeps it alive only until this point):
+     * walk our own arrays by their recorded lengths */
+    for (int v = 0; v < b->n_cvals; v++) {
+        if (b->ct && b->ct[v] && (!b->cf32 || b->ct[v] != b->cf32[v]))
+            SOFT(b, cudaFree(b->ct[v]));
+        if (b->cf32 && b->cf32[v])
+            SOFT(b, cudaFree(b->cf32[v]));
     }
+    for (int k = 0; k < b->n_states; k++)
+        if (b->node_state && b->node_state[k])
+            hp_cu_conv_release(b->node_state[k]);
+    b->n_cvals = b->n_states = 0;
     free(b->ct);
     free(b->cf32);
     free(b->node_state);
@@ -169,6 +170,7 @@ static void cuda_destroy(hp_backend *base)
     hp_cuda_backend *b = (hp_cuda_backend *)base;
     if (!b)
         return;
+    b->cur_node = -1;
     if (cudaSetDevice(b->device) == cudaSuccess) {
         if (b->stream)
             SOFT(b, cudaStreamSynchronize(b->stream));
@@ -277,6 +279,7 @@ static hp_status check_place(hp_cuda_backend *b, int v, const hp_node *n)
 static hp_status prepare_impl(hp_cuda_backend *b, const hp_graph *g, const hp_plan *plan)
 {
     HP_CU_CHECK(b, cudaSetDevice(b->device));
+    b->cur_node = -1;
     if (b->stream)
         HP_CU_CHECK(b, cudaStreamSynchronize(b->stream));
     release(b);
@@ -294,6 +297,8 @@ static hp_status prepare_impl(hp_cuda_backend *b, const hp_graph *g, const hp_pl
     b->node_state = (void **)calloc(nn, sizeof(void *));
     if (!b->cf32 || !b->ct || !b->node_state)
         return hp_error_set(&b->base.err, HP_ERR_NOMEM, "cuda: out of host memory in prepare");
+    b->n_cvals = g->n_values;
+    b->n_states = g->n_nodes;
 
     /* ops, places, constants */
     for (int k = 0; k < g->n_nodes; k++) {

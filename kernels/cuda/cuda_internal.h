@@ -55,6 +55,7 @@ typedef struct {
     void **cf32;       /* per value: device float copy of a constant, or NULL */
     void **ct;         /* per value: device copy in the arena element type (== cf32 at fp32) */
     void **node_state; /* per node: op-private state (convolutions), or NULL */
+    int n_cvals, n_states; /* lengths of the arrays above (the graph may be gone at release) */
     void *scratch;     /* shared scratch (explicit padding), scratch_bytes */
     size_t scratch_bytes;
     void *ws; /* cuDNN workspace, ws_bytes */
