@@ -613,26 +613,17 @@ done:
 
 /* ---- refusal reasons ------------------------------------------------------------------------ */
 
-static int ident_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '/' || c == '-' || c == ':' || c == '#';
-}
-
-/* Replaces occurrences of `word` in s by `with`: quoted ones always, bare ones only when the
- * word is not a number (pytorch-converted names values "0", "1", ...) and stands alone. */
-static void replace_word(char *s, size_t cap, const char *word, const char *with)
+/* Replaces quoted occurrences ('word' or "word") of `word` in s by `with`: the engine quotes the
+ * names it reports, and bare matches would hit ordinary words (values named "input", "0"). */
+static void replace_quoted(char *s, size_t cap, const char *word, const char *with)
 {
     size_t wl = strlen(word), rl = strlen(with);
     if (wl == 0)
         return;
-    int numeric = strspn(word, "0123456789") == wl;
     char *p = s;
     while ((p = strstr(p, word)) != NULL) {
         char l = p == s ? ' ' : p[-1], r = p[wl];
-        int quoted = (l == '\'' || l == '"') && r == l;
-        int alone = !ident_char(l) && (!ident_char(r) || (r == ':' && !ident_char(p[wl + 1])));
-        if (!quoted && (numeric || wl < 2 || !alone)) {
+        if (!((l == '\'' || l == '"') && r == l)) {
             p += wl;
             continue;
         }
@@ -645,32 +636,54 @@ static void replace_word(char *s, size_t cap, const char *word, const char *with
     }
 }
 
-/* Reduces an engine message to a reason that is the same across tests: the model path, node
- * names and value names become placeholders, and "<op>#<index>" loses its index. */
+static void erase_all(char *s, const char *what)
+{
+    size_t n = strlen(what);
+    char *p;
+    while ((p = strstr(s, what)) != NULL)
+        memmove(p, p + n, strlen(p + n) + 1);
+}
+
+/* Reduces an engine message to a reason shared across tests: no model path, no node or value
+ * names, and "node N 'name' (Op): why" becomes "Op: why" (or just "unsupported operator Op"). */
 static void reduce_reason(const char *msg, const char *dir, const model_info *mi, char *out,
                           size_t cap)
 {
     char path[4096];
-    snprintf(out, cap, "%s", msg);
-    snprintf(path, sizeof path, "%s/model.onnx", dir);
-    replace_word(out, cap, path, "<model>");
-    for (char *h = strchr(out, '#'); h; h = strchr(h + 1, '#')) {
-        char *e = h + 1;
-        while (*e >= '0' && *e <= '9')
-            e++;
-        if (e > h + 1) {
-            h[1] = 'N';
-            memmove(h + 2, e, strlen(e) + 1);
+    snprintf(path, sizeof path, "%s/model.onnx: ", dir);
+    snprintf(out, cap, "%s", strncmp(msg, path, strlen(path)) == 0 ? msg + strlen(path) : msg);
+    path[strlen(path) - 2] = '\0';
+    erase_all(out, path);
+    for (int k = 0; k < mi->n_nodes; k++)
+        replace_quoted(out, cap, mi->node_names[k], "<node>");
+    for (int k = 0; k < mi->n_in; k++)
+        replace_quoted(out, cap, mi->in[k].name, "<value>");
+    for (int k = 0; k < mi->n_out; k++)
+        replace_quoted(out, cap, mi->out[k].name, "<value>");
+    erase_all(out, " '<node>'");
+    erase_all(out, " '<value>'");
+    erase_all(out, " ''");
+    /* "node 12 (Op): why" */
+    if (strncmp(out, "node ", 5) == 0) {
+        char *p = out + 5;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        char *close = p[0] == ' ' && p[1] == '(' ? strstr(p, "): ") : NULL;
+        if (close) {
+            char op[128];
+            snprintf(op, sizeof op, "%.*s", (int)(close - p - 2), p + 2);
+            char *why = close + 3;
+            if (strncmp(why, "unsupported operator", 20) == 0)
+                memmove(out, why, strlen(why) + 1);
+            else {
+                char tmp[1400];
+                snprintf(tmp, sizeof tmp, "%s: %s", op, why);
+                size_t l = strlen(tmp) < cap ? strlen(tmp) : cap - 1;
+                memcpy(out, tmp, l);
+                out[l] = '\0';
+            }
         }
     }
-    for (int k = 0; k < mi->n_nodes; k++)
-        replace_word(out, cap, mi->node_names[k], "<node>");
-    for (int k = 0; k < mi->n_in; k++)
-        replace_word(out, cap, mi->in[k].name, "<value>");
-    for (int k = 0; k < mi->n_out; k++)
-        replace_word(out, cap, mi->out[k].name, "<value>");
-    if (strncmp(out, "<model>: ", 9) == 0)
-        memmove(out, out + 9, strlen(out + 9) + 1);
 }
 
 /* ---- driver --------------------------------------------------------------------------------- */
