@@ -14,10 +14,14 @@ static float src_coord(const hp_resize_attr *a, float scale, int64_t o, int64_t 
         if (out <= 1)
             return 0.0f;
         return ((float)o + 0.5f) / scale - 0.5f;
-    case HP_CT_ALIGN_CORNERS:
-        if (out <= 1)
+    case HP_CT_ALIGN_CORNERS: {
+        /* ONNX divides by the resized length in * scale (not rounded down), which differs from
+         * out - 1 when scales, not sizes, were given. */
+        float len = (float)in * scale;
+        if (out <= 1 || len <= 1.0f)
             return 0.0f;
-        return (float)o * (float)(in - 1) / (float)(out - 1);
+        return (float)o * (float)(in - 1) / (len - 1.0f);
+    }
     case HP_CT_ASYMMETRIC:
         return (float)o / scale;
     case HP_CT_HALF_PIXEL:

@@ -15,8 +15,11 @@ __device__ __forceinline__ float src_coord(int64_t o, int64_t in_len, int64_t ou
     switch (coord) {
     case HP_CT_HALF_PIXEL: return (x + 0.5f) / scale - 0.5f;
     case HP_CT_PYTORCH_HALF_PIXEL: return out_len > 1 ? (x + 0.5f) / scale - 0.5f : 0.f;
-    case HP_CT_ALIGN_CORNERS:
-        return out_len > 1 ? x * (float)(in_len - 1) / (float)(out_len - 1) : 0.f;
+    case HP_CT_ALIGN_CORNERS: {
+        /* As ONNX: divided by the resized length in * scale, not rounded down (CPU alike). */
+        float len = (float)in_len * scale;
+        return (out_len > 1 && len > 1.f) ? x * (float)(in_len - 1) / (len - 1.f) : 0.f;
+    }
     default: return x / scale; /* asymmetric */
     }
 }
