@@ -236,25 +236,28 @@ static void protobuf_cases(const uint8_t *buf, size_t len)
         write_model(m, "weight_dims_vs_data", path, sizeof path);
         w->dims[0] = d0;
         check_case("weight dims vs data", path, MUST_FAIL, NULL);
-        /* same element count, but a shape its node cannot take (channels) */
-        w->dims[0] = d0 * 2;
-        w->dims[1] = d1 % 2 == 0 ? d1 / 2 : d1;
-        if (d1 % 2 != 0) {
-            w->dims[0] = d0;
-            w->dims[1] = d1 + 1;
+        /* same element count (the data still fits), but channels its node cannot take */
+        if (d0 != d1) {
+            w->dims[0] = d1;
+            w->dims[1] = d0;
+        } else {
+            w->dims[0] = d0 * 2;
+            w->dims[1] = d1 / 2;
         }
         write_model(m, "weight_dims_vs_node", path, sizeof path);
         w->dims[0] = d0;
         w->dims[1] = d1;
-        check_case("weight dims vs node", path, MUST_FAIL, NULL);
-        /* absurd sizes: 1e12 in one dim, and dims whose product overflows int64 */
+        if (d0 != d1 || d1 % 2 == 0)
+            check_case("weight dims vs node", path, MUST_FAIL, NULL);
+        /* absurd sizes: 1e12 in one dim, dims whose product overflows, a negative dim */
         w->dims[0] = 1000000000000LL;
         write_model(m, "weight_dims_1e12", path, sizeof path);
         check_case("weight dim 1e12", path, MUST_FAIL, NULL);
         int64_t saved[HP_MAX_DIMS];
+        /* 65536^4 = 2^64: each dim looks harmless, the product wraps to 0 in 64 bits */
         for (size_t k = 0; k < w->n_dims && k < HP_MAX_DIMS; k++) {
             saved[k] = w->dims[k];
-            w->dims[k] = 1000000000000LL;
+            w->dims[k] = 65536;
         }
         write_model(m, "weight_dims_overflow", path, sizeof path);
         for (size_t k = 0; k < w->n_dims && k < HP_MAX_DIMS; k++)
