@@ -6,6 +6,8 @@
  * hp_status with the file named, never a crash, an exit or noise on stderr. */
 #include "io/image.h"
 
+#include "io/atomic_file.h"
+
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
@@ -501,30 +503,11 @@ hp_status hp_image_write_png(const char *path, const uint8_t *rgb, int w, int h,
     if (!path || !rgb || w <= 0 || h <= 0)
         return hp_error_set(err, HP_ERR_INVALID, "hp_image_write_png: %s: bad arguments (%dx%d)",
                             path ? path : "(null)", w, h);
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
-    if (!tmp)
-        return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp-XXXXXX", 12);
-    /* Same folder as `path`, so the final rename() is atomic. */
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        hp_status st = hp_error_set(err, HP_ERR_IO, "%s: cannot create a temporary file beside it: %s",
-                                    path, strerror(errno));
-        free(tmp);
+    hp_atomic_file af;
+    hp_status st = hp_atomic_open(path, &af, err);
+    if (st)
         return st;
-    }
-    (void)fchmod(fd, 0644); /* mkstemp makes it private; output images are ordinary files */
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        hp_status st = hp_error_set(err, HP_ERR_IO, "%s: cannot open temporary file: %s", path,
-                                    strerror(errno));
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return st;
-    }
+    FILE *f = af.f;
     png_ctx ctx;
     ctx.msg[0] = '\0';
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_error_cb,
@@ -532,17 +515,13 @@ hp_status hp_image_write_png(const char *path, const uint8_t *rgb, int w, int h,
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        unlink(tmp);
-        free(tmp);
-        return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory starting the PNG encoder", path);
+        hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory starting the PNG encoder", path);
+        return hp_atomic_finish(path, &af, 0, err);
     }
     if (setjmp(ctx.jb)) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        unlink(tmp);
-        free(tmp);
-        return hp_error_set(err, HP_ERR_IO, "%s: PNG write failed: %s", path, ctx.msg);
+        hp_error_set(err, HP_ERR_IO, "%s: PNG write failed: %s", path, ctx.msg);
+        return hp_atomic_finish(path, &af, 0, err);
     }
     png_init_io(png, f);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
@@ -553,17 +532,5 @@ hp_status hp_image_write_png(const char *path, const uint8_t *rgb, int w, int h,
     png_write_end(png, info);
     png_destroy_write_struct(&png, &info);
 
-    hp_status st = HP_OK;
-    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (fclose(f) != 0)
-        ok = 0;
-    if (!ok)
-        st = hp_error_set(err, HP_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    else if (rename(tmp, path) != 0)
-        st = hp_error_set(err, HP_ERR_IO, "%s: cannot rename temporary file into place: %s", path,
-                          strerror(errno));
-    if (st)
-        unlink(tmp);
-    free(tmp);
-    return st;
+    return hp_atomic_finish(path, &af, 1, err);
 }

@@ -6,6 +6,8 @@
  * gigabytes or read past the end. */
 #include "io/npy.h"
 
+#include "io/atomic_file.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -392,56 +394,6 @@ fail:
 
 /* ---- writing ---- */
 
-/* Opens a temporary file beside `path` (same folder, so rename() is atomic). */
-static hp_status open_temp_beside(const char *path, FILE **out, char **tmp_name, hp_error *err)
-{
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
-    if (!tmp)
-        return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp-XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        hp_status st = hp_error_set(err, HP_ERR_IO, "%s: cannot create a temporary file beside it: %s",
-                                    path, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    /* mkstemp makes the file private (0600); output files are ordinary data files. */
-    (void)fchmod(fd, 0644);
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        hp_status st = hp_error_set(err, HP_ERR_IO, "%s: cannot open temporary file: %s", path,
-                                    strerror(errno));
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return st;
-    }
-    *out = f;
-    *tmp_name = tmp;
-    return HP_OK;
-}
-
-/* Flushes, syncs and renames the temporary over `path`; removes the temporary on failure. */
-static hp_status finish_temp(const char *path, FILE *f, char *tmp, int ok, hp_error *err)
-{
-    hp_status st = HP_OK;
-    if (ok && (fflush(f) != 0 || fsync(fileno(f)) != 0))
-        ok = 0;
-    if (fclose(f) != 0)
-        ok = 0;
-    if (!ok)
-        st = hp_error_set(err, HP_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    else if (rename(tmp, path) != 0)
-        st = hp_error_set(err, HP_ERR_IO, "%s: cannot rename temporary file into place: %s", path,
-                          strerror(errno));
-    if (st)
-        unlink(tmp);
-    free(tmp);
-    return st;
-}
 
 hp_status hp_npy_write(const char *path, const float *data, int ndim, const int64_t *dims,
                        hp_error *err)
@@ -485,11 +437,11 @@ hp_status hp_npy_write(const char *path, const float *data, int ndim, const int6
     memset(header + pre + len, ' ', hlen - (size_t)len - 1);
     header[padded - 1] = '\n';
 
-    char *tmp = NULL;
-    FILE *f = NULL;
-    hp_status st = open_temp_beside(path, &f, &tmp, err);
+    hp_atomic_file af;
+    hp_status st = hp_atomic_open(path, &af, err);
     if (st)
         return st;
+    FILE *f = af.f;
     int ok = fwrite(header, 1, padded, f) == padded;
     if (ok && n > 0) {
         if (host_is_little_endian()) {
@@ -505,5 +457,5 @@ hp_status hp_npy_write(const char *path, const float *data, int ndim, const int6
             }
         }
     }
-    return finish_temp(path, f, tmp, ok, err);
+    return hp_atomic_finish(path, &af, ok, err);
 }
