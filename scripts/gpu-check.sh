@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# The one prepared check for the GPU machine: CUDA tests, compute-sanitizer memcheck, and the
+# densenet121 benchmark against PyTorch on the same card. Prints a short table last.
+#
+#   here:            scripts/gpu-bundle.sh            (builds .gpu/bundle.tar.gz)
+#   GPU machine:     scripts/gpu-check.sh             (from the repository root)
+#
+# It uses .gpu/bin and .gpu/lib (unpacked from .gpu/bundle.tar.gz when needed), the cuDNN and
+# cuBLAS that the machine's PyTorch packages bring, and that machine's python3/torch for the
+# model export and the peer figures. Logs go to $OUT/gpu-check (or .gpu/out/gpu-check).
+# Environment: HP_GPU_BATCH (default 256), HP_GPU_ITERS (10), HP_GPU_BUDGET_S (480: later steps
+# are skipped once the check has run this long), HP_GPU_SKIP="sanitizer bench ..." to skip steps.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+logs=${OUT:-$root/.gpu/out}/gpu-check
+mkdir -p "$logs"
+batch=${HP_GPU_BATCH:-256}
+iters=${HP_GPU_ITERS:-10}
+budget=${HP_GPU_BUDGET_S:-480}
+skip=" ${HP_GPU_SKIP:-} "
+SECONDS=0
+declare -a rows=()
+row() { rows+=("$(printf '%-44s %s' "$1" "$2")"); }
+left() { echo $((budget - SECONDS)); }
+note() { echo "== [$(printf '%3d' $SECONDS)s] $*"; }
+skipped() { case "$skip" in *" $1 "*) return 0 ;; esac; return 1; }
+
+print_table() {
+  echo
+  echo "================ histoplan GPU check ================"
+  for r in "${rows[@]}"; do echo "$r"; done
+  echo "(logs: $logs; total ${SECONDS}s)"
+}
+trap print_table EXIT
+
+# ---- the bundle ----------------------------------------------------------------------------
+if [ -f .gpu/bundle.tar.gz ] && { [ ! -d .gpu/bin ] || [ .gpu/bundle.tar.gz -nt .gpu/bin ]; }; then
+  rm -rf .gpu/bin .gpu/lib
+  tar -C .gpu -xzf .gpu/bundle.tar.gz && touch .gpu/bin
+fi
+bin=.gpu/bin
+[ -x "$bin/test_cuda_ops" ] || bin=.gpu/build/tests
+cli=.gpu/bin/histoplan
+[ -x "$cli" ] || cli=.gpu/build/histoplan
+if [ ! -x "$bin/test_cuda_ops" ]; then
+  row "bundle" "MISSING: run scripts/gpu-bundle.sh on the build machine and carry .gpu/bundle.tar.gz"
+  exit 1
+fi
+
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+row "device" "${gpu:-nvidia-smi not available}"
+note "device: ${gpu:-?}"
+
+# ---- libraries: ours, then cuDNN / cuBLAS from the PyTorch packages ------------------------
+py=${HP_PYTHON:-python3}
+nvdirs=$("$py" - <<'EOF' 2>/dev/null
+import importlib, os
+seen = []
+for mod in ("nvidia.cudnn", "nvidia.cublas", "nvidia.cuda_runtime", "nvidia.cu13", "nvidia"):
+    try:
+        m = importlib.import_module(mod)
+    except Exception:
+        continue
+    for p in list(getattr(m, "__path__", [])):
+        for sub in ("lib", "lib64", "cu13/lib", ""):
+            d = os.path.join(p, sub)
+            if os.path.isdir(d) and d not in seen:
+                seen.append(d)
+print(":".join(seen))
+EOF
+)
+libpath="$root/.gpu/lib"
+find_lib() { # name -> directory holding it, searched in the packages, then the toolkit
+  local d
+  for d in ${nvdirs//:/ } /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu; do
+    [ -e "$d/$1" ] && { echo "$d"; return 0; }
+  done
+  d=$(find $("$py" -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null) /usr/local -name "$1" -print -quit 2>/dev/null)
+  [ -n "$d" ] && dirname "$d"
+}
+for lib in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13; do
+  d=$(find_lib "$lib")
+  if [ -n "$d" ]; then
+    case ":$libpath:" in *":$d:"*) ;; *) libpath="$libpath:$d" ;; esac
+  else
+    note "not found: $lib"
+  fi
+done
+# libstdc++ / libgcc_s from the build machine only when the image's are too old for us
+if LD_LIBRARY_PATH="$libpath" ldd "$bin/test_cuda_ops" 2>&1 | grep -q "GLIBCXX\|GCC_[0-9]"; then
+  libpath="$libpath:$root/.gpu/lib/compat"
+fi
+missing=$(LD_LIBRARY_PATH="$libpath" ldd "$bin/test_cuda_ops" "$cli" 2>&1 | grep -E "not found|version" | sort -u)
+note "LD_LIBRARY_PATH for histoplan: $libpath"
+if [ -n "$missing" ]; then
+  echo "$missing"
+  row "libraries" "MISSING: $(echo "$missing" | head -3 | tr '\n' ' ')"
+  exit 1
+fi
+row "libraries" "ok (cuDNN/cuBLAS from: $(echo "$libpath" | tr ':' '\n' | sed -n '2,3p' | tr '\n' ' '))"
+
+export HP_PYTHON="$py" HP_SOURCE_DIR="$root" HP_BUILD_DIR="$root/.gpu/build" HP_BIN="$root/$cli"
+export HP_SHARED_DIR="$root/.gpu/no-shared"
+# run_hp SECONDS [VAR=value ...] program args...: our programs with our libraries (PyTorch's
+# python3 runs without them, so Debian's libstdc++ or zlib never shadow the image's)
+run_hp() {
+  local t=$1
+  shift
+  timeout "$t" env LD_LIBRARY_PATH="$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"
+}
+
+test_row() { # label log rc
+  local summary
+  summary=$(grep -E "passed, [0-9]+ failed|skipped" "$2" | tail -1)
+  case "$3" in
+    0) row "$1" "PASS  ${summary}" ;;
+    77) row "$1" "SKIP  ${summary}" ;;
+    124 | 137) row "$1" "TIMEOUT ($(grep -c nmse "$2") comparisons done)" ;;
+    *) row "$1" "FAIL rc=$3  ${summary}; first: $(grep -m1 -E "check failed|error|Error" "$2" | cut -c1-150)" ;;
+  esac
+}
+
+# ---- CUDA tests ------------------------------------------------------------------------------
+note "test_cuda_ops"
+run_hp 240 HP_CUDA_SYNC=1 "$bin/test_cuda_ops" >"$logs/test_cuda_ops.log" 2>&1
+test_row "test_cuda_ops (fp32/fp16/bf16 vs CPU ref)" "$logs/test_cuda_ops.log" $?
+grep -E "check failed" "$logs/test_cuda_ops.log" | head -15
+
+if ! skipped fuse && [ "$(left)" -gt 60 ]; then
+  note "test_cuda_ops conv cases with HP_CUDA_FUSE=1 (cudnnConvolutionBiasActivationForward)"
+  run_hp 90 HP_CUDA_FUSE=1 HP_CUDA_TEST_ONLY=conv "$bin/test_cuda_ops" >"$logs/test_cuda_ops_fuse.log" 2>&1
+  test_row "conv cases, fused bias+ReLU" "$logs/test_cuda_ops_fuse.log" $?
+  note "test_cuda_ops with cuDNN's heuristic algorithms"
+  run_hp 90 HP_CUDA_CONV_ALGO=heuristic HP_CUDA_TEST_ONLY=conv "$bin/test_cuda_ops" >"$logs/test_cuda_ops_heur.log" 2>&1
+  test_row "conv cases, heuristic algorithms" "$logs/test_cuda_ops_heur.log" $?
+fi
+
+for t in "$bin"/test_*; do
+  name=$(basename "$t")
+  [ "$name" = test_cuda_ops ] && continue
+  [ -x "$t" ] || continue
+  note "$name"
+  run_hp 120 "$t" >"$logs/$name.log" 2>&1
+  test_row "$name" "$logs/$name.log" $?
+done
+
+# ---- densenet121: export, agreement with PyTorch, benchmark ----------------------------------
+model="$root/.gpu/work/densenet121.onnx"
+mkdir -p "$root/.gpu/work"
+if ! skipped bench && [ "$(left)" -gt 90 ]; then
+  note "export densenet121 and time it in PyTorch ($("$py" -c 'import torch; print("torch", torch.__version__)' 2>&1))"
+  timeout 300 "$py" - "$model" "$batch" "$iters" >"$logs/export.log" 2>&1 <<'EOF'
+# Exports densenet121 (torchvision's, or the same architecture written out when torchvision is
+# absent), random weights, dynamic batch; saves a batch-4 input and PyTorch's fp32 output; then
+# times the same model on the GPU: eager, autocast, channels_last, cudnn.benchmark (PyTorch's best
+# case), with the input already on the GPU and with host input and output as histoplan's run has.
+import inspect, json, statistics, sys, time
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+out, batch, iters = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.manual_seed(0)
+try:
+    import torchvision
+    model = torchvision.models.densenet121(weights=None)
+    src = "torchvision " + torchvision.__version__
+except Exception as e:  # same architecture as torchvision.models.densenet121
+    class Layer(nn.Module):
+        def __init__(s, c, g=32, bs=4):
+            super().__init__()
+            s.n1, s.c1 = nn.BatchNorm2d(c), nn.Conv2d(c, bs * g, 1, bias=False)
+            s.n2, s.c2 = nn.BatchNorm2d(bs * g), nn.Conv2d(bs * g, g, 3, padding=1, bias=False)
+        def forward(s, x):
+            return torch.cat([x, s.c2(F.relu(s.n2(s.c1(F.relu(s.n1(x))))))], 1)
+    class DenseNet121(nn.Module):
+        def __init__(s):
+            super().__init__()
+            f = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(True),
+                 nn.MaxPool2d(3, 2, 1)]
+            c = 64
+            for i, n in enumerate((6, 12, 24, 16)):
+                for _ in range(n):
+                    f.append(Layer(c)); c += 32
+                if i < 3:
+                    f += [nn.BatchNorm2d(c), nn.ReLU(True), nn.Conv2d(c, c // 2, 1, bias=False),
+                          nn.AvgPool2d(2, 2)]
+                    c //= 2
+            f.append(nn.BatchNorm2d(c))
+            s.features, s.classifier = nn.Sequential(*f), nn.Linear(c, 1000)
+        def forward(s, x):
+            x = F.adaptive_avg_pool2d(F.relu(s.features(x)), 1)
+            return s.classifier(torch.flatten(x, 1))
+    model = DenseNet121()
+    src = "inline definition (torchvision unavailable: %s)" % e
+model.eval()
+# give BN non-trivial statistics so the agreement check means something
+with torch.no_grad():
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.1, 0.1)
+kw = dict(input_names=["input"], output_names=["logits"], opset_version=17,
+          dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+    kw["dynamo"] = False
+torch.onnx.export(model, torch.randn(1, 3, 224, 224), out, **kw)
+x = torch.randn(4, 3, 224, 224)
+with torch.no_grad():
+    y = model(x)
+np.save(out[:-5] + "_x.npy", x.numpy().astype(np.float32))
+np.save(out[:-5] + "_y.npy", y.numpy().astype(np.float32))
+print("exported", out, "from", src, flush=True)
+
+if not torch.cuda.is_available():
+    print(json.dumps({"error": "torch sees no GPU"}))
+    sys.exit(0)
+torch.backends.cudnn.benchmark = True
+model = model.cuda().eval().to(memory_format=torch.channels_last)
+xh = torch.randn(batch, 3, 224, 224)
+xg = xh.cuda().to(memory_format=torch.channels_last)
+for name, dt in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
+    for io in ("gpu", "host"):
+        ts = []
+        with torch.inference_mode(), torch.autocast("cuda", dtype=dt):
+            for i in range(3 + iters):
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                if io == "gpu":
+                    y = model(xg)
+                    torch.cuda.synchronize()
+                else:
+                    y = model(xh.cuda().to(memory_format=torch.channels_last)).float().cpu()
+                if i >= 3:
+                    ts.append(time.perf_counter() - t0)
+        med = statistics.median(ts)
+        print(json.dumps({"precision": name, "io": io, "batch": batch, "median_batch_s": med,
+                          "items_per_s": batch / med}), flush=True)
+EOF
+  rc=$?
+  if [ $rc -ne 0 ] || [ ! -s "$model" ]; then
+    row "densenet121 export" "FAIL rc=$rc: $(tail -1 "$logs/export.log" | cut -c1-120)"
+  else
+    row "densenet121 export" "ok ($(grep -o 'from .*' "$logs/export.log" | cut -c6-60))"
+    # agreement: histoplan CUDA vs PyTorch fp32 on the same batch of 4
+    classes=$(seq -s, -f 'c%g' 0 999)
+    for prec in fp32 fp16 bf16; do
+      [ "$(left)" -gt 60 ] || break
+      run_hp 120 "$cli" model run "$model" --input "${model%.onnx}_x.npy" \
+        --output "$root/.gpu/work/out_$prec.npy" --backend cuda --precision $prec \
+        --mean 0,0,0 --std 1,1,1 --classes "$classes" >"$logs/agree_$prec.log" 2>&1
+      rc=$?
+      if [ $rc -ne 0 ]; then
+        row "densenet121 b4 $prec vs torch fp32" "FAIL rc=$rc: $(grep -m1 histoplan: "$logs/agree_$prec.log" | cut -c1-110)"
+        continue
+      fi
+      res=$("$py" - "${model%.onnx}_y.npy" "$root/.gpu/work/out_$prec.npy" <<'EOF' 2>&1
+import sys
+import numpy as np
+ref, got = np.load(sys.argv[1]), np.load(sys.argv[2]).reshape(np.load(sys.argv[1]).shape)
+nmse = float(((got - ref) ** 2).sum() / max((ref ** 2).sum(), 1e-30))
+rel = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
+top1 = float((got.argmax(1) == ref.argmax(1)).mean())
+print("nmse %.2e  max rel %.2e  top-1 agree %.0f%%" % (nmse, rel, 100 * top1))
+EOF
+)
+      row "densenet121 b4 $prec vs torch fp32" "$res"
+    done
+  fi
+
+  if [ -s "$model" ]; then
+    note "PyTorch figures came with the export (batch $batch)"
+    for prec in fp16 bf16; do
+      [ "$(left)" -gt 45 ] || { row "bench $prec" "skipped (time budget)"; continue; }
+      note "histoplan benchmark $prec, batch $batch"
+      run_hp 240 "$cli" model bench "$model" --batch "$batch" --backend cuda \
+        --precision $prec --iterations "$iters" --warmup 2 --json >"$logs/bench_$prec.log" 2>&1
+      rc=$?
+      ours=$(grep -o '"items_per_s":[0-9.]*' "$logs/bench_$prec.log" | tail -1 | cut -d: -f2)
+      tg=$(grep "\"$prec\", \"io\": \"gpu\"" "$logs/export.log" | grep -o '"items_per_s": [0-9.]*' | cut -d' ' -f2)
+      th=$(grep "\"$prec\", \"io\": \"host\"" "$logs/export.log" | grep -o '"items_per_s": [0-9.]*' | cut -d' ' -f2)
+      if [ $rc -ne 0 ] || [ -z "$ours" ]; then
+        row "bench densenet121 b$batch $prec" "histoplan FAIL rc=$rc: $(grep -m1 histoplan: "$logs/bench_$prec.log" | cut -c1-100); torch ${th:-?} img/s (host io)"
+      else
+        ratio=$(awk -v a="$ours" -v b="${th:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')
+        row "bench densenet121 b$batch $prec (img/s)" "histoplan $(printf '%.0f' "$ours") | torch host-io ${th:-?} | torch gpu-resident ${tg:-?} | ratio ${ratio}x"
+      fi
+    done
+  fi
+fi
+
+# ---- compute-sanitizer memcheck ----------------------------------------------------------------
+san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
+if skipped sanitizer; then
+  row "compute-sanitizer memcheck" "skipped (HP_GPU_SKIP)"
+elif [ -z "$san" ]; then
+  row "compute-sanitizer memcheck" "skipped (compute-sanitizer not found)"
+elif [ "$(left)" -lt 60 ]; then
+  row "compute-sanitizer memcheck" "skipped (time budget)"
+else
+  note "compute-sanitizer memcheck on test_cuda_ops (heuristic algorithms, to keep it short)"
+  lim=$(left)
+  [ "$lim" -gt 300 ] && lim=300
+  run_hp "$lim" HP_CUDA_CONV_ALGO=heuristic "$san" --tool memcheck --error-exitcode 9 \
+    --leak-check no "$bin/test_cuda_ops" >"$logs/memcheck.log" 2>&1
+  rc=$?
+  errs=$(grep -m1 -o "ERROR SUMMARY: [0-9]* error" "$logs/memcheck.log")
+  case $rc in
+    0) row "compute-sanitizer memcheck" "PASS (${errs:-no summary})" ;;
+    124 | 137) row "compute-sanitizer memcheck" "TIMEOUT after ${lim}s (${errs:-no summary yet})" ;;
+    *) row "compute-sanitizer memcheck" "FAIL rc=$rc ${errs}; first: $(grep -m1 -E 'Invalid|========= [A-Z]' "$logs/memcheck.log" | cut -c1-100)" ;;
+  esac
+fi
