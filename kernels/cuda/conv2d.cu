@@ -109,7 +109,7 @@ extern "C" hp_status hp_cu_conv_prepare(hp_cuda_backend *b, int node, size_t *sc
     HP_CUDNN_CHECK(b, cudnnCreateActivationDescriptor(&st->ad));
 
     hp_cu_tensor xt, yt;
-    HP_CU_TRY(hp_cu_tensor_of(b, n->in[0], 0, &xt));
+    HP_CU_TRY(hp_cu_tensor_of(b, n->in[0], 1, &xt));
     HP_CU_TRY(hp_cu_tensor_of(b, n->out[0], 0, &yt));
     int sym_h = a->pad[0] < a->pad[2] ? a->pad[0] : a->pad[2];
     int sym_w = a->pad[1] < a->pad[3] ? a->pad[1] : a->pad[3];
@@ -195,7 +195,7 @@ extern "C" hp_status hp_cu_conv_select(hp_cuda_backend *b, int node, size_t *ws_
                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
     } else {
         hp_cu_tensor xt, wt, yt;
-        HP_CU_TRY(hp_cu_tensor_of(b, n->in[0], 0, &xt));
+        HP_CU_TRY(hp_cu_tensor_of(b, n->in[0], 1, &xt));
         HP_CU_TRY(hp_cu_tensor_of(b, n->in[1], 1, &wt));
         HP_CU_TRY(hp_cu_tensor_of(b, n->out[0], 0, &yt));
         /* timing runs on the prepare-time arena contents; nothing reads the results */
@@ -278,7 +278,7 @@ template <typename T> static hp_status conv_run(hp_cuda_backend *b, const hp_nod
                                                 conv_state *st)
 {
     hp_cu_tensor xt, wt, yt, bt;
-    HP_CU_TRY(hp_cu_tensor_of(b, n->in[0], 0, &xt));
+    HP_CU_TRY(hp_cu_tensor_of(b, n->in[0], 1, &xt));
     HP_CU_TRY(hp_cu_tensor_of(b, n->in[1], 1, &wt));
     HP_CU_TRY(hp_cu_tensor_of(b, n->out[0], 0, &yt));
     if (st->has_bias)
