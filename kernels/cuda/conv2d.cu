@@ -204,25 +204,47 @@ extern "C" hp_status hp_cu_conv_select(hp_cuda_backend *b, int node, size_t *ws_
                               st->cd, st->yd, yt.p, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf,
                               b->ws, b->ws_bytes));
     }
-    for (int i = 0; i < got && chosen < 0; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= b->ws_bytes &&
-            fp32_math_ok(b, perf[i].mathType))
+    /* Candidates in cuDNN's order of preference, each confirmed under the math type it will
+     * run with. fp32 runs FMA only: entries timed with FMA math come first, then those timed
+     * with default math (run under FMA); tensor-op ones never. Implicit GEMM, which needs no
+     * workspace, closes the list. */
+    cudnnConvolutionFwdAlgo_t cand[2 * CUDNN_CONVOLUTION_FWD_ALGO_COUNT + 1];
+    cudnnMathType_t cmath[2 * CUDNN_CONVOLUTION_FWD_ALGO_COUNT + 1];
+    int nc = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < got; i++) {
+            if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > b->ws_bytes)
+                continue;
+            int exact = fp32_math_ok(b, perf[i].mathType);
+            if ((pass == 0) != (exact != 0))
+                continue;
+            if (fp32 && pass == 1 && perf[i].mathType != CUDNN_DEFAULT_MATH)
+                continue; /* tensor-op timings say nothing about the FMA kernel */
+            cand[nc] = perf[i].algo;
+            cmath[nc++] = fp32 ? CUDNN_FMA_MATH : perf[i].mathType;
+        }
+    cand[nc] = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+    cmath[nc++] = fp32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+    for (int i = 0; i < nc && chosen < 0; i++) {
+        size_t ws = 0;
+        HP_CUDNN_CHECK(b, cudnnSetConvolutionMathType(st->cd, cmath[i]));
+        cudnnStatus_t s = cudnnGetConvolutionForwardWorkspaceSize(b->cudnn, st->xd, st->wd,
+                                                                  st->cd, st->yd, cand[i], &ws);
+        if (s == CUDNN_STATUS_SUCCESS && ws <= b->ws_bytes) {
             chosen = i;
-    if (chosen >= 0) {
-        st->algo = perf[chosen].algo;
-        st->math = fp32 ? CUDNN_FMA_MATH : perf[chosen].mathType;
-    } else {
-        /* implicit GEMM runs everywhere without workspace */
-        st->algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
-        st->math = fp32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+            st->algo = cand[i];
+            st->math = cmath[i];
+            st->ws = ws;
+        } else if (s != CUDNN_STATUS_SUCCESS && s != CUDNN_STATUS_NOT_SUPPORTED &&
+                   s != CUDNN_STATUS_BAD_PARAM) {
+            return hp_cu_fail_cudnn(b, __FILE__, __LINE__,
+                                    "cudnnGetConvolutionForwardWorkspaceSize", (int)s);
+        }
     }
-    HP_CUDNN_CHECK(b, cudnnSetConvolutionMathType(st->cd, st->math));
-    HP_CUDNN_CHECK(b, cudnnGetConvolutionForwardWorkspaceSize(b->cudnn, st->xd, st->wd, st->cd,
-                                                              st->yd, st->algo, &st->ws));
-    if (st->ws > b->ws_bytes)
-        return hp_error_set(&b->base.err, HP_ERR_DEVICE,
-                            "cuda: conv '%s': algorithm %d needs %zu bytes of workspace, %zu "
-                            "available", n->name, (int)st->algo, st->ws, b->ws_bytes);
+    if (chosen < 0)
+        return hp_error_set(&b->base.err, HP_ERR_UNSUPPORTED,
+                            "cuda: conv '%s': cuDNN offers no forward algorithm for this shape "
+                            "within %zu bytes of workspace", n->name, b->ws_bytes);
     *ws_need = st->ws;
     if (b->n_memo == b->cap_memo) {
         int cap = b->cap_memo ? 2 * b->cap_memo : 32;
