@@ -691,7 +691,7 @@ static void reduce_reason(const char *msg, const char *dir, const model_info *mi
 typedef struct {
     char *suite, *name, *dir;
     result res;
-    char reason[600];
+    char reason[sizeof ((result *)0)->msg];
 } test_entry;
 
 static int cmp_entry(const void *a, const void *b)
@@ -760,13 +760,16 @@ static void finish_child(int status, int fd, int timeout, result *r)
     } else if (n != (ssize_t)sizeof got) {
         set_result(r, R_FAILED, "child exited with status %d without a result (a sanitizer "
                    "report or exit() in the engine?)", WEXITSTATUS(status));
+    } else if (WEXITSTATUS(status) != 0) {
+        set_result(r, R_FAILED, "child exited with status %d after the test (leak or sanitizer "
+                   "report on stderr); the test itself: %.900s", WEXITSTATUS(status), got.msg);
     } else {
         *r = got;
     }
 }
 
 typedef struct {
-    char reason[600];
+    char reason[sizeof ((result *)0)->msg];
     int count;
 } reason_count;
 
@@ -852,7 +855,11 @@ int main(int argc, char **argv)
                     result r;
                     run_test(ts[next].dir, &cfg, &r);
                     ssize_t w = write(p[1], &r, sizeof r);
-                    _exit(w == (ssize_t)sizeof r ? 0 : 3);
+                    /* The parent's pool state, so LeakSanitizer reports only the test's leaks. */
+                    free(pid);
+                    free(fd);
+                    /* exit, not _exit: LeakSanitizer checks at exit in the sanitizer build */
+                    exit(w == (ssize_t)sizeof r ? 0 : 3);
                 }
                 close(p[1]);
                 pid[next] = c;
@@ -902,7 +909,7 @@ int main(int argc, char **argv)
                 reduce_reason(t->res.msg, t->dir, &mi, t->reason, sizeof t->reason);
                 model_info_free(&mi);
             } else {
-                snprintf(t->reason, sizeof t->reason, "%.599s", t->res.msg);
+                snprintf(t->reason, sizeof t->reason, "%s", t->res.msg);
             }
             if (cfg.verbose)
                 printf("REFUSED %s/%s: %s\n", t->suite, t->name, t->res.msg);
