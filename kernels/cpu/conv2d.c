@@ -1,38 +1,86 @@
 /* 2-D convolution (groups, stride, dilation, asymmetric padding, fused activation).
  *
- * Fast path: per (batch item, group, block of output positions) one SGEMM
- *     Y[Mg, cols] = W[Mg, K] x B[K, cols],   K = Cg*kh*kw,
- * where B is the input itself for a 1x1 stride-1 unpadded convolution (NCHW makes that a plain
- * matrix, strided views included) and otherwise an im2col copy of just those columns in the
- * thread's scratch, so the scratch stays cache-sized whatever the image size. Bias and
- * activation are applied right after each block's GEMM while it is still in cache. The blocks
- * depend only on the shapes, so any thread count computes the same bytes.
- *
- * A ScaleShift feeding the convolution (see exec.c) is applied while packing B. */
+ * Fast path: SGEMMs per work unit (batch item, group, block of output positions), in one of
+ * three forms:
+ *  - direct: a 1x1 stride-1 unpadded convolution is Y[Mg, cols] = W[Mg, Cg] x X[Cg, cols] on
+ *    the NCHW input as it lies (strided views included); a ScaleShift folded into it (see
+ *    exec.c) is applied while copying those columns into scratch instead;
+ *  - shifted: a stride-1 convolution with constant weights and enough channels copies a tile of
+ *    zero-padded input rows into scratch once and accumulates one SGEMM per kernel tap, each
+ *    reading the tile at the tap's offset: output rows are computed at the padded width and the
+ *    extra columns dropped. This avoids im2col's kh*kw-fold copy of the input;
+ *  - im2col: everything else (strided, few channels, runtime weights) copies just its block of
+ *    columns into scratch, so scratch stays cache-sized whatever the image size.
+ * Bias and activation are applied right after each unit's GEMMs while the block is in cache.
+ * Units depend only on the shapes, so any thread count computes the same bytes. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
 
 #include "kernels/cpu/cpu_internal.h"
 
+enum { CONV_DIRECT, CONV_FUSED, CONV_SHIFT, CONV_IM2COL };
+
 typedef struct {
     int64_t N, C, H, W, M, G, Cg, Mg, kh, kw, OH, OW, K, HW, HWo;
-    int64_t sh, sw, dh, dw, pt, pl;
-    int direct;   /* B is the input itself */
-    int64_t cols; /* output positions per work unit */
-    int64_t nblk;
+    int64_t sh, sw, dh, dw, pt, pl, pb, pr;
+    int mode;
+    /* direct / fused / im2col: blocks of `cols` output positions */
+    int64_t cols;
+    /* shifted: blocks of `rows` output rows; padded width P; tile rows TR */
+    int64_t rows, P, TR;
+    int64_t nblk;    /* blocks per (item, group) */
+    int64_t scratch; /* floats of per-thread scratch */
 } conv_geom;
 
 /* Target size of a packed B block (floats): about half of a 2 MiB L2. */
 #define HP_CONV_PACK_ELEMS (1 << 18)
+/* Output block of a unit (floats): small enough that the epilogue finds it in cache. */
+#define HP_CONV_OUT_ELEMS (1 << 19)
+/* Input tile of a shifted unit (floats). */
+#define HP_CONV_TILE_ELEMS (1 << 16)
 /* Work units we try to have per convolution, whatever the thread count, so small batches still
  * spread over a few cores. */
 #define HP_CONV_MIN_UNITS 16
+/* Fewer input channels than this make the shifted form's per-tap GEMMs too thin. */
+#define HP_CONV_SHIFT_MIN_CG 16
 
-/* Fills q from the shapes; NULL when consistent, else what is wrong. */
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* Blocks so that there are at least HP_CONV_MIN_UNITS units when the shape allows. */
+static int64_t spread(int64_t len, int64_t block, int64_t outer, int64_t min_block)
+{
+    if (outer > 0 && outer < HP_CONV_MIN_UNITS) {
+        int64_t want = ceil_div(HP_CONV_MIN_UNITS, outer);
+        int64_t b2 = ceil_div(len, want);
+        if (b2 < min_block)
+            b2 = min_block;
+        if (b2 < block)
+            block = b2;
+    }
+    if (block > len)
+        block = len;
+    return block < 1 ? 1 : block;
+}
+
+/* Whether the shifted form applies; sets the padded width P. */
+static int conv2d_shift_fits(conv_geom *q)
+{
+    q->P = q->W + q->pl + q->pr;
+    return q->sh == 1 && q->sw == 1 && q->kh * q->kw > 1 && q->Cg >= HP_CONV_SHIFT_MIN_CG &&
+           q->OH == q->H + q->pt + q->pb - (q->kh - 1) * q->dh &&
+           q->OW == q->P - (q->kw - 1) * q->dw && q->OH > 0 && q->OW > 0;
+}
+
+/* Fills q from the shapes; NULL when consistent, else what is wrong. fused: a ScaleShift is
+ * folded in; shift_ok: the weights are repacked for the shifted form (constant weights). */
 static const char *geom_init(conv_geom *q, const hp_conv_attr *a, int xnd, const int64_t *xd,
                              int wnd, const int64_t *wd, int ynd, const int64_t *yd, int64_t bias_n,
-                             int packed_only)
+                             int fused, int shift_ok)
 {
     memset(q, 0, sizeof *q);
     if (xnd != 4 || wnd != 4 || ynd != 4)
@@ -73,60 +121,51 @@ static const char *geom_init(conv_geom *q, const hp_conv_attr *a, int xnd, const
     q->dw = a->dil[1];
     q->pt = a->pad[0];
     q->pl = a->pad[1];
-    q->direct = !packed_only && q->kh == 1 && q->kw == 1 && q->sh == 1 && q->sw == 1 && !a->pad[0] &&
-                !a->pad[1] && !a->pad[2] && !a->pad[3] && q->OH == q->H && q->OW == q->W;
-    if (q->HWo == 0)
+    q->pb = a->pad[2];
+    q->pr = a->pad[3];
+    int one = q->kh == 1 && q->kw == 1 && q->sh == 1 && q->sw == 1 && !q->pt && !q->pl && !q->pb && !q->pr &&
+              q->OH == q->H && q->OW == q->W;
+    if (fused) {
+        if (!one)
+            return "a ScaleShift can only be folded into a 1x1 stride-1 unpadded convolution";
+        q->mode = CONV_FUSED;
+    } else if (one) {
+        q->mode = CONV_DIRECT;
+    } else if (shift_ok && conv2d_shift_fits(q)) {
+        q->mode = CONV_SHIFT;
+    } else {
+        q->mode = CONV_IM2COL;
+    }
+    if (q->HWo == 0 || q->N == 0 || q->M == 0)
         return NULL;
-    int64_t cols = q->HWo;
-    if (!q->direct) {
-        int64_t k = q->K > 0 ? q->K : 1;
+    int64_t outer = q->N * q->G, mg = q->Mg > 0 ? q->Mg : 1, k = q->K > 0 ? q->K : 1;
+    if (q->mode == CONV_SHIFT) {
+        int64_t halo = (q->kh - 1) * q->dh;
+        int64_t rows = HP_CONV_TILE_ELEMS / (q->Cg * q->P) - halo;
+        int64_t rmax = HP_CONV_OUT_ELEMS / (mg * q->P);
+        if (rows > rmax)
+            rows = rmax;
+        q->rows = spread(q->OH, rows < 1 ? 1 : rows, outer, 1);
+        q->TR = q->rows + halo;
+        q->nblk = ceil_div(q->OH, q->rows);
+        /* tile, its tail slack (the last taps read past it), then the accumulator */
+        q->scratch = q->Cg * q->TR * q->P + (q->kw - 1) * q->dw + 16 + q->Mg * q->rows * q->P;
+        return NULL;
+    }
+    int64_t cols = HP_CONV_OUT_ELEMS / mg;
+    if (q->mode != CONV_DIRECT && HP_CONV_PACK_ELEMS / k < cols)
         cols = HP_CONV_PACK_ELEMS / k;
-        if (cols < 64)
-            cols = 64;
-    }
-    int64_t outer = q->N * q->G;
-    if (outer > 0 && outer < HP_CONV_MIN_UNITS) {
-        int64_t want = (HP_CONV_MIN_UNITS + outer - 1) / outer;
-        int64_t c2 = (q->HWo + want - 1) / want;
-        if (c2 < 64)
-            c2 = 64;
-        if (c2 < cols)
-            cols = c2;
-    }
+    if (cols < 64)
+        cols = 64;
+    cols = spread(q->HWo, cols, outer, 64);
     if (cols < q->HWo)
         cols = (cols + 15) & ~(int64_t)15;
     if (cols > q->HWo)
         cols = q->HWo;
     q->cols = cols;
-    q->nblk = (q->HWo + cols - 1) / cols;
+    q->nblk = ceil_div(q->HWo, cols);
+    q->scratch = q->mode == CONV_DIRECT ? 0 : q->K * cols;
     return NULL;
-}
-
-static int64_t scratch_for(const hp_graph *g, const hp_node *n, int packed_only)
-{
-    if (n->n_in < 2 || n->in[0] < 0 || n->in[1] < 0 || n->out[0] < 0)
-        return 0;
-    const hp_value *x = &g->values[n->in[0]], *w = &g->values[n->in[1]], *y = &g->values[n->out[0]];
-    conv_geom q;
-    if (geom_init(&q, &n->attr.conv, x->ndim, x->dims, w->ndim, w->dims, y->ndim, y->dims, -1,
-                  packed_only))
-        return 0;
-    return q.direct ? 0 : q.K * q.cols;
-}
-
-int64_t hp_cpu_conv2d_scratch(const hp_graph *g, const hp_node *n)
-{
-    return scratch_for(g, n, 0);
-}
-
-int64_t hp_cpu_conv2d_fused_scratch(const hp_graph *g, const hp_node *n)
-{
-    return scratch_for(g, n, 1);
-}
-
-static int64_t ceil_div(int64_t a, int64_t b)
-{
-    return (a + b - 1) / b;
 }
 
 /* im2col of output positions [j0, j0+nc) of one group into dst[K][nc]. */
@@ -183,7 +222,48 @@ typedef struct {
     const float *w, *bias;
     const hp_act *act;
     const hp_cpu_conv_pre *pre;
+    const float *wt; /* shifted form: weights repacked tap-major, [G][kh*kw][Mg][Cg] */
 } conv_job;
+
+/* Shifted form, one block of output rows of one (item, group). */
+static void shift_unit(const conv_job *jb, int64_t n, int64_t g, int64_t blk, float *buf)
+{
+    const conv_geom *q = jb->q;
+    int64_t r0 = blk * q->rows, nr = q->OH - r0 < q->rows ? q->OH - r0 : q->rows;
+    int64_t P = q->P, TR = nr + (q->kh - 1) * q->dh;
+    float *tile = buf, *acc = buf + q->Cg * q->TR * P + (q->kw - 1) * q->dw + 16;
+    const float *xg = jb->x->p + n * jb->x->bstride + g * q->Cg * q->HW;
+    /* Tile row t is padded row r0 + t, i.e. input row r0 + t - pt; channel pitch TR*P. */
+    for (int64_t c = 0; c < q->Cg; c++)
+        for (int64_t t = 0; t < TR; t++) {
+            float *d = tile + (c * TR + t) * P;
+            int64_t ih = r0 + t - q->pt;
+            if (ih < 0 || ih >= q->H) {
+                memset(d, 0, (size_t)P * sizeof(float));
+                continue;
+            }
+            for (int64_t i = 0; i < q->pl; i++)
+                d[i] = 0.0f;
+            memcpy(d + q->pl, xg + c * q->HW + ih * q->W, (size_t)q->W * sizeof(float));
+            for (int64_t i = q->pl + q->W; i < P; i++)
+                d[i] = 0.0f;
+        }
+    /* The last taps of the last channel read (kw-1)*dw past the tile (padding columns only). */
+    memset(tile + q->Cg * TR * P, 0, (size_t)((q->kw - 1) * q->dw + 16) * sizeof(float));
+    int64_t taps = q->kh * q->kw, ncol = nr * P;
+    for (int64_t tap = 0; tap < taps; tap++) {
+        int64_t ky = tap / q->kw, kx = tap % q->kw;
+        const float *wtap = jb->wt + (g * taps + tap) * q->Mg * q->Cg;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)q->Mg, (int)ncol, (int)q->Cg, 1.0f, wtap,
+                    (int)q->Cg, tile + ky * q->dh * P + kx * q->dw, (int)(TR * P), tap ? 1.0f : 0.0f, acc,
+                    (int)ncol);
+    }
+    /* Drop the padding columns; bias and activation on the way out. */
+    float *yg = jb->y->p + n * jb->y->bstride + g * q->Mg * q->HWo + r0 * q->OW;
+    for (int64_t m = 0; m < q->Mg; m++)
+        hp_cpu_bias_act_plane(jb->act, acc + m * ncol, P, yg + m * q->HWo, q->OW, nr, q->OW,
+                              jb->bias ? jb->bias[g * q->Mg + m] : 0.0f);
+}
 
 static void conv_task(void *arg, int64_t task, int tid)
 {
@@ -191,12 +271,16 @@ static void conv_task(void *arg, int64_t task, int tid)
     const conv_geom *q = jb->q;
     int64_t per_n = q->G * q->nblk;
     int64_t n = task / per_n, g = (task % per_n) / q->nblk, blk = task % q->nblk;
+    if (q->mode == CONV_SHIFT) {
+        shift_unit(jb, n, g, blk, jb->c->scratch[tid]);
+        return;
+    }
     int64_t j0 = blk * q->cols, nc = q->HWo - j0 < q->cols ? q->HWo - j0 : q->cols;
     float *yg = jb->y->p + n * jb->y->bstride + g * q->Mg * q->HWo + j0;
     const float *wg = jb->w + g * q->Mg * q->K;
     const float *bmat;
     int64_t ldb;
-    if (jb->pre) {
+    if (q->mode == CONV_FUSED) {
         const hp_cpu_tensor *px = jb->pre->x;
         const float *xg = px->p + n * px->bstride + g * q->Cg * q->HW + j0;
         float *buf = jb->c->scratch[tid];
@@ -204,7 +288,7 @@ static void conv_task(void *arg, int64_t task, int tid)
                                jb->pre->shift + g * q->Cg);
         bmat = buf;
         ldb = nc;
-    } else if (q->direct) {
+    } else if (q->mode == CONV_DIRECT) {
         bmat = jb->x->p + n * jb->x->bstride + g * q->Cg * q->HW + j0;
         ldb = q->HW;
     } else {
@@ -221,6 +305,42 @@ static void conv_task(void *arg, int64_t task, int tid)
                     (int)q->K, bmat, (int)ldb, 0.0f, yg, (int)q->HWo);
     }
     hp_cpu_act_rows(jb->act, yg, q->HWo, q->Mg, nc, NULL, jb->bias ? jb->bias + g * q->Mg : NULL);
+}
+
+/* Shapes of a Conv node from the graph, for prepare. */
+static const char *node_geom(const hp_graph *g, const hp_node *n, int fused, int shift_ok, conv_geom *q)
+{
+    if (n->n_in < 2 || n->in[0] < 0 || n->in[1] < 0 || n->n_out < 1 || n->out[0] < 0)
+        return "missing input";
+    const hp_value *x = &g->values[n->in[0]], *w = &g->values[n->in[1]], *y = &g->values[n->out[0]];
+    return geom_init(q, &n->attr.conv, x->ndim, x->dims, w->ndim, w->dims, y->ndim, y->dims, -1, fused, shift_ok);
+}
+
+hp_status hp_cpu_conv2d_prepare(const hp_graph *g, const hp_node *n, int fused, void **data, int64_t *scratch)
+{
+    *data = NULL;
+    *scratch = 0;
+    conv_geom q;
+    int shift_ok = !fused && n->n_in >= 2 && n->in[1] >= 0 && g->values[n->in[1]].kind == HP_VAL_CONST &&
+                   g->values[n->in[1]].dtype == HP_DT_FLOAT && g->values[n->in[1]].data != NULL;
+    if (node_geom(g, n, fused, shift_ok, &q))
+        return HP_OK; /* reported by run */
+    *scratch = q.scratch;
+    if (q.mode != CONV_SHIFT)
+        return HP_OK;
+    /* W[m][c][ky][kx] -> Wt[g][tap][m][c], so each tap is a plain row-major Mg x Cg matrix. */
+    int64_t taps = q.kh * q.kw;
+    float *wt = malloc(sizeof(float) * (size_t)(q.M * q.Cg * taps));
+    if (!wt)
+        return HP_ERR_NOMEM;
+    const float *w = g->values[n->in[1]].data;
+    for (int64_t gg = 0; gg < q.G; gg++)
+        for (int64_t tap = 0; tap < taps; tap++)
+            for (int64_t m = 0; m < q.Mg; m++)
+                for (int64_t c = 0; c < q.Cg; c++)
+                    wt[((gg * taps + tap) * q.Mg + m) * q.Cg + c] = w[((gg * q.Mg + m) * q.Cg + c) * taps + tap];
+    *data = wt;
+    return HP_OK;
 }
 
 static void conv_reference(const conv_geom *q, const hp_cpu_tensor *x, const float *w, const float *bias,
@@ -257,8 +377,10 @@ static hp_status conv_common(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tenso
     const hp_cpu_tensor *b = n->n_in > 2 ? in[2] : NULL;
     const hp_conv_attr *a = &n->attr.conv;
     conv_geom q;
+    /* The shifted form needs the weights prepare repacked; the reference never uses it. */
+    const float *wt = c->reference ? NULL : c->node_data;
     const char *why = geom_init(&q, a, x->ndim, x->dims, w->ndim, w->dims, out->ndim, out->dims,
-                                b ? hp_cpu_numel(b) : -1, pre != NULL);
+                                b ? hp_cpu_numel(b) : -1, pre != NULL, wt != NULL);
     if (why)
         return hp_cpu_fail(c, n, HP_ERR_INVALID, "%s", why);
     if (!hp_cpu_act_valid(&a->act))
@@ -272,13 +394,17 @@ static hp_status conv_common(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tenso
         conv_reference(&q, x, w->p, bias, &a->act, out);
         return HP_OK;
     }
-    if (pre && (!hp_cpu_same_dims(pre->x, x) || q.kh != 1 || q.kw != 1 || q.sh != 1 || q.sw != 1 ||
-                a->pad[0] || a->pad[1] || a->pad[2] || a->pad[3] || q.OH != q.H || q.OW != q.W))
-        return hp_cpu_fail(c, n, HP_ERR_INVALID, "cannot fuse a ScaleShift into this convolution");
-    if ((pre || !q.direct) && q.K * q.cols > c->scratch_elems)
+    if (pre && !hp_cpu_same_dims(pre->x, x))
+        return hp_cpu_fail(c, n, HP_ERR_INVALID, "the folded ScaleShift's input differs in shape");
+    if (wt && q.mode != CONV_SHIFT)
+        return hp_cpu_fail(c, n, HP_ERR_INVALID, "prepared weights do not match the shapes");
+    if (q.scratch > c->scratch_elems)
         return hp_cpu_fail(c, n, HP_ERR_INVALID, "scratch too small (%lld < %lld); prepare not run?",
-                           (long long)c->scratch_elems, (long long)(q.K * q.cols));
-    conv_job jb = {c, &q, x, out, w->p, bias, &a->act, pre};
+                           (long long)c->scratch_elems, (long long)q.scratch);
+    int64_t ncol = q.mode == CONV_SHIFT ? q.rows * q.P : 0, ldt = q.TR * q.P;
+    if (ncol > INT32_MAX || ldt > INT32_MAX || (q.mode == CONV_SHIFT && q.OW > q.P))
+        return hp_cpu_fail(c, n, HP_ERR_UNSUPPORTED, "convolution too large for 32-bit BLAS indices");
+    conv_job jb = {c, &q, x, out, w->p, bias, &a->act, pre, wt};
     hp_pool_run(c->pool, q.N * q.G * q.nblk, conv_task, &jb);
     return HP_OK;
 }

@@ -19,6 +19,15 @@
 #pragma GCC optimize("O3")
 #endif
 
+/* The hottest elementwise loops are also compiled for AVX-512 and AVX2, picked at load time by
+ * the CPU (the build itself targets baseline x86-64). Elementwise only: every clone computes the
+ * same float expression per element, so results do not depend on the machine's clone. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define HP_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define HP_CPU_CLONES
+#endif
+
 #include "kernels/backend.h"
 #include "kernels/cpu/threadpool.h"
 
@@ -39,6 +48,7 @@ typedef struct {
     float **scratch;       /* one buffer per pool thread, `scratch_elems` floats each */
     int64_t scratch_elems;
     hp_error *err;
+    const void *node_data; /* what prepare made for the node being run, or NULL */
 } hp_cpu_ctx;
 
 /* Inputs: in[i] is NULL for an absent optional input. Kernels write out only. */
@@ -121,6 +131,10 @@ void hp_cpu_act_rows(const hp_act *a, float *y, int64_t ld, int64_t rows, int64_
 void hp_cpu_affine_act_rows(const hp_act *a, const float *x, int64_t ldx, float *y, int64_t ldy,
                             int64_t rows, int64_t cols, const float *scale, const float *bias);
 
+/* y[r*ldy + j] = act(x[r*ldx + j] + bias): a plane of one output channel. */
+void hp_cpu_bias_act_plane(const hp_act *a, const float *x, int64_t ldx, float *y, int64_t ldy,
+                           int64_t rows, int64_t cols, float bias);
+
 /* Fast per-channel y = act(x * scale[c] + shift[c]) over a tensor of rank >= 2 (channel = dim 1),
  * x and y possibly strided, parallel over (item, channel block). Shapes already checked. */
 void hp_cpu_channel_affine(hp_cpu_ctx *c, const hp_cpu_tensor *x, const hp_cpu_tensor *y,
@@ -132,9 +146,6 @@ void hp_cpu_channel_affine(hp_cpu_ctx *c, const hp_cpu_tensor *x, const hp_cpu_t
 hp_status hp_cpu_broadcast_apply(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tensor *a,
                                  const hp_cpu_tensor *b, const hp_cpu_tensor *out, int op);
 
-/* Per-thread scratch (floats) each op needs in the fast path for this node; 0 for none. */
-int64_t hp_cpu_conv2d_scratch(const hp_graph *g, const hp_node *n);
-
 /* A SCALE_SHIFT whose only consumer is a 1x1 convolution is folded into that convolution's
  * input packing (the scaled tensor is never written out). `pre` carries it. */
 typedef struct {
@@ -142,9 +153,15 @@ typedef struct {
     const float *scale, *shift; /* per channel of x */
     hp_act act;
 } hp_cpu_conv_pre;
+
+/* Fast-path preparation of one Conv node (fused: a ScaleShift is folded into it): the per-thread
+ * scratch it needs (floats) and, when it repacks its constant weights, *data (malloc'd, handed
+ * back as hp_cpu_ctx.node_data at run time; the caller frees it). Shape errors are left for run
+ * time, which reports them; only allocation failure returns an error. */
+hp_status hp_cpu_conv2d_prepare(const hp_graph *g, const hp_node *n, int fused, void **data,
+                                int64_t *scratch);
 hp_status hp_cpu_conv2d_fused(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tensor *const *in,
                               const hp_cpu_tensor *out, const hp_cpu_conv_pre *pre);
-int64_t hp_cpu_conv2d_fused_scratch(const hp_graph *g, const hp_node *n);
 
 hp_status hp_cpu_conv2d(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tensor *const *in,
                         const hp_cpu_tensor *out);

@@ -30,6 +30,8 @@ typedef struct {
     unsigned char *skip;         /* concat: inputs already in their slice */
     int *pre;                    /* per node: a ScaleShift folded into this Conv, or -1 */
     unsigned char *folded;       /* per node: this ScaleShift runs inside its consumer */
+    void **node_data;            /* per node: what the op's fast-path prepare made (repacked weights) */
+    int n_node_data;             /* its length (the old graph may be gone when we free it) */
     int prepared;
 } cpu_backend;
 
@@ -56,6 +58,11 @@ static void release(cpu_backend *b)
     free(b->skip);
     free(b->pre);
     free(b->folded);
+    for (int k = 0; b->node_data && k < b->n_node_data; k++)
+        free(b->node_data[k]);
+    free(b->node_data);
+    b->node_data = NULL;
+    b->n_node_data = 0;
     b->arena = NULL;
     b->t = NULL;
     b->scratch_mem = NULL;
@@ -216,8 +223,11 @@ static hp_status cpu_prepare(hp_backend *base, const hp_graph *g, const hp_plan 
     b->skip = calloc((size_t)max_in, 1);
     b->pre = calloc(nn, sizeof *b->pre);
     b->folded = calloc(nn, 1);
+    b->node_data = calloc(nn, sizeof *b->node_data);
+    b->n_node_data = b->node_data ? g->n_nodes : 0;
     consumers = calloc(nv, sizeof *consumers);
-    if (!b->arena || !b->t || !b->inptr || !b->skip || !b->pre || !b->folded || !consumers) {
+    if (!b->arena || !b->t || !b->inptr || !b->skip || !b->pre || !b->folded || !b->node_data ||
+        !consumers) {
         st = hp_error_set(&b->base.err, HP_ERR_NOMEM,
                           "cpu backend: out of memory allocating a %lld-element arena",
                           (long long)plan->arena_elems);
@@ -318,7 +328,12 @@ static hp_status cpu_prepare(hp_backend *base, const hp_graph *g, const hp_plan 
             const hp_node *n = &g->nodes[k];
             if (n->dead || n->op != HP_OP_CONV)
                 continue;
-            int64_t s = b->pre[k] >= 0 ? hp_cpu_conv2d_fused_scratch(g, n) : hp_cpu_conv2d_scratch(g, n);
+            int64_t s = 0;
+            if (hp_cpu_conv2d_prepare(g, n, b->pre[k] >= 0, &b->node_data[k], &s) != HP_OK) {
+                st = hp_error_set(&b->base.err, HP_ERR_NOMEM, "cpu backend: out of memory repacking the "
+                                  "weights of Conv '%s'", n->name);
+                goto fail;
+            }
             if (s > need)
                 need = s;
         }
@@ -374,6 +389,7 @@ static hp_status run_node(cpu_backend *b, hp_cpu_ctx *c, int k)
         b->inptr[i] = n->in[i] >= 0 ? &b->t[n->in[i]] : NULL;
     const hp_cpu_tensor *const *in = b->inptr;
     const hp_cpu_tensor *out = &b->t[n->out[0]];
+    c->node_data = b->node_data[k];
     switch (n->op) {
     case HP_OP_CONV:
         if (b->pre[k] >= 0) {

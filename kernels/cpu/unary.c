@@ -26,6 +26,7 @@
         }                                                                                    \
     }
 
+HP_CPU_CLONES
 void hp_cpu_affine_act_rows(const hp_act *a, const float *x, int64_t ldx, float *y, int64_t ldy,
                             int64_t rows, int64_t cols, const float *scale, const float *bias)
 {
@@ -47,6 +48,41 @@ void hp_cpu_affine_act_rows(const hp_act *a, const float *x, int64_t ldx, float 
         return;
     default:
         HP_ROWS_LOOP(hp_cpu_act1(a, v))
+        return;
+    }
+}
+
+/* One bias for every row (a plane of one output channel). */
+#define HP_PLANE_LOOP(EXPR)                                                                  \
+    for (int64_t r = 0; r < rows; r++) {                                                     \
+        const float *xr = x + r * ldx;                                                       \
+        float *yr = y + r * ldy;                                                             \
+        for (int64_t j = 0; j < cols; j++) {                                                 \
+            float v = xr[j] + bias;                                                          \
+            yr[j] = (EXPR);                                                                  \
+        }                                                                                    \
+    }
+
+HP_CPU_CLONES
+void hp_cpu_bias_act_plane(const hp_act *a, const float *x, int64_t ldx, float *y, int64_t ldy,
+                           int64_t rows, int64_t cols, float bias)
+{
+    const float alpha = a->alpha, lo = a->lo, hi = a->hi;
+    switch (a->kind) {
+    case HP_ACT_RELU:
+        HP_PLANE_LOOP(v < 0.0f ? 0.0f : v)
+        return;
+    case HP_ACT_LEAKY_RELU:
+        HP_PLANE_LOOP(v < 0.0f ? alpha * v : v)
+        return;
+    case HP_ACT_CLIP:
+        HP_PLANE_LOOP(v < lo ? lo : (v > hi ? hi : v))
+        return;
+    case HP_ACT_NONE:
+        HP_PLANE_LOOP(v)
+        return;
+    default:
+        HP_PLANE_LOOP(hp_cpu_act1(a, v))
         return;
     }
 }

@@ -330,6 +330,10 @@ static void test_conv(void)
         {1, 4, 6, 6, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, HP_ACT_NONE, "1x1 padded"},
         {1, 64, 40, 40, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, HP_ACT_RELU, "3x3 several column blocks"},
         {1, 300, 30, 30, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, HP_ACT_RELU, "3x3 K > block"},
+        {2, 20, 11, 9, 10, 3, 3, 1, 1, 1, 2, 2, 1, 2, 3, 0, 1, HP_ACT_RELU, "shifted, dilated, asymmetric"},
+        {1, 32, 9, 13, 6, 5, 3, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0, HP_ACT_NONE, "shifted 5x3 groups, no pad"},
+        {3, 16, 1, 7, 4, 1, 3, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, HP_ACT_NONE, "shifted 1x3 on one row"},
+        {1, 24, 70, 66, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, HP_ACT_RELU, "shifted, many row blocks"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         hp_graph *g = conv_graph(cases[i].N, cases[i].C, cases[i].H, cases[i].W, cases[i].M, cases[i].kh,
