@@ -280,6 +280,13 @@ static void conv_task(void *arg, int64_t task, int tid)
     const float *wg = jb->w + g * q->Mg * q->K;
     const float *bmat;
     int64_t ldb;
+    if (q->K == 0) {
+        /* No input channels (or an empty kernel): the output is the bias alone. */
+        for (int64_t m = 0; m < q->Mg; m++)
+            memset(yg + m * q->HWo, 0, (size_t)nc * sizeof(float));
+        hp_cpu_act_rows(jb->act, yg, q->HWo, q->Mg, nc, NULL, jb->bias ? jb->bias + g * q->Mg : NULL);
+        return;
+    }
     if (q->mode == CONV_FUSED) {
         const hp_cpu_tensor *px = jb->pre->x;
         const float *xg = px->p + n * px->bstride + g * q->Cg * q->HW + j0;
@@ -297,13 +304,8 @@ static void conv_task(void *arg, int64_t task, int tid)
         bmat = buf;
         ldb = nc;
     }
-    if (q->K == 0) {
-        for (int64_t m = 0; m < q->Mg; m++)
-            memset(yg + m * q->HWo, 0, (size_t)nc * sizeof(float));
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)q->Mg, (int)nc, (int)q->K, 1.0f, wg,
-                    (int)q->K, bmat, (int)ldb, 0.0f, yg, (int)q->HWo);
-    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)q->Mg, (int)nc, (int)q->K, 1.0f, wg, (int)q->K,
+                bmat, (int)ldb, 0.0f, yg, (int)q->HWo);
     hp_cpu_act_rows(jb->act, yg, q->HWo, q->Mg, nc, NULL, jb->bias ? jb->bias + g * q->Mg : NULL);
 }
 

@@ -120,10 +120,16 @@ static hp_status check_value(cpu_backend *b, int v)
     hp_cpu_tensor *t = &b->t[v];
     if (val->ndim < 0 || val->ndim > HP_MAX_DIMS)
         return hp_error_set(&b->base.err, HP_ERR_INVALID, "value '%s' has %d dims", val->name, val->ndim);
-    for (int i = 0; i < val->ndim; i++)
+    int64_t numel = 1;
+    for (int i = 0; i < val->ndim; i++) {
         if (val->dims[i] < 0)
             return hp_error_set(&b->base.err, HP_ERR_INVALID,
                                 "value '%s' has an unresolved or negative dim %d", val->name, i);
+        /* Bound the element count so no index computation below can overflow int64. */
+        if (val->dims[i] > 0 && numel > ((int64_t)1 << 48) / val->dims[i])
+            return hp_error_set(&b->base.err, HP_ERR_INVALID, "value '%s' has too many elements", val->name);
+        numel *= val->dims[i];
+    }
     if (val->kind == HP_VAL_CONST) {
         if (val->dtype != HP_DT_FLOAT)
             return hp_error_set(&b->base.err, HP_ERR_UNSUPPORTED,
@@ -476,7 +482,8 @@ static hp_status cpu_run(hp_backend *base, const float *const *inputs, float *co
     };
     for (int i = 0; i < g->n_inputs; i++) {
         const hp_cpu_tensor *t = &b->t[g->inputs[i]];
-        if (hp_cpu_numel(t) == 0)
+        /* An input bound to a constant keeps its data; never write into the graph's constants. */
+        if (hp_cpu_numel(t) == 0 || g->values[g->inputs[i]].kind == HP_VAL_CONST)
             continue;
         if (!inputs || !inputs[i])
             return hp_error_set(&b->base.err, HP_ERR_INVALID, "cpu backend: graph input %d ('%s') not given",

@@ -72,46 +72,86 @@ typedef struct {
     int64_t planes_per_task, ntask_c;
 } pool_job;
 
+/* One output position whose window may be clipped by the borders. */
+static float pool_edge(const pool_geom *q, const float *xp, int64_t hs, int64_t ky0, int64_t ky1, int64_t py,
+                       int64_t ws)
+{
+    int64_t kx0, kx1;
+    krange(ws, q->dw, q->kw, 0, q->W, &kx0, &kx1);
+    if (q->is_max) {
+        float m = -INFINITY;
+        for (int64_t ky = ky0; ky < ky1; ky++) {
+            const float *row = xp + (hs + ky * q->dh) * q->W;
+            for (int64_t kx = kx0; kx < kx1; kx++) {
+                float v = row[ws + kx * q->dw];
+                if (v > m)
+                    m = v;
+            }
+        }
+        return (ky1 > ky0 && kx1 > kx0) ? m : 0.0f;
+    }
+    float s = 0.0f;
+    for (int64_t ky = ky0; ky < ky1; ky++) {
+        const float *row = xp + (hs + ky * q->dh) * q->W;
+        for (int64_t kx = kx0; kx < kx1; kx++)
+            s += row[ws + kx * q->dw];
+    }
+    int64_t d;
+    if (q->include_pad) {
+        int64_t px0, px1;
+        krange(ws, q->dw, q->kw, -q->pl, q->W + q->pr, &px0, &px1);
+        d = py * (px1 - px0);
+    } else {
+        d = (ky1 - ky0) * (kx1 - kx0);
+    }
+    return d ? s / (float)d : 0.0f;
+}
+
 static void pool_plane(const pool_geom *q, const float *xp, float *yp)
 {
+    /* Output columns whose window lies inside the input horizontally need no clipping. */
+    int64_t ow_lo = ceil_div(q->pl, q->sw);
+    int64_t ow_hi = q->W - 1 - (q->kw - 1) * q->dw + q->pl >= 0 ? (q->W - 1 - (q->kw - 1) * q->dw + q->pl) / q->sw + 1 : 0;
+    if (ow_hi > q->OW)
+        ow_hi = q->OW;
+    if (ow_lo > ow_hi)
+        ow_lo = ow_hi;
     for (int64_t oh = 0; oh < q->OH; oh++) {
         int64_t hs = oh * q->sh - q->pt, ky0, ky1, py0, py1;
         krange(hs, q->dh, q->kh, 0, q->H, &ky0, &ky1);
         krange(hs, q->dh, q->kh, -q->pt, q->H + q->pb, &py0, &py1);
-        for (int64_t ow = 0; ow < q->OW; ow++) {
-            int64_t ws = ow * q->sw - q->pl, kx0, kx1;
-            krange(ws, q->dw, q->kw, 0, q->W, &kx0, &kx1);
-            float r;
-            if (q->is_max) {
+        float *yr = yp + oh * q->OW;
+        for (int64_t ow = 0; ow < ow_lo; ow++)
+            yr[ow] = pool_edge(q, xp, hs, ky0, ky1, py1 - py0, ow * q->sw - q->pl);
+        if (q->is_max) {
+            for (int64_t ow = ow_lo; ow < ow_hi; ow++) {
+                const float *base = xp + (ow * q->sw - q->pl);
                 float m = -INFINITY;
                 for (int64_t ky = ky0; ky < ky1; ky++) {
-                    const float *row = xp + (hs + ky * q->dh) * q->W;
-                    for (int64_t kx = kx0; kx < kx1; kx++) {
-                        float v = row[ws + kx * q->dw];
+                    const float *row = base + (hs + ky * q->dh) * q->W;
+                    for (int64_t kx = 0; kx < q->kw; kx++) {
+                        float v = row[kx * q->dw];
                         if (v > m)
                             m = v;
                     }
                 }
-                r = (ky1 > ky0 && kx1 > kx0) ? m : 0.0f;
-            } else {
+                yr[ow] = ky1 > ky0 ? m : 0.0f;
+            }
+        } else {
+            int64_t d = q->include_pad ? (py1 - py0) * q->kw : (ky1 - ky0) * q->kw;
+            for (int64_t ow = ow_lo; ow < ow_hi; ow++) {
+                const float *base = xp + (ow * q->sw - q->pl);
                 float s = 0.0f;
                 for (int64_t ky = ky0; ky < ky1; ky++) {
-                    const float *row = xp + (hs + ky * q->dh) * q->W;
-                    for (int64_t kx = kx0; kx < kx1; kx++)
-                        s += row[ws + kx * q->dw];
+                    const float *row = base + (hs + ky * q->dh) * q->W;
+                    for (int64_t kx = 0; kx < q->kw; kx++)
+                        s += row[kx * q->dw];
                 }
-                int64_t d;
-                if (q->include_pad) {
-                    int64_t px0, px1;
-                    krange(ws, q->dw, q->kw, -q->pl, q->W + q->pr, &px0, &px1);
-                    d = (py1 - py0) * (px1 - px0);
-                } else {
-                    d = (ky1 - ky0) * (kx1 - kx0);
-                }
-                r = d ? s / (float)d : 0.0f;
+                yr[ow] = d ? s / (float)d : 0.0f;
             }
-            yp[oh * q->OW + ow] = r;
         }
+        for (int64_t ow = ow_hi > ow_lo ? ow_hi : ow_lo; ow < q->OW; ow++)
+            yr[ow] = pool_edge(q, xp, hs, ky0, ky1, py1 - py0, ow * q->sw - q->pl);
     }
 }
 

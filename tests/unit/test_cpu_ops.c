@@ -396,8 +396,12 @@ static void test_conv(void)
         const float expect[] = {200 - 24, 0};
         check_reference("conv dilated relu by hand", g, in, expect, 1e-6);
     }
-    /* Zero-size batch: nothing to do, no error. */
+    /* Zero-size dims: nothing to do (or only padding to convolve: the bias), no error. */
     compare_paths("conv N=0", conv_graph(0, 4, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, HP_ACT_RELU), 0);
+    compare_paths("conv M=0", conv_graph(2, 4, 5, 5, 0, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, HP_ACT_RELU), 0);
+    compare_paths("conv C=0", conv_graph(2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, HP_ACT_NONE), 0);
+    compare_paths("conv H=0 padded", conv_graph(1, 16, 0, 5, 3, 3, 3, 1, 1, 1, 1, 1, 2, 1, 2, 1, 1, HP_ACT_NONE), 0);
+    compare_paths("conv 1x1 C=0", conv_graph(1, 0, 4, 4, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, HP_ACT_NONE), 0);
 }
 
 static hp_graph *unary_graph(hp_op op, hp_act act, int ndim, const int64_t *dims)
@@ -580,6 +584,8 @@ static void test_pool(void)
             compare_paths("pool ceil asym", pool_graph(o, 1, 3, 10, 9, 3, 2, 2, 3, 1, 1, 0, 1, 1, 0, inc, 1), 1e-6);
             compare_paths("pool dilated", pool_graph(o, 1, 2, 11, 12, 3, 3, 1, 2, 2, 2, 2, 1, 2, 1, inc, 1), 1e-6);
             compare_paths("pool 1x1 spatial", pool_graph(o, 2, 3, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, inc, 0), 1e-6);
+            compare_paths("pool empty plane", pool_graph(o, 2, 3, 0, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, inc, 0), 0);
+            compare_paths("pool wide stride", pool_graph(o, 1, 2, 9, 30, 2, 5, 3, 4, 1, 2, 1, 3, 0, 2, inc, 1), 1e-6);
         }
     }
     float x16[16];
