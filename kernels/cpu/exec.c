@@ -178,7 +178,8 @@ static void choose_fusions(cpu_backend *b, const int *consumers)
             continue;
         const hp_node *nc = &g->nodes[k];
         int v = ns->out[0];
-        if (nc->op != HP_OP_CONV || nc->n_in < 2 || nc->in[0] != v || nc->n_out < 1 || v < 0)
+        if (nc->op != HP_OP_CONV || nc->n_in < 2 || nc->in[0] != v || nc->in[1] < 0 || nc->n_out < 1 ||
+            v < 0 || !hp_cpu_act_valid(&ns->attr.act))
             continue;
         const hp_value *val = &g->values[v];
         if (val->kind != HP_VAL_RUNTIME || val->is_output || consumers[v] != 1)
