@@ -224,7 +224,7 @@ static int cmd_info(const model_args *a)
             break;
         }
         if (i == 0)
-            printf("parameters: %lld\nFLOPs per input: %.3f G\nnodes after passes: %d\n", (long long)st.params,
+            printf("parameters: %lld\nFLOPs per input: %.3f G (as run, after the graph passes)\nnodes after passes: %d\n", (long long)st.params,
                    st.flops_per_item / 1e9, st.n_nodes_planned);
         printf("batch %4d: planned peak activation memory %.1f MiB (one buffer per tensor: %.1f MiB)\n",
                batches[i], st.arena_bytes / 1048576.0, st.naive_bytes / 1048576.0);

@@ -4,7 +4,10 @@
  *     (Conv → BN is how every exported CNN spells a biased conv);
  *  2. an activation (Relu, LeakyRelu, Clip, Sigmoid, Tanh) that is the only consumer of a Conv or
  *     ScaleShift is fused into it, so its output is written once.
- * Both keep results equal to the unfused graph up to float rounding. */
+ *  3. an AveragePool that is the only consumer of a pointwise (1x1, stride 1, unpadded) Conv is
+ *     moved before it: both are linear per pixel, so they commute, and the Conv then runs on a
+ *     quarter of the pixels (DenseNet's transition layers: about 8% of its FLOPs).
+ * All keep results equal to the original graph up to float rounding. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,8 +156,82 @@ static void fuse_activation(hp_graph *g, int k)
     hp_graph_recount(g);
 }
 
+static int is_pointwise_conv(const hp_conv_attr *a)
+{
+    return a->kh == 1 && a->kw == 1 && a->stride[0] == 1 && a->stride[1] == 1 && !a->pad[0] &&
+           !a->pad[1] && !a->pad[2] && !a->pad[3] && a->act.kind == HP_ACT_NONE;
+}
+
+/* Whether every pooling window lies inside the input (no padding, no partial ceil_mode window),
+ * so averaging commutes exactly with a per-pixel linear map. */
+static int pool_windows_inside(const hp_graph *g, const hp_node *pool)
+{
+    const hp_pool_attr *p = &pool->attr.pool;
+    const hp_value *x = &g->values[pool->in[0]], *y = &g->values[pool->out[0]];
+    if (p->pad[0] || p->pad[1] || p->pad[2] || p->pad[3])
+        return 0;
+    int64_t last_h = (y->dims[2] - 1) * p->stride[0] + (int64_t)(p->kh - 1) * p->dil[0];
+    int64_t last_w = (y->dims[3] - 1) * p->stride[1] + (int64_t)(p->kw - 1) * p->dil[1];
+    return last_h < x->dims[2] && last_w < x->dims[3];
+}
+
+static hp_status pool_before_pointwise_conv(hp_graph *g, int k, hp_error *err)
+{
+    hp_node *conv = &g->nodes[k];
+    int y = conv->out[0];
+    const hp_value *yv = &g->values[y];
+    if (yv->is_output || yv->n_consumers != 1)
+        return HP_OK;
+    int j = -1;
+    for (int q = k + 1; q < g->n_nodes && j < 0; q++)
+        if (!g->nodes[q].dead && g->nodes[q].n_in > 0 && g->nodes[q].in[0] == y)
+            j = q;
+    if (j < 0 || g->nodes[j].op != HP_OP_AVGPOOL || !pool_windows_inside(g, &g->nodes[j]))
+        return HP_OK;
+    /* The pooled input, a new value [N, Cin, OH, OW]. */
+    int t = hp_graph_add_value(g, "");
+    if (t < 0)
+        return hp_error_set(err, HP_ERR_NOMEM, "out of memory");
+    hp_node *c = &g->nodes[k], *p = &g->nodes[j];
+    const hp_value *x = &g->values[c->in[0]], *py = &g->values[p->out[0]];
+    hp_value *tv = &g->values[t];
+    tv->ndim = 4;
+    tv->dims[0] = x->dims[0];
+    tv->dims[1] = x->dims[1];
+    tv->dims[2] = py->dims[2];
+    tv->dims[3] = py->dims[3];
+    /* Swap the two nodes' roles in place, which keeps the node order topological: node k now
+     * pools X into T, node j convolves T into the pool's old output. */
+    hp_node conv_copy = *c, pool_copy = *p;
+    int x_in = c->in[0], pool_out = p->out[0];
+    *c = pool_copy;
+    *p = conv_copy;
+    c->in[0] = x_in;
+    c->out[0] = t;
+    p->in[0] = t;
+    p->out[0] = pool_out;
+    hp_graph_recount(g);
+    return HP_OK;
+}
+
+/* An alias that changes nothing (Identity, Dropout, a zero Pad, a same-shape Reshape) is
+ * removed, so the patterns above see producer and consumer side by side. */
+static void drop_identity_alias(hp_graph *g, int k)
+{
+    hp_node *n = &g->nodes[k];
+    const hp_value *x = &g->values[n->in[0]], *y = &g->values[n->out[0]];
+    if (y->is_output || x->ndim != y->ndim || memcmp(x->dims, y->dims, sizeof(int64_t) * (size_t)x->ndim))
+        return;
+    n->dead = 1;
+    rewire(g, n->out[0], n->in[0]);
+}
+
 hp_status hp_graph_optimize(hp_graph *g, hp_error *err)
 {
+    for (int k = 0; k < g->n_nodes; k++)
+        if (!g->nodes[k].dead && g->nodes[k].op == HP_OP_ALIAS)
+            drop_identity_alias(g, k);
+    hp_graph_recount(g);
     for (int k = 0; k < g->n_nodes; k++) {
         if (g->nodes[k].dead || g->nodes[k].op != HP_OP_BATCHNORM)
             continue;
@@ -165,5 +242,12 @@ hp_status hp_graph_optimize(hp_graph *g, hp_error *err)
     for (int k = 0; k < g->n_nodes; k++)
         if (!g->nodes[k].dead && g->nodes[k].op == HP_OP_UNARY)
             fuse_activation(g, k);
+    for (int k = 0; k < g->n_nodes; k++) {
+        if (g->nodes[k].dead || g->nodes[k].op != HP_OP_CONV || !is_pointwise_conv(&g->nodes[k].attr.conv))
+            continue;
+        hp_status st = pool_before_pointwise_conv(g, k, err);
+        if (st)
+            return st;
+    }
     return HP_OK;
 }

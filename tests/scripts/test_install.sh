@@ -34,6 +34,10 @@ linker=cc
 if grep -q "HP_HAVE_CUDA:INTERNAL=ON" "$build/CMakeCache.txt" 2>/dev/null || nm -A "$tmp/prefix/lib/libhistoplan.a" 2>/dev/null | grep -q cudnnCreate; then
   libs="$libs -L/usr/local/cuda/lib64 -lcudart_static -lcublas -lcudnn -ldl -lrt -lstdc++"
 fi
+# A sanitizer build's library needs the sanitizer runtimes at link time too.
+if grep -q "HP_SANITIZE:BOOL=ON" "$build/CMakeCache.txt" 2>/dev/null; then
+  cc_flags="$cc_flags -fsanitize=address,undefined"
+fi
 $linker -std=c11 $cc_flags "$tmp/use.c" -o "$tmp/use" $libs
 "$tmp/use" "$src/models/zoo/histoplan-demo-densenet.onnx"
 echo "1 passed, 0 failed"
