@@ -66,15 +66,38 @@ if [ ${#found[@]} -eq 0 ]; then
     echo "fuzz: no findings in ${secs}s (fuzzer exit $rc; corpus $(ls "$work" | wc -l) inputs)"
     exit 0
 fi
-echo "fuzz: ${#found[@]} finding(s)"
+
+# Fork mode keeps going after a crash, so one bug leaves many artifacts: group them by where
+# they fail (the sanitizer's first source location), then minimize and show one per group.
+signature() {
+    { "$fuzzer" -runs=1 "$1" 2>&1 || true; } | awk '
+        /runtime error:/ { n = split($1, a, ":"); print "ubsan " a[1] ":" a[2]; found = 1; exit }
+        /ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)/ {
+            kind = $0; sub(/.*ERROR: /, "", kind); sub(/ on .*/, "", kind); sub(/ \(.*/, "", kind)
+            want = 1; next }
+        want && /^ +#[0-9]+ / && !/libFuzzer|fuzzer::|asan_|ubsan_|interceptor|libc\.so|LLVMFuzzer/ {
+            loc = $5; sub(/:[0-9]+$/, "", loc); print kind " in " $4 " " loc; found = 1; exit }
+        END { if (!found) print "unclassified" }'
+}
+declare -A first count
 for f in "${found[@]}"; do
+    sig=$(signature "$f")
+    count[$sig]=$(( ${count[$sig]:-0} + 1 ))
+    [ -n "${first[$sig]:-}" ] || first[$sig]=$f
+done
+echo "fuzz: ${#found[@]} artifact(s), ${#first[@]} distinct failure(s)"
+for sig in "${!first[@]}"; do
+    f=${first[$sig]}
     min=$f.min
     if [ ! -f "$min" ]; then
-        "$fuzzer" -minimize_crash=1 -max_total_time=60 -exact_artifact_path="$min" "$f" \
+        "$fuzzer" -minimize_crash=1 -max_total_time=30 -exact_artifact_path="$min" "$f" \
             >/dev/null 2>&1 || true
         [ -f "$min" ] || cp "$f" "$min"
     fi
-    echo "==== $f (minimized: $min, $(stat -c %s "$min") bytes)"
-    "$fuzzer" -runs=1 "$min" 2>&1 | grep -E 'ERROR|SUMMARY|runtime error|^ +#[0-9]+ ' | head -n 25 || true
+    echo "==== $sig  (${count[$sig]} artifact(s); minimized input: $min, $(stat -c %s "$min") bytes)"
+    { "$fuzzer" -runs=1 "$min" 2>&1 || true; } | awk '
+        /ERROR|runtime error/ && !shown { print; shown = 1; next }
+        shown && /^ +#[0-9]+ / && !/libFuzzer|fuzzer::|__sanitizer/ { print }
+        shown && /LLVMFuzzerTestOneInput/ { exit }' | head -n 20
 done
 exit 1

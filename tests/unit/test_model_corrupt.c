@@ -198,6 +198,67 @@ static Onnx__TensorProto *find_init(Onnx__GraphProto *g, int ndim)
     return t;
 }
 
+/* Structural damage the fuzzer found crashing shape inference: a node whose data input is
+ * missing or has an empty name, and a Reshape whose target dims overflow when multiplied. */
+static void graph_structure_cases(Onnx__ModelProto *m)
+{
+    char path[512];
+    Onnx__GraphProto *g = m->graph;
+    Onnx__NodeProto *node = g->node[g->n_node / 2];
+    if (node->n_input > 0) {
+        size_t n_in = node->n_input;
+        node->n_input = 0;
+        write_model(m, "node_without_inputs", path, sizeof path);
+        node->n_input = n_in;
+        check_case("node without inputs", path, MUST_FAIL, NULL);
+        char *in0 = node->input[0], empty[] = "";
+        node->input[0] = empty;
+        write_model(m, "node_input_empty_name", path, sizeof path);
+        node->input[0] = in0;
+        check_case("node input with empty name", path, MUST_FAIL, NULL);
+    }
+
+    /* Turn a one-input node (Flatten in the exported net) into Reshape to 2^40 x 2^40 x -1. */
+    Onnx__NodeProto *r = NULL;
+    for (size_t k = 0; k < g->n_node && !r; k++)
+        if (strcmp(g->node[k]->op_type, "Flatten") == 0 && g->node[k]->n_input == 1)
+            r = g->node[k];
+    if (!r)
+        return;
+    int64_t sdims[1] = {3}, sdata[3] = {INT64_C(1) << 40, INT64_C(1) << 40, -1};
+    char sname[] = "hp_huge_shape", reshape[] = "Reshape";
+    Onnx__TensorProto shape = ONNX__TENSOR_PROTO__INIT;
+    shape.name = sname;
+    shape.has_data_type = 1;
+    shape.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    shape.n_dims = 1;
+    shape.dims = sdims;
+    shape.n_int64_data = 3;
+    shape.int64_data = sdata;
+    Onnx__TensorProto **inits = calloc(g->n_initializer + 1, sizeof *inits);
+    char *r_in[2] = {r->input[0], sname};
+    memcpy(inits, g->initializer, g->n_initializer * sizeof *inits);
+    inits[g->n_initializer] = &shape;
+    Onnx__TensorProto **old_inits = g->initializer;
+    char **old_in = r->input, *old_op = r->op_type;
+    size_t old_n_inits = g->n_initializer, old_n_attr = r->n_attribute;
+    g->initializer = inits;
+    g->n_initializer++;
+    r->input = r_in;
+    r->n_input = 2;
+    r->op_type = reshape;
+    r->n_attribute = 0; /* Flatten's axis means nothing to Reshape */
+    write_model(m, "reshape_overflow", path, sizeof path);
+    g->initializer = old_inits;
+    g->n_initializer = old_n_inits;
+    r->input = old_in;
+    r->n_input = 1;
+    r->op_type = old_op;
+    r->n_attribute = old_n_attr;
+    free(inits);
+    check_case("Reshape to 2^40 x 2^40 x -1", path, MUST_FAIL, NULL);
+}
+
 /* The cases that need a protobuf edit: each edits, writes, restores, so one unpack serves all. */
 static void protobuf_cases(const uint8_t *buf, size_t len)
 {
@@ -285,6 +346,7 @@ static void protobuf_cases(const uint8_t *buf, size_t len)
         shape->dim[2]->dim_value = h;
         check_case("input dim 1e12", path, MUST_FAIL, NULL);
     }
+    graph_structure_cases(m);
     onnx__model_proto__free_unpacked(m, NULL);
 }
 
