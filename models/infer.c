@@ -74,6 +74,19 @@ static hp_status const_ints(ictx *c, const hp_value *v, const char *what, int64_
     return HP_OK;
 }
 
+/* Product of dims, 0 when it would exceed HP_MAX_TENSOR_ELEMS (no overflow on the way). */
+static int numel_checked(int ndim, const int64_t *dims, int64_t *out)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 0 || (dims[i] > 0 && n > HP_MAX_TENSOR_ELEMS / dims[i]))
+            return 0;
+        n *= dims[i];
+    }
+    *out = n;
+    return 1;
+}
+
 static hp_status require_float(ictx *c, const hp_value *v, const char *what)
 {
     if (v && v->dtype != HP_DT_FLOAT)
@@ -143,10 +156,8 @@ static hp_status fold_new(ictx *c, hp_dtype dt, int ndim, const int64_t *dims, c
 /* The output shares the input's storage with new dims (Reshape and friends). */
 static hp_status make_alias(ictx *c, const hp_value *x, int ndim, const int64_t *dims)
 {
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++)
-        n *= dims[i];
-    if (n != hp_value_numel(x))
+    int64_t n = -1;
+    if (!numel_checked(ndim, dims, &n) || n != hp_value_numel(x))
         return fail(c, HP_ERR_INVALID, "cannot reshape %lld elements into %lld", (long long)hp_value_numel(x),
                     (long long)n);
     if (is_const(x))
@@ -476,6 +487,9 @@ static hp_status infer_reshape(ictx *c, hp_node *n)
             infer_at = i;
         } else if (shape[i] < 0) {
             return fail(c, HP_ERR_INVALID, "negative dim %lld in the target shape", (long long)shape[i]);
+        } else if (shape[i] > 0 && known > HP_MAX_TENSOR_ELEMS / shape[i]) {
+            return fail(c, HP_ERR_INVALID, "the target shape holds more than %lld elements",
+                        (long long)HP_MAX_TENSOR_ELEMS);
         } else {
             known *= shape[i];
         }
@@ -720,6 +734,9 @@ static hp_status infer_pad(ictx *c, hp_node *n)
     if (np != 2 * x->ndim)
         return fail(c, HP_ERR_INVALID, "pads has %d values for rank %d", np, x->ndim);
     int64_t d[HP_MAX_DIMS];
+    for (int i = 0; i < np; i++)
+        if (pads[i] > HP_MAX_TENSOR_ELEMS || pads[i] < -HP_MAX_TENSOR_ELEMS)
+            return fail(c, HP_ERR_INVALID, "pads[%d] = %lld is absurd", i, (long long)pads[i]);
     for (int i = 0; i < x->ndim; i++) {
         d[i] = x->dims[i] + pads[i] + pads[i + x->ndim];
         if (d[i] < 0)
@@ -1035,9 +1052,10 @@ hp_status hp_graph_infer(hp_graph *g, int batch, hp_error *err)
         if (!n->dead) {
             hp_value *o = &g->values[n->out[0]];
             o->producer = k;
-            int64_t numel = hp_value_numel(o);
-            if (numel > HP_MAX_TENSOR_ELEMS)
-                return fail(&c, HP_ERR_INVALID, "output '%s' would hold %lld elements", o->name, (long long)numel);
+            int64_t numel;
+            if (!numel_checked(o->ndim, o->dims, &numel))
+                return fail(&c, HP_ERR_INVALID, "output '%s' would hold more than %lld elements", o->name,
+                            (long long)HP_MAX_TENSOR_ELEMS);
         }
     }
     for (int i = 0; i < g->n_outputs; i++) {

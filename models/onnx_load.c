@@ -593,6 +593,11 @@ static hp_status load_graph(load_ctx *c, const Onnx__ModelProto *mp)
         if (np->n_input > 64 * 1024 || np->n_output > 16)
             return NODE_FAIL(c, HP_ERR_INVALID, np, idx, "%zu inputs, %zu outputs", np->n_input,
                              np->n_output);
+        int need = hp_onnx_min_inputs(op);
+        for (int i = 0; i < need; i++)
+            if ((size_t)i >= np->n_input || !np->input[i] || !*np->input[i])
+                return NODE_FAIL(c, HP_ERR_INVALID, np, idx, "input %d is missing (%s takes at least %d)", i,
+                                 np->op_type, need);
         if (np->n_output < 1 || !np->output[0] || !*np->output[0])
             return NODE_FAIL(c, HP_ERR_INVALID, np, idx, "no output");
         char autoname[64];

@@ -68,3 +68,22 @@ int hp_onnx_slot_is_parameter(hp_onnx_op op, int slot)
     default: return 0;
     }
 }
+
+int hp_onnx_min_inputs(hp_onnx_op op)
+{
+    switch (op) {
+    case HP_ONNX_CONSTANT: return 0;
+    case HP_ONNX_BATCHNORM: return 5;
+    case HP_ONNX_CONV:
+    case HP_ONNX_PRELU:
+    case HP_ONNX_ADD:
+    case HP_ONNX_SUB:
+    case HP_ONNX_MUL:
+    case HP_ONNX_DIV:
+    case HP_ONNX_RESHAPE:
+    case HP_ONNX_GEMM:
+    case HP_ONNX_MATMUL:
+    case HP_ONNX_GATHER: return 2;
+    default: return 1;
+    }
+}

@@ -47,6 +47,9 @@ typedef enum {
 /* The code for an ONNX op type in the default domain, HP_ONNX_UNKNOWN when unsupported. */
 hp_onnx_op hp_onnx_op_lookup(const char *op_type);
 
+/* How many leading inputs the op requires (they must be present and named). */
+int hp_onnx_min_inputs(hp_onnx_op op);
+
 /* Whether input slot `slot` of the op is a parameter that must be constant at inference
  * (a Reshape shape, Pad pads, Resize scales, Clip bounds, Unsqueeze axes, ...). */
 int hp_onnx_slot_is_parameter(hp_onnx_op op, int slot);
