@@ -75,7 +75,7 @@ signature() {
         /ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)/ {
             kind = $0; sub(/.*ERROR: /, "", kind); sub(/ on .*/, "", kind); sub(/ \(.*/, "", kind)
             want = 1; next }
-        want && /^ +#[0-9]+ / && !/libFuzzer|fuzzer::|asan_|ubsan_|interceptor|libc\.so|LLVMFuzzer/ {
+        want && /^ +#[0-9]+ / && !/libFuzzer|fuzzer::|asan_|ubsan_|__sanitizer|interceptor|in (malloc|calloc|realloc) |libc\.so|LLVMFuzzer/ {
             loc = $5; sub(/:[0-9]+$/, "", loc); print kind " in " $4 " " loc; found = 1; exit }
         END { if (!found) print "unclassified" }'
 }
