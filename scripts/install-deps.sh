@@ -17,26 +17,12 @@ packages=(
   # images: PNG, JPEG, TIFF
   libpng-dev libjpeg62-turbo-dev libtiff-dev
   # tests: ONNX's conformance data, PyTorch references, fuzzing (clang's libFuzzer)
-  libonnx-testdata python3-torch python3-torchvision python3-onnx python3-numpy python3-jsonschema
+  libonnx-testdata python3-torch python3-torchvision python3-onnx python3-numpy python3-jsonschema python3-pil
   clang
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "install-deps: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-else
-  echo "install-deps: all Debian packages present"
-fi
+. "$(dirname "$0")/lib/apt-install-missing.sh"
+apt_install_missing install-deps "${packages[@]}"
 
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "install-deps: CUDA toolkit found ($( (command -v nvcc || echo /usr/local/cuda/bin/nvcc) )); the CUDA backend will be built"
