@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "onnx/onnx.pb-c.h"
 
@@ -215,6 +216,13 @@ static hp_status read_external(const Onnx__TensorProto *t, const char *dir, cons
     if (!f)
         return hp_error_set(err, HP_ERR_IO, "%s: %s: cannot open external data %s: %s", path, where,
                             full, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || (long long)st.st_size < offset ||
+        (unsigned long long)(st.st_size - offset) < (unsigned long long)want) {
+        fclose(f);
+        return hp_error_set(err, HP_ERR_INVALID, "%s: %s: external data file %s is shorter than %lld + %zu bytes",
+                            path, where, full, offset, want);
+    }
     uint8_t *buf = malloc(want ? want : 1);
     if (!buf) {
         fclose(f);
@@ -251,56 +259,65 @@ hp_status hp_tensor_from_proto(const Onnx__TensorProto *t, const char *dir, cons
                                 path, where, i, (long long)d);
         n *= d;
     }
+    /* Check that the file holds the data its shape claims before allocating for it: a few bytes
+     * of hostile protobuf may claim billions of elements. */
+    size_t es = elem_size(dt);
+    int external = t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    if (!external) {
+        if (t->has_raw_data) {
+            if (t->raw_data.len != (size_t)n * es)
+                return hp_error_set(err, HP_ERR_INVALID, "%s: %s holds %zu bytes, its shape needs %lld", path,
+                                    where, t->raw_data.len, (long long)((size_t)n * es));
+        } else {
+            size_t have;
+            switch (dt) {
+            case HP_DT_FLOAT: have = t->n_float_data; break;
+            case DT_DOUBLE: have = t->n_double_data; break;
+            case HP_DT_INT64: have = t->n_int64_data; break;
+            case DT_UINT32:
+            case DT_UINT64: have = t->n_uint64_data; break;
+            default: have = t->n_int32_data; break;
+            }
+            if (have != (size_t)n)
+                return hp_error_set(err, HP_ERR_INVALID, "%s: %s holds %zu values, its shape needs %lld", path,
+                                    where, have, (long long)n);
+        }
+    }
     hp_dtype out_t = is_float_type(dt) ? HP_DT_FLOAT : HP_DT_INT64;
     size_t out_es = out_t == HP_DT_FLOAT ? 4 : 8;
+    uint8_t *raw = NULL;
+    if (external) {
+        hp_status est = read_external(t, dir, path, where, (size_t)n * es, &raw, err);
+        if (est)
+            return est;
+    }
     void *data = malloc((size_t)(n > 0 ? n : 1) * out_es);
-    if (!data)
+    if (!data) {
+        free(raw);
         return hp_error_set(err, HP_ERR_NOMEM, "%s: %s: cannot allocate %lld elements", path, where,
                             (long long)n);
-    size_t es = elem_size(dt);
+    }
     hp_status st = HP_OK;
-    if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
-        uint8_t *raw = NULL;
-        st = read_external(t, dir, path, where, (size_t)n * es, &raw, err);
-        if (!st) {
-            convert_raw(dt, raw, n, data);
-            free(raw);
-        }
+    if (external) {
+        convert_raw(dt, raw, n, data);
+        free(raw);
     } else if (t->has_raw_data) {
-        if (t->raw_data.len != (size_t)n * es)
-            st = hp_error_set(err, HP_ERR_INVALID, "%s: %s holds %zu bytes, its shape needs %lld", path,
-                              where, t->raw_data.len, (long long)((size_t)n * es));
-        else
-            convert_raw(dt, t->raw_data.data, n, data);
+        convert_raw(dt, t->raw_data.data, n, data);
     } else {
-        /* Typed fields: float_data, double_data, int32_data (also float16/bfloat16 bits and the
-         * small integer types), int64_data, uint64_data. */
-        size_t have;
+        /* Typed fields (counts checked above): float_data, double_data, int32_data (also
+         * float16/bfloat16 bits and the small integer types), int64_data, uint64_data. */
         float *f = data;
         int64_t *q = data;
-        switch (dt) {
-        case HP_DT_FLOAT: have = t->n_float_data; break;
-        case DT_DOUBLE: have = t->n_double_data; break;
-        case HP_DT_INT64: have = t->n_int64_data; break;
-        case DT_UINT32:
-        case DT_UINT64: have = t->n_uint64_data; break;
-        default: have = t->n_int32_data; break;
-        }
-        if (have != (size_t)n) {
-            st = hp_error_set(err, HP_ERR_INVALID, "%s: %s holds %zu values, its shape needs %lld",
-                              path, where, have, (long long)n);
-        } else {
-            for (int64_t i = 0; i < n; i++) {
-                switch (dt) {
-                case HP_DT_FLOAT: f[i] = t->float_data[i]; break;
-                case DT_DOUBLE: f[i] = (float)t->double_data[i]; break;
-                case HP_DT_FLOAT16: f[i] = half_to_float((uint16_t)t->int32_data[i]); break;
-                case HP_DT_BFLOAT16: f[i] = bf16_to_float((uint16_t)t->int32_data[i]); break;
-                case HP_DT_INT64: q[i] = t->int64_data[i]; break;
-                case DT_UINT32:
-                case DT_UINT64: q[i] = (int64_t)t->uint64_data[i]; break;
-                default: q[i] = t->int32_data[i]; break;
-                }
+        for (int64_t i = 0; i < n; i++) {
+            switch (dt) {
+            case HP_DT_FLOAT: f[i] = t->float_data[i]; break;
+            case DT_DOUBLE: f[i] = (float)t->double_data[i]; break;
+            case HP_DT_FLOAT16: f[i] = half_to_float((uint16_t)t->int32_data[i]); break;
+            case HP_DT_BFLOAT16: f[i] = bf16_to_float((uint16_t)t->int32_data[i]); break;
+            case HP_DT_INT64: q[i] = t->int64_data[i]; break;
+            case DT_UINT32:
+            case DT_UINT64: q[i] = (int64_t)t->uint64_data[i]; break;
+            default: q[i] = t->int32_data[i]; break;
             }
         }
     }

@@ -325,6 +325,17 @@ static void protobuf_cases(const uint8_t *buf, size_t len)
             w->dims[k] = saved[k];
         w->dims[0] = d0;
         check_case("weight dims overflow", path, MUST_FAIL, NULL);
+        /* Just under the element cap while the file holds a few bytes: refused from the stored
+         * size, before anything is allocated for the claimed shape (found by fuzzing). */
+        for (size_t k = 0; k < w->n_dims && k < HP_MAX_DIMS; k++) {
+            saved[k] = w->dims[k];
+            w->dims[k] = k == 0 ? 2147483647LL : 1;
+        }
+        write_model(m, "weight_claims_2g_elements", path, sizeof path);
+        for (size_t k = 0; k < w->n_dims && k < HP_MAX_DIMS; k++)
+            w->dims[k] = saved[k];
+        static const char *const needs[] = {"its shape needs", NULL};
+        check_case("weight claims 2^31-1 elements", path, MUST_FAIL, needs);
         w->dims[0] = -3;
         write_model(m, "weight_dim_negative", path, sizeof path);
         w->dims[0] = d0;
