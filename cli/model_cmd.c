@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "io/image.h"
 #include "io/npy.h"
 #include "models/model.h"
@@ -423,13 +423,6 @@ done:
     return rc;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int cmd_bench(const model_args *a)
 {
     hp_model *m = open_model(a);
@@ -458,19 +451,20 @@ static int cmd_bench(const model_args *a)
         s = s * 1664525u + 1013904223u;
         in[i] = (float)((s >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
     }
+    hp_progress prog;
+    hp_progress_start(&prog, "bench", a->warmup + a->iterations);
     for (int i = 0; i < a->warmup + a->iterations; i++) {
-        double t0 = now_s();
+        double t0 = hp_now_seconds();
         if (hp_model_run(m, in, a->batch, out)) {
+            hp_progress_finish(&prog);
             fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
             goto done;
         }
         if (i >= a->warmup)
-            times[i - a->warmup] = now_s() - t0;
-        if (!a->json)
-            fprintf(stderr, "\r%s %d/%d", i < a->warmup ? "warm-up" : "timed  ", i + 1, a->warmup + a->iterations);
+            times[i - a->warmup] = hp_now_seconds() - t0;
+        hp_progress_update(&prog, i + 1);
     }
-    if (!a->json)
-        fprintf(stderr, "\n");
+    hp_progress_finish(&prog);
     /* Median batch time: robust against a stray slow iteration. */
     for (int i = 1; i < a->iterations; i++)
         for (int j = i; j > 0 && times[j] < times[j - 1]; j--) {
