@@ -400,7 +400,7 @@ static hp_status infer_concat(ictx *c, hp_node *n)
     for (int i = 0; i < n->n_in; i++) {
         hp_value *v = in_v(c, i);
         if (!v)
-            continue;
+            return fail(c, HP_ERR_INVALID, "input %d is empty", i);
         live++;
         if (!first)
             first = v;
