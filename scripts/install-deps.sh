@@ -14,10 +14,11 @@ packages=(
   libopenblas-dev
   # model cards, findings and reports as JSON; SHA-256 of model files
   libcjson-dev libssl-dev
-  # images: PNG, JPEG, TIFF
-  libpng-dev libjpeg62-turbo-dev libtiff-dev
+  # images: PNG, JPEG, TIFF; whole-slide images through OpenSlide
+  libpng-dev libjpeg62-turbo-dev libtiff-dev libopenslide-dev
   # tests: ONNX's conformance data, PyTorch references, fuzzing (clang's libFuzzer)
   libonnx-testdata python3-torch python3-torchvision python3-onnx python3-numpy python3-jsonschema python3-pil
+  python3-openslide
   clang
 )
 
