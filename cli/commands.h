@@ -4,6 +4,8 @@
 
 enum { HP_EXIT_OK = 0, HP_EXIT_FAILED = 1, HP_EXIT_USAGE = 2 };
 
-int hp_cli_model(int argc, char **argv);
+int hp_cli_model(int argc, char **argv);   /* cli/model_cmd.c */
+int hp_cli_synth(int argc, char **argv);   /* cli/synth_cmd.c */
+int hp_cli_slide(int argc, char **argv);   /* cli/slide_cmd.c */
 
 #endif

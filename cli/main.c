@@ -13,6 +13,8 @@ static void usage(FILE *f)
             "  model info M.onnx           inputs, outputs, operators, parameters, FLOPs, planned memory\n"
             "  model run M.onnx --input X  run a model on an image or a .npy tensor\n"
             "  model bench M.onnx          measure throughput on random input\n"
+            "  slide info SLIDE            levels, dimensions, microns per pixel, associated images\n"
+            "  synth --out S.tiff          generate a synthetic H&E slide with ground truth\n"
             "\n"
             "  --version                   print the version\n"
             "  --help                      this text; `histoplan model --help` for the model commands\n");
@@ -34,6 +36,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "model"))
         return hp_cli_model(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "slide"))
+        return hp_cli_slide(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "synth"))
+        return hp_cli_synth(argc - 1, argv + 1);
     fprintf(stderr, "histoplan: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return HP_EXIT_USAGE;
