@@ -11,16 +11,28 @@
  *    extra columns dropped. This avoids im2col's kh*kw-fold copy of the input;
  *  - im2col: everything else (strided, few channels, runtime weights) copies just its block of
  *    columns into scratch, so scratch stays cache-sized whatever the image size.
+ * A 3x3 stride-1 convolution with constant weights and enough channels goes to Winograd
+ * F(4x4, 3x3) instead (conv2d_winograd.c) unless HP_CPU_WINOGRAD=0 is set at prepare time.
  * Bias and activation are applied right after each unit's GEMMs while the block is in cache.
  * Units depend only on the shapes, so any thread count computes the same bytes. */
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 
 #include <cblas.h>
 
 #include "kernels/cpu/cpu_internal.h"
 
-enum { CONV_DIRECT, CONV_FUSED, CONV_SHIFT, CONV_IM2COL };
+enum { CONV_DIRECT, CONV_FUSED, CONV_SHIFT, CONV_IM2COL, CONV_WINO };
+
+/* What prepare makes for a node (node_data): the weights repacked for the shifted form, or
+ * transformed for the Winograd form. The form is recorded so that run uses the one prepare chose
+ * (the switch is read once, at prepare). The 16-byte header keeps w as aligned as malloc. */
+typedef struct {
+    int64_t form; /* CONV_SHIFT or CONV_WINO */
+    int64_t reserved;
+    float w[];
+} conv_data;
 
 typedef struct {
     int64_t N, C, H, W, M, G, Cg, Mg, kh, kw, OH, OW, K, HW, HWo;
@@ -32,6 +44,7 @@ typedef struct {
     int64_t rows, P, TR;
     int64_t nblk;    /* blocks per (item, group) */
     int64_t scratch; /* floats of per-thread scratch */
+    hp_wino_geom wq; /* Winograd form */
 } conv_geom;
 
 /* Target size of a packed B block (floats): about half of a 2 MiB L2. */
@@ -77,12 +90,23 @@ static int conv2d_shift_fits(conv_geom *q)
            q->OW == q->P - (q->kw - 1) * q->dw && q->OH > 0 && q->OW > 0;
 }
 
+/* Whether the Winograd form applies; fills q->wq. */
+static int conv2d_wino_fits(conv_geom *q)
+{
+    return q->kh == 3 && q->kw == 3 && q->sh == 1 && q->sw == 1 && q->dh == 1 && q->dw == 1 && q->G == 1 &&
+           q->OH == q->H + q->pt + q->pb - 2 && q->OW == q->W + q->pl + q->pr - 2 &&
+           hp_cpu_wino_plan(&q->wq, q->N, q->C, q->H, q->W, q->M, q->OH, q->OW, q->pt, q->pl);
+}
+
 /* Fills q from the shapes; NULL when consistent, else what is wrong. fused: a ScaleShift is
- * folded in; shift_ok: the weights are repacked for the shifted form (constant weights). */
+ * folded in; form: how the (constant) weights are or may be prepared: 0 not at all,
+ * CONV_SHIFT repacked for the shifted form, CONV_WINO transformed for Winograd where it applies
+ * (else repacked for the shifted form). */
 static const char *geom_init(conv_geom *q, const hp_conv_attr *a, int xnd, const int64_t *xd,
                              int wnd, const int64_t *wd, int ynd, const int64_t *yd, int64_t bias_n,
-                             int fused, int shift_ok)
+                             int fused, int form)
 {
+    int shift_ok = form != 0;
     memset(q, 0, sizeof *q);
     if (xnd != 4 || wnd != 4 || ynd != 4)
         return "only 2-D convolution (4-D X, W and Y) is supported";
@@ -132,6 +156,10 @@ static const char *geom_init(conv_geom *q, const hp_conv_attr *a, int xnd, const
         q->mode = CONV_FUSED;
     } else if (one) {
         q->mode = CONV_DIRECT;
+    } else if (form == CONV_WINO && q->HWo > 0 && q->N > 0 && q->M > 0 && conv2d_wino_fits(q)) {
+        q->mode = CONV_WINO;
+        q->scratch = q->wq.scratch;
+        return NULL;
     } else if (shift_ok && conv2d_shift_fits(q)) {
         q->mode = CONV_SHIFT;
     } else {
@@ -311,12 +339,19 @@ static void conv_task(void *arg, int64_t task, int tid)
 }
 
 /* Shapes of a Conv node from the graph, for prepare. */
-static const char *node_geom(const hp_graph *g, const hp_node *n, int fused, int shift_ok, conv_geom *q)
+static const char *node_geom(const hp_graph *g, const hp_node *n, int fused, int form, conv_geom *q)
 {
     if (n->n_in < 2 || n->in[0] < 0 || n->in[1] < 0 || n->n_out < 1 || n->out[0] < 0)
         return "missing input";
     const hp_value *x = &g->values[n->in[0]], *w = &g->values[n->in[1]], *y = &g->values[n->out[0]];
-    return geom_init(q, &n->attr.conv, x->ndim, x->dims, w->ndim, w->dims, y->ndim, y->dims, -1, fused, shift_ok);
+    return geom_init(q, &n->attr.conv, x->ndim, x->dims, w->ndim, w->dims, y->ndim, y->dims, -1, fused, form);
+}
+
+/* The Winograd form is on unless HP_CPU_WINOGRAD is set to 0 (for comparisons and tests). */
+static int winograd_enabled(void)
+{
+    const char *e = getenv("HP_CPU_WINOGRAD");
+    return !(e && e[0] == '0' && e[1] == '\0');
 }
 
 hp_status hp_cpu_conv2d_prepare(const hp_graph *g, const hp_node *n, int fused, void **data, int64_t *scratch)
@@ -326,23 +361,32 @@ hp_status hp_cpu_conv2d_prepare(const hp_graph *g, const hp_node *n, int fused, 
     conv_geom q;
     int shift_ok = !fused && n->n_in >= 2 && n->in[1] >= 0 && g->values[n->in[1]].kind == HP_VAL_CONST &&
                    g->values[n->in[1]].dtype == HP_DT_FLOAT && g->values[n->in[1]].data != NULL;
-    if (node_geom(g, n, fused, shift_ok, &q))
+    int form = shift_ok ? (winograd_enabled() ? CONV_WINO : CONV_SHIFT) : 0;
+    if (node_geom(g, n, fused, form, &q))
         return HP_OK; /* reported by run */
     *scratch = q.scratch;
-    if (q.mode != CONV_SHIFT)
+    if (q.mode != CONV_SHIFT && q.mode != CONV_WINO)
         return HP_OK;
-    /* W[m][c][ky][kx] -> Wt[g][tap][m][c], so each tap is a plain row-major Mg x Cg matrix. */
     int64_t taps = q.kh * q.kw;
-    float *wt = malloc(sizeof(float) * (size_t)(q.M * q.Cg * taps));
-    if (!wt)
+    conv_data *cd = malloc(sizeof *cd + sizeof(float) * (size_t)(q.mode == CONV_WINO ? 36 * q.M * q.C
+                                                                                      : q.M * q.Cg * taps));
+    if (!cd)
         return HP_ERR_NOMEM;
+    cd->form = q.mode;
+    cd->reserved = 0;
+    *data = cd;
     const float *w = g->values[n->in[1]].data;
+    if (q.mode == CONV_WINO) {
+        hp_cpu_wino_weights(w, q.M, q.C, cd->w);
+        return HP_OK;
+    }
+    /* W[m][c][ky][kx] -> Wt[g][tap][m][c], so each tap is a plain row-major Mg x Cg matrix. */
+    float *wt = cd->w;
     for (int64_t gg = 0; gg < q.G; gg++)
         for (int64_t tap = 0; tap < taps; tap++)
             for (int64_t m = 0; m < q.Mg; m++)
                 for (int64_t c = 0; c < q.Cg; c++)
                     wt[((gg * taps + tap) * q.Mg + m) * q.Cg + c] = w[((gg * q.Mg + m) * q.Cg + c) * taps + tap];
-    *data = wt;
     return HP_OK;
 }
 
@@ -380,10 +424,11 @@ static hp_status conv_common(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tenso
     const hp_cpu_tensor *b = n->n_in > 2 ? in[2] : NULL;
     const hp_conv_attr *a = &n->attr.conv;
     conv_geom q;
-    /* The shifted form needs the weights prepare repacked; the reference never uses it. */
-    const float *wt = c->reference ? NULL : c->node_data;
+    /* The shifted and Winograd forms need the weights prepare made; the reference never uses them. */
+    const conv_data *cd = c->reference ? NULL : c->node_data;
+    const float *wt = cd ? cd->w : NULL;
     const char *why = geom_init(&q, a, x->ndim, x->dims, w->ndim, w->dims, out->ndim, out->dims,
-                                b ? hp_cpu_numel(b) : -1, pre != NULL, wt != NULL);
+                                b ? hp_cpu_numel(b) : -1, pre != NULL, cd ? (int)cd->form : 0);
     if (why)
         return hp_cpu_fail(c, n, HP_ERR_INVALID, "%s", why);
     if (!hp_cpu_act_valid(&a->act))
@@ -399,11 +444,15 @@ static hp_status conv_common(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tenso
     }
     if (pre && !hp_cpu_same_dims(pre->x, x))
         return hp_cpu_fail(c, n, HP_ERR_INVALID, "the folded ScaleShift's input differs in shape");
-    if (wt && q.mode != CONV_SHIFT)
+    if (cd && q.mode != cd->form)
         return hp_cpu_fail(c, n, HP_ERR_INVALID, "prepared weights do not match the shapes");
     if (q.scratch > c->scratch_elems)
         return hp_cpu_fail(c, n, HP_ERR_INVALID, "scratch too small (%lld < %lld); prepare not run?",
                            (long long)c->scratch_elems, (long long)q.scratch);
+    if (q.mode == CONV_WINO) {
+        hp_cpu_wino_run(c, &q.wq, x, wt, bias, &a->act, out);
+        return HP_OK;
+    }
     int64_t ncol = q.mode == CONV_SHIFT ? q.rows * q.P : 0, ldt = q.TR * q.P;
     if (ncol > INT32_MAX || ldt > INT32_MAX || (q.mode == CONV_SHIFT && q.OW > q.P))
         return hp_cpu_fail(c, n, HP_ERR_UNSUPPORTED, "convolution too large for 32-bit BLAS indices");

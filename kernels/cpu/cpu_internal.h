@@ -163,6 +163,27 @@ hp_status hp_cpu_conv2d_prepare(const hp_graph *g, const hp_node *n, int fused, 
 hp_status hp_cpu_conv2d_fused(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tensor *const *in,
                               const hp_cpu_tensor *out, const hp_cpu_conv_pre *pre);
 
+/* Winograd F(4x4, 3x3) for 3x3 stride-1 dilation-1 single-group convolutions
+ * (conv2d_winograd.c). Tiles of 4x4 output pixels, numbered item-major over the batch, are
+ * processed in blocks of `tb`: one work unit per block, fixed by the shapes. */
+typedef struct {
+    int64_t N, C, H, W, M, OH, OW, pt, pl;
+    int64_t th, tw, tiles; /* tile rows and columns per item; tiles in the batch */
+    int64_t tb, nblk;      /* tiles per block (a multiple of 16); blocks */
+    int64_t scratch;       /* floats of per-thread scratch */
+} hp_wino_geom;
+
+/* Fills q and returns 1 when the shapes suit the Winograd form (enough channels), else 0. The
+ * caller has checked kernel 3x3, stride 1, dilation 1, one group, OH = H + pads - 2 (same for W). */
+int hp_cpu_wino_plan(hp_wino_geom *q, int64_t N, int64_t C, int64_t H, int64_t W, int64_t M, int64_t OH,
+                     int64_t OW, int64_t pt, int64_t pl);
+/* Weights W[M][C][3][3] to the transform domain U[36][M][C] (36*M*C floats at u). */
+void hp_cpu_wino_weights(const float *w, int64_t M, int64_t C, float *u);
+/* y = act(conv(x, W) + bias) with U from hp_cpu_wino_weights; needs q->scratch floats of
+ * scratch per thread. x and y may be strided views. */
+void hp_cpu_wino_run(hp_cpu_ctx *c, const hp_wino_geom *q, const hp_cpu_tensor *x, const float *u,
+                     const float *bias, const hp_act *act, const hp_cpu_tensor *y);
+
 hp_status hp_cpu_conv2d(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tensor *const *in,
                         const hp_cpu_tensor *out);
 hp_status hp_cpu_batchnorm(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tensor *const *in,

@@ -404,6 +404,109 @@ static void test_conv(void)
     compare_paths("conv 1x1 C=0", conv_graph(1, 0, 4, 4, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, HP_ACT_NONE), 0);
 }
 
+/* Runs the fast path with the Winograd form switched off (HP_CPU_WINOGRAD=0 at prepare). */
+static hp_status run_without_winograd(const hp_graph *g, const hp_plan *p, int threads, io *x, char *msg,
+                                      size_t msg_len)
+{
+    setenv("HP_CPU_WINOGRAD", "0", 1);
+    hp_status st = run_backend(g, p, threads, 0, x, msg, msg_len);
+    unsetenv("HP_CPU_WINOGRAD");
+    return st;
+}
+
+/* Winograd F(4x4, 3x3): against the reference (and 1/2/3 threads bitwise, via compare_paths) on
+ * eligible shapes: sizes not divisible by the 4x4 tile, 1x1 and 2x2 planes, asymmetric and no
+ * padding, tiles of several batch items in one block, every fused activation; against the
+ * shifted form it replaces; and written into and read from strided views of a concat buffer. */
+static void test_winograd(void)
+{
+    static const struct {
+        int64_t N, C, H, W, M;
+        int pt, pl, pb, pr, bias;
+        hp_act_kind act;
+        const char *label;
+    } cases[] = {
+        {2, 32, 9, 11, 16, 1, 1, 1, 1, 1, HP_ACT_RELU, "odd 9x11"},
+        {3, 16, 1, 1, 8, 1, 1, 1, 1, 1, HP_ACT_NONE, "1x1 plane"},
+        {2, 20, 2, 2, 12, 1, 1, 1, 1, 1, HP_ACT_LEAKY_RELU, "2x2 plane"},
+        {1, 17, 13, 10, 9, 0, 2, 1, 0, 0, HP_ACT_SIGMOID, "asymmetric pads, no bias"},
+        {2, 16, 6, 5, 8, 0, 0, 0, 0, 1, HP_ACT_CLIP, "unpadded 6x5"},
+        {1, 24, 70, 66, 16, 1, 1, 1, 1, 1, HP_ACT_TANH, "70x66, many blocks"},
+        {21, 16, 5, 5, 8, 1, 1, 1, 1, 1, HP_ACT_RELU, "blocks across batch items"},
+        {8, 128, 7, 7, 32, 1, 1, 1, 1, 0, HP_ACT_NONE, "DenseNet 7x7"},
+        {2, 128, 28, 28, 32, 1, 1, 1, 1, 0, HP_ACT_NONE, "DenseNet 28x28"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char label[128];
+        snprintf(label, sizeof label, "winograd %s", cases[i].label);
+        hp_graph *g = conv_graph(cases[i].N, cases[i].C, cases[i].H, cases[i].W, cases[i].M, 3, 3, 1, 1, 1, 1, 1,
+                                 cases[i].pt, cases[i].pl, cases[i].pb, cases[i].pr, cases[i].bias, cases[i].act);
+        hp_plan p = contiguous_plan(g);
+        /* F(4x4) rounds at about 1e-5 of the pre-activation's magnitude (these unnormalized
+         * sums reach ~15); Tanh, Sigmoid and Clip shrink the largest output the tolerance is
+         * relative to, not the absolute error, so they get more room. */
+        int bounded = cases[i].act == HP_ACT_TANH || cases[i].act == HP_ACT_SIGMOID || cases[i].act == HP_ACT_CLIP;
+        io ref = compare_paths_plan(label, g, &p, bounded ? 2e-4 : 2e-5, 4242u);
+        /* The shifted form agrees within rounding; on large enough shapes not bit for bit, which
+         * shows the switch really selects another path. */
+        io wino = make_io(g, 4242u), shift = make_io(g, 4242u);
+        char msg[HP_ERROR_MSG_MAX];
+        CHECK_MSG(run_backend(g, &p, 2, 0, &wino, msg, sizeof msg) == HP_OK, "%s: %s", label, msg);
+        CHECK_MSG(run_without_winograd(g, &p, 2, &shift, msg, sizeof msg) == HP_OK, "%s: %s", label, msg);
+        int64_t n = out_numel(g, 0);
+        double e = hp_test_max_rel_err(shift.out[0], ref.out[0], (long)n);
+        CHECK_MSG(e <= 1e-5, "%s: shifted form vs reference %g", label, e);
+        e = hp_test_max_rel_err(wino.out[0], shift.out[0], (long)n);
+        CHECK_MSG(e <= (bounded ? 2e-4 : 2e-5), "%s: Winograd vs shifted form %g", label, e);
+        if (cases[i].C >= 32 && cases[i].H >= 7)
+            CHECK_MSG(memcmp(wino.out[0], shift.out[0], sizeof(float) * (size_t)n) != 0,
+                      "%s: HP_CPU_WINOGRAD=0 gives the same bytes; is the Winograd form selected?", label);
+        passed++;
+        free_io(&wino);
+        free_io(&shift);
+        free_io(&ref);
+        hp_plan_free(&p);
+        hp_graph_destroy(g);
+    }
+
+    /* Strided views: a = 1x1 conv(x) and y = 3x3 conv(a) both live inside cat = [a, y]; the
+     * Winograd conv reads a and writes y with the concat buffer's batch stride. */
+    int64_t N = 3, C = 16, S = 11, M = 24;
+    hp_graph *g = new_graph();
+    int x = input(g, "x", DIMS(N, 8, S, S));
+    int w1 = constant(g, "w1", DIMS(C, 8, 1, 1), NULL), b1 = constant(g, "b1", DIMS(C), NULL);
+    int a = runtime(g, "a", DIMS(N, C, S, S));
+    node(g, HP_OP_CONV, "Conv", INS(x, w1, b1), a)->attr.conv =
+        (hp_conv_attr){.group = 1, .kh = 1, .kw = 1, .stride = {1, 1}, .dil = {1, 1}, .act = {.kind = HP_ACT_RELU}};
+    int w3 = constant(g, "w3", DIMS(M, C, 3, 3), NULL), b3 = constant(g, "b3", DIMS(M), NULL);
+    int y = runtime(g, "y", DIMS(N, M, S, S));
+    node(g, HP_OP_CONV, "Conv", INS(a, w3, b3), y)->attr.conv =
+        (hp_conv_attr){.group = 1, .kh = 3, .kw = 3, .stride = {1, 1}, .dil = {1, 1}, .pad = {1, 1, 1, 1},
+                       .act = {.kind = HP_ACT_RELU}};
+    int cat = runtime(g, "cat", DIMS(N, C + M, S, S));
+    node(g, HP_OP_CONCAT, "Concat", INS(a, y), cat)->attr.axis = 1;
+    output(g, cat);
+    hp_plan flat = contiguous_plan(g), view = contiguous_plan(g);
+    place_in(g, &view, a, cat, 0);
+    place_in(g, &view, y, cat, C);
+    io r_flat = compare_paths_plan("winograd contiguous", g, &flat, 1e-5, 99u);
+    io r_view = compare_paths_plan("winograd strided views", g, &view, 1e-5, 99u);
+    io f1 = make_io(g, 99u), f2 = make_io(g, 99u);
+    char msg[HP_ERROR_MSG_MAX];
+    CHECK(run_backend(g, &flat, 2, 0, &f1, msg, sizeof msg) == HP_OK);
+    CHECK(run_backend(g, &view, 2, 0, &f2, msg, sizeof msg) == HP_OK);
+    CHECK_MSG(memcmp(f1.out[0], f2.out[0], sizeof(float) * (size_t)out_numel(g, 0)) == 0,
+              "winograd output depends on the plan");
+    passed++;
+    free_io(&r_flat);
+    free_io(&r_view);
+    free_io(&f1);
+    free_io(&f2);
+    hp_plan_free(&flat);
+    hp_plan_free(&view);
+    hp_graph_destroy(g);
+}
+
 static hp_graph *unary_graph(hp_op op, hp_act act, int ndim, const int64_t *dims)
 {
     hp_graph *g = new_graph();
@@ -1289,6 +1392,7 @@ static void test_errors(void)
 int main(void)
 {
     test_conv();
+    test_winograd();
     test_elementwise();
     test_pool();
     test_layout_ops();
