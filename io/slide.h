@@ -1,0 +1,125 @@
+/* One interface over every slide histoplan reads: whole-slide images that OpenSlide opens (Aperio
+ * SVS, Hamamatsu, Leica, MIRAX, Philips, Sakura, Trestle, Ventana, generic tiled TIFF) and plain
+ * microscopy images (TIFF, PNG, JPEG) read through libtiff, libpng and libjpeg-turbo.
+ *
+ * Pixels come out as interleaved 8-bit RGB. Coordinates passed to hp_slide_read_region are in
+ * level-0 pixels, as in OpenSlide. Anything outside the scanned area (outside the slide, or
+ * transparent in OpenSlide's output) reads as white, the colour of empty glass.
+ *
+ * Errors: hp_slide_open fills the caller's hp_error; every later failure is recorded on the
+ * handle (first error wins) and returned as an hp_status; hp_slide_error reads the message.
+ *
+ * Thread safety: hp_slide_read_region may be called from several threads at once on one handle
+ * (reader threads do). Everything else reads fields fixed at open and is safe too, except
+ * hp_slide_close, which must not race with any other call on the handle. */
+#ifndef HP_SLIDE_H
+#define HP_SLIDE_H
+
+#include <stdint.h>
+
+#include "common/status.h"
+
+/* A plain PNG or JPEG is decoded whole, once, at open; above this many pixels it is refused
+ * (such an image should be stored as a tiled TIFF). 64 megapixels is 192 MB of RGB. Plain TIFFs
+ * have no such limit: they are read by region. */
+#define HP_SLIDE_PLAIN_DECODED_MAX_PIXELS (64LL * 1000 * 1000)
+
+/* Microns per pixel outside this range are not microscopy (a 72 dpi screen resolution is
+ * 353 um/px): such metadata is treated as missing, never used. */
+#define HP_SLIDE_MPP_MIN 0.05
+#define HP_SLIDE_MPP_MAX 20.0
+
+/* One side of a slide above this many pixels is taken as a corrupt header (a 75 mm glass slide
+ * at 0.05 um/px is 1.5 million pixels). */
+#define HP_SLIDE_MAX_SIDE (1LL << 21)
+
+typedef struct hp_slide hp_slide;
+
+typedef enum {
+    HP_SLIDE_READER_AUTO = 0, /* OpenSlide when it recognizes the file, else the plain reader */
+    HP_SLIDE_READER_OPENSLIDE,
+    HP_SLIDE_READER_PLAIN,    /* libtiff / libpng / libjpeg only (tests compare it with OpenSlide) */
+} hp_slide_reader;
+
+typedef struct {
+    double mpp;             /* > 0: microns per pixel at level 0, overriding the metadata (--mpp) */
+    hp_slide_reader reader;
+} hp_slide_options;
+
+/* Where hp_slide_mpp's value came from. */
+typedef enum {
+    HP_MPP_NONE = 0,
+    HP_MPP_OVERRIDE,        /* the caller's hp_slide_options.mpp (--mpp) */
+    HP_MPP_OPENSLIDE,       /* openslide.mpp-x / openslide.mpp-y */
+    HP_MPP_TIFF_RESOLUTION, /* TIFF XResolution/YResolution with ResolutionUnit cm or inch */
+    HP_MPP_OBJECTIVE,       /* 10 um/px at 1x divided by the objective power; a warning is set */
+} hp_mpp_source;
+
+/* A short name for an MPP source ("openslide", "tiff-resolution", ...). */
+const char *hp_mpp_source_name(hp_mpp_source src);
+
+/* Opens `path`. `opt` may be NULL (defaults: no override, automatic reader). The format is
+ * chosen by OpenSlide's detection and then by magic bytes, never by the extension. On failure
+ * returns NULL and `err` names the file and the cause. Close with hp_slide_close. */
+hp_slide *hp_slide_open(const char *path, const hp_slide_options *opt, hp_error *err);
+
+/* Closes the slide and frees everything it owns. Accepts NULL. */
+void hp_slide_close(hp_slide *s);
+
+/* The message of the first error recorded on the handle, or "" when none. */
+const char *hp_slide_error(hp_slide *s);
+
+/* The path given to hp_slide_open. */
+const char *hp_slide_path(const hp_slide *s);
+
+/* The format: OpenSlide's vendor ("aperio", "generic-tiff", ...) or "tiff", "png", "jpeg". */
+const char *hp_slide_format(const hp_slide *s);
+
+/* Pyramid levels, level 0 the finest. A plain image has one. */
+int hp_slide_level_count(const hp_slide *s);
+
+/* Dimensions of `level` in its own pixels; HP_ERR_INVALID (recorded) for a bad level. */
+hp_status hp_slide_level_dimensions(hp_slide *s, int level, int64_t *w, int64_t *h);
+
+/* Downsample of `level` relative to level 0 (1.0 for level 0); 0 for a bad level. */
+double hp_slide_level_downsample(const hp_slide *s, int level);
+
+/* Microns per pixel at level 0 and where they came from (any output pointer may be NULL).
+ * Order: the caller's override, the slide's own metadata (OpenSlide's mpp, then TIFF resolution
+ * tags), then the objective power (with hp_slide_warning set). Values outside
+ * HP_SLIDE_MPP_MIN..MAX count as missing. When nothing usable exists, returns HP_ERR_INVALID and
+ * records a message that says what was looked for and names the --mpp option. */
+hp_status hp_slide_mpp(hp_slide *s, double *mpp_x, double *mpp_y, hp_mpp_source *source);
+
+/* A warning about the metadata (MPP derived from the objective power), or "" when none. */
+const char *hp_slide_warning(const hp_slide *s);
+
+/* Objective power (e.g. 20 or 40), 0 when unknown. */
+double hp_slide_objective_power(const hp_slide *s);
+
+/* Associated images (OpenSlide's "label", "macro", "thumbnail", ...): their count and names.
+ * A plain image has none. Names live as long as the handle. */
+int hp_slide_associated_count(const hp_slide *s);
+const char *hp_slide_associated_name(const hp_slide *s, int i);
+
+/* Reads associated image `name` as RGB8 (transparent over white). On success *rgb holds
+ * w*h*3 bytes the caller frees with free(). Thread-safe. */
+hp_status hp_slide_read_associated(hp_slide *s, const char *name, uint8_t **rgb, int *w, int *h);
+
+/* Reads a w x h region of `level` whose top-left corner is (x0, y0) in level-0 coordinates into
+ * `rgb` (w*h*3 bytes, caller-allocated), rows top to bottom. Pixels outside the slide are white.
+ * At most HP_SLIDE_REGION_MAX_PIXELS per call. Thread-safe on one handle. */
+#define HP_SLIDE_REGION_MAX_PIXELS (256LL * 1024 * 1024)
+hp_status hp_slide_read_region(hp_slide *s, int level, int64_t x0, int64_t y0, int w, int h,
+                               uint8_t *rgb);
+
+/* A thumbnail of the whole slide whose longer side is `max_side` (never larger than level 0),
+ * made from the coarsest level that is at least that large by area averaging, read in bands so
+ * memory stays bounded whatever the slide's size. *rgb is w*h*3 bytes, freed with free(). */
+hp_status hp_slide_read_thumbnail(hp_slide *s, int max_side, uint8_t **rgb, int *w, int *h);
+
+/* An OpenSlide property ("aperio.AppMag", "tiff.XResolution", ...) or NULL; plain images have
+ * none. The string lives as long as the handle. */
+const char *hp_slide_property(const hp_slide *s, const char *name);
+
+#endif

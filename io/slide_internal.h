@@ -1,0 +1,72 @@
+/* Private to io/slide*.c: the handle's layout and the contract between the dispatcher
+ * (slide.c) and the two readers (slide_openslide.c, slide_plain.c). */
+#ifndef HP_SLIDE_INTERNAL_H
+#define HP_SLIDE_INTERNAL_H
+
+#include <pthread.h>
+
+#include "io/slide.h"
+
+typedef struct {
+    /* Fills the w x h RGB8 region of `level` at level-0 (x0, y0). The dispatcher has checked
+     * the level and the size; the region may still lie partly or wholly outside the slide,
+     * and the reader paints that part white. Errors go through hp_slide_fail. */
+    hp_status (*read_region)(hp_slide *s, int level, int64_t x0, int64_t y0, int w, int h,
+                             uint8_t *rgb);
+    hp_status (*read_associated)(hp_slide *s, const char *name, uint8_t **rgb, int *w, int *h);
+    const char *(*property)(const hp_slide *s, const char *name);
+    void (*close)(void *impl);
+} hp_slide_ops;
+
+struct hp_slide {
+    char *path;
+    char format[32];
+    int level_count;
+    int64_t *level_w, *level_h;
+    double *level_ds;
+    double objective;
+
+    /* Metadata MPP as the reader found it (0 = none), and notes on values refused. */
+    double meta_mpp_x, meta_mpp_y;
+    hp_mpp_source meta_src;
+    double override_mpp;
+    char mpp_notes[512];
+    char warning[256];
+
+    int assoc_count;
+    const char *const *assoc_names; /* owned by the reader (OpenSlide) or NULL */
+
+    pthread_mutex_t err_mu; /* reader threads may fail at once; first error wins */
+    hp_error err;
+
+    const hp_slide_ops *ops;
+    void *impl;
+};
+
+/* Records an error on the handle (first wins, thread-safe) and returns `code`. */
+hp_status hp_slide_fail(hp_slide *s, hp_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Allocates the per-level arrays for `n` levels. */
+hp_status hp_slide_alloc_levels(hp_slide *s, int n, hp_error *err);
+
+/* Converts a TIFF resolution (pixels per unit) to microns per pixel: unit 2 = inch,
+ * 3 = centimeter; anything else (1 = none) gives 0. */
+double hp_slide_tiff_res_to_mpp(double res, int unit);
+
+/* Offers a metadata MPP pair: kept only when both values lie in range (otherwise a note is
+ * added for the eventual error message). Returns 1 when kept. */
+int hp_slide_offer_mpp(hp_slide *s, double x, double y, hp_mpp_source src, const char *what);
+
+/* Writes white into the w x h RGB8 buffer. */
+void hp_slide_fill_white(uint8_t *rgb, int w, int h);
+
+/* Readers. Each fills levels, format, objective, metadata MPP, associated names, ops, impl.
+ * On failure they return non-zero with `err` naming s->path and the cause. */
+hp_status hp_slide_openslide_open(hp_slide *s, hp_error *err);
+hp_status hp_slide_plain_open(hp_slide *s, hp_error *err);
+
+/* 1 when OpenSlide recognizes `path` (openslide_detect_vendor). */
+int hp_slide_openslide_detect(const char *path);
+
+#endif
