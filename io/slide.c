@@ -78,7 +78,7 @@ int hp_slide_offer_mpp(hp_slide *s, double x, double y, hp_mpp_source src, const
         return 1;
     }
     size_t n = strlen(s->mpp_notes);
-    snprintf(s->mpp_notes + n, sizeof s->mpp_notes - n, "; %s gives %g x %g um/px, outside %g..%g",
+    snprintf(s->mpp_notes + n, sizeof s->mpp_notes - n, "; %s: %g x %g um/px, outside %g..%g",
              what, x, y, HP_SLIDE_MPP_MIN, HP_SLIDE_MPP_MAX);
     return 0;
 }
