@@ -22,26 +22,27 @@
 
 #include "kernels/cpu/cpu_internal.h"
 
-/* Tiles transformed together, one per SIMD lane (a 16-float AVX-512 vector). */
-#define L 16
+/* Longest run of tiles handled as one segment of a tile row: bounds the per-thread workspace
+ * and the block size whatever the image width. */
+#define HP_WINO_SEG_MAX 64
 /* Transformed input of one block (floats): its 36 C x tb matrices are streamed through by the
  * GEMMs, so they should sit in the 2 MiB L2 together with the output block. */
 #define HP_WINO_V_ELEMS (1 << 18)
-/* Blocks we try to have per convolution, so small planes (7x7 at batch 8: 32 tiles) still spread
- * over a few cores. */
+/* Smallest GEMM width (tiles per block) worth a block of its own. */
+#define HP_WINO_MIN_TILES 16
+/* Blocks we try to have per convolution, so small planes still spread over a few cores. */
 #define HP_WINO_MIN_UNITS 16
 /* Below these channel counts the transforms outweigh the GEMM savings. */
 #define HP_WINO_MIN_C 16
 #define HP_WINO_MIN_M 8
+/* Channels transformed together: the workspace is about 35 x (chunk x block width) floats. */
+#define HP_WINO_CHUNK 8
+/* Most segments in one block (a stack array of the task). */
+#define HP_WINO_MAX_RS 256
 
 static int64_t ceil_div(int64_t a, int64_t b)
 {
     return (a + b - 1) / b;
-}
-
-static int64_t round_lanes(int64_t n)
-{
-    return (n + L - 1) / L * L;
 }
 
 int hp_cpu_wino_plan(hp_wino_geom *q, int64_t N, int64_t C, int64_t H, int64_t W, int64_t M, int64_t OH,
@@ -63,22 +64,29 @@ int hp_cpu_wino_plan(hp_wino_geom *q, int64_t N, int64_t C, int64_t H, int64_t W
     q->pl = pl;
     q->th = ceil_div(OH, 4);
     q->tw = ceil_div(OW, 4);
-    q->tiles = N * q->th * q->tw;
-    int64_t tb = HP_WINO_V_ELEMS / (36 * C) / L * L;
-    if (tb < L)
-        tb = L;
-    if (tb > 256)
-        tb = 256;
-    if (ceil_div(q->tiles, tb) < HP_WINO_MIN_UNITS) {
-        int64_t t2 = round_lanes(ceil_div(q->tiles, HP_WINO_MIN_UNITS));
-        if (t2 < tb)
-            tb = t2;
-    }
-    if (tb > round_lanes(q->tiles))
-        tb = round_lanes(q->tiles);
-    q->tb = tb;
-    q->nblk = ceil_div(q->tiles, tb);
-    q->scratch = 36 * (C + M) * tb;
+    int64_t nseg = ceil_div(q->tw, HP_WINO_SEG_MAX);
+    q->sl = ceil_div(q->tw, nseg);
+    q->nseg = nseg;
+    q->segs = N * q->th * nseg;
+    /* R segments per block: as many as the L2 budget allows, fewer if that leaves too few
+     * blocks, but never a GEMM narrower than HP_WINO_MIN_TILES when the shape has that many. */
+    int64_t want = HP_WINO_V_ELEMS / (36 * C);
+    int64_t R = want / q->sl, rmin = ceil_div(HP_WINO_MIN_TILES, q->sl);
+    if (ceil_div(q->segs, R) < HP_WINO_MIN_UNITS)
+        R = ceil_div(q->segs, HP_WINO_MIN_UNITS);
+    if (R < rmin)
+        R = rmin;
+    if (R > q->segs)
+        R = q->segs;
+    if (R > HP_WINO_MAX_RS)
+        R = HP_WINO_MAX_RS;
+    q->rs = R;
+    q->tb = R * (q->sl + 1);
+    q->nblk = ceil_div(q->segs, R);
+    /* input: row, phases, horizontal transform; output: vertical transform, rows */
+    int64_t F = HP_WINO_CHUNK * q->tb;
+    q->ws = (4 * F + 4 * F + 4 + 36 * F > 40 * F ? 44 * F + 4 : 40 * F) + 16;
+    q->scratch = 36 * (C + M) * q->tb + q->ws;
     return 1;
 }
 
@@ -106,131 +114,155 @@ void hp_cpu_wino_weights(const float *w, int64_t M, int64_t C, float *u)
         }
 }
 
-/* Where tile t's patch starts: its item and the input/output corner. */
+/* One segment of a tile row: item n, tile row ty, tiles [tx0, tx0 + len). */
 typedef struct {
-    int64_t n, oy, ox;
-    int valid;
-} tile_pos;
+    int64_t n, ty, tx0, len;
+} seg;
 
-static void tile_at(const hp_wino_geom *q, int64_t t, tile_pos *p)
+static seg seg_at(const hp_wino_geom *q, int64_t i)
 {
-    if (t >= q->tiles) {
-        p->valid = 0;
-        return;
-    }
-    int64_t per = q->th * q->tw, r = t % per;
-    p->n = t / per;
-    p->oy = r / q->tw * 4;
-    p->ox = r % q->tw * 4;
-    p->valid = 1;
+    seg s;
+    int64_t k = i % q->nseg, row = i / q->nseg;
+    s.n = row / q->th;
+    s.ty = row % q->th;
+    s.tx0 = k * q->sl;
+    s.len = q->tw - s.tx0 < q->sl ? q->tw - s.tx0 : q->sl;
+    return s;
 }
 
-/* 1-D B^T d over 6 rows of L lanes; `s` is the stride (in floats) between the 6 inputs/outputs. */
-#define BT_1D(in, out, s)                                                                         \
-    for (int l = 0; l < L; l++) {                                                                 \
-        float d0 = in[0 * s + l], d1 = in[1 * s + l], d2 = in[2 * s + l], d3 = in[3 * s + l];    \
-        float d4 = in[4 * s + l], d5 = in[5 * s + l];                                             \
-        out[0 * s + l] = 4.0f * d0 - 5.0f * d2 + d4;                                              \
-        out[1 * s + l] = -4.0f * d1 - 4.0f * d2 + d3 + d4;                                        \
-        out[2 * s + l] = 4.0f * d1 - 4.0f * d2 - d3 + d4;                                         \
-        out[3 * s + l] = -2.0f * d1 - d2 + 2.0f * d3 + d4;                                        \
-        out[4 * s + l] = 2.0f * d1 - d2 - 2.0f * d3 + d4;                                         \
-        out[5 * s + l] = 4.0f * d1 - 5.0f * d3 + d5;                                              \
-    }
-
-/* Input transform of one lane group for every channel: v[(k*C + c)*tb + l] = (B^T d B)[k]. */
-HP_CPU_CLONES
-static void input_group(const hp_wino_geom *q, const hp_cpu_tensor *x, const tile_pos *pos, float *v)
+/* 1-D B^T d over n lanes: o_j[f] = (B^T (d0..d5)[f])_j. One loop computing all six outputs, so
+ * that it vectorizes (a per-output loop would branch on j inside). */
+static inline void bt_lanes(int64_t n, const float *restrict d0, const float *restrict d1,
+                            const float *restrict d2, const float *restrict d3, const float *restrict d4,
+                            const float *restrict d5, float *restrict o0, float *restrict o1,
+                            float *restrict o2, float *restrict o3, float *restrict o4, float *restrict o5)
 {
-    float d[36 * L], t[36 * L];
-    int inside[L];
-    int64_t base[L];
-    for (int l = 0; l < L; l++) {
-        int64_t iy = pos[l].oy - q->pt, ix = pos[l].ox - q->pl;
-        inside[l] = pos[l].valid && iy >= 0 && ix >= 0 && iy + 6 <= q->H && ix + 6 <= q->W;
-        base[l] = pos[l].valid ? pos[l].n * x->bstride + iy * q->W + ix : 0;
+    for (int64_t f = 0; f < n; f++) {
+        float a0 = d0[f], a1 = d1[f], a2 = d2[f], a3 = d3[f], a4 = d4[f], a5 = d5[f];
+        o0[f] = 4.0f * a0 - 5.0f * a2 + a4;
+        o1[f] = -4.0f * a1 - 4.0f * a2 + a3 + a4;
+        o2[f] = 4.0f * a1 - 4.0f * a2 - a3 + a4;
+        o3[f] = -2.0f * a1 - a2 + 2.0f * a3 + a4;
+        o4[f] = 2.0f * a1 - a2 - 2.0f * a3 + a4;
+        o5[f] = 4.0f * a1 - 5.0f * a3 + a5;
     }
-    for (int64_t c = 0; c < q->C; c++) {
-        const float *xc = x->p + c * q->H * q->W;
-        for (int l = 0; l < L; l++) {
-            if (inside[l]) {
-                const float *s = xc + base[l];
-                for (int r = 0; r < 6; r++)
-                    for (int k = 0; k < 6; k++)
-                        d[(r * 6 + k) * L + l] = s[r * q->W + k];
-                continue;
-            }
-            /* Border or past the last tile: zero outside the input. */
-            int64_t iy = pos[l].oy - q->pt, ix = pos[l].ox - q->pl;
-            for (int r = 0; r < 6; r++)
-                for (int k = 0; k < 6; k++) {
-                    int64_t yy = iy + r, xx = ix + k;
-                    int in = pos[l].valid && yy >= 0 && yy < q->H && xx >= 0 && xx < q->W;
-                    d[(r * 6 + k) * L + l] = in ? xc[pos[l].n * x->bstride + yy * q->W + xx] : 0.0f;
-                }
-        }
-        /* Columns: t[r][k] = sum over rows of B^T; then rows: out[r][k] = sum over columns. */
-        for (int k = 0; k < 6; k++) {
-            const float *in = d + k * L;
-            float *out = t + k * L;
-            BT_1D(in, out, 6 * L)
-        }
-        float o[36 * L];
+}
+
+/* Where a block's segments read: per segment, its item's input plane offset of the patch
+ * column origin, the first input row, and the columns [lo, hi) of its padded row span
+ * (4 (sl + 1) wide) that lie inside the input. */
+typedef struct {
+    int64_t base, iy0, lo, hi;
+} seg_src;
+
+/* Input transform of a block of segments, HP_WINO_CHUNK channels at a time. Along a row the
+ * 6-wide patches of consecutive tiles overlap by 2, so each padded input row span is split into
+ * its 4 phases (p_k[t] = row[4t + k]; tile t's patch row is p0..p3[t], p0[t+1], p1[t+1]). With
+ * every (channel, segment) row span 4 (sl + 1) long, "(channel, segment, tile)" flattens to one
+ * index f, and every step is one long unit-stride loop over f, whatever the plane size; the
+ * extra tile per span (t = sl) is computed and dropped. */
+HP_CPU_CLONES
+static void input_block(const hp_wino_geom *q, const hp_cpu_tensor *x, const seg_src *src, int64_t ns, float *v,
+                        float *ws)
+{
+    const int64_t sp = q->sl + 1, span = 4 * sp, ld = ns * sp;
+    for (int64_t c0 = 0; c0 < q->C; c0 += HP_WINO_CHUNK) {
+        int64_t cc = q->C - c0 < HP_WINO_CHUNK ? q->C - c0 : HP_WINO_CHUNK, F = cc * ld;
+        float *row = ws;           /* [cc][ns][span] one input row of every span */
+        float *ph = row + 4 * F;   /* [4 phases][F + 1] of that row */
+        float *h = ph + 4 * F + 4; /* [6 rows][6 outputs][F] horizontal transform */
         for (int r = 0; r < 6; r++) {
-            const float *in = t + r * 6 * L;
-            float *out = o + r * 6 * L;
-            BT_1D(in, out, L)
+            memset(row, 0, sizeof(float) * (size_t)(4 * F));
+            for (int64_t c = 0; c < cc; c++) {
+                const float *xc = x->p + (c0 + c) * q->H * q->W;
+                for (int64_t i = 0; i < ns; i++) {
+                    int64_t iy = src[i].iy0 + r;
+                    if (iy < 0 || iy >= q->H || src[i].hi <= src[i].lo)
+                        continue;
+                    /* Short spans (a few floats on small planes): a loop, not a memcpy call. */
+                    float *d = row + (c * ns + i) * span;
+                    const float *sx = xc + src[i].base + iy * q->W;
+                    for (int64_t k = src[i].lo; k < src[i].hi; k++)
+                        d[k] = sx[k];
+                }
+            }
+            float *p0 = ph, *p1 = ph + (F + 1), *p2 = ph + 2 * (F + 1), *p3 = ph + 3 * (F + 1);
+            for (int64_t f = 0; f < F; f++) {
+                p0[f] = row[4 * f];
+                p1[f] = row[4 * f + 1];
+                p2[f] = row[4 * f + 2];
+                p3[f] = row[4 * f + 3];
+            }
+            /* The last f has no f + 1: it is an extra tile, so it reads zero. */
+            p0[F] = p1[F] = 0.0f;
+            float *hr = h + r * 6 * F;
+            bt_lanes(F, p0, p1, p2, p3, p0 + 1, p1 + 1, hr, hr + F, hr + 2 * F, hr + 3 * F, hr + 4 * F, hr + 5 * F);
         }
-        for (int k = 0; k < 36; k++)
-            memcpy(v + (k * q->C + c) * q->tb, o + k * L, sizeof(float) * L);
+        /* Vertical transform straight into V[k][c][ld]: chunk rows are consecutive there. */
+        for (int j = 0; j < 6; j++) {
+            const float *e = h + j * F; /* row r, output j at e + r * 6F */
+            float *vj = v + ((int64_t)j * q->C + c0) * ld;
+            int64_t st = 6 * q->C * ld; /* V[k + 6] - V[k] */
+            bt_lanes(F, e, e + 6 * F, e + 12 * F, e + 18 * F, e + 24 * F, e + 30 * F, vj, vj + st, vj + 2 * st,
+                     vj + 3 * st, vj + 4 * st, vj + 5 * st);
+        }
     }
 }
 
-/* 1-D A^T m: 6 inputs (stride si) to 4 outputs (stride so), L lanes. */
-#define AT_1D(in, out, si, so)                                                                    \
-    for (int l = 0; l < L; l++) {                                                                 \
-        float m0 = in[0 * si + l], m1 = in[1 * si + l], m2 = in[2 * si + l], m3 = in[3 * si + l]; \
-        float m4 = in[4 * si + l], m5 = in[5 * si + l];                                           \
-        float a = m1 + m2, b = m1 - m2, e = m3 + m4, f = m3 - m4;                                 \
-        out[0 * so + l] = m0 + a + e;                                                             \
-        out[1 * so + l] = b + 2.0f * f;                                                           \
-        out[2 * so + l] = a + 4.0f * e;                                                           \
-        out[3 * so + l] = b + 8.0f * f + m5;                                                      \
-    }
-
-/* Output transform of one lane group for every output channel, with bias and activation. */
-HP_CPU_CLONES
-static void output_group(const hp_wino_geom *q, const float *o, const tile_pos *pos, const float *bias,
-                         const hp_act *act, const hp_cpu_tensor *y)
+/* 1-D A^T m over n lanes: 6 inputs to 4 outputs. */
+static inline void at_lanes(int64_t n, const float *restrict m0, const float *restrict m1,
+                            const float *restrict m2, const float *restrict m3, const float *restrict m4,
+                            const float *restrict m5, float *restrict o0, float *restrict o1,
+                            float *restrict o2, float *restrict o3)
 {
-    float s[36 * L], t[24 * L], r[16 * L];
-    int64_t HWo = q->OH * q->OW;
-    for (int64_t m = 0; m < q->M; m++) {
-        for (int k = 0; k < 36; k++)
-            memcpy(s + k * L, o + (k * q->M + m) * q->tb, sizeof(float) * L);
-        /* Columns: t[i][k] (4 x 6), then rows: r[i][j] (4 x 4). */
-        for (int k = 0; k < 6; k++) {
-            const float *in = s + k * L;
-            float *out = t + k * L;
-            AT_1D(in, out, 6 * L, 6 * L)
+    for (int64_t f = 0; f < n; f++) {
+        float a = m1[f] + m2[f], b = m1[f] - m2[f], e = m3[f] + m4[f], g = m3[f] - m4[f];
+        o0[f] = m0[f] + a + e;
+        o1[f] = b + 2.0f * g;
+        o2[f] = a + 4.0f * e;
+        o3[f] = b + 8.0f * g + m5[f];
+    }
+}
+
+/* Output transform of a block, HP_WINO_CHUNK output channels at a time (flattened with the
+ * block's columns into one long loop, as for the input), then bias and activation while writing
+ * each segment's 4 rows into y. o: O[k][M][ld]. */
+HP_CPU_CLONES
+static void output_block(const hp_wino_geom *q, const float *o, int64_t s0, int64_t ns, const float *bias,
+                         const hp_act *act, const hp_cpu_tensor *y, float *ws)
+{
+    const int64_t sp = q->sl + 1, ld = ns * sp, HWo = q->OH * q->OW;
+    for (int64_t m0 = 0; m0 < q->M; m0 += HP_WINO_CHUNK) {
+        int64_t mc = q->M - m0 < HP_WINO_CHUNK ? q->M - m0 : HP_WINO_CHUNK, F = mc * ld;
+        float *tv = ws;            /* [4][6][F] vertical transform */
+        float *stage = ws + 24 * F; /* [4 rows][F tiles][4] output rows */
+        const float *ob = o + m0 * ld;
+        int64_t st = 6 * q->M * ld;
+        for (int j = 0; j < 6; j++) {
+            const float *mj = ob + (int64_t)j * q->M * ld;
+            at_lanes(F, mj, mj + st, mj + 2 * st, mj + 3 * st, mj + 4 * st, mj + 5 * st, tv + j * F,
+                     tv + (6 + j) * F, tv + (12 + j) * F, tv + (18 + j) * F);
         }
         for (int i = 0; i < 4; i++) {
-            const float *in = t + i * 6 * L;
-            float *out = r + i * 4 * L;
-            AT_1D(in, out, L, L)
-        }
-        float b = bias ? bias[m] : 0.0f;
-        for (int l = 0; l < L; l++) {
-            if (!pos[l].valid)
-                continue;
-            float *ym = y->p + pos[l].n * y->bstride + m * HWo;
-            int64_t ny = q->OH - pos[l].oy < 4 ? q->OH - pos[l].oy : 4;
-            int64_t nx = q->OW - pos[l].ox < 4 ? q->OW - pos[l].ox : 4;
-            for (int64_t i = 0; i < ny; i++) {
-                float *row = ym + (pos[l].oy + i) * q->OW + pos[l].ox;
-                for (int64_t j = 0; j < nx; j++)
-                    row[j] = hp_cpu_act1(act, r[(i * 4 + j) * L + l] + b);
+            const float *u = tv + i * 6 * F;
+            float *sr = stage + i * 4 * F;
+            for (int64_t f = 0; f < F; f++) {
+                float a = u[F + f] + u[2 * F + f], b = u[F + f] - u[2 * F + f];
+                float e = u[3 * F + f] + u[4 * F + f], g = u[3 * F + f] - u[4 * F + f];
+                sr[4 * f] = u[f] + a + e;
+                sr[4 * f + 1] = b + 2.0f * g;
+                sr[4 * f + 2] = a + 4.0f * e;
+                sr[4 * f + 3] = b + 8.0f * g + u[5 * F + f];
             }
+        }
+        for (int64_t k = 0; k < ns; k++) {
+            seg sg = seg_at(q, s0 + k);
+            int64_t oy = sg.ty * 4, ox = sg.tx0 * 4;
+            int64_t ny = q->OH - oy < 4 ? q->OH - oy : 4, nx = q->OW - ox < 4 * sg.len ? q->OW - ox : 4 * sg.len;
+            for (int64_t m = 0; m < mc; m++)
+                hp_cpu_bias_act_plane(act, stage + (m * ld + k * sp) * 4, 4 * F,
+                                      y->p + sg.n * y->bstride + (m0 + m) * HWo + oy * q->OW + ox, q->OW, ny, nx,
+                                      bias ? bias[m0 + m] : 0.0f);
         }
     }
 }
@@ -247,23 +279,25 @@ static void wino_task(void *arg, int64_t blk, int tid)
 {
     const wino_job *jb = arg;
     const hp_wino_geom *q = jb->q;
-    int64_t t0 = blk * q->tb, nt = q->tiles - t0 < q->tb ? q->tiles - t0 : q->tb, ntp = round_lanes(nt);
-    float *v = jb->c->scratch[tid], *o = v + 36 * q->C * q->tb;
-    tile_pos pos[L];
-    for (int64_t g = 0; g < ntp; g += L) {
-        for (int l = 0; l < L; l++)
-            tile_at(q, t0 + g + l, &pos[l]);
-        input_group(q, jb->x, pos, v + g);
+    int64_t s0 = blk * q->rs, ns = q->segs - s0 < q->rs ? q->segs - s0 : q->rs, ld = ns * (q->sl + 1);
+    float *v = jb->c->scratch[tid], *o = v + 36 * q->C * q->tb, *ws = o + 36 * q->M * q->tb;
+    seg_src src[HP_WINO_MAX_RS];
+    for (int64_t i = 0; i < ns; i++) {
+        seg sg = seg_at(q, s0 + i);
+        int64_t ix0 = sg.tx0 * 4 - q->pl, span = 4 * (q->sl + 1);
+        int64_t lo = ix0 < 0 ? -ix0 : 0, hi = q->W - ix0 < span ? q->W - ix0 : span;
+        /* A short segment's patches end at its last tile: read no further. */
+        if (hi > 4 * sg.len + 2)
+            hi = 4 * sg.len + 2;
+        src[i] = (seg_src){sg.n * jb->x->bstride + ix0, sg.ty * 4 - q->pt, lo, hi};
     }
+    input_block(q, jb->x, src, ns, v, ws);
+    /* Each segment carries one extra tile (see input_block): computed, never written out. */
     for (int k = 0; k < 36; k++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)q->M, (int)ntp, (int)q->C, 1.0f,
-                    jb->u + (int64_t)k * q->M * q->C, (int)q->C, v + (int64_t)k * q->C * q->tb, (int)q->tb, 0.0f,
-                    o + (int64_t)k * q->M * q->tb, (int)q->tb);
-    for (int64_t g = 0; g < ntp; g += L) {
-        for (int l = 0; l < L; l++)
-            tile_at(q, t0 + g + l, &pos[l]);
-        output_group(q, o + g, pos, jb->bias, jb->act, jb->y);
-    }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)q->M, (int)ld, (int)q->C, 1.0f,
+                    jb->u + (int64_t)k * q->M * q->C, (int)q->C, v + (int64_t)k * q->C * ld, (int)ld, 0.0f,
+                    o + (int64_t)k * q->M * ld, (int)ld);
+    output_block(q, o, s0, ns, jb->bias, jb->act, jb->y, ws);
 }
 
 void hp_cpu_wino_run(hp_cpu_ctx *c, const hp_wino_geom *q, const hp_cpu_tensor *x, const float *u,

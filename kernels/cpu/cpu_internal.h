@@ -164,13 +164,16 @@ hp_status hp_cpu_conv2d_fused(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tens
                               const hp_cpu_tensor *out, const hp_cpu_conv_pre *pre);
 
 /* Winograd F(4x4, 3x3) for 3x3 stride-1 dilation-1 single-group convolutions
- * (conv2d_winograd.c). Tiles of 4x4 output pixels, numbered item-major over the batch, are
- * processed in blocks of `tb`: one work unit per block, fixed by the shapes. */
+ * (conv2d_winograd.c). Each row of 4x4-pixel output tiles is cut into `nseg` segments of at most
+ * `sl` tiles; segments, numbered item-major over the batch, are processed `rs` at a time: one
+ * work unit per block of segments, fixed by the shapes. */
 typedef struct {
     int64_t N, C, H, W, M, OH, OW, pt, pl;
-    int64_t th, tw, tiles; /* tile rows and columns per item; tiles in the batch */
-    int64_t tb, nblk;      /* tiles per block (a multiple of 16); blocks */
-    int64_t scratch;       /* floats of per-thread scratch */
+    int64_t th, tw;              /* tile rows and columns per item */
+    int64_t sl, nseg, segs;      /* tiles per segment; segments per tile row; in the batch */
+    int64_t rs, tb, nblk;        /* segments per block; GEMM columns (rs * sl); blocks */
+    int64_t ws;                  /* per-thread workspace of the transforms (floats) */
+    int64_t scratch;             /* floats of per-thread scratch in all */
 } hp_wino_geom;
 
 /* Fills q and returns 1 when the shapes suit the Winograd form (enough channels), else 0. The

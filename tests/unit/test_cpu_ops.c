@@ -341,7 +341,9 @@ static void test_conv(void)
                                  cases[i].pt, cases[i].pl, cases[i].pb, cases[i].pr, cases[i].bias, cases[i].act);
         char label[128];
         snprintf(label, sizeof label, "conv %s", cases[i].label);
-        compare_paths(label, g, 1e-5);
+        /* 3x3 stride-1 cases with enough channels take the Winograd form, whose rounding grows
+         * with the channel count (about 1e-5 of the largest output at 300 channels). */
+        compare_paths(label, g, 2e-5);
     }
 
     /* By hand: a 3x3 all-ones kernel on a 4x4 input holding 1..16, bias 1. */
@@ -433,6 +435,7 @@ static void test_winograd(void)
         {2, 16, 6, 5, 8, 0, 0, 0, 0, 1, HP_ACT_CLIP, "unpadded 6x5"},
         {1, 24, 70, 66, 16, 1, 1, 1, 1, 1, HP_ACT_TANH, "70x66, many blocks"},
         {21, 16, 5, 5, 8, 1, 1, 1, 1, 1, HP_ACT_RELU, "blocks across batch items"},
+        {2, 16, 6, 290, 8, 1, 1, 1, 1, 1, HP_ACT_RELU, "wide: tile rows in segments, a short last one"},
         {8, 128, 7, 7, 32, 1, 1, 1, 1, 0, HP_ACT_NONE, "DenseNet 7x7"},
         {2, 128, 28, 28, 32, 1, 1, 1, 1, 0, HP_ACT_NONE, "DenseNet 28x28"},
     };
