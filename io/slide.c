@@ -174,6 +174,7 @@ hp_slide *hp_slide_open(const char *path, const hp_slide_options *opt, hp_error 
     s->path = p;
     pthread_mutex_init(&s->err_mu, NULL);
     s->override_mpp = o.mpp;
+    s->reader = o.reader;
 
     hp_status rc;
     magic_kind kind = sniff(m, got);

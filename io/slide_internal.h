@@ -21,6 +21,7 @@ typedef struct {
 struct hp_slide {
     char *path;
     char format[32];
+    hp_slide_reader reader; /* as requested in the options */
     int level_count;
     int64_t *level_w, *level_h;
     double *level_ds;

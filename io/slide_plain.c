@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <tiffio.h>
 
@@ -40,6 +41,7 @@ typedef struct tiff_h {
     TIFF *tif;
     char msg[512];
     int have;
+    int64_t next_row; /* scanline mode: the row libtiff decodes next without restarting, or -1 */
     struct tiff_h *next;
 } tiff_h;
 
@@ -52,6 +54,7 @@ typedef struct {
     int spp;           /* samples per pixel in the direct modes: 3 or 1 */
     int jpeg_ycbcr;    /* set JPEGCOLORMODE_RGB on every handle */
     int scanlines;     /* strips too large to decode whole */
+    int compressed;    /* scanlines cannot seek: read forwards from the strip start */
     pthread_mutex_t mu;
     tiff_h *pool;
     int pooled;
@@ -103,6 +106,7 @@ static hp_status tiff_h_open(const char *path, tiff_h **out, char *why, size_t w
         free(h);
         return HP_ERR_INVALID;
     }
+    h->next_row = -1;
     *out = h;
     return HP_OK;
 }
@@ -223,14 +227,24 @@ static hp_status read_tiff_region(hp_slide *s, plain_impl *p, const request *q)
     int64_t where_x = 0, where_y = 0;
 
     if (p->scanlines) {
+        /* Compressed strips decode only forwards: start at the strip's first row, or where this
+         * handle stopped last time if that is earlier in the same strip, and skip to iy0. */
         tmsize_t ls = TIFFScanlineSize(tif);
         buf = ls > 0 ? malloc((size_t)ls) : NULL;
-        for (int64_t y = iy0; y < iy1 && buf && !st; y++) {
+        int64_t y = iy0;
+        if (p->compressed) {
+            int64_t s0 = iy0 / (int64_t)p->th * (int64_t)p->th;
+            y = h->next_row >= s0 && h->next_row <= iy0 ? h->next_row : s0;
+        }
+        for (; y < iy1 && buf && !st; y++) {
+            h->next_row = -1;
             if (TIFFReadScanline(tif, buf, (uint32_t)y, 0) < 0 || h->have) {
                 what = "scanline", where_y = y, st = HP_ERR_INVALID;
                 break;
             }
-            put_block(q, 0, y, p->W, 1, buf, (size_t)ls, p->spp);
+            h->next_row = y + 1;
+            if (y >= iy0)
+                put_block(q, 0, y, p->W, 1, buf, (size_t)ls, p->spp);
         }
     } else if (p->mode == MODE_RGBA) {
         buf = malloc(bw * bh * sizeof(uint32_t));
@@ -400,7 +414,7 @@ static hp_status open_tiff(hp_slide *s, plain_impl *p, hp_error *err)
     tiff_h *h = NULL;
     hp_status st = tiff_h_open(s->path, &h, why, sizeof why);
     if (st)
-        return hp_error_set(err, st, "%s: cannot open TIFF: %s", s->path, why);
+        return hp_error_set(err, st, "%s: corrupt or truncated TIFF: %s", s->path, why);
     TIFF *tif = h->tif;
     uint32_t w = 0, ht = 0;
     uint16_t spp = 1, bps = 1, photo = 0, planar = PLANARCONFIG_CONTIG, comp = COMPRESSION_NONE;
@@ -471,6 +485,37 @@ static hp_status open_tiff(hp_slide *s, plain_impl *p, hp_error *err)
             goto done;
         }
         p->scanlines = 1;
+        p->compressed = comp != COMPRESSION_NONE;
+    }
+
+    /* A truncated whole-slide file can fail OpenSlide's detection while its first directory
+     * still opens here: refuse it rather than read it as a plain image without its metadata. */
+    const char *desc = NULL;
+    if (s->reader == HP_SLIDE_READER_AUTO && TIFFGetField(tif, TIFFTAG_IMAGEDESCRIPTION, &desc) &&
+        desc && !strncmp(desc, "Aperio", 6)) {
+        st = hp_error_set(err, HP_ERR_INVALID,
+                          "%s: an Aperio slide that OpenSlide cannot open: the file is truncated or corrupt",
+                          s->path);
+        goto done;
+    }
+    /* Every strip or tile must lie inside the file; a truncated file fails here, by name,
+     * rather than at some later read. */
+    struct stat fst;
+    uint64_t *offs = NULL, *cnts = NULL;
+    uint32_t nblk = p->tiled ? TIFFNumberOfTiles(tif) : TIFFNumberOfStrips(tif);
+    if (stat(s->path, &fst) == 0 &&
+        TIFFGetField(tif, p->tiled ? TIFFTAG_TILEOFFSETS : TIFFTAG_STRIPOFFSETS, &offs) &&
+        TIFFGetField(tif, p->tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &cnts) && offs && cnts) {
+        for (uint32_t i = 0; i < nblk; i++) {
+            if (cnts[i] && (offs[i] > (uint64_t)fst.st_size || cnts[i] > (uint64_t)fst.st_size - offs[i])) {
+                st = hp_error_set(err, HP_ERR_INVALID,
+                                  "%s: truncated or corrupt TIFF: %s %u of %u lies beyond the end of "
+                                  "the file (%llu bytes)",
+                                  s->path, p->tiled ? "tile" : "strip", (unsigned)i, (unsigned)nblk,
+                                  (unsigned long long)fst.st_size);
+                goto done;
+            }
+        }
     }
 
     /* Resolution: pixels per unit; unit none (1) has no physical size. */
