@@ -79,6 +79,11 @@ static int write_tiff(const char *path, const tiff_spec *t)
     } else {
         TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, (uint32_t)t->rps);
     }
+    if (t->comp == COMPRESSION_JPEG) {
+        TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_YCBCR);
+        TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+        TIFFSetField(tif, TIFFTAG_JPEGQUALITY, 90);
+    }
     uint8_t *blk = calloc((size_t)bw * bh, (size_t)bpp);
     int ok = blk != NULL;
     for (int by = 0; ok && by < t->h; by += bh) {
@@ -628,6 +633,31 @@ int main(void)
         if (rgb && write_jpeg(tmp("bach.jpg"), rgb, w, h))
             check_decoded(tmp("bach.jpg"), "jpeg");
         free(rgb);
+    }
+
+    /* JPEG-compressed YCbCr tiles: the plain reader (libtiff's JPEG codec, upsampled to RGB)
+     * against OpenSlide on the same file. Lossy, so not against the pattern. */
+    tiff_spec jpg = {300, 200, 64, 0, 8, 0, RESUNIT_CENTIMETER, 20000, COMPRESSION_JPEG};
+    if (write_tiff(tmp("tile_jpeg.tif"), &jpg)) {
+        hp_slide_options po = {0, HP_SLIDE_READER_PLAIN};
+        hp_slide *a = hp_slide_open(tmp("tile_jpeg.tif"), NULL, &err);
+        hp_slide *b = hp_slide_open(tmp("tile_jpeg.tif"), &po, &err);
+        CHECK_MSG(a && b && !strcmp(hp_slide_format(a), "generic-tiff"), "%s", err.msg);
+        static uint8_t pa[300 * 200 * 3], pb[300 * 200 * 3];
+        if (a && b && hp_slide_read_region(a, 0, -5, -5, 300, 200, pa) == HP_OK &&
+            hp_slide_read_region(b, 0, -5, -5, 300, 200, pb) == HP_OK) {
+            int maxd = 0;
+            for (size_t i = 0; i < sizeof pa; i++) {
+                int d = abs((int)pa[i] - (int)pb[i]);
+                maxd = d > maxd ? d : maxd;
+            }
+            printf("  JPEG tiles: plain reader vs OpenSlide: max difference %d\n", maxd);
+            CHECK_MSG(maxd == 0, "JPEG tiles: plain reader differs from OpenSlide by up to %d", maxd);
+        } else {
+            CHECK_MSG(0, "JPEG tiles: %s / %s", a ? hp_slide_error(a) : "", b ? hp_slide_error(b) : "");
+        }
+        hp_slide_close(a);
+        hp_slide_close(b);
     }
 
     test_bad_files();
