@@ -221,8 +221,12 @@ static int cmd_region(const slide_args *a)
         fprintf(stderr, "histoplan: slide region needs --level, --x, --y, --w, --h and --out\n");
         return HP_EXIT_USAGE;
     }
-    if (a->w < 1 || a->h < 1 || a->w * a->h > HP_IMAGE_MAX_PIXELS || a->level < 0 ||
-        a->level > 1000) {
+    if (a->level < 0 || a->level > 1000) {
+        fprintf(stderr, "histoplan: --level must be 0 or more\n");
+        return HP_EXIT_USAGE;
+    }
+    if (a->w < 1 || a->h < 1 || a->w > HP_IMAGE_MAX_PIXELS || a->h > HP_IMAGE_MAX_PIXELS ||
+        a->w * a->h > HP_IMAGE_MAX_PIXELS) {
         fprintf(stderr, "histoplan: --w and --h must be at least 1 and at most %lld pixels together\n",
                 HP_IMAGE_MAX_PIXELS);
         return HP_EXIT_USAGE;
