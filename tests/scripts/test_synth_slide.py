@@ -226,5 +226,5 @@ def main():
 
 if __name__ == "__main__":
     main()
-    print("test_synth.py:", "FAILED" if failures else "passed", f"({failures} failures)")
+    print("test_synth_slide.py:", "FAILED" if failures else "passed", f"({failures} failures)")
     sys.exit(1 if failures else 0)
