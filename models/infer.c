@@ -68,7 +68,7 @@ static hp_status legacy_broadcast(ictx *c, hp_node *n, hp_value **pb)
     if (trailing == 0)
         return HP_OK;
     if (!hp_infer_is_const(b))
-        return hp_infer_fail(c, HP_ERR_UNSUPPORTED, "legacy hp_infer_broadcast (axis) of a runtime operand");
+        return hp_infer_fail(c, HP_ERR_UNSUPPORTED, "legacy broadcast (axis) of a runtime operand");
     return hp_infer_view_with_trailing_ones(c, 1, trailing, pb);
 }
 
@@ -114,9 +114,20 @@ static hp_status infer_binary(ictx *c, hp_node *n, hp_binary_kind kind)
                     sb *= b->dims[jb];
                 }
             }
-            int64_t x = pa[ia], y = pb[ib];
-            r[i] = kind == HP_BIN_ADD ? x + y : kind == HP_BIN_SUB ? x - y : kind == HP_BIN_MUL ? x * y
-                                                                          : (y ? x / y : 0);
+            int64_t x = pa[ia], y = pb[ib], v = 0;
+            int overflow = 0;
+            switch (kind) {
+            case HP_BIN_ADD: overflow = __builtin_add_overflow(x, y, &v); break;
+            case HP_BIN_SUB: overflow = __builtin_sub_overflow(x, y, &v); break;
+            case HP_BIN_MUL: overflow = __builtin_mul_overflow(x, y, &v); break;
+            case HP_BIN_DIV: overflow = y == 0 || (x == INT64_MIN && y == -1); v = overflow ? 0 : x / y; break;
+            }
+            if (overflow) {
+                free(r);
+                return hp_infer_fail(c, HP_ERR_INVALID, "integer arithmetic on %lld and %lld overflows or divides by zero",
+                                     (long long)x, (long long)y);
+            }
+            r[i] = v;
         }
         hp_status st = hp_infer_fold_new(c, HP_DT_INT64, nd, d, r);
         free(r);
@@ -160,7 +171,8 @@ static hp_status infer_gemm(ictx *c, hp_node *n)
     hp_status st;
     if (!a || !b)
         return hp_infer_fail(c, HP_ERR_INVALID, "Gemm needs A and B");
-    if ((st = hp_infer_require_float(c, a, "A")) || (st = hp_infer_require_float(c, b, "B")) || (st = hp_infer_require_float(c, cc, "C")))
+    if ((st = hp_infer_require_float(c, a, "A")) || (st = hp_infer_require_float(c, b, "B")) ||
+        (st = hp_infer_require_float(c, cc, "C")))
         return st;
     if (a->ndim != 2 || b->ndim != 2)
         return hp_infer_fail(c, HP_ERR_INVALID, "A and B must be 2-D");
@@ -358,6 +370,10 @@ hp_status hp_graph_infer(hp_graph *g, int batch, hp_error *err)
                                 g->source, v->name, hp_dtype_name(v->dtype));
         if (v->ndim > 0 && v->dims[0] < 0)
             v->dims[0] = batch;
+        int64_t numel;
+        if (!hp_dims_valid(v->ndim, v->dims, &numel))
+            return hp_error_set(err, HP_ERR_INVALID, "%s: input '%s' would hold more than %lld elements",
+                                g->source, v->name, (long long)HP_MAX_TENSOR_ELEMS);
     }
     /* Inputs bound as constants leave the list of runtime inputs. */
     int nr = 0;
@@ -383,7 +399,7 @@ hp_status hp_graph_infer(hp_graph *g, int batch, hp_error *err)
             hp_value *o = &g->values[n->out[0]];
             o->producer = k;
             int64_t numel;
-            if (!hp_infer_numel(o->ndim, o->dims, &numel))
+            if (!hp_dims_valid(o->ndim, o->dims, &numel))
                 return hp_infer_fail(&c, HP_ERR_INVALID, "output '%s' would hold more than %lld elements", o->name,
                             (long long)HP_MAX_TENSOR_ELEMS);
         }

@@ -214,7 +214,12 @@ hp_status hp_infer_gather(ictx *c, hp_node *n)
         return hp_infer_fail(c, HP_ERR_NOMEM, "out of memory");
     for (int64_t o = 0; o < outer; o++)
         for (int64_t j = 0; j < ni; j++) {
-            int64_t k = idx->dtype == HP_DT_INT64 ? ((int64_t *)idx->data)[j] : (int64_t)((float *)idx->data)[j];
+            float fk = idx->dtype == HP_DT_INT64 ? 0.0f : ((float *)idx->data)[j];
+            if (idx->dtype != HP_DT_INT64 && !(fk > -1e9f && fk < 1e9f)) {
+                free(buf);
+                return hp_infer_fail(c, HP_ERR_INVALID, "index %g out of range", (double)fk);
+            }
+            int64_t k = idx->dtype == HP_DT_INT64 ? ((int64_t *)idx->data)[j] : (int64_t)fk;
             if (k < 0)
                 k += len;
             if (k < 0 || k >= len) {
@@ -263,10 +268,14 @@ hp_status hp_infer_cast(ictx *c, hp_node *n)
         return hp_infer_fail(c, HP_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < cnt; i++) {
         double v = x->dtype == HP_DT_INT64 ? (double)((int64_t *)x->data)[i] : ((float *)x->data)[i];
-        if (dt == HP_DT_FLOAT)
+        if (dt == HP_DT_FLOAT) {
             ((float *)buf)[i] = (float)v;
-        else
+        } else if (!(v > -9.2e18 && v < 9.2e18)) {
+            free(buf);
+            return hp_infer_fail(c, HP_ERR_INVALID, "cannot cast %g to an integer", v);
+        } else {
             ((int64_t *)buf)[i] = (int64_t)v;
+        }
     }
     hp_status st = hp_infer_fold_new(c, dt, x->ndim, x->dims, buf);
     free(buf);

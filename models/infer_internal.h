@@ -24,8 +24,6 @@ int hp_infer_is_const(const hp_value *v);
 void hp_infer_set_dims(hp_value *v, int ndim, const int64_t *dims);
 /* A constant's elements as int64 (from int64 or float data); refused when not constant. */
 hp_status hp_infer_const_ints(ictx *c, const hp_value *v, const char *what, int64_t *out, int max, int *n);
-/* Product of dims; 0 when it would exceed HP_MAX_TENSOR_ELEMS (no overflow on the way). */
-int hp_infer_numel(int ndim, const int64_t *dims, int64_t *out);
 hp_status hp_infer_require_float(ictx *c, const hp_value *v, const char *what);
 hp_status hp_infer_require_rank(ictx *c, const hp_value *v, int rank, const char *what);
 /* Normalizes a possibly negative axis; 0 when out of range. */

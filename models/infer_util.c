@@ -55,24 +55,18 @@ hp_status hp_infer_const_ints(ictx *c, const hp_value *v, const char *what, int6
     int64_t cnt = hp_value_numel(v);
     if (cnt > max)
         return hp_infer_fail(c, HP_ERR_INVALID, "%s has %lld values (at most %d)", what, (long long)cnt, max);
-    for (int64_t i = 0; i < cnt; i++)
-        out[i] = v->dtype == HP_DT_INT64 ? ((const int64_t *)v->data)[i]
-                                         : (int64_t)((const float *)v->data)[i];
+    for (int64_t i = 0; i < cnt; i++) {
+        if (v->dtype == HP_DT_INT64) {
+            out[i] = ((const int64_t *)v->data)[i];
+            continue;
+        }
+        float f = ((const float *)v->data)[i];
+        if (!(f > -9.2e18f && f < 9.2e18f)) /* NaN, Inf or beyond int64: no integer meaning */
+            return hp_infer_fail(c, HP_ERR_INVALID, "%s holds %g, not an integer", what, (double)f);
+        out[i] = (int64_t)f;
+    }
     *n = (int)cnt;
     return HP_OK;
-}
-
-/* Product of dims, 0 when it would exceed HP_MAX_TENSOR_ELEMS (no overflow on the way). */
-int hp_infer_numel(int ndim, const int64_t *dims, int64_t *out)
-{
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (dims[i] < 0 || (dims[i] > 0 && n > HP_MAX_TENSOR_ELEMS / dims[i]))
-            return 0;
-        n *= dims[i];
-    }
-    *out = n;
-    return 1;
 }
 
 hp_status hp_infer_require_float(ictx *c, const hp_value *v, const char *what)
@@ -145,7 +139,7 @@ hp_status hp_infer_fold_new(ictx *c, hp_dtype dt, int ndim, const int64_t *dims,
 hp_status hp_infer_make_alias(ictx *c, const hp_value *x, int ndim, const int64_t *dims)
 {
     int64_t n = -1;
-    if (!hp_infer_numel(ndim, dims, &n) || n != hp_value_numel(x))
+    if (!hp_dims_valid(ndim, dims, &n) || n != hp_value_numel(x))
         return hp_infer_fail(c, HP_ERR_INVALID, "cannot reshape %lld elements into %lld", (long long)hp_value_numel(x),
                     (long long)n);
     if (hp_infer_is_const(x))

@@ -151,19 +151,32 @@ static void convert_raw(int dt, const uint8_t *src, int64_t n, void *dst)
     }
 }
 
+int hp_dims_valid(int ndim, const int64_t *dims, int64_t *numel)
+{
+    int64_t nonzero = 1, n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 0)
+            return 0;
+        if (dims[i] > 0) {
+            if (nonzero > HP_MAX_TENSOR_ELEMS / dims[i])
+                return 0;
+            nonzero *= dims[i];
+        }
+        n = dims[i] == 0 ? 0 : n * dims[i];
+    }
+    *numel = n;
+    return 1;
+}
+
 hp_status hp_value_set_const(hp_value *v, hp_dtype dtype, int ndim, const int64_t *dims,
                              const void *data, hp_error *err)
 {
     if (ndim < 0 || ndim > HP_MAX_DIMS)
         return hp_error_set(err, HP_ERR_UNSUPPORTED, "'%s': rank %d (at most %d)", v->name, ndim,
                             HP_MAX_DIMS);
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (dims[i] < 0 || (dims[i] > 0 && n > HP_MAX_TENSOR_ELEMS / dims[i]))
-            return hp_error_set(err, HP_ERR_INVALID, "'%s': absurd dimension %lld", v->name,
-                                (long long)dims[i]);
-        n *= dims[i];
-    }
+    int64_t n;
+    if (!hp_dims_valid(ndim, dims, &n))
+        return hp_error_set(err, HP_ERR_INVALID, "'%s': absurd shape", v->name);
     size_t es = dtype == HP_DT_INT64 ? 8 : 4;
     void *copy = malloc((size_t)(n > 0 ? n : 1) * es);
     if (!copy)
@@ -251,14 +264,11 @@ hp_status hp_tensor_from_proto(const Onnx__TensorProto *t, const char *dir, cons
     if (t->n_dims > HP_MAX_DIMS)
         return hp_error_set(err, HP_ERR_UNSUPPORTED, "%s: %s has rank %zu (at most %d)", path, where,
                             t->n_dims, HP_MAX_DIMS);
-    int64_t n = 1;
-    for (size_t i = 0; i < t->n_dims; i++) {
-        int64_t d = t->dims[i];
-        if (d < 0 || (d > 0 && n > HP_MAX_TENSOR_ELEMS / d))
-            return hp_error_set(err, HP_ERR_INVALID, "%s: %s has an absurd shape (dim %zu = %lld)",
-                                path, where, i, (long long)d);
-        n *= d;
-    }
+    int64_t n;
+    if (!hp_dims_valid((int)t->n_dims, t->dims, &n))
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "%s: %s has an absurd shape (a negative dim, or more than %lld elements)", path,
+                            where, (long long)HP_MAX_TENSOR_ELEMS);
     /* Check that the file holds the data its shape claims before allocating for it: a few bytes
      * of hostile protobuf may claim billions of elements. */
     size_t es = elem_size(dt);

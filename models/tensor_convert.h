@@ -23,4 +23,9 @@ const char *hp_dtype_name(hp_dtype t);
 /* Largest element count histoplan accepts for one tensor (2^31 - 1). */
 #define HP_MAX_TENSOR_ELEMS ((int64_t)0x7fffffff)
 
+/* Whether a shape is acceptable: no negative dim, and the product of its non-zero dims at most
+ * HP_MAX_TENSOR_ELEMS (so that no partial product, such as the size of one batch item of an
+ * empty tensor, can overflow). Stores the element count in *numel. */
+int hp_dims_valid(int ndim, const int64_t *dims, int64_t *numel);
+
 #endif
