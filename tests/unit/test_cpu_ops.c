@@ -436,6 +436,7 @@ static void test_winograd(void)
         {1, 24, 70, 66, 16, 1, 1, 1, 1, 1, HP_ACT_TANH, "70x66, many blocks"},
         {21, 16, 5, 5, 8, 1, 1, 1, 1, 1, HP_ACT_RELU, "blocks across batch items"},
         {2, 16, 6, 290, 8, 1, 1, 1, 1, 1, HP_ACT_RELU, "wide: tile rows in segments, a short last one"},
+        {1, 8000, 5, 6, 8, 1, 1, 1, 1, 1, HP_ACT_RELU, "8000 channels: one segment per block"},
         {8, 128, 7, 7, 32, 1, 1, 1, 1, 0, HP_ACT_NONE, "DenseNet 7x7"},
         {2, 128, 28, 28, 32, 1, 1, 1, 1, 0, HP_ACT_NONE, "DenseNet 28x28"},
     };
