@@ -61,7 +61,8 @@ static void jerr_quiet(j_common_ptr c, int lvl)
 }
 
 /* Encodes one tile into a malloc'ed buffer (*out, *outlen). */
-static hp_status encode_tile(const uint8_t *rgb, int side, int quality, unsigned char **out,
+static hp_status encode_tile(const uint8_t *rgb, int side, int quality, int chroma_full,
+                             unsigned char **out,
                              unsigned long *outlen, char *msg, size_t msglen)
 {
     struct jpeg_compress_struct c;
@@ -88,6 +89,10 @@ static hp_status encode_tile(const uint8_t *rgb, int side, int quality, unsigned
     jpeg_set_defaults(&c);
     /* The defaults are YCbCr with 2x2 subsampled chroma: what YCbCrSubSampling = 2,2 declares. */
     jpeg_set_quality(&c, quality, TRUE);
+    if (chroma_full) {
+        c.comp_info[0].h_samp_factor = 1;
+        c.comp_info[0].v_samp_factor = 1;
+    }
     jpeg_start_compress(&c, TRUE);
     buf = b;
     while (c.next_scanline < c.image_height) {
@@ -139,7 +144,8 @@ static hp_status write_tiles(hp_tiff_pyramid *w, int l, const uint8_t *band, int
         unsigned char *jpg = NULL;
         unsigned long n = 0;
         char msg[256];
-        if (encode_tile(w->tilebuf, t, w->o.quality, &jpg, &n, msg, sizeof msg) != HP_OK)
+        if (encode_tile(w->tilebuf, t, w->o.quality, w->o.chroma_full, &jpg, &n, msg,
+                        sizeof msg) != HP_OK)
             return hp_error_set(err, HP_ERR_IO, "%s: %s", w->path, msg);
         size_t k = (size_t)(trow * L->across + tc);
         L->off[k] = w->pos;
@@ -215,15 +221,21 @@ hp_status hp_tiff_pyramid_create(const char *path, const hp_tiff_pyramid_options
         return hp_error_set(err, HP_ERR_INVALID, "%s: level downsample must be 2 or 4", path);
     if (!(o->mpp > 0) || o->min_side < 1)
         return hp_error_set(err, HP_ERR_INVALID, "%s: bad MPP or smallest level size", path);
+    /* '|' and line breaks would end the Aperio description's first line or field early. */
+    if (o->software && strpbrk(o->software, "|\r\n"))
+        return hp_error_set(err, HP_ERR_INVALID, "%s: software name has '|' or a line break", path);
     hp_tiff_pyramid *w = calloc(1, sizeof *w);
     if (!w)
         return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", path);
     w->o = *o;
     w->o.description_extra = NULL;
+    w->o.software = NULL;
     w->path = strdup(path);
+    char *sw = strdup(o->software ? o->software : "histoplan-synth");
+    w->o.software = sw;
     char *extra = o->description_extra ? strdup(o->description_extra) : NULL;
     w->o.description_extra = extra;
-    if (!w->path || (o->description_extra && !extra))
+    if (!w->path || !sw || (o->description_extra && !extra))
         goto nomem;
     int64_t lw = o->width, lh = o->height;
     for (;;) {
@@ -330,14 +342,15 @@ static hp_status write_directory(hp_tiff_pyramid *w, int l, uint64_t *ifd_pos, h
     double mpp = w->o.mpp * (double)w->lv[0].w / (double)L->w;
     if (l == 0)
         snprintf(desc, sizeof desc,
-                 "Aperio Image Library histoplan-synth\r\n%lldx%lld (%dx%d) JPEG/YCbCr Q=%d"
+                 "Aperio Image Library %s\r\n%lldx%lld (%dx%d) JPEG/YCbCr Q=%d"
                  "|AppMag = %d|MPP = %.6g%s",
-                 (long long)L->w, (long long)L->h, w->o.tile, w->o.tile, w->o.quality,
+                 w->o.software, (long long)L->w, (long long)L->h, w->o.tile, w->o.tile, w->o.quality,
                  (int)lround(10.0 / w->o.mpp), w->o.mpp,
                  w->o.description_extra ? w->o.description_extra : "");
     else
-        snprintf(desc, sizeof desc, "Aperio Image Library histoplan-synth\r\n%lldx%lld -> %lldx%lld",
-                 (long long)w->lv[0].w, (long long)w->lv[0].h, (long long)L->w, (long long)L->h);
+        snprintf(desc, sizeof desc, "Aperio Image Library %s\r\n%lldx%lld -> %lldx%lld",
+                 w->o.software, (long long)w->lv[0].w, (long long)w->lv[0].h, (long long)L->w,
+                 (long long)L->h);
     size_t dn = strlen(desc) + 1;
     uint64_t desc_at = w->pos;
     if ((st = put(w, desc, dn, err)))
@@ -371,7 +384,7 @@ static hp_status write_directory(hp_tiff_pyramid *w, int l, uint64_t *ifd_pos, h
     entry(e, 323, T_LONG, 1, (uint64_t)w->o.tile), e += 20;
     entry(e, 324, T_LONG8, nt, nt > 1 ? off_at : L->off[0]), e += 20;
     entry(e, 325, T_LONG8, nt, nt > 1 ? len_at : L->len[0]), e += 20;
-    entry(e, 530, T_SHORT, 2, 2 | 2u << 16);
+    entry(e, 530, T_SHORT, 2, w->o.chroma_full ? (1 | 1u << 16) : (2 | 2u << 16));
     *ifd_pos = w->pos;
     return put(w, ifd, sizeof ifd, err);
 }
@@ -421,6 +434,7 @@ void hp_tiff_pyramid_destroy(hp_tiff_pyramid *w)
     }
     free(w->tilebuf);
     free((char *)w->o.description_extra);
+    free((char *)w->o.software);
     free(w->path);
     free(w);
 }

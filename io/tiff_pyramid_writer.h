@@ -9,7 +9,8 @@
  * The file: BigTIFF (so slides past 4 GB need no second code path; libtiff and OpenSlide 3.4
  * read it), one directory per level (level 0 first; each lower level 1/downsample of the one
  * above, box-filtered, until the larger side is at most min_side), tiles of JPEG (YCbCr 4:2:0,
- * Photometric YCbCr, every tile a complete JPEG stream with its own tables), XResolution /
+ * Photometric YCbCr, every tile a complete JPEG stream with its own tables; 4:4:4 with
+ * chroma_full), XResolution /
  * YResolution in pixels per centimetre, edge tiles padded by repeating the last row and column.
  * Tile data of all levels is interleaved as the bands arrive; the directories go at the end.
  *
@@ -37,6 +38,11 @@ typedef struct {
     /* Extra Aperio-style fields appended to level 0's ImageDescription, "|Key = value|..." or
      * NULL. They appear as aperio.Key properties in OpenSlide. */
     const char *description_extra;
+    /* Optional, zero keeps the defaults (the synthetic slides'): */
+    int chroma_full;      /* nonzero: JPEG without chroma subsampling (4:4:4), for colour-coded
+                           * images such as heatmaps whose sharp colour edges 4:2:0 would bleed */
+    const char *software; /* replaces "histoplan-synth" after "Aperio Image Library " in the
+                           * descriptions (no '|' or line breaks), or NULL */
 } hp_tiff_pyramid_options;
 
 typedef struct hp_tiff_pyramid hp_tiff_pyramid;
