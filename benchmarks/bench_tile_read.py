@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Tile reading + decoding throughput: histoplan's tile loader against a plain loop over
 python3-openslide's read_region (plus PIL's area resize when the level needs it), reading the very
-same tiles, on one core and on all cores, side by side in one run.
+same tiles, on one core and on all cores, side by side in one run. With --plain, histoplan is also
+timed reading through its own libtiff reader (io/slide_plain.c) instead of OpenSlide.
 
     /usr/bin/python3 benchmarks/bench_tile_read.py [--size 20000] [--mpp 0.25] [--target 0.5]
-        [--tile 224] [--threads N] [--rounds 2] [--max-tiles 0] [--json out/bench/tile-read.json]
+        [--tile 224] [--threads N] [--rounds 2] [--max-tiles 0] [--plain] [--json out/bench/tile-read.json]
 
 The slide is generated once by `build/histoplan synth` (seed 1) into out/bench/ (git ignores out/).
 histoplan's side is benchmarks/bench_tile_read.c (built as build/benchmarks/bench_tile_read, or
@@ -92,6 +93,8 @@ def main():
     ap.add_argument("--max-tiles", type=int, default=0, help="read only the first N tiles")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "benchmarks", "bench_tile_read"))
     ap.add_argument("--histoplan", default=os.path.join(ROOT, "build", "histoplan"))
+    ap.add_argument("--plain", action="store_true",
+                    help="also time histoplan with its own libtiff reader instead of OpenSlide")
     ap.add_argument("--json")
     a = ap.parse_args()
 
@@ -108,9 +111,9 @@ def main():
     tiles_path = os.path.join(outdir, "tiles-list.txt")
     dump_path = os.path.join(outdir, "tile-dump.rgb")
 
-    def histoplan(threads, first=False):
+    def histoplan(threads, first=False, reader="auto"):
         cmd = [a.bin, slide, "--target", str(a.target), "--tile", str(a.tile), "--threads",
-               str(threads), "--batch", str(a.batch), "--depth", str(a.depth)]
+               str(threads), "--batch", str(a.batch), "--depth", str(a.depth), "--reader", reader]
         if a.max_tiles:
             cmd += ["--max-tiles", str(a.max_tiles)]
         if first:
@@ -132,6 +135,8 @@ def main():
 
     configs = [("histoplan", 1), ("openslide-python", 1), ("histoplan", a.threads),
                ("openslide-python", a.threads)]
+    if a.plain:
+        configs += [("histoplan-plain", 1), ("histoplan-plain", a.threads)]
     best = {}
     rounds = []
     busy0, t0 = cpu_busy(), time.time()
@@ -139,8 +144,8 @@ def main():
     for r in range(a.rounds):
         for name, n in configs:
             c0 = os.times()
-            if name == "histoplan":
-                res, _ = histoplan(n)
+            if name.startswith("histoplan"):
+                res, _ = histoplan(n, reader="plain" if name == "histoplan-plain" else "auto")
                 tps, wall = res["tiles_per_s"], res["wall_s"]
             else:
                 cnt, wall = peer_run(slide, tiles, n)
@@ -170,6 +175,10 @@ def main():
     for n in sorted({1, a.threads}):
         h, p = best[("histoplan", n)], best[("openslide-python", n)]
         print(f"{n:>7}  {h:17.1f}  {p:24.1f}  {h / p:5.2f}")
+    if a.plain:
+        for n in sorted({1, a.threads}):
+            h, p = best[("histoplan-plain", n)], best[("openslide-python", n)]
+            print(f"{n:>7}  histoplan with its plain TIFF reader: {h:.1f} tiles/s, {h / p:.2f}x the peer")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"commit": commit, "cpu": cpu, "cores": os.cpu_count(), "slide": slide,
