@@ -178,7 +178,7 @@ hp_status hp_write_heatmap_tiff(const char *path, const hp_heatmap_grid *g, cons
     char extra[64];
     snprintf(extra, sizeof extra, "|HeatmapDownsample = %d", downsample);
     hp_tiff_pyramid_options o = {.width = w, .height = h, .tile = TILE, .quality = 95,
-                                 .mpp = g->mpp * downsample, .downsample = 2, .min_side = 256,
+                                 .mpp = g->mpp * downsample, .downsample = 2, .min_side = 64,
                                  .description_extra = extra, .chroma_full = 1,
                                  .software = "histoplan-heatmap"};
     hp_tiff_pyramid *tp = NULL;

@@ -56,10 +56,10 @@ hp_status hp_write_tiles_csv(const char *path, const hp_heatmap_grid *g, hp_erro
             fprintf(f, "%zu,%d,%d,%.10g,%.10g,%.10g,", t, i, j, g->x0 + i * g->tile_size,
                     g->y0 + j * g->tile_size, g->tile_size);
             if (!isnan(g->tissue[t]))
-                fprintf(f, "%.9g", (double)g->tissue[t]);
+                fprintf(f, "%.6g", (double)g->tissue[t]);
             for (int k = 0; k < C; k++)
-                fprintf(f, ",%.9g", (double)g->prob[t * C + k]);
-            fprintf(f, ",%.9g,", (double)ent[t]);
+                fprintf(f, ",%.6g", (double)g->prob[t * C + k]);
+            fprintf(f, ",%.6g,", (double)ent[t]);
             put_field(f, g->names[hp_heatmap_argmax(g, g->prob, t)]);
             fputc('\n', f);
         }

@@ -7,8 +7,8 @@
  * the tile; size: its side in level-0 pixels; tissue_fraction empty when unknown; one prob_
  * column per class with the file-safe class name (hp_heatmap_safe_names); entropy normalized to
  * [0, 1] (hp_heatmap_entropy); top_class the display name of the most probable class, quoted as
- * RFC 4180 says when it holds a comma, a quote or a line break. Numbers: C locale, up to 9
- * significant digits (float precision). Written under a temporary name, then renamed. */
+ * RFC 4180 says when it holds a comma, a quote or a line break. Numbers: C locale; probabilities,
+ * tissue fraction and entropy to 6 significant digits. Written under a temporary name, then renamed. */
 #ifndef HP_WRITE_TILES_CSV_H
 #define HP_WRITE_TILES_CSV_H
 
