@@ -290,7 +290,7 @@ hp_status hp_tissue_detect(hp_slide *s, const hp_tissue_options *opt, hp_tissue_
     out->mpp_x = out->mpp_y = out->tissue_mm2 = out->blur_score = NAN;
     if (!s)
         return hp_error_set(err, HP_ERR_INVALID, "tissue: no slide");
-    if (opt->mask_mpp <= 0 || opt->min_side < 16 || opt->max_side < opt->min_side)
+    if (!(opt->mask_mpp > 0) || opt->min_side < 16 || opt->max_side < opt->min_side)
         return hp_error_set(err, HP_ERR_INVALID, "tissue: bad mask resolution options");
 
     uint8_t *rgb = NULL, *m = NULL, *pen = NULL, *tmp = NULL, *tmp2 = NULL;
@@ -304,6 +304,12 @@ hp_status hp_tissue_detect(hp_slide *s, const hp_tissue_options *opt, hp_tissue_
 
     int64_t rx0 = 0, ry0 = 0, rx1 = W0, ry1 = H0;
     if (opt->roi_w > 0 || opt->roi_h > 0) {
+        const int64_t big = (int64_t)1 << 42; /* keeps the sums below from overflowing */
+        if (llabs(opt->roi_x) > big || llabs(opt->roi_y) > big || opt->roi_w > big ||
+            opt->roi_h > big) {
+            st = hp_error_set(err, HP_ERR_INVALID, "tissue: region of interest out of range");
+            goto fail;
+        }
         rx0 = opt->roi_x > 0 ? opt->roi_x : 0;
         ry0 = opt->roi_y > 0 ? opt->roi_y : 0;
         rx1 = opt->roi_x + opt->roi_w < W0 ? opt->roi_x + opt->roi_w : W0;
@@ -353,19 +359,11 @@ hp_status hp_tissue_detect(hp_slide *s, const hp_tissue_options *opt, hp_tissue_
     double px_um = sqrt(out->downsample_x * mppx * out->downsample_y * mppy);
     double px_mm2 = px_um * px_um * 1e-6;
 
-    m = calloc(n, 1);
-    pen = calloc(n, 1);
-    tmp = malloc(n);
-    tmp2 = malloc(n);
-    queue = malloc(n * sizeof *queue);
-    if (!m || !pen || !tmp || !tmp2 || !queue) {
-        st = hp_error_set(err, HP_ERR_NOMEM, "tissue: out of memory for a %d x %d mask", w, h);
-        goto fail;
-    }
-
-    /* Ink, judged on a 32 um box average. */
+    /* Ink first, so its scratch is freed before the mask's buffers exist (peak ~13 bytes per
+     * mask pixel). Ink is judged on a 32 um box average. */
     uint8_t *smooth = malloc(n * 3);
-    if (!smooth || smooth_rgb(rgb, w, h, um_to_px(16.0, px_um), smooth) != HP_OK) {
+    pen = malloc(n);
+    if (!smooth || !pen || smooth_rgb(rgb, w, h, um_to_px(16.0, px_um), smooth) != HP_OK) {
         free(smooth);
         st = hp_error_set(err, HP_ERR_NOMEM, "tissue: out of memory for a %d x %d mask", w, h);
         goto fail;
@@ -373,6 +371,15 @@ hp_status hp_tissue_detect(hp_slide *s, const hp_tissue_options *opt, hp_tissue_
     for (size_t i = 0; i < n; i++)
         pen[i] = (uint8_t)hp_tissue_is_pen(smooth + 3 * i);
     free(smooth);
+
+    m = calloc(n, 1);
+    tmp = malloc(n);
+    tmp2 = malloc(n);
+    queue = malloc(n * sizeof *queue);
+    if (!m || !tmp || !tmp2 || !queue) {
+        st = hp_error_set(err, HP_ERR_NOMEM, "tissue: out of memory for a %d x %d mask", w, h);
+        goto fail;
+    }
 
     if (opt->mask_path) {
         if ((st = load_user_mask(opt->mask_path, W0, H0, w, h, m, err)) != HP_OK)

@@ -3,7 +3,8 @@
  * The mask is computed on an area-averaged thumbnail (hp_slide_read_thumbnail, read in bands)
  * at about HP_TISSUE_MASK_MPP um/px, not on a pyramid level: levels differ from scanner to
  * scanner (a 3-level SVS may have nothing between 2 and 32 um/px), while the thumbnail gives the
- * same mask resolution, so the same morphology in micrometres, on every slide. Steps: HSV
+ * same mask resolution, so the same morphology in micrometres, on every slide (the thumbnail is
+ * made from the coarsest level at least that large, so it costs little). Steps: HSV
  * saturation; Otsu's threshold on it, clamped between a floor (so glass alone never gets a
  * threshold inside its own noise) and a ceiling (so a slide that is nearly all tissue is not
  * split between pale and dark tissue); a minimum optical density (near-white pixels are glass
@@ -15,8 +16,9 @@
  *
  * Thread safety: no global state; hp_tissue_detect may run on several slides at once, and on
  * one slide handle concurrently with reader threads (it only reads regions). Deterministic: the
- * same slide and options give the same mask. Memory is bounded by the thumbnail's size
- * (max_side^2 x ~10 bytes) and a few ~1 um/px regions, whatever the slide's size. */
+ * same slide and options give the same mask. Memory is bounded by the mask's size (about 13
+ * bytes per mask pixel, so at most ~120 MB at the 3072-pixel cap and ~10 MB for a 1024 x 768
+ * mask) plus one focus region (at most 2048 x 2048 RGB), whatever the slide's size. */
 #ifndef HP_TISSUE_H
 #define HP_TISSUE_H
 
@@ -35,7 +37,7 @@ enum {
     HP_QC_PEN_MARKS = 1u << 1,  /* ink (blue, green, black) over a noticeable share of tissue */
     HP_QC_BLUR = 1u << 2,       /* the sampled tissue regions look out of focus */
     HP_QC_NOT_HE = 1u << 3,     /* stain not H&E-like: brown DAB dominates (immunohistochemistry) */
-    HP_QC_NO_MPP = 1u << 4,     /* no microns per pixel: areas are NaN, sizes assumed (see below) */
+    HP_QC_NO_MPP = 1u << 4,     /* no microns per pixel: areas are NaN (see hp_tissue_detect) */
     HP_QC_USER_MASK = 1u << 5,  /* the mask came from options.mask_path (informational) */
 };
 #define HP_QC_FLAG_COUNT 6
@@ -107,9 +109,11 @@ typedef struct {
 } hp_tissue_mask;
 
 /* Detects the tissue of `s` (opt NULL: defaults) into *out, which the caller frees with
- * hp_tissue_mask_free (also after a failure). A slide without MPP is not an error: the mask is
- * made with sizes assumed at mask_mpp, the areas are NaN and HP_QC_NO_MPP is set. On failure
- * `err` names the cause (an unreadable slide, a bad mask_path, a bad ROI). */
+ * hp_tissue_mask_free (also after a failure). A slide without MPP (and no opt->mpp) is not an
+ * error: the micrometre sizes above are converted as if level 0 were 0.5 um/px (20x, the
+ * commonest scan), tissue_mm2 and mpp_x/y are NaN and HP_QC_NO_MPP is set; hp_slide_mpp's
+ * message then stays recorded on the slide handle. On failure `err` names the cause (an
+ * unreadable slide, a bad mask_path, a bad ROI). */
 hp_status hp_tissue_detect(hp_slide *s, const hp_tissue_options *opt, hp_tissue_mask *out,
                            hp_error *err);
 

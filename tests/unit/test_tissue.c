@@ -2,8 +2,10 @@
  * plain or altered: a pen stroke, a box blur, DAB-brown recolouring, an empty white slide), on a
  * user mask and a region of interest, and on the real CMU-1-Small-Region slide against a mask
  * checked by eye once (tests/data/cmu1-tissue-mask.png).
- * HP_TISSUE_WRITE_EXPECTED=PATH writes the CMU mask there (to regenerate the expected file). */
+ * HP_TISSUE_WRITE_EXPECTED=PATH writes the CMU mask there (to regenerate the expected file);
+ * HP_TISSUE_QUICK=1 skips the 8000 x 6000 slide (the rest still checks Dice on 4000 x 3000). */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,6 +363,47 @@ static void test_options(void)
     passed++;
 }
 
+struct job {
+    hp_slide *s;
+    hp_tissue_mask m;
+    hp_status st;
+};
+
+static void *run_job(void *arg)
+{
+    struct job *j = arg;
+    hp_error err = {0};
+    j->st = hp_tissue_detect(j->s, NULL, &j->m, &err);
+    return NULL;
+}
+
+/* Two detections at once on one slide handle give the same mask as one alone. */
+static void test_threads(void)
+{
+    hp_error err = {0};
+    hp_slide *s = hp_slide_open(tmp("plain.tiff"), NULL, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (!s)
+        return;
+    struct job j[3] = {{.s = s}, {.s = s}, {.s = s}};
+    run_job(&j[0]);
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++)
+        CHECK(pthread_create(&t[k], NULL, run_job, &j[k + 1]) == 0);
+    for (int k = 0; k < 2; k++)
+        pthread_join(t[k], NULL);
+    for (int k = 1; k < 3; k++) {
+        CHECK(j[k].st == HP_OK && j[k].m.w == j[0].m.w && j[k].m.h == j[0].m.h);
+        CHECK(j[k].m.mask && j[0].m.mask &&
+              memcmp(j[k].m.mask, j[0].m.mask, (size_t)j[0].m.w * j[0].m.h) == 0);
+        CHECK(j[k].m.blur_score == j[0].m.blur_score && j[k].m.qc_flags == j[0].m.qc_flags);
+    }
+    for (int k = 0; k < 3; k++)
+        hp_tissue_mask_free(&j[k].m);
+    hp_slide_close(s);
+    passed++;
+}
+
 /* The real slide: compared with the mask checked by eye; an image without MPP: areas NaN. */
 static void test_real(void)
 {
@@ -423,6 +466,7 @@ int main(void)
         test_dice();
     test_variants();
     test_options();
+    test_threads();
     test_real();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
