@@ -68,14 +68,18 @@ double hp_tile_mask_fraction(const hp_tile_mask *m, double x0, double y0, double
      * strips so the stack arrays stay small. */
     enum { CAP = 512 };
     double ox[CAP], oy[CAP];
+    /* Only the part inside the mask can hold tissue: clipping bounds the work by the mask's size
+     * whatever the rectangle's. */
+    double cx0 = fmax(x0, 0), cy0 = fmax(y0, 0);
+    double cx1 = fmin(x0 + w, m->w * m->downsample_x), cy1 = fmin(y0 + h, m->h * m->downsample_y);
     double total = 0;
     double strip_w = CAP * m->downsample_x * 0.5, strip_h = CAP * m->downsample_y * 0.5;
-    for (double sx = x0; sx < x0 + w; sx += strip_w) {
-        double sw = fmin(strip_w, x0 + w - sx);
+    for (double sx = cx0; sx < cx1; sx += strip_w) {
+        double sw = fmin(strip_w, cx1 - sx);
         int kx, ky;
         int nx = overlaps(sx, sw, m->downsample_x, m->w, &kx, ox, CAP);
-        for (double sy = y0; sy < y0 + h; sy += strip_h) {
-            double sh = fmin(strip_h, y0 + h - sy);
+        for (double sy = cy0; sy < cy1; sy += strip_h) {
+            double sh = fmin(strip_h, cy1 - sy);
             int ny = overlaps(sy, sh, m->downsample_y, m->h, &ky, oy, CAP);
             for (int r = 0; r < ny; r++) {
                 const uint8_t *row = m->data + (size_t)(ky + r) * m->w + kx;

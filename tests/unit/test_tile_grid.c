@@ -227,6 +227,8 @@ static void test_tissue_filter(void)
     hp_tile_mask tiny = {.data = &full, .w = 1, .h = 1, .downsample_x = 0.5, .downsample_y = 0.5};
     CHECK(fabs(hp_tile_mask_fraction(&tiny, 0, 0, 1000, 1000) - 0.25e-6) < 1e-12);
     CHECK(hp_tile_mask_fraction(&tiny, 5, 5, 10, 10) == 0); /* outside the mask: background */
+    /* A rectangle a million times the fine mask's size is scored by the mask's extent, fast. */
+    CHECK(fabs(hp_tile_mask_fraction(&fine, -1e6, -1e6, 2e6, 2e6) - ones * 0.0004 / 4e12) < 1e-18);
     free(m);
     passed++;
 }
