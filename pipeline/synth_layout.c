@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "pipeline/synth.h"
+#include "pipeline/synth_noise.h"
 
 /* Layout granularity in level-0 pixels: boundaries staircase at 8 px (2 um at 0.25 um/px), far
  * below anything visible, and the per-pixel cost of the layout drops 64-fold. */
@@ -39,39 +40,9 @@ const char *hp_synth_class_name(int cls)
     return (cls >= 0 && cls < HP_SYNTH_NCLASSES) ? class_names[cls] : NULL;
 }
 
-static uint32_t hash(uint32_t seed, int64_t a, int64_t b, uint32_t salt)
-{
-    uint64_t h = (uint64_t)seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)a * 0xC2B2AE3D27D4EB4Full ^
-                 (uint64_t)b * 0x165667B19E3779F9ull ^ (uint64_t)salt * 0x27D4EB2F165667C5ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return (uint32_t)h;
-}
-
-static double u01(uint32_t h)
-{
-    return (h >> 8) * (1.0 / 16777216.0);
-}
-
-/* Smooth value noise in [0, 1). */
-static double vnoise(uint32_t seed, uint32_t salt, double x, double y)
-{
-    double fx = floor(x), fy = floor(y);
-    int64_t ix = (int64_t)fx, iy = (int64_t)fy;
-    double tx = x - fx, ty = y - fy;
-    tx = tx * tx * (3 - 2 * tx);
-    ty = ty * ty * (3 - 2 * ty);
-    double a = u01(hash(seed, ix, iy, salt)), b = u01(hash(seed, ix + 1, iy, salt));
-    double c = u01(hash(seed, ix, iy + 1, salt)), d = u01(hash(seed, ix + 1, iy + 1, salt));
-    return (a + (b - a) * tx) + ((c + (d - c) * tx) - (a + (b - a) * tx)) * ty;
-}
-
 static double fbm2(uint32_t seed, uint32_t salt, double x, double y)
 {
-    return (2 * vnoise(seed, salt, x, y) + vnoise(seed, salt + 1, 2.03 * x, 2.03 * y)) / 3;
+    return (2 * hp_synth_vnoise(seed, salt, x, y) + hp_synth_vnoise(seed, salt + 1, 2.03 * x, 2.03 * y)) / 3;
 }
 
 hp_status hp_synth_create(const hp_synth_params *p, hp_synth **out, hp_error *err)
@@ -106,7 +77,7 @@ hp_status hp_synth_create(const hp_synth_params *p, hp_synth **out, hp_error *er
     for (int i = 0; i < 4; i++)
         s->perm[i] = HP_SYNTH_NORMAL + i;
     for (int i = 3; i > 0; i--) {
-        int j = (int)(hash(s->seed32, i, 0, 77) % (uint32_t)(i + 1));
+        int j = (int)(hp_synth_hash(s->seed32, i, 0, 77) % (uint32_t)(i + 1));
         int t = s->perm[i];
         s->perm[i] = s->perm[j];
         s->perm[j] = t;
@@ -130,7 +101,7 @@ static int is_tissue(const hp_synth *s, double x, double y)
     double dx = (x - s->ox) / s->rx, dy = (y - s->oy) / s->ry;
     double r = sqrt(dx * dx + dy * dy);
     r += 0.22 * (fbm2(s->seed32, 10, x / s->blob_scale, y / s->blob_scale) - 0.5);
-    r += 0.03 * (vnoise(s->seed32, 12, x / s->rough_scale, y / s->rough_scale) - 0.5);
+    r += 0.03 * (hp_synth_vnoise(s->seed32, 12, x / s->rough_scale, y / s->rough_scale) - 0.5);
     return r < 1.0;
 }
 
@@ -145,8 +116,8 @@ static int region_class(const hp_synth *s, double x, double y)
     int64_t bi = ci, bj = cj;
     for (int64_t j = cj - 1; j <= cj + 1; j++)
         for (int64_t i = ci - 1; i <= ci + 1; i++) {
-            double px = i + 0.5 + 0.5 * (u01(hash(s->seed32, i, j, 40)) - 0.5);
-            double py = j + 0.5 + 0.5 * (u01(hash(s->seed32, i, j, 41)) - 0.5);
+            double px = i + 0.5 + 0.5 * (hp_synth_u01(hp_synth_hash(s->seed32, i, j, 40)) - 0.5);
+            double py = j + 0.5 + 0.5 * (hp_synth_u01(hp_synth_hash(s->seed32, i, j, 41)) - 0.5);
             double d = (gx - px) * (gx - px) + (gy - py) * (gy - py);
             if (d < best) {
                 best = d;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "pipeline/synth.h"
+#include "pipeline/synth_noise.h"
 
 enum { C_STROMA, C_LUMEN, C_EPI, C_MYO, C_NEST, C_NECRO };
 
@@ -57,36 +58,6 @@ static const style styles[HP_SYNTH_NCLASSES] = {
 /* Ruifrok & Johnston (2001) optical density vectors, normalized. */
 static const float stain_h[3] = {0.650f, 0.704f, 0.286f};
 static const float stain_e[3] = {0.072f, 0.990f, 0.105f};
-
-static uint32_t hash(uint32_t seed, int64_t a, int64_t b, uint32_t salt)
-{
-    uint64_t h = (uint64_t)seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)a * 0xC2B2AE3D27D4EB4Full ^
-                 (uint64_t)b * 0x165667B19E3779F9ull ^ (uint64_t)salt * 0x27D4EB2F165667C5ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return (uint32_t)h;
-}
-
-static double u01(uint32_t h)
-{
-    return (h >> 8) * (1.0 / 16777216.0);
-}
-
-static double vnoise(uint32_t seed, uint32_t salt, double x, double y)
-{
-    double fx = floor(x), fy = floor(y);
-    int64_t ix = (int64_t)fx, iy = (int64_t)fy;
-    double tx = x - fx, ty = y - fy;
-    tx = tx * tx * (3 - 2 * tx);
-    ty = ty * ty * (3 - 2 * ty);
-    double a = u01(hash(seed, ix, iy, salt)), b = u01(hash(seed, ix + 1, iy, salt));
-    double c = u01(hash(seed, ix, iy + 1, salt)), d = u01(hash(seed, ix + 1, iy + 1, salt));
-    double top = a + (b - a) * tx, bot = c + (d - c) * tx;
-    return top + (bot - top) * ty;
-}
 
 typedef struct {
     double cx, cy;     /* centre, px */
@@ -128,20 +99,20 @@ static hp_status table_build(ctx *c, int cls, double xa, double ya, double xb, d
             int64_t gi = t->i0 + i, gj = t->j0 + j;
             uint32_t salt = 100u * (uint32_t)cls;
             gland *g = &t->g[(size_t)j * t->ni + i];
-            g->present = u01(hash(c->seed, gi, gj, salt + 1)) < st->gland_prob;
-            double rf = st->r_min + (st->r_max - st->r_min) * u01(hash(c->seed, gi, gj, salt + 2));
+            g->present = hp_synth_u01(hp_synth_hash(c->seed, gi, gj, salt + 1)) < st->gland_prob;
+            double rf = st->r_min + (st->r_max - st->r_min) * hp_synth_u01(hp_synth_hash(c->seed, gi, gj, salt + 2));
             double jit = fmax(0.0, 0.5 - st->r_max) * 1.6;
-            g->cx = (gi + 0.5 + jit * (u01(hash(c->seed, gi, gj, salt + 3)) - 0.5)) * t->spacing;
-            g->cy = (gj + 0.5 + jit * (u01(hash(c->seed, gi, gj, salt + 4)) - 0.5)) * t->spacing;
-            double asp = 1 + (st->aspect_max - 1) * u01(hash(c->seed, gi, gj, salt + 5));
-            double ang = 3.14159265358979 * u01(hash(c->seed, gi, gj, salt + 6));
+            g->cx = (gi + 0.5 + jit * (hp_synth_u01(hp_synth_hash(c->seed, gi, gj, salt + 3)) - 0.5)) * t->spacing;
+            g->cy = (gj + 0.5 + jit * (hp_synth_u01(hp_synth_hash(c->seed, gi, gj, salt + 4)) - 0.5)) * t->spacing;
+            double asp = 1 + (st->aspect_max - 1) * hp_synth_u01(hp_synth_hash(c->seed, gi, gj, salt + 5));
+            double ang = 3.14159265358979 * hp_synth_u01(hp_synth_hash(c->seed, gi, gj, salt + 6));
             g->r = rf * t->spacing;
             double a = g->r * sqrt(asp), b = g->r / sqrt(asp);
             g->ca = cos(ang);
             g->sa = sin(ang);
             g->ia2 = 1 / (a * a);
             g->ib2 = 1 / (b * b);
-            g->necrotic = cls == HP_SYNTH_IN_SITU && u01(hash(c->seed, gi, gj, salt + 7)) < 0.35;
+            g->necrotic = cls == HP_SYNTH_IN_SITU && hp_synth_u01(hp_synth_hash(c->seed, gi, gj, salt + 7)) < 0.35;
         }
     return HP_OK;
 }
@@ -156,7 +127,7 @@ static int compartment(const ctx *c, int cls, double x, double y, double *dir)
         double L = 30.0 / c->mpp;
         double u = (x * c->fib_c[cls] + y * c->fib_s[cls]) / (1.8 * L);
         double v = (-x * c->fib_s[cls] + y * c->fib_c[cls]) / L;
-        double n = 0.65 * vnoise(c->seed, 500, u, v) + 0.35 * vnoise(c->seed, 501, 2.1 * u, 2.1 * v);
+        double n = 0.65 * hp_synth_vnoise(c->seed, 500, u, v) + 0.35 * hp_synth_vnoise(c->seed, 501, 2.1 * u, 2.1 * v);
         return n > 0.60 ? C_NEST : C_STROMA;
     }
     const gland_table *t = &c->gt[cls];
@@ -198,7 +169,7 @@ static int compartment(const ctx *c, int cls, double x, double y, double *dir)
             return C_NECRO;
         /* Cribriform spaces punched through the solid cell mass. */
         double L = 14.0 / c->mpp;
-        if (rho < 0.8 && vnoise(c->seed, 510, x / L, y / L) > 0.80)
+        if (rho < 0.8 && hp_synth_vnoise(c->seed, 510, x / L, y / L) > 0.80)
             return C_LUMEN;
     }
     return C_EPI;
@@ -209,8 +180,8 @@ static void stroma_stain(const ctx *c, int cls, double x, double y, float *h, fl
     const style *st = &styles[cls];
     double L = st->fibre_um / c->mpp;
     double u = x * c->fib_c[cls] + y * c->fib_s[cls], v = -x * c->fib_s[cls] + y * c->fib_c[cls];
-    v += 1.5 * L * vnoise(c->seed, 600 + (uint32_t)cls, u / (8 * L), 0.5);
-    double f = vnoise(c->seed, 610 + (uint32_t)cls, u / (5 * L), v / (0.6 * L));
+    v += 1.5 * L * hp_synth_vnoise(c->seed, 600 + (uint32_t)cls, u / (8 * L), 0.5);
+    double f = hp_synth_vnoise(c->seed, 610 + (uint32_t)cls, u / (5 * L), v / (0.6 * L));
     double ev = st->stroma_e * (0.5 + f);
     if (f < st->stroma_gap)
         ev *= 0.2;
@@ -243,7 +214,7 @@ static void paint_nucleus(float *nuc, int64_t x0, int64_t y0, int w, int h, uint
             double edge = (1 - sqrt(q)) * b * 1.5;
             if (edge > 1)
                 edge = 1;
-            double speck = u01(hash(seed, x, y, 900));
+            double speck = hp_synth_u01(hp_synth_hash(seed, x, y, 900));
             float val = (float)(dark * (0.80 + 0.25 * q) * (0.85 + 0.3 * speck) * edge);
             float *p = &nuc[(y - y0) * w + (x - x0)];
             if (val > *p)
@@ -263,8 +234,8 @@ static void splat_nuclei(const ctx *c, int cls, int64_t x0, int64_t y0, int w, i
     uint32_t salt = 1000u + 50u * (uint32_t)cls;
     for (int64_t j = j0; j <= j1; j++)
         for (int64_t i = i0; i <= i1; i++) {
-            double cx = (i + 0.5 + 0.7 * (u01(hash(c->seed, i, j, salt)) - 0.5)) * d;
-            double cy = (j + 0.5 + 0.7 * (u01(hash(c->seed, i, j, salt + 1)) - 0.5)) * d;
+            double cx = (i + 0.5 + 0.7 * (hp_synth_u01(hp_synth_hash(c->seed, i, j, salt)) - 0.5)) * d;
+            double cy = (j + 0.5 + 0.7 * (hp_synth_u01(hp_synth_hash(c->seed, i, j, salt + 1)) - 0.5)) * d;
             int64_t px = (int64_t)floor(cx), py = (int64_t)floor(cy);
             int pc = (px >= x0 && px < x0 + w && py >= y0 && py < y0 + h)
                          ? cbuf[(py - y0) * w + (px - x0)]
@@ -273,8 +244,8 @@ static void splat_nuclei(const ctx *c, int cls, int64_t x0, int64_t y0, int w, i
                 continue;
             double dir = 0;
             int comp = compartment(c, cls, cx, cy, &dir);
-            double r1 = u01(hash(c->seed, i, j, salt + 2)), r2 = u01(hash(c->seed, i, j, salt + 3));
-            double r3 = u01(hash(c->seed, i, j, salt + 4)), r4 = u01(hash(c->seed, i, j, salt + 5));
+            double r1 = hp_synth_u01(hp_synth_hash(c->seed, i, j, salt + 2)), r2 = hp_synth_u01(hp_synth_hash(c->seed, i, j, salt + 3));
+            double r3 = hp_synth_u01(hp_synth_hash(c->seed, i, j, salt + 4)), r4 = hp_synth_u01(hp_synth_hash(c->seed, i, j, salt + 5));
             double r_um, asp, dark, ang = 6.2831853 * r4, prob;
             switch (comp) {
             case C_EPI:
@@ -307,7 +278,7 @@ static void splat_nuclei(const ctx *c, int cls, int64_t x0, int64_t y0, int w, i
             default:
                 continue;
             }
-            if (u01(hash(c->seed, i, j, salt + 6)) >= prob)
+            if (hp_synth_u01(hp_synth_hash(c->seed, i, j, salt + 6)) >= prob)
                 continue;
             double r = r_um / c->mpp;
             paint_nucleus(nuc, x0, y0, w, h, c->seed, cx, cy, r * sqrt(asp), r / sqrt(asp), ang,
@@ -329,7 +300,7 @@ hp_status hp_synth_render(const hp_synth *s, int64_t x0, int64_t y0, int w, int 
     c.seed = (uint32_t)(p->seed * 0x2545F4914F6CDD1Dull >> 32) ^ (uint32_t)p->seed;
     c.mpp = p->mpp;
     for (int k = 1; k < HP_SYNTH_NCLASSES; k++) {
-        double ang = 3.14159265 * u01(hash(c.seed, k, 0, 700));
+        double ang = 3.14159265 * hp_synth_u01(hp_synth_hash(c.seed, k, 0, 700));
         c.fib_c[k] = cos(ang);
         c.fib_s[k] = sin(ang);
     }
@@ -399,7 +370,7 @@ hp_status hp_synth_render(const hp_synth *s, int64_t x0, int64_t y0, int w, int 
         for (int xx = 0; xx < w; xx++) {
             size_t i = (size_t)yy * w + xx;
             int64_t x = x0 + xx, y = y0 + yy;
-            float noise = (float)(u01(hash(c.seed, x, y, 950)) - 0.5) * 0.03f;
+            float noise = (float)(hp_synth_u01(hp_synth_hash(c.seed, x, y, 950)) - 0.5) * 0.03f;
             float od[3];
             if (cb[i] == HP_SYNTH_BACKGROUND || x >= p->width || y >= p->height || x < 0 || y < 0) {
                 od[0] = 0.045f + noise * 0.5f;
