@@ -77,8 +77,13 @@ def main():
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         check(r.returncode == 0, f"20000x20000 generation exits 0 ({r.stderr.strip()})")
         print(r.stdout.strip())
-        check(peak_mb < 300,
-              f"peak RSS of the 20000x20000 run {peak_mb:.0f} MB < 300 MB (level 0 alone: 1200 MB)")
+        if os.environ.get("HP_SANITIZE") == "1":
+            # ASan's shadow memory and quarantine inflate RSS; memory bounds are checked in the
+            # plain build only.
+            print(f"note: sanitizer build, peak RSS {peak_mb:.0f} MB not checked")
+        else:
+            check(peak_mb < 300,
+                  f"peak RSS of the 20000x20000 run {peak_mb:.0f} MB < 300 MB (level 0 alone: 1200 MB)")
         if r.returncode == 0:
             bs = openslide.OpenSlide(big + ".tiff")
             check(bs.level_dimensions[0] == (20000, 20000) and bs.level_count == 4,
