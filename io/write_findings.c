@@ -1,0 +1,681 @@
+/* findings.json (pipeline/findings.h; schema schemas/findings.schema.json).
+ *
+ * The whole document is built and checked in memory before a byte is written, so a bad value
+ * leaves no file (not even a temporary) behind, and the file that is written validates against
+ * the schema: the checks here mirror its constraints. cJSON prints doubles with up to 17
+ * significant digits (it retries with 17 when 15 does not read back), so every number parses back
+ * to the same double; it also escapes strings, so names from a model card cannot break the
+ * document. */
+#include "pipeline/findings.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/atomic_file.h"
+#include "pipeline/tissue.h"
+
+#ifndef HP_VERSION
+#define HP_VERSION "0.0.0"
+#endif
+
+/* Constraints on a number, as the schema states them. */
+enum {
+    N_ANY = 0,
+    N_NULLABLE = 1 << 0, /* not finite -> null (otherwise not finite is an error) */
+    N_NONNEG = 1 << 1,   /* >= 0 */
+    N_POS = 1 << 2,      /* > 0 */
+    N_UNIT = 1 << 3,     /* in [0, 1] */
+};
+
+/* The writer's state: the first problem found stops everything (first error wins), and `where`
+ * names the object being filled so messages can say "regions[2].area_mm2". */
+typedef struct {
+    hp_error *err;
+    const char *path;
+    hp_status st;
+    char where[96];
+} wctx;
+
+__attribute__((format(printf, 3, 4))) static void fail(wctx *w, hp_status code, const char *fmt,
+                                                       ...)
+{
+    if (w->st)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    w->st = hp_error_set(w->err, code, "%s: %s", w->path, msg);
+}
+
+static void nomem(wctx *w) { fail(w, HP_ERR_NOMEM, "out of memory"); }
+
+/* cJSON_Add* return NULL on allocation failure (and accept a NULL parent), so one check per add
+ * is enough to catch a failure anywhere below. */
+static cJSON *added(wctx *w, cJSON *item)
+{
+    if (!item)
+        nomem(w);
+    return item;
+}
+
+static void set_where(wctx *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_where(wctx *w, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->where, sizeof w->where, fmt, ap);
+    va_end(ap);
+}
+
+static void put_num(wctx *w, cJSON *o, const char *key, double v, int flags)
+{
+    if (w->st)
+        return;
+    if (!isfinite(v)) {
+        if (flags & N_NULLABLE)
+            added(w, cJSON_AddNullToObject(o, key));
+        else
+            fail(w, HP_ERR_INVALID, "field %s.%s: %g is not a finite number", w->where, key, v);
+        return;
+    }
+    if (((flags & N_NONNEG) && v < 0) || ((flags & N_POS) && v <= 0) ||
+        ((flags & N_UNIT) && (v < 0 || v > 1))) {
+        fail(w, HP_ERR_INVALID, "field %s.%s: %g is outside %s", w->where, key, v,
+             (flags & N_UNIT) ? "[0, 1]" : (flags & N_POS) ? "(0, inf)" : "[0, inf)");
+        return;
+    }
+    added(w, cJSON_AddNumberToObject(o, key, v));
+}
+
+static void put_int(wctx *w, cJSON *o, const char *key, int64_t v, int64_t min)
+{
+    if (w->st)
+        return;
+    if (v < min) {
+        fail(w, HP_ERR_INVALID, "field %s.%s: %lld is below %lld", w->where, key, (long long)v,
+             (long long)min);
+        return;
+    }
+    added(w, cJSON_AddNumberToObject(o, key, (double)v));
+}
+
+/* s NULL: null when nullable, else an error; "" is refused either way (the schema wants text). */
+static void put_str(wctx *w, cJSON *o, const char *key, const char *s, int nullable)
+{
+    if (w->st)
+        return;
+    if (!s && nullable)
+        added(w, cJSON_AddNullToObject(o, key));
+    else if (!s || !*s)
+        fail(w, HP_ERR_INVALID, "field %s.%s: missing", w->where, key);
+    else
+        added(w, cJSON_AddStringToObject(o, key, s));
+}
+
+static int one_of(const char *s, const char *const *list)
+{
+    for (; s && *list; list++)
+        if (!strcmp(s, *list))
+            return 1;
+    return 0;
+}
+
+static void put_enum(wctx *w, cJSON *o, const char *key, const char *s, const char *const *list)
+{
+    if (!w->st && !one_of(s, list))
+        fail(w, HP_ERR_INVALID, "field %s.%s: \"%s\" is not one of the allowed values", w->where,
+             key, s ? s : "(null)");
+    put_str(w, o, key, s, 0);
+}
+
+static int is_lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return s[n] == '\0';
+}
+
+/* The slide id names the output folder and identifies the slide in reports, so it must not be
+ * able to carry a file name: no '.', hence no extension, no path. */
+static int is_slide_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > HP_FINDINGS_SLIDE_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Relative to the output folder: segments of [A-Za-z0-9_.-], none "." or "..", no leading '/'. */
+static int is_relative_path(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 255)
+        return 0;
+    const char *seg = s;
+    for (const char *p = s;; p++) {
+        if (*p == '/' || *p == '\0') {
+            size_t len = (size_t)(p - seg);
+            if (len == 0 || (len == 1 && seg[0] == '.') ||
+                (len == 2 && seg[0] == '.' && seg[1] == '.'))
+                return 0;
+            if (*p == '\0')
+                return 1;
+            seg = p + 1;
+        } else if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-')) {
+            return 0;
+        }
+    }
+}
+
+static void put_path(wctx *w, cJSON *o, const char *key, const char *s)
+{
+    if (!w->st && s && !is_relative_path(s))
+        fail(w, HP_ERR_INVALID,
+             "field %s.%s: \"%s\" is not a path relative to the output folder", w->where, key, s);
+    put_str(w, o, key, s, 1);
+}
+
+/* The card keeps mean and std as floats; written as the shortest decimal that reads back to the
+ * same float, 0.485 rather than 0.48500001430511475 (what the card said, not float noise). */
+static cJSON *float_triplet(const float v[3])
+{
+    double d[3];
+    for (int k = 0; k < 3; k++) {
+        char buf[32];
+        for (int prec = 6; prec <= 9; prec++) {
+            snprintf(buf, sizeof buf, "%.*g", prec, (double)v[k]);
+            if ((float)strtod(buf, NULL) == v[k])
+                break;
+        }
+        d[k] = strtod(buf, NULL);
+    }
+    return cJSON_CreateDoubleArray(d, 3);
+}
+
+static int class_index(const hp_findings *f, const char *name)
+{
+    for (int i = 0; name && i < f->n_classes; i++)
+        if (f->classes[i].name && !strcmp(f->classes[i].name, name))
+            return i;
+    return -1;
+}
+
+/* Regions are kept in increasing id order, so a reference is found by bisection. */
+static const hp_findings_region *region_by_id(const hp_findings *f, int id)
+{
+    int lo = 0, hi = f->n_regions - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (f->regions[mid].id == id)
+            return &f->regions[mid];
+        if (f->regions[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return NULL;
+}
+
+static void put_region_ref(wctx *w, cJSON *o, const char *key, const hp_findings *f, int id)
+{
+    if (w->st)
+        return;
+    if (id == 0) {
+        added(w, cJSON_AddNullToObject(o, key));
+        return;
+    }
+    if (!region_by_id(f, id))
+        fail(w, HP_ERR_INVALID, "field %s.%s: region %d is not in regions", w->where, key, id);
+    put_int(w, o, key, id, 1);
+}
+
+static void put_slide(wctx *w, cJSON *root, const hp_findings *f)
+{
+    static const char *const sources[] = {"override", "openslide", "tiff-resolution",
+                                          "objective-power", NULL};
+    cJSON *o = added(w, cJSON_AddObjectToObject(root, "slide"));
+    set_where(w, "slide");
+    if (!w->st && !is_slide_id(f->slide_id))
+        fail(w, HP_ERR_INVALID,
+             "field slide.slide_id: \"%s\" is not 1 to %d letters, digits, '_' or '-' (a file "
+             "name must never identify a slide)",
+             f->slide_id ? f->slide_id : "(null)", HP_FINDINGS_SLIDE_ID_MAX);
+    put_str(w, o, "slide_id", f->slide_id, 0);
+    if (!w->st && !is_lower_hex(f->sha256, 64))
+        fail(w, HP_ERR_INVALID, "field slide.sha256: not 64 lower-case hex digits");
+    put_str(w, o, "sha256", f->sha256, 0);
+    put_str(w, o, "format", f->format, 0);
+    put_int(w, o, "level0_width_px", f->width_px, 1);
+    put_int(w, o, "level0_height_px", f->height_px, 1);
+    put_int(w, o, "level_count", f->level_count, 1);
+    put_num(w, o, "mpp_x", f->mpp_x, N_POS);
+    put_num(w, o, "mpp_y", f->mpp_y, N_POS);
+    put_enum(w, o, "mpp_source", f->mpp_source, sources);
+    put_str(w, o, "mpp_warning", f->mpp_warning && *f->mpp_warning ? f->mpp_warning : NULL, 1);
+    /* hp_slide_objective_power says 0 for unknown; both 0 and NaN become null. */
+    put_num(w, o, "objective_power", f->objective_power > 0 ? f->objective_power : NAN,
+            N_NULLABLE | N_POS);
+}
+
+static void put_model(wctx *w, cJSON *root, const hp_findings *f)
+{
+    static const char *const backends[] = {"cpu", "cpu-reference", "cuda", NULL};
+    static const char *const precisions[] = {"fp32", "fp16", "bf16", NULL};
+    const hp_card *c = &f->card;
+    cJSON *o = added(w, cJSON_AddObjectToObject(root, "model"));
+    set_where(w, "model");
+    put_str(w, o, "name", c->name, 0);
+    put_str(w, o, "version", c->version, 1);
+    if (!w->st && !is_lower_hex(f->model_sha256, 64))
+        fail(w, HP_ERR_INVALID, "field model.sha256: not 64 lower-case hex digits");
+    put_str(w, o, "sha256", f->model_sha256, 0);
+    put_enum(w, o, "backend", f->backend, backends);
+    put_enum(w, o, "precision", f->precision, precisions);
+
+    cJSON *card = added(w, cJSON_AddObjectToObject(o, "card"));
+    set_where(w, "model.card");
+    if (!w->st && (c->n_classes < 1 || c->n_classes > HP_CARD_MAX_CLASSES))
+        fail(w, HP_ERR_INVALID, "field model.card.classes: %d classes", c->n_classes);
+    cJSON *cl = added(w, cJSON_AddArrayToObject(card, "classes"));
+    for (int i = 0; !w->st && i < c->n_classes; i++) {
+        if (!c->classes[i] || !*c->classes[i])
+            fail(w, HP_ERR_INVALID, "field model.card.classes[%d]: missing", i);
+        else if (!cJSON_AddItemToArray(cl, added(w, cJSON_CreateString(c->classes[i]))))
+            nomem(w);
+    }
+    if (c->input_h > 0 && c->input_w > 0) {
+        int hw[2] = {c->input_h, c->input_w};
+        cJSON *a = added(w, cJSON_CreateIntArray(hw, 2));
+        if (a && !cJSON_AddItemToObject(card, "input_size", a)) {
+            cJSON_Delete(a);
+            nomem(w);
+        }
+    } else {
+        added(w, cJSON_AddNullToObject(card, "input_size"));
+    }
+    put_num(w, card, "mpp", c->mpp > 0 ? c->mpp : NAN, N_NULLABLE | N_POS);
+    if (c->has_norm) {
+        cJSON *n = added(w, cJSON_AddObjectToObject(card, "normalization"));
+        for (int k = 0; !w->st && k < 3; k++)
+            if (!isfinite(c->mean[k]) || !isfinite(c->std[k]) || c->std[k] <= 0)
+                fail(w, HP_ERR_INVALID, "field model.card.normalization: bad mean or std");
+        cJSON *m = added(w, float_triplet(c->mean));
+        if (m && !cJSON_AddItemToObject(n, "mean", m)) {
+            cJSON_Delete(m);
+            nomem(w);
+        }
+        cJSON *s = added(w, float_triplet(c->std));
+        if (s && !cJSON_AddItemToObject(n, "std", s)) {
+            cJSON_Delete(s);
+            nomem(w);
+        }
+    } else {
+        added(w, cJSON_AddNullToObject(card, "normalization"));
+    }
+    put_str(w, card, "intended_use", c->intended_use, 1);
+    put_str(w, card, "training_data", c->training_data, 1);
+    put_str(w, card, "license", c->license, 1);
+    if (w->st)
+        return;
+    if (c->metrics_json) {
+        cJSON *m = cJSON_Parse(c->metrics_json);
+        if (!cJSON_IsObject(m)) {
+            cJSON_Delete(m);
+            fail(w, HP_ERR_INVALID, "field model.card.metrics: not a JSON object");
+        } else if (!cJSON_AddItemToObject(card, "metrics", m)) {
+            cJSON_Delete(m);
+            nomem(w);
+        }
+    } else {
+        added(w, cJSON_AddNullToObject(card, "metrics"));
+    }
+    added(w, cJSON_AddBoolToObject(card, "not_for_diagnosis", c->not_for_diagnosis != 0));
+}
+
+static void put_analysis(wctx *w, cJSON *root, const hp_findings *f)
+{
+    cJSON *o = added(w, cJSON_AddObjectToObject(root, "analysis"));
+    set_where(w, "analysis");
+    put_num(w, o, "target_mpp", f->target_mpp, N_POS);
+    put_int(w, o, "tile_size", f->tile_size_px, 1);
+    put_num(w, o, "tile_size_level0", f->tile_size_level0, N_POS);
+    put_int(w, o, "level", f->level, 0);
+    put_int(w, o, "grid_w", f->grid_w, 1);
+    put_int(w, o, "grid_h", f->grid_h, 1);
+    put_int(w, o, "tiles_total", f->tiles_total, 0);
+    put_int(w, o, "tiles_analysed", f->tiles_analysed, 0);
+    if (!w->st && f->tiles_analysed > f->tiles_total)
+        fail(w, HP_ERR_INVALID, "field analysis.tiles_analysed: more than tiles_total");
+    put_num(w, o, "tissue_threshold", f->tissue_threshold, N_UNIT);
+    put_int(w, o, "batch_size", f->batch_size, 1);
+    if (!w->st && !(f->region_threshold > 0))
+        fail(w, HP_ERR_INVALID, "field analysis.region_threshold: must be above 0");
+    put_num(w, o, "region_threshold", f->region_threshold, N_UNIT);
+    put_int(w, o, "min_region_tiles", f->min_region_tiles, 1);
+    put_num(w, o, "smoothing_sigma_tiles", f->smoothing_sigma_tiles, N_NONNEG);
+}
+
+static void put_tissue_qc(wctx *w, cJSON *root, const hp_findings *f)
+{
+    cJSON *t = added(w, cJSON_AddObjectToObject(root, "tissue"));
+    set_where(w, "tissue");
+    put_num(w, t, "area_mm2", f->tissue_area_mm2, N_NONNEG);
+    put_num(w, t, "fraction", f->tissue_fraction, N_UNIT);
+    put_num(w, t, "analysed_area_mm2", f->analysed_area_mm2, N_NONNEG);
+    put_path(w, t, "mask_path", f->mask_png);
+
+    cJSON *q = added(w, cJSON_AddObjectToObject(root, "qc"));
+    set_where(w, "qc");
+    if (!w->st && (f->qc_flags >> HP_QC_FLAG_COUNT))
+        fail(w, HP_ERR_INVALID, "field qc.flags: unknown flag bits 0x%x", f->qc_flags);
+    cJSON *flags = added(w, cJSON_AddArrayToObject(q, "flags"));
+    cJSON *desc = added(w, cJSON_AddObjectToObject(q, "flag_descriptions"));
+    for (int b = 0; !w->st && b < HP_QC_FLAG_COUNT; b++) {
+        unsigned bit = 1u << b;
+        if (!(f->qc_flags & bit))
+            continue;
+        if (!cJSON_AddItemToArray(flags, added(w, cJSON_CreateString(hp_qc_flag_name(bit)))))
+            nomem(w);
+        added(w, cJSON_AddStringToObject(desc, hp_qc_flag_name(bit),
+                                         hp_qc_flag_description(bit)));
+    }
+    cJSON *d = added(w, cJSON_AddObjectToObject(q, "details"));
+    set_where(w, "qc.details");
+    put_num(w, d, "pen_fraction", f->pen_fraction, N_UNIT);
+    put_num(w, d, "brown_fraction", f->brown_fraction, N_UNIT);
+    put_num(w, d, "blur_score", f->blur_score, N_NULLABLE | N_NONNEG);
+    put_int(w, d, "blur_regions_read", f->blur_regions_read, 0);
+}
+
+static void put_classes(wctx *w, cJSON *root, const hp_findings *f)
+{
+    if (!w->st && f->n_classes < 1)
+        fail(w, HP_ERR_INVALID, "field classes: empty");
+    cJSON *a = added(w, cJSON_AddArrayToObject(root, "classes"));
+    for (int i = 0; !w->st && i < f->n_classes; i++) {
+        const hp_findings_class *c = &f->classes[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(a, o)) {
+            cJSON_Delete(o);
+            nomem(w);
+            return;
+        }
+        set_where(w, "classes[%d]", i);
+        put_str(w, o, "name", c->name, 0);
+        if (!w->st && class_index(f, c->name) != i)
+            fail(w, HP_ERR_INVALID, "field classes[%d].name: \"%s\" repeats", i, c->name);
+        put_num(w, o, "area_mm2", c->area_mm2, N_NONNEG);
+        put_num(w, o, "fraction_of_tissue", c->fraction_of_tissue, N_NULLABLE | N_UNIT);
+        put_int(w, o, "tile_count", c->tile_count, 0);
+        put_int(w, o, "region_count", c->region_count, 0);
+        if (c->largest_region_id == 0) {
+            added(w, cJSON_AddNullToObject(o, "largest_focus"));
+            continue;
+        }
+        cJSON *lf = added(w, cJSON_AddObjectToObject(o, "largest_focus"));
+        set_where(w, "classes[%d].largest_focus", i);
+        put_region_ref(w, lf, "region_id", f, c->largest_region_id);
+        put_num(w, lf, "area_mm2", c->largest_area_mm2, N_NONNEG);
+        put_num(w, lf, "diameter_mm", c->largest_diameter_mm, N_NONNEG);
+    }
+}
+
+static void put_extent(wctx *w, cJSON *root, const char *key, const hp_findings *f,
+                       const hp_findings_extent *e)
+{
+    if (w->st)
+        return;
+    if (!e->cls) {
+        added(w, cJSON_AddNullToObject(root, key));
+        return;
+    }
+    cJSON *o = added(w, cJSON_AddObjectToObject(root, key));
+    set_where(w, "%s", key);
+    if (class_index(f, e->cls) < 0)
+        fail(w, HP_ERR_INVALID, "field %s.class: \"%s\" is not in classes", key, e->cls);
+    put_str(w, o, "class", e->cls, 0);
+    put_num(w, o, "total_area_mm2", e->total_area_mm2, N_NONNEG);
+    put_num(w, o, "extent_mm", e->extent_mm, N_NONNEG);
+    put_num(w, o, "largest_focus_diameter_mm", e->largest_diameter_mm, N_NONNEG);
+    put_region_ref(w, o, "largest_region_id", f, e->largest_region_id);
+    put_int(w, o, "region_count", e->region_count, 0);
+}
+
+static void put_uncertainty(wctx *w, cJSON *root, const hp_findings *f)
+{
+    cJSON *o = added(w, cJSON_AddObjectToObject(root, "uncertainty"));
+    set_where(w, "uncertainty");
+    put_num(w, o, "mean_entropy", f->mean_entropy, N_NULLABLE | N_UNIT);
+    put_num(w, o, "max_entropy", f->max_entropy, N_NULLABLE | N_UNIT);
+    put_num(w, o, "fraction_uncertain", f->fraction_uncertain, N_NULLABLE | N_UNIT);
+    put_num(w, o, "threshold", f->entropy_threshold, N_UNIT);
+}
+
+static void put_region(wctx *w, cJSON *o, const hp_findings *f, int i)
+{
+    const hp_findings_region *r = &f->regions[i];
+    set_where(w, "regions[%d]", i);
+    if (!w->st && i > 0 && r->id <= f->regions[i - 1].id)
+        fail(w, HP_ERR_INVALID, "field regions[%d].id: %d does not follow %d (ids must increase)",
+             i, r->id, f->regions[i - 1].id);
+    put_int(w, o, "id", r->id, 1);
+    if (!w->st && class_index(f, r->cls) < 0)
+        fail(w, HP_ERR_INVALID, "field regions[%d].class: \"%s\" is not in classes", i,
+             r->cls ? r->cls : "(null)");
+    put_str(w, o, "class", r->cls, 0);
+    put_num(w, o, "area_mm2", r->area_mm2, N_NONNEG);
+    put_num(w, o, "diameter_mm", r->diameter_mm, N_NONNEG);
+    put_int(w, o, "tile_count", r->tile_count, 1);
+    put_num(w, o, "mean_prob", r->mean_prob, N_UNIT);
+    put_num(w, o, "max_prob", r->max_prob, N_UNIT);
+    for (int k = 0; !w->st && k < 4; k++)
+        if (!isfinite(r->bbox_level0[k]) || (k >= 2 && r->bbox_level0[k] <= 0))
+            fail(w, HP_ERR_INVALID, "field regions[%d].bbox_level0[%d]: %g", i, k,
+                 r->bbox_level0[k]);
+    for (int k = 0; !w->st && k < 2; k++)
+        if (!isfinite(r->centroid_level0[k]))
+            fail(w, HP_ERR_INVALID, "field regions[%d].centroid_level0[%d]: not finite", i, k);
+    if (w->st)
+        return;
+    cJSON *bb = added(w, cJSON_CreateDoubleArray(r->bbox_level0, 4));
+    if (bb && !cJSON_AddItemToObject(o, "bbox_level0", bb)) {
+        cJSON_Delete(bb);
+        nomem(w);
+    }
+    cJSON *ce = added(w, cJSON_CreateDoubleArray(r->centroid_level0, 2));
+    if (ce && !cJSON_AddItemToObject(o, "centroid_level0", ce)) {
+        cJSON_Delete(ce);
+        nomem(w);
+    }
+    if (r->feature_index < 0 || !f->regions_geojson) {
+        added(w, cJSON_AddNullToObject(o, "polygon_ref"));
+    } else {
+        cJSON *pr = added(w, cJSON_AddObjectToObject(o, "polygon_ref"));
+        set_where(w, "regions[%d].polygon_ref", i);
+        put_path(w, pr, "file", f->regions_geojson);
+        put_int(w, pr, "feature_index", r->feature_index, 0);
+    }
+    if (!w->st && (r->n_evidence < 0 || r->n_evidence > HP_FINDINGS_EVIDENCE_MAX ||
+                   (r->n_evidence > 0 && !r->evidence)))
+        fail(w, HP_ERR_INVALID, "field regions[%d].evidence_tiles: %d tiles (at most %d)", i,
+             r->n_evidence, HP_FINDINGS_EVIDENCE_MAX);
+    cJSON *ev = added(w, cJSON_AddArrayToObject(o, "evidence_tiles"));
+    for (int k = 0; !w->st && k < r->n_evidence; k++) {
+        const hp_findings_tile *t = &r->evidence[k];
+        cJSON *to = cJSON_CreateObject();
+        if (!to || !cJSON_AddItemToArray(ev, to)) {
+            cJSON_Delete(to);
+            nomem(w);
+            return;
+        }
+        set_where(w, "regions[%d].evidence_tiles[%d]", i, k);
+        put_int(w, to, "index", t->index, 0);
+        put_num(w, to, "x", t->x, N_ANY);
+        put_num(w, to, "y", t->y, N_ANY);
+        put_num(w, to, "size", t->size, N_POS);
+        put_num(w, to, "prob", t->prob, N_UNIT);
+    }
+}
+
+static void put_regions(wctx *w, cJSON *root, const hp_findings *f)
+{
+    if (!w->st && f->n_regions > 0 && !f->regions)
+        fail(w, HP_ERR_INVALID, "field regions: %d regions but no array", f->n_regions);
+    cJSON *a = added(w, cJSON_AddArrayToObject(root, "regions"));
+    for (int i = 0; !w->st && i < f->n_regions; i++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(a, o)) {
+            cJSON_Delete(o);
+            nomem(w);
+            return;
+        }
+        put_region(w, o, f, i);
+    }
+}
+
+static void put_outputs(wctx *w, cJSON *root, const hp_findings *f)
+{
+    cJSON *o = added(w, cJSON_AddObjectToObject(root, "outputs"));
+    cJSON *hm = added(w, cJSON_AddObjectToObject(o, "heatmaps"));
+    set_where(w, "outputs.heatmaps");
+    for (int i = 0; !w->st && i < f->n_classes; i++)
+        if (f->classes[i].heatmap_png)
+            put_path(w, hm, f->classes[i].name, f->classes[i].heatmap_png);
+    set_where(w, "outputs");
+    put_path(w, o, "overlay", f->overlay_png);
+    put_path(w, o, "mask", f->mask_png);
+    put_path(w, o, "heatmap_tiff", f->heatmap_tiff);
+    put_path(w, o, "regions_geojson", f->regions_geojson);
+    put_path(w, o, "regions_xml", f->regions_xml);
+    put_path(w, o, "tiles_csv", f->tiles_csv);
+
+    cJSON *t = added(w, cJSON_AddObjectToObject(root, "timings_s"));
+    set_where(w, "timings_s");
+    put_num(w, t, "open", f->t_open, N_NONNEG);
+    put_num(w, t, "tissue", f->t_tissue, N_NONNEG);
+    put_num(w, t, "tiling", f->t_tiling, N_NONNEG);
+    put_num(w, t, "inference", f->t_inference, N_NONNEG);
+    put_num(w, t, "heatmap", f->t_heatmap, N_NONNEG);
+    put_num(w, t, "regions", f->t_regions, N_NONNEG);
+    put_num(w, t, "writing", f->t_writing, N_NONNEG);
+    put_num(w, t, "total", f->t_total, N_NONNEG);
+}
+
+/* Builds the whole document; NULL with w->st set on failure. */
+static cJSON *build(wctx *w, const hp_findings *f)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (!root) {
+        nomem(w);
+        return NULL;
+    }
+    char when[32];
+    time_t now = f->generated_at ? f->generated_at : time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&now, &tm) || !strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        fail(w, HP_ERR_INVALID, "field generated_at: not a representable time");
+    set_where(w, "(top)");
+    put_str(w, root, "schema_version", HP_FINDINGS_SCHEMA_VERSION, 0);
+    put_str(w, root, "histoplan_version", HP_VERSION, 0);
+    put_str(w, root, "generated_at", when, 0);
+    put_str(w, root, "research_use_notice", HP_FINDINGS_RESEARCH_NOTICE, 0);
+    put_str(w, root, "status", "complete", 0);
+    put_slide(w, root, f);
+    cJSON *c = added(w, cJSON_AddObjectToObject(root, "case"));
+    set_where(w, "case");
+    put_str(w, c, "accession", f->accession, 1);
+    put_model(w, root, f);
+    put_analysis(w, root, f);
+    put_tissue_qc(w, root, f);
+    put_classes(w, root, f);
+    put_extent(w, root, "in_situ_extent", f, &f->in_situ);
+    put_extent(w, root, "invasive", f, &f->invasive);
+    put_uncertainty(w, root, f);
+    put_regions(w, root, f);
+    put_outputs(w, root, f);
+    if (w->st) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+hp_status hp_findings_write(const hp_findings *f, const char *path, hp_error *err)
+{
+    if (!f || !path || !*path)
+        return hp_error_set(err, HP_ERR_INVALID, "findings writer: missing findings or path");
+    wctx w = {.err = err, .path = path, .st = HP_OK};
+    cJSON *root = build(&w, f);
+    if (!root)
+        return w.st;
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text)
+        return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", path);
+    hp_atomic_file af;
+    hp_status st = hp_atomic_open(path, &af, err);
+    if (!st) {
+        size_t n = strlen(text);
+        int ok = fwrite(text, 1, n, af.f) == n && fputc('\n', af.f) != EOF;
+        st = hp_atomic_finish(path, &af, ok, err);
+    }
+    free(text);
+    return st;
+}
+
+void hp_findings_init(hp_findings *f)
+{
+    if (!f)
+        return;
+    memset(f, 0, sizeof *f);
+    f->objective_power = NAN;
+    f->blur_score = NAN;
+    f->mean_entropy = f->max_entropy = f->fraction_uncertain = NAN;
+}
+
+void hp_findings_free(hp_findings *f)
+{
+    if (!f)
+        return;
+    free(f->slide_id);
+    free(f->format);
+    free(f->mpp_source);
+    free(f->mpp_warning);
+    free(f->accession);
+    hp_card_free(&f->card);
+    free(f->backend);
+    free(f->precision);
+    for (int i = 0; f->classes && i < f->n_classes; i++) {
+        free(f->classes[i].name);
+        free(f->classes[i].heatmap_png);
+    }
+    free(f->classes);
+    free(f->in_situ.cls);
+    free(f->invasive.cls);
+    for (int i = 0; f->regions && i < f->n_regions; i++) {
+        free(f->regions[i].cls);
+        free(f->regions[i].evidence);
+    }
+    free(f->regions);
+    free(f->overlay_png);
+    free(f->mask_png);
+    free(f->heatmap_tiff);
+    free(f->regions_geojson);
+    free(f->regions_xml);
+    free(f->tiles_csv);
+    hp_findings_init(f);
+}
