@@ -5,7 +5,13 @@
  * the schema: the checks here mirror its constraints. cJSON prints doubles with up to 17
  * significant digits (it retries with 17 when 15 does not read back), so every number parses back
  * to the same double; it also escapes strings, so names from a model card cannot break the
- * document. */
+ * document.
+ *
+ * Numbers are printed here, not by cJSON: cJSON 1.7.15 prints %.15g whenever that reads back
+ * within an epsilon of the value, so 0.1 + 0.2 would come back as 0.3, a different double. The
+ * shortest of %.15g, %.16g and %.17g that strtod returns bit-exact is used instead, and integers
+ * are printed as integers (exact beyond 2^53). The C locale is assumed for the decimal point, as
+ * everywhere in histoplan (nothing calls setlocale). */
 #include "pipeline/findings.h"
 
 #include <cjson/cJSON.h>
@@ -55,6 +61,53 @@ __attribute__((format(printf, 3, 4))) static void fail(wctx *w, hp_status code, 
 
 static void nomem(wctx *w) { fail(w, HP_ERR_NOMEM, "out of memory"); }
 
+/* A finite double as the shortest text that parses back to the same bits. */
+static cJSON *num_item(double v)
+{
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return cJSON_CreateRaw(buf);
+}
+
+static cJSON *int_item(int64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    return cJSON_CreateRaw(buf);
+}
+
+/* Adds item to an object (key) or an array (key NULL); frees it when that fails. */
+static void attach(wctx *w, cJSON *parent, const char *key, cJSON *item)
+{
+    if (w->st) {
+        cJSON_Delete(item);
+        return;
+    }
+    if (!item || !parent ||
+        !(key ? cJSON_AddItemToObject(parent, key, item) : cJSON_AddItemToArray(parent, item))) {
+        cJSON_Delete(item);
+        nomem(w);
+    }
+}
+
+static cJSON *double_array(const double *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) {
+        cJSON *x = num_item(v[i]);
+        if (!x || !cJSON_AddItemToArray(a, x)) {
+            cJSON_Delete(x);
+            cJSON_Delete(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
 /* cJSON_Add* return NULL on allocation failure (and accept a NULL parent), so one check per add
  * is enough to catch a failure anywhere below. */
 static cJSON *added(wctx *w, cJSON *item)
@@ -90,7 +143,7 @@ static void put_num(wctx *w, cJSON *o, const char *key, double v, int flags)
              (flags & N_UNIT) ? "[0, 1]" : (flags & N_POS) ? "(0, inf)" : "[0, inf)");
         return;
     }
-    added(w, cJSON_AddNumberToObject(o, key, v));
+    attach(w, o, key, num_item(v));
 }
 
 static void put_int(wctx *w, cJSON *o, const char *key, int64_t v, int64_t min)
@@ -102,7 +155,7 @@ static void put_int(wctx *w, cJSON *o, const char *key, int64_t v, int64_t min)
              (long long)min);
         return;
     }
-    added(w, cJSON_AddNumberToObject(o, key, (double)v));
+    attach(w, o, key, int_item(v));
 }
 
 /* s NULL: null when nullable, else an error; "" is refused either way (the schema wants text). */
@@ -203,7 +256,7 @@ static cJSON *float_triplet(const float v[3])
         }
         d[k] = strtod(buf, NULL);
     }
-    return cJSON_CreateDoubleArray(d, 3);
+    return double_array(d, 3);
 }
 
 static int class_index(const hp_findings *f, const char *name)
@@ -298,12 +351,8 @@ static void put_model(wctx *w, cJSON *root, const hp_findings *f)
             nomem(w);
     }
     if (c->input_h > 0 && c->input_w > 0) {
-        int hw[2] = {c->input_h, c->input_w};
-        cJSON *a = added(w, cJSON_CreateIntArray(hw, 2));
-        if (a && !cJSON_AddItemToObject(card, "input_size", a)) {
-            cJSON_Delete(a);
-            nomem(w);
-        }
+        double hw[2] = {c->input_h, c->input_w};
+        attach(w, card, "input_size", double_array(hw, 2));
     } else {
         added(w, cJSON_AddNullToObject(card, "input_size"));
     }
@@ -313,16 +362,8 @@ static void put_model(wctx *w, cJSON *root, const hp_findings *f)
         for (int k = 0; !w->st && k < 3; k++)
             if (!isfinite(c->mean[k]) || !isfinite(c->std[k]) || c->std[k] <= 0)
                 fail(w, HP_ERR_INVALID, "field model.card.normalization: bad mean or std");
-        cJSON *m = added(w, float_triplet(c->mean));
-        if (m && !cJSON_AddItemToObject(n, "mean", m)) {
-            cJSON_Delete(m);
-            nomem(w);
-        }
-        cJSON *s = added(w, float_triplet(c->std));
-        if (s && !cJSON_AddItemToObject(n, "std", s)) {
-            cJSON_Delete(s);
-            nomem(w);
-        }
+        attach(w, n, "mean", float_triplet(c->mean));
+        attach(w, n, "std", float_triplet(c->std));
     } else {
         added(w, cJSON_AddNullToObject(card, "normalization"));
     }
@@ -491,16 +532,8 @@ static void put_region(wctx *w, cJSON *o, const hp_findings *f, int i)
             fail(w, HP_ERR_INVALID, "field regions[%d].centroid_level0[%d]: not finite", i, k);
     if (w->st)
         return;
-    cJSON *bb = added(w, cJSON_CreateDoubleArray(r->bbox_level0, 4));
-    if (bb && !cJSON_AddItemToObject(o, "bbox_level0", bb)) {
-        cJSON_Delete(bb);
-        nomem(w);
-    }
-    cJSON *ce = added(w, cJSON_CreateDoubleArray(r->centroid_level0, 2));
-    if (ce && !cJSON_AddItemToObject(o, "centroid_level0", ce)) {
-        cJSON_Delete(ce);
-        nomem(w);
-    }
+    attach(w, o, "bbox_level0", double_array(r->bbox_level0, 4));
+    attach(w, o, "centroid_level0", double_array(r->centroid_level0, 2));
     if (r->feature_index < 0 || !f->regions_geojson) {
         added(w, cJSON_AddNullToObject(o, "polygon_ref"));
     } else {
