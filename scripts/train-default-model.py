@@ -22,8 +22,9 @@ step 448 px) of the held-out slide.
 Training: seeded and deterministic on the CPU (torch.manual_seed, use_deterministic_algorithms,
 2 threads; a rerun on the same machine and torch gives the same ONNX bytes), AdamW with a one-cycle
 schedule for a fixed number of steps, augmentation by flips, 90-degree rotations and mild colour
-jitter (per-channel gain and offset). About 10-13 minutes on 2 cores. --max-minutes is a safety
-cap: hitting it stops training early, the card then says how many steps ran.
+jitter (per-channel gain and offset). About 3-8 minutes on 2 shared cores, depending on their load
+(the 150 training steps took 97-276 s). --max-minutes is a safety cap: hitting it stops training
+early, and the card then says how many steps ran.
 
 Writes, into --out (default models/zoo beside this script):
   histoplan-default-densenet.onnx       opset 13, input "input" [N,3,224,224], output "logits" [N,4]
