@@ -7,5 +7,6 @@ enum { HP_EXIT_OK = 0, HP_EXIT_FAILED = 1, HP_EXIT_USAGE = 2 };
 int hp_cli_model(int argc, char **argv);   /* cli/model_cmd.c */
 int hp_cli_synth(int argc, char **argv);   /* cli/synth_cmd.c */
 int hp_cli_slide(int argc, char **argv);   /* cli/slide_cmd.c */
+int hp_cli_analyze(int argc, char **argv); /* cli/analyze_cmd.c */
 
 #endif

@@ -15,6 +15,7 @@ static void usage(FILE *f)
             "  model bench M.onnx          measure throughput on random input\n"
             "  slide info SLIDE            levels, dimensions, microns per pixel, associated images\n"
             "  synth --out S.tiff          generate a synthetic H&E slide with ground truth\n"
+            "  analyze SLIDE...            heatmaps, regions and findings for each slide\n"
             "\n"
             "  --version                   print the version\n"
             "  --help                      this text; `histoplan model --help` for the model commands\n");
@@ -38,6 +39,8 @@ int main(int argc, char **argv)
         return hp_cli_model(argc - 1, argv + 1);
     if (!strcmp(argv[1], "slide"))
         return hp_cli_slide(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "analyze"))
+        return hp_cli_analyze(argc - 1, argv + 1);
     if (!strcmp(argv[1], "synth"))
         return hp_cli_synth(argc - 1, argv + 1);
     fprintf(stderr, "histoplan: unknown command '%s'\n\n", argv[1]);
