@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# The main job on its built-in default: installs what is missing, builds, then shows the engine
-# on the bundled demo model (untrained weights: it demonstrates the engine, it does not diagnose).
+# The main job on its built-in default: installs what is missing, builds, generates a synthetic
+# H&E slide (with ground truth) and analyzes it with the default model, then points to the
+# outputs. The default model is trained on synthetic tiles only: it demonstrates the pipeline,
+# it does not diagnose.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
 bin=${HP_BUILD_DIR:-build}/histoplan
-model=models/zoo/histoplan-demo-densenet.onnx
-"$bin" model info "$model"
-shared=${HP_SHARED_DIR:-../shared}
-img="$shared/data/real/bach/BACH_Invasive_sample.png"
-if [ ! -f "$img" ]; then
-  # No shared data here: a random 224x224 tile as a .npy tensor stands in.
-  img=$(mktemp --suffix=.npy)
-  /usr/bin/python3 -c "import numpy as np; np.save('$img', np.random.default_rng(0).standard_normal((1,3,224,224)).astype('float32'))"
-fi
+model=models/zoo/histoplan-default-densenet.onnx
 mkdir -p out
-"$bin" model run "$model" --input "$img" --output out/demo-output.npy
-echo "raw output tensor: out/demo-output.npy"
+slide=out/demo-slide.tiff
+if [ ! -f out/demo-slide.truth.json ]; then
+  "$bin" synth --out "$slide" --size 12288x12288 --seed 42 --mpp 0.25
+fi
+"$bin" model info "$model" --batch 16
+"$bin" analyze "$slide" --model "$model" --out out/analysis --overwrite
+echo
+echo "outputs: out/analysis/<slide-id>/ (findings.json, heatmaps, overlay.png, regions.geojson for QuPath,"
+echo "         regions.xml for ASAP, heatmap.tiff, tiles.csv); ground truth: out/demo-slide.truth.*"
