@@ -106,7 +106,8 @@ static magic_kind sniff(const unsigned char *m, size_t n)
 }
 
 /* What the first bytes look like, for the "not a slide" message: a text file renamed .svs is a
- * common mistake and saying "it starts with text" makes it obvious. */
+ * common mistake and saying "it is a text file" makes it obvious. The text itself is never
+ * quoted: a mislabelled file may hold a patient's name, and messages reach logs and summaries. */
 static void describe_start(const unsigned char *m, size_t n, char *out, size_t cap)
 {
     size_t printable = 0;
@@ -114,12 +115,7 @@ static void describe_start(const unsigned char *m, size_t n, char *out, size_t c
         if (isprint(m[i]) || m[i] == '\n' || m[i] == '\r' || m[i] == '\t')
             printable++;
     if (n > 0 && printable == n) {
-        char txt[17];
-        size_t k = 0;
-        for (size_t i = 0; i < n && k < 16; i++)
-            txt[k++] = isprint(m[i]) ? (char)m[i] : ' ';
-        txt[k] = '\0';
-        snprintf(out, cap, "it starts with text \"%s\"", txt);
+        snprintf(out, cap, "it starts with plain text, like a text file");
         return;
     }
     size_t used = (size_t)snprintf(out, cap, "its first bytes are");
