@@ -9,6 +9,8 @@
 #ifndef HP_BACKEND_H
 #define HP_BACKEND_H
 
+#include <stddef.h>
+
 #include "common/status.h"
 #include "models/graph.h"
 #include "models/plan.h"
@@ -46,6 +48,13 @@ hp_backend *hp_cuda_backend_create(int device, hp_precision precision, hp_error 
 /* Whether this build has the CUDA backend compiled in, and whether a device can be used now. */
 int hp_cuda_compiled(void);
 int hp_cuda_available(void);
+
+/* Page-locked (pinned) host memory for buffers that are copied to the GPU, so the copies run at
+ * full speed and asynchronously (the tile loader's batch buffers on the CUDA backend). Falls back
+ * to ordinary memory when CUDA is not compiled in or no device can pin; hp_cuda_host_free frees
+ * either kind and accepts NULL. Thread-safe. */
+void *hp_cuda_host_alloc(size_t bytes);
+void hp_cuda_host_free(void *p);
 
 /* Convenience wrappers. destroy accepts NULL. */
 static inline hp_status hp_backend_prepare(hp_backend *b, const hp_graph *g, const hp_plan *p)
