@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one prepared check for the GPU machine: CUDA tests, compute-sanitizer memcheck, and the
-# densenet121 benchmark against PyTorch on the same card. Prints a short table last.
+# densenet121 benchmark against PyTorch on the same card, and end-to-end tiles/s of `analyze` on a
+# generated slide against the model alone at the same batch size. Prints a short table last.
 #
 #   here:            scripts/gpu-bundle.sh            (builds .gpu/bundle.tar.gz)
 #   GPU machine:     scripts/gpu-check.sh             (from the repository root)
@@ -9,7 +10,8 @@
 # cuBLAS that the machine's PyTorch packages bring, and that machine's python3/torch for the
 # model export and the peer figures. Logs go to $OUT/gpu-check (or .gpu/out/gpu-check).
 # Environment: HP_GPU_BATCH (default 256), HP_GPU_ITERS (10), HP_GPU_BUDGET_S (480: later steps
-# are skipped once the check has run this long), HP_GPU_SKIP="sanitizer bench ..." to skip steps.
+# are skipped once the check has run this long), HP_GPU_SKIP="sanitizer bench e2e ..." to skip
+# steps; HP_GPU_E2E_SIZE (32768: side of the generated slide, px), HP_GPU_E2E_BATCH (128).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -291,6 +293,76 @@ EOF
         row "bench densenet121 b$batch $prec (img/s)" "histoplan $(printf '%.0f' "$ours") | torch host-io ${th:-?} | torch gpu-resident ${tg:-?} | ratio ${ratio}x"
       fi
     done
+  fi
+fi
+
+# ---- end to end on a generated slide: analyze vs the model alone, same batch -----------------
+# Reading and decoding should hide behind inference: the inference stage of `analyze` (tiles read,
+# decoded and run through the model) should reach >= 0.8x `model bench` at the same batch size.
+# The zoo's default model, fp32 (what analyze runs); the slide is made here by `histoplan synth`.
+e2e_model="$root/models/zoo/histoplan-default-densenet.onnx"
+e2e_size=${HP_GPU_E2E_SIZE:-32768}
+e2e_batch=${HP_GPU_E2E_BATCH:-128}
+e2e_slide="$root/.gpu/work/e2e-$e2e_size-seed2001.tiff"
+if skipped e2e; then
+  row "end to end (analyze vs model bench)" "skipped (HP_GPU_SKIP)"
+elif [ -z "$gpu" ]; then
+  row "end to end (analyze vs model bench)" "skipped (no GPU: nvidia-smi lists none)"
+elif [ ! -s "$e2e_model" ]; then
+  row "end to end (analyze vs model bench)" "skipped (no $e2e_model)"
+elif ! run_hp 20 "$cli" analyze --help >/dev/null 2>&1; then
+  row "end to end (analyze vs model bench)" "FAIL: $cli has no 'analyze' (stale bundle: rerun scripts/gpu-bundle.sh)"
+elif [ "$(left)" -lt 120 ]; then
+  row "end to end (analyze vs model bench)" "skipped (time budget)"
+else
+  if [ ! -s "$e2e_slide" ]; then
+    note "synth ${e2e_size}x${e2e_size} slide, seed 2001, 0.25 um/px"
+    run_hp 150 "$cli" synth --out "${e2e_slide%.tiff}.partial.tiff" --size "${e2e_size}x${e2e_size}" \
+      --seed 2001 --mpp 0.25 >"$logs/e2e_synth.log" 2>&1 &&
+      mv -f "${e2e_slide%.tiff}.partial.tiff" "$e2e_slide"
+  fi
+  if [ ! -s "$e2e_slide" ]; then
+    row "end to end: synth slide" "FAIL: $(tail -1 "$logs/e2e_synth.log" | cut -c1-110)"
+  else
+    note "analyze --backend cuda --batch $e2e_batch ($(du -m "$e2e_slide" | cut -f1) MB slide)"
+    lim=$(($(left) - 45))
+    [ "$lim" -gt 240 ] && lim=240
+    rm -rf "$root/.gpu/work/e2e-out"
+    run_hp "$lim" "$cli" analyze "$e2e_slide" --model "$e2e_model" --backend cuda \
+      --batch "$e2e_batch" --out "$root/.gpu/work/e2e-out" --slide-id bench >"$logs/e2e_analyze.log" 2>&1
+    rc=$?
+    findings="$root/.gpu/work/e2e-out/bench/findings.json"
+    if [ $rc -ne 0 ] || [ ! -s "$findings" ]; then
+      row "end to end: analyze cuda b$e2e_batch" "FAIL rc=$rc: $(grep -m1 histoplan "$logs/e2e_analyze.log" | cut -c1-110)"
+    else
+      cp "$findings" "$logs/e2e_findings.json"
+      note "model bench --backend cuda --batch $e2e_batch (same model, fp32)"
+      run_hp 120 "$cli" model bench "$e2e_model" --batch "$e2e_batch" --backend cuda \
+        --iterations "$iters" --warmup 2 --json >"$logs/e2e_bench.log" 2>&1
+      rc=$?
+      mo=$(grep -o '"items_per_s":[0-9.]*' "$logs/e2e_bench.log" | tail -1 | cut -d: -f2)
+      # tiles/s of the inference stage and of the whole run, the stage shares, from findings.json
+      e2e=$("$py" - "$findings" "${mo:-0}" <<'EOF' 2>&1
+import json, sys
+d = json.load(open(sys.argv[1]))
+t, n, mo = d["timings_s"], d["analysis"]["tiles_analysed"], float(sys.argv[2])
+inf, tot = n / t["inference"], n / t["total"]
+print("%d %.1f %.1f %s" % (n, inf, tot, "?" if mo <= 0 else "%.2f %.2f" % (inf / mo, tot / mo)))
+print(" ".join("%s %.0f%%" % (k, 100 * t[k] / t["total"]) for k in
+               ("open", "tissue", "tiling", "inference", "heatmap", "regions", "writing") if k in t)
+      + " of %.1f s" % t["total"])
+EOF
+)
+      read -r n inf tot r_inf r_tot <<<"$(echo "$e2e" | head -1)"
+      if [ $rc -ne 0 ] || [ -z "$mo" ]; then
+        row "end to end b$e2e_batch fp32 (tiles/s)" "analyze ${inf:-?} (inference stage), ${tot:-?} (whole run); model bench FAIL rc=$rc"
+      else
+        verdict=$(awk -v r="${r_inf:-0}" 'BEGIN { print (r >= 0.8 ? "PASS" : "BELOW") }')
+        row "end to end b$e2e_batch fp32 (tiles/s)" "inference stage $inf | whole run $tot | model only $(printf '%.0f' "$mo") | $n tiles"
+        row "end to end / model only (target >= 0.8)" "$verdict ${r_inf}x (inference stage), ${r_tot}x (whole run)"
+      fi
+      row "end to end stage shares" "$(echo "$e2e" | sed -n 2p | cut -c1-110)"
+    fi
   fi
 fi
 
