@@ -15,6 +15,7 @@
 #include "io/atomic_file.h"
 #include "models/model.h"
 #include "pipeline/analyze.h"
+#include "pipeline/analyze_stain.h"
 #include "pipeline/tissue.h"
 
 #define DEFAULT_MODEL "histoplan-default-densenet.onnx"
@@ -42,9 +43,22 @@ static void usage(FILE *f)
             "  --overwrite         replace a completed folder (else refused, or skipped in a batch)\n"
             "  --threads N         tile reader threads (default: all CPUs; results do not change)\n"
             "  --batch N           tiles per model batch (default 16)\n"
+            "  --mask MASK.png     tissue mask to use instead of the detection (PNG, JPEG or\n"
+            "                      TIFF covering the whole slide at any downsample, e.g. from\n"
+            "                      QuPath; luminance >= 128 is tissue)\n"
+            "  --roi X,Y,W,H       analyse only this level-0 rectangle (pixels)\n"
+            "  --stain macenko|reinhard\n"
+            "                      normalize each slide's stain to --stain-target before the\n"
+            "                      model (the slide's own stain is fitted on up to %d of its\n"
+            "                      tissue tiles; a slide that cannot be fitted fails)\n"
+            "  --stain-target REF  a reference image (PNG, JPEG, TIFF), or stored parameters\n"
+            "                      (a .json file: {\"method\", \"stain_matrix\", \"max_conc\"} or\n"
+            "                      {\"method\", \"mean\", \"std\"})\n"
             "  --help              this text\n"
             "\n"
-            "exit status: 0 all analyzed (or skipped), 1 any slide failed, 2 bad usage\n");
+            "exit status: 0 all analyzed (or skipped), 1 any slide failed (or the stain target\n"
+            "is unusable), 2 bad usage\n",
+            HP_ANALYZE_STAIN_FIT_TILES);
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -55,6 +69,28 @@ static int parse_int(const char *s, int lo, int hi, int *out)
     if (errno || end == s || *end || v < lo || v > hi)
         return -1;
     *out = (int)v;
+    return 0;
+}
+
+/* X,Y,W,H: four integers, X and Y >= 0, W and H > 0. */
+static int parse_roi(const char *s, int64_t v[4])
+{
+    const char *q = s;
+    for (int k = 0; k < 4; k++) {
+        char *end;
+        if (*q < '0' || *q > '9')
+            return -1; /* no sign, no space, no empty field */
+        errno = 0;
+        long long x = strtoll(q, &end, 10);
+        if (errno || end == q || x > (1LL << 40) || (k >= 2 && x <= 0))
+            return -1;
+        v[k] = x;
+        if (k < 3 && *end != ',')
+            return -1;
+        if (k == 3 && *end)
+            return -1;
+        q = end + 1;
+    }
     return 0;
 }
 
@@ -209,7 +245,10 @@ static void on_progress(void *user, long done, long total)
 
 int hp_cli_analyze(int argc, char **argv)
 {
-    const char *model_path = NULL, *backend = "cpu";
+    const char *model_path = NULL, *backend = "cpu", *stain_target = NULL;
+    int stain_given = 0;
+    hp_stain_method stain_method = HP_STAIN_MACENKO;
+    hp_stain_params stain_params;
     hp_analyze_options o;
     hp_analyze_options_init(&o);
     o.out_dir = "out";
@@ -254,7 +293,26 @@ int hp_cli_analyze(int argc, char **argv)
                         HP_SLIDE_MPP_MAX);
                 goto usage_err;
             }
-        } else if (!strcmp(a, "--out"))
+        } else if (!strcmp(a, "--mask"))
+            o.mask_path = v;
+        else if (!strcmp(a, "--roi")) {
+            int64_t r[4];
+            if (parse_roi(v, r)) {
+                fprintf(stderr, "histoplan analyze: --roi takes X,Y,W,H: level-0 pixels, "
+                                "X,Y >= 0, W,H > 0 (got '%s')\n\n", v);
+                goto usage_err;
+            }
+            o.roi_x = r[0], o.roi_y = r[1], o.roi_w = r[2], o.roi_h = r[3];
+        } else if (!strcmp(a, "--stain")) {
+            hp_error se = {0};
+            if (hp_stain_method_parse(v, &stain_method, &se) != HP_OK) {
+                fprintf(stderr, "histoplan analyze: --stain is macenko or reinhard\n\n");
+                goto usage_err;
+            }
+            stain_given = 1;
+        } else if (!strcmp(a, "--stain-target"))
+            stain_target = v;
+        else if (!strcmp(a, "--out"))
             o.out_dir = v;
         else if (!strcmp(a, "--slide-id"))
             o.slide_id = v;
@@ -282,6 +340,20 @@ int hp_cli_analyze(int argc, char **argv)
     if (o.slide_id && n_slides > 1) {
         fprintf(stderr, "histoplan analyze: --slide-id names one slide; %d given\n\n", n_slides);
         goto usage_err;
+    }
+
+    if (stain_given != (stain_target != NULL)) {
+        fprintf(stderr, "histoplan analyze: --stain and --stain-target go together\n\n");
+        goto usage_err;
+    }
+    if (stain_given) {
+        hp_error se = {0};
+        if (hp_analyze_stain_target_load(stain_method, stain_target, &stain_params, &se) != HP_OK) {
+            fprintf(stderr, "histoplan analyze: %s\n", se.msg);
+            rc = HP_EXIT_FAILED;
+            goto out;
+        }
+        o.stain_target = &stain_params;
     }
 
     char defpath[PATH_MAX];

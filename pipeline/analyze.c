@@ -15,6 +15,7 @@
 #include "io/write_geojson.h"
 #include "io/write_heatmap.h"
 #include "io/write_tiles_csv.h"
+#include "pipeline/analyze_stain.h"
 #include "pipeline/heatmap.h"
 #include "pipeline/regions.h"
 #include "pipeline/tile_grid.h"
@@ -278,6 +279,10 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     hp_tissue_options to;
     hp_tissue_options_init(&to);
     to.mpp = o->mpp;
+    to.mask_path = o->mask_path;
+    if (o->roi_w > 0) {
+        to.roi_x = o->roi_x, to.roi_y = o->roi_y, to.roi_w = o->roi_w, to.roi_h = o->roi_h;
+    }
     if ((st = hp_tissue_detect(s, &to, &tm, err)) != HP_OK)
         goto fail;
     f->tissue_area_mm2 = tm.tissue_mm2;
@@ -300,6 +305,9 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     go.target_mpp = card->mpp;
     go.tile_size = tw;
     go.min_tissue = o->min_tissue;
+    if (o->roi_w > 0) {
+        go.roi_x = o->roi_x, go.roi_y = o->roi_y, go.roi_w = o->roi_w, go.roi_h = o->roi_h;
+    }
     if ((st = hp_tile_grid_create(&geo, &mk, &go, &grid, err)) != HP_OK)
         goto fail;
     f->target_mpp = card->mpp;
@@ -336,9 +344,14 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     }
     f->t_tiling = now_s() - t;
 
-    /* Inference: tiles in grid order, softmax of the logits. */
+    /* Inference: tiles in grid order (stain-normalized first when asked), softmax of the
+     * logits. */
     t = now_s();
     if (grid->n_tiles > 0) {
+        hp_stain_normalizer nz = {0};
+        if (o->stain_target &&
+            (st = hp_analyze_stain_prepare(s, grid, o->stain_target, &nz, err)) != HP_OK)
+            goto fail;
         if ((st = hp_tile_loader_create(s, grid, B, o->threads, 2, NULL, &ld, err)) != HP_OK)
             goto fail;
         logits = malloc(sizeof(float) * (size_t)B * C);
@@ -355,6 +368,10 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
             }
             if (!b)
                 break;
+            if (o->stain_target && (st = hp_analyze_stain_apply(&nz, b, tw, err)) != HP_OK) {
+                hp_tile_loader_release(ld, b);
+                goto fail;
+            }
             st = hp_model_run_rgb8(model, b->rgb, B, logits);
             if (st != HP_OK) {
                 hp_error_set(err, st, "%s", hp_model_error(model));

@@ -11,8 +11,9 @@
  * Privacy: the slide's file name never appears in an output path or file; the slide id is the
  * caller's (A-Za-z0-9_-, 1..64 characters) or the first 12 hex digits of the file's SHA-256.
  *
- * Determinism: tile order is fixed by the grid and the loader (pipeline/tile_loader.h), so the
- * reader thread count does not change any result.
+ * Determinism: tile order is fixed by the grid and the loader (pipeline/tile_loader.h), and the
+ * stain fit's tile sample by the grid alone, so the reader thread count does not change any
+ * result.
  *
  * Thread safety: one call uses the model given (one thread at a time on it, model.h). */
 #ifndef HP_ANALYZE_H
@@ -21,6 +22,7 @@
 #include "common/status.h"
 #include "models/model.h"
 #include "pipeline/findings.h"
+#include "pipeline/stain.h"
 
 typedef struct {
     const char *out_dir;  /* OUT: the slide's folder is OUT/<slide-id> */
@@ -37,6 +39,17 @@ typedef struct {
     double sigma;         /* smoothing of the maps before regions, in tiles (default 1) */
     const char *backend_name;  /* "cpu" or "cuda", written into findings.json */
     const char *model_sha256;  /* the model file's hash (64 hex) */
+    /* A user tissue mask (--mask; pipeline/tissue.h's mask_path) replacing the detection; NULL:
+     * detect. */
+    const char *mask_path;
+    /* A region of interest in level-0 pixels (--roi): the mask is cleared outside it and the tile
+     * grid starts at its corner and covers only it. roi_w <= 0: the whole slide. */
+    int64_t roi_x, roi_y, roi_w, roi_h;
+    /* Stain normalization (--stain, --stain-target; pipeline/analyze_stain.h): the target's
+     * parameters (their method is the method used); the slide's own are fitted once per slide
+     * and every batch is normalized before the model. NULL: none. Not recorded in findings.json,
+     * whose schema has no place for it. */
+    const hp_stain_params *stain_target;
     /* Progress: called after each batch with tiles done and total; may be NULL. */
     void (*progress)(void *user, long done, long total);
     void *progress_user;
