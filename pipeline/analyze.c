@@ -15,6 +15,7 @@
 #include "io/write_geojson.h"
 #include "io/write_heatmap.h"
 #include "io/write_tiles_csv.h"
+#include "kernels/backend.h"
 #include "pipeline/analyze_stain.h"
 #include "pipeline/heatmap.h"
 #include "pipeline/regions.h"
@@ -164,6 +165,18 @@ static void fill_extent(hp_findings_extent *e, const hp_findings *f, const hp_re
     e->largest_region_id = f->classes[k].largest_region_id;
     e->largest_diameter_mm = f->classes[k].largest_diameter_mm;
     e->extent_mm = class_extent_mm(rs, k, mpp);
+}
+
+static void *pinned_alloc(size_t bytes, void *user)
+{
+    (void)user;
+    return hp_cuda_host_alloc(bytes);
+}
+
+static void pinned_free(void *p, void *user)
+{
+    (void)user;
+    hp_cuda_host_free(p);
 }
 
 hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_analyze_options *o,
@@ -352,7 +365,11 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
         if (o->stain_target &&
             (st = hp_analyze_stain_prepare(s, grid, o->stain_target, &nz, err)) != HP_OK)
             goto fail;
-        if ((st = hp_tile_loader_create(s, grid, B, o->threads, 2, NULL, &ld, err)) != HP_OK)
+        /* Batches bound for the GPU are pinned, so their copies run at full speed. */
+        hp_tile_loader_options lo = {0};
+        if (o->backend_name && !strcmp(o->backend_name, "cuda"))
+            lo.allocator = (hp_tile_allocator){.alloc = pinned_alloc, .free = pinned_free};
+        if ((st = hp_tile_loader_create(s, grid, B, o->threads, 2, &lo, &ld, err)) != HP_OK)
             goto fail;
         logits = malloc(sizeof(float) * (size_t)B * C);
         if (!logits) {
