@@ -591,6 +591,7 @@ static void put_outputs(wctx *w, cJSON *root, const hp_findings *f)
     set_where(w, "outputs");
     put_path(w, o, "overlay", f->overlay_png);
     put_path(w, o, "mask", f->mask_png);
+    put_path(w, o, "uncertainty", f->uncertainty_png);
     put_path(w, o, "heatmap_tiff", f->heatmap_tiff);
     put_path(w, o, "regions_geojson", f->regions_geojson);
     put_path(w, o, "regions_xml", f->regions_xml);
@@ -705,6 +706,7 @@ void hp_findings_free(hp_findings *f)
     }
     free(f->regions);
     free(f->overlay_png);
+    free(f->uncertainty_png);
     free(f->mask_png);
     free(f->heatmap_tiff);
     free(f->regions_geojson);

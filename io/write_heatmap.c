@@ -46,16 +46,13 @@ static int64_t tile_at(const hp_heatmap_grid *g, double x, double y)
     return (int64_t)fj * g->gw + (int64_t)fi;
 }
 
-hp_status hp_write_heatmap_png(const char *path, const hp_heatmap_grid *g, const float *map,
-                               int k, int px_per_tile, hp_error *err)
+/* One value per tile (map[t * stride + k]) through viridis, px_per_tile pixels a side per tile. */
+static hp_status write_map_png(const char *path, const hp_heatmap_grid *g, const float *map,
+                               int stride, int k, int px_per_tile, hp_error *err)
 {
-    hp_status st = check(g, map, path, err);
-    if (st)
-        return st;
-    if (k < 0 || k >= g->nclasses || px_per_tile < 1 || px_per_tile > 256 ||
-        (int64_t)g->gw * px_per_tile > 65535 || (int64_t)g->gh * px_per_tile > 65535)
-        return hp_error_set(err, HP_ERR_INVALID, "%s: bad class %d or %d pixels per tile", path,
-                            k, px_per_tile);
+    if (px_per_tile < 1 || px_per_tile > 256 || (int64_t)g->gw * px_per_tile > 65535 ||
+        (int64_t)g->gh * px_per_tile > 65535)
+        return hp_error_set(err, HP_ERR_INVALID, "%s: bad %d pixels per tile", path, px_per_tile);
     int w = g->gw * px_per_tile, h = g->gh * px_per_tile;
     uint8_t *rgb = malloc((size_t)w * h * 3);
     if (!rgb)
@@ -63,11 +60,31 @@ hp_status hp_write_heatmap_png(const char *path, const hp_heatmap_grid *g, const
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             size_t t = (size_t)(y / px_per_tile) * g->gw + (size_t)(x / px_per_tile);
-            hp_heatmap_viridis(map[t * g->nclasses + k], rgb + ((size_t)y * w + x) * 3);
+            hp_heatmap_viridis(map[t * (size_t)stride + (size_t)k], rgb + ((size_t)y * w + x) * 3);
         }
-    st = hp_image_write_png(path, rgb, w, h, err);
+    hp_status st = hp_image_write_png(path, rgb, w, h, err);
     free(rgb);
     return st;
+}
+
+hp_status hp_write_heatmap_png(const char *path, const hp_heatmap_grid *g, const float *map,
+                               int k, int px_per_tile, hp_error *err)
+{
+    hp_status st = check(g, map, path, err);
+    if (st)
+        return st;
+    if (k < 0 || k >= g->nclasses)
+        return hp_error_set(err, HP_ERR_INVALID, "%s: bad class %d", path, k);
+    return write_map_png(path, g, map, g->nclasses, k, px_per_tile, err);
+}
+
+hp_status hp_write_uncertainty_png(const char *path, const hp_heatmap_grid *g, const float *entropy,
+                                   int px_per_tile, hp_error *err)
+{
+    hp_status st = check(g, entropy, path, err);
+    if (st)
+        return st;
+    return write_map_png(path, g, entropy, 1, 0, px_per_tile, err);
 }
 
 hp_status hp_write_heatmap_pngs(const char *dir, const hp_heatmap_grid *g, const float *map,

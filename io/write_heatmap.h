@@ -25,6 +25,11 @@
 hp_status hp_write_heatmap_png(const char *path, const hp_heatmap_grid *g, const float *map,
                                int k, int px_per_tile, hp_error *err);
 
+/* uncertainty.png: the normalized entropy of each tile (hp_heatmap_entropy: 0 sure, 1 all classes
+ * equally likely) through the same colormap, white where nothing was analysed. */
+hp_status hp_write_uncertainty_png(const char *path, const hp_heatmap_grid *g, const float *entropy,
+                                   int px_per_tile, hp_error *err);
+
 /* heatmap_<safe name>.png for every class in folder `dir` (hp_heatmap_safe_names). */
 hp_status hp_write_heatmap_pngs(const char *dir, const hp_heatmap_grid *g, const float *map,
                                 int px_per_tile, hp_error *err);

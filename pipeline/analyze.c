@@ -561,6 +561,9 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     if (!OUTFILE("overlay.png") ||
         (st = hp_write_overlay_png(p, hg, smooth, thumb, tws, ths, 0.5, err)) != HP_OK)
         goto fail_io;
+    if (!OUTFILE("uncertainty.png") ||
+        (st = hp_write_uncertainty_png(p, hg, ent, HEATMAP_PX_PER_TILE, err)) != HP_OK)
+        goto fail_io;
     if (!OUTFILE("mask.png") || (st = hp_write_mask_png(p, hg, err)) != HP_OK)
         goto fail_io;
     if (!OUTFILE("heatmap.tiff") ||
@@ -574,6 +577,7 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
         goto fail_io;
     f->overlay_png = sdup("overlay.png");
     f->mask_png = sdup("mask.png");
+    f->uncertainty_png = sdup("uncertainty.png");
     f->heatmap_tiff = sdup("heatmap.tiff");
     f->regions_geojson = sdup("regions.geojson");
     f->regions_xml = sdup("regions.xml");

@@ -139,6 +139,7 @@ typedef struct {
 
     /* Outputs, relative to the slide's output folder; NULL when not written (null). */
     char *overlay_png, *mask_png, *heatmap_tiff, *regions_geojson, *regions_xml, *tiles_csv;
+    char *uncertainty_png; /* the entropy map; NULL when not written */
 
     /* Seconds per stage. */
     double t_open, t_tissue, t_tiling, t_inference, t_heatmap, t_regions, t_writing, t_total;

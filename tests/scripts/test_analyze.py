@@ -121,6 +121,32 @@ def read_tiles(path):
     return [head[k][5:] for k in pcols], out
 
 
+def check_uncertainty_map(sdir, doc):
+    """uncertainty.png shows each tile's entropy: same geometry as the class heatmaps, and tiles
+    the model is less sure of (higher entropy in tiles.csv) are brighter in viridis."""
+    unc = np.asarray(Image.open(os.path.join(sdir, "uncertainty.png")).convert("RGB"), dtype=float)
+    ref = Image.open(os.path.join(sdir, "heatmap_invasive.png"))
+    check(unc.shape[1] == ref.size[0] and unc.shape[0] == ref.size[1],
+          f"uncertainty.png has the heatmaps' size ({unc.shape[1]}x{unc.shape[0]})")
+    gw = doc["analysis"]["grid_w"]
+    px = unc.shape[1] // gw
+    with open(os.path.join(sdir, "tiles.csv")) as fh:
+        head = fh.readline().strip().split(",")
+        rows = [line.rstrip("\n").split(",") for line in fh if line.strip()]
+    ei = head.index("entropy")
+    pairs = []
+    for r in rows:
+        i, j, e = int(r[1]), int(r[2]), float(r[ei])
+        c = unc[j * px + px // 2, i * px + px // 2]
+        pairs.append((e, 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]))
+    pairs.sort()
+    q = max(1, len(pairs) // 4)
+    low = np.mean([l for _, l in pairs[:q]])
+    high = np.mean([l for _, l in pairs[-q:]])
+    check(pairs[-1][0] - pairs[0][0] < 1e-6 or high > low,
+          f"less certain tiles are brighter in uncertainty.png ({low:.0f} -> {high:.0f})")
+
+
 def snapshot(folder):
     snap = {}
     for p in sorted(glob.glob(os.path.join(folder, "**"), recursive=True)):
@@ -148,7 +174,7 @@ try:
     check(len(dirs) == 1 and len(dirs[0]) == 12 and all(c in "0123456789abcdef" for c in dirs[0]),
           f"one output folder named by 12 hex digits of the hash ({dirs})")
     sdir = os.path.join(out, dirs[0])
-    expect = ["findings.json", "heatmap.tiff", "mask.png", "overlay.png", "regions.geojson",
+    expect = ["findings.json", "heatmap.tiff", "mask.png", "overlay.png", "uncertainty.png", "regions.geojson",
               "regions.xml", "tiles.csv", "heatmap_normal.png", "heatmap_benign.png",
               "heatmap_in_situ.png", "heatmap_invasive.png"]
     check(all(os.path.isfile(os.path.join(sdir, e)) for e in expect), "every output file exists")
@@ -163,6 +189,8 @@ try:
         check(False, f"heatmap.tiff opens in OpenSlide ({e})")
     for png in ("overlay.png", "mask.png", "heatmap_invasive.png"):
         Image.open(os.path.join(sdir, png)).load()
+    check(doc.get("outputs", {}).get("uncertainty") == "uncertainty.png", "findings names uncertainty.png")
+    check_uncertainty_map(sdir, doc)
 
     # Dice per class against the truth on the same tile grid.
     classes, tiles = read_tiles(os.path.join(sdir, "tiles.csv"))

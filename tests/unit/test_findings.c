@@ -83,6 +83,7 @@ static void fill_common(hp_findings *f)
     f->entropy_threshold = 0.6;
     f->mask_png = sdup("mask.png");
     f->overlay_png = sdup("overlay.png");
+    f->uncertainty_png = sdup("uncertainty.png");
     f->t_open = 0.21;
     f->t_tissue = 0.8;
     f->t_tiling = 0.01;
