@@ -57,3 +57,14 @@ hp_status hp_atomic_finish(const char *path, hp_atomic_file *af, int ok, hp_erro
     af->f = NULL;
     return st;
 }
+
+hp_status hp_atomic_write_text(const char *path, const char *text, hp_error *err)
+{
+    hp_atomic_file af;
+    hp_status st = hp_atomic_open(path, &af, err);
+    if (st)
+        return st;
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, af.f) == n && fputc('\n', af.f) != EOF;
+    return hp_atomic_finish(path, &af, ok, err);
+}

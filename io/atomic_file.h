@@ -19,4 +19,7 @@ hp_status hp_atomic_open(const char *path, hp_atomic_file *af, hp_error *err);
  * way): removes the temporary and records a write error unless one is already recorded. */
 hp_status hp_atomic_finish(const char *path, hp_atomic_file *af, int ok, hp_error *err);
 
+/* Writes `text` and a final newline to `path` through a temporary and a rename. */
+hp_status hp_atomic_write_text(const char *path, const char *text, hp_error *err);
+
 #endif

@@ -660,13 +660,7 @@ hp_status hp_findings_write(const hp_findings *f, const char *path, hp_error *er
     cJSON_Delete(root);
     if (!text)
         return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", path);
-    hp_atomic_file af;
-    hp_status st = hp_atomic_open(path, &af, err);
-    if (!st) {
-        size_t n = strlen(text);
-        int ok = fwrite(text, 1, n, af.f) == n && fputc('\n', af.f) != EOF;
-        st = hp_atomic_finish(path, &af, ok, err);
-    }
+    hp_status st = hp_atomic_write_text(path, text, err);
     free(text);
     return st;
 }

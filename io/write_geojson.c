@@ -112,12 +112,7 @@ hp_status hp_write_regions_geojson(const char *path, const hp_heatmap_grid *g,
     }
     if (!(text = cJSON_PrintUnformatted(fc)))
         goto nomem;
-    hp_atomic_file af;
-    if (!(st = hp_atomic_open(path, &af, err))) {
-        size_t n = strlen(text);
-        int ok = fwrite(text, 1, n, af.f) == n && fputc('\n', af.f) != EOF;
-        st = hp_atomic_finish(path, &af, ok, err);
-    }
+    st = hp_atomic_write_text(path, text, err);
     cJSON_Delete(fc);
     free(text);
     return st;

@@ -248,12 +248,7 @@ hp_status hp_stain_params_write(const char *path, const hp_stain_params *p, hp_e
     hp_status st = hp_stain_params_to_json(p, &text, err);
     if (st != HP_OK)
         return st;
-    hp_atomic_file af;
-    st = hp_atomic_open(path, &af, err);
-    if (st == HP_OK) {
-        int ok = fputs(text, af.f) >= 0 && fputc('\n', af.f) != EOF;
-        st = hp_atomic_finish(path, &af, ok, err);
-    }
+    st = hp_atomic_write_text(path, text, err);
     free(text);
     return st;
 }

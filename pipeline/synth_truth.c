@@ -108,13 +108,7 @@ static hp_status write_json(const char *path, cJSON *root, hp_error *err)
     char *text = cJSON_PrintUnformatted(root);
     if (!text)
         return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", path);
-    hp_atomic_file af;
-    hp_status st = hp_atomic_open(path, &af, err);
-    if (!st) {
-        size_t n = strlen(text);
-        int ok = fwrite(text, 1, n, af.f) == n && fputc('\n', af.f) != EOF;
-        st = hp_atomic_finish(path, &af, ok, err);
-    }
+    hp_status st = hp_atomic_write_text(path, text, err);
     free(text);
     return st;
 }
