@@ -22,6 +22,8 @@
 #include <png.h>
 #include <tiffio.h>
 
+#include "io/tiff_message.h"
+
 /* libtiff refuses single allocations above this, so a corrupt tag cannot ask for gigabytes. */
 #define TIFF_MAX_ALLOC ((tmsize_t)1 << 30)
 
@@ -250,10 +252,7 @@ static int tiff_error_cb(TIFF *tif, void *user, const char *module, const char *
     (void)tif;
     tiff_ctx *c = user;
     if (!c->have) {
-        int n = module ? snprintf(c->msg, sizeof c->msg, "%s: ", module) : 0;
-        if (n < 0 || (size_t)n >= sizeof c->msg)
-            n = 0;
-        vsnprintf(c->msg + n, sizeof c->msg - (size_t)n, fmt, ap);
+        hp_tiff_format_message(c->msg, sizeof c->msg, module, fmt, ap);
         c->have = 1;
     }
     return 1;

@@ -31,6 +31,8 @@
 
 #include <tiffio.h>
 
+#include "io/tiff_message.h"
+
 #define TIFF_MAX_ALLOC ((tmsize_t)1 << 30)
 #define STRIP_MAX_BYTES ((tmsize_t)64 << 20)
 #define POOL_MAX 8
@@ -67,10 +69,7 @@ static int tiff_error_cb(TIFF *tif, void *user, const char *module, const char *
     (void)tif;
     tiff_h *h = user;
     if (!h->have) {
-        int n = module ? snprintf(h->msg, sizeof h->msg, "%s: ", module) : 0;
-        if (n < 0 || (size_t)n >= sizeof h->msg)
-            n = 0;
-        vsnprintf(h->msg + n, sizeof h->msg - (size_t)n, fmt, ap);
+        hp_tiff_format_message(h->msg, sizeof h->msg, module, fmt, ap);
         h->have = 1;
     }
     return 1;
