@@ -16,6 +16,8 @@ static void usage(FILE *f)
             "  slide info SLIDE            levels, dimensions, microns per pixel, associated images\n"
             "  synth --out S.tiff          generate a synthetic H&E slide with ground truth\n"
             "  analyze SLIDE...            heatmaps, regions and findings for each slide\n"
+            "  report build|sign|verify    structured report and care-plan draft; sign-off; checking\n"
+            "  deid SLIDE --out COPY       de-identified copy of a slide (no label, macro or identifying fields)\n"
             "\n"
             "  --version                   print the version\n"
             "  --help                      this text; `histoplan model --help` for the model commands\n");
@@ -43,6 +45,10 @@ int main(int argc, char **argv)
         return hp_cli_analyze(argc - 1, argv + 1);
     if (!strcmp(argv[1], "synth"))
         return hp_cli_synth(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "report"))
+        return hp_cli_report(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "deid"))
+        return hp_cli_deid(argc - 1, argv + 1);
     fprintf(stderr, "histoplan: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return HP_EXIT_USAGE;

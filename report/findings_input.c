@@ -1,0 +1,229 @@
+#include "report/findings_input.h"
+
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report/json_file.h"
+#include "report/json_pointer.h"
+
+/* The schema version this reader understands (pipeline/findings.h HP_FINDINGS_SCHEMA_VERSION). */
+#define FINDINGS_SCHEMA_VERSION "1.0.0"
+
+enum kind { K_NUM, K_INT, K_STR, K_STR_OR_NULL, K_NUM_OR_NULL, K_OBJ, K_OBJ_OR_NULL, K_ARR, K_BOOL };
+
+static const char *kind_name(enum kind k)
+{
+    switch (k) {
+    case K_NUM: return "a number";
+    case K_INT: return "a whole number";
+    case K_STR: return "a string";
+    case K_STR_OR_NULL: return "a string or null";
+    case K_NUM_OR_NULL: return "a number or null";
+    case K_OBJ: return "an object";
+    case K_OBJ_OR_NULL: return "an object or null";
+    case K_ARR: return "an array";
+    case K_BOOL: return "true or false";
+    }
+    return "?";
+}
+
+static int kind_ok(const cJSON *v, enum kind k)
+{
+    switch (k) {
+    case K_NUM: return cJSON_IsNumber(v);
+    case K_INT: return cJSON_IsNumber(v) && v->valuedouble == (double)(long long)v->valuedouble;
+    case K_STR: return cJSON_IsString(v);
+    case K_STR_OR_NULL: return cJSON_IsString(v) || cJSON_IsNull(v);
+    case K_NUM_OR_NULL: return cJSON_IsNumber(v) || cJSON_IsNull(v);
+    case K_OBJ: return cJSON_IsObject(v);
+    case K_OBJ_OR_NULL: return cJSON_IsObject(v) || cJSON_IsNull(v);
+    case K_ARR: return cJSON_IsArray(v);
+    case K_BOOL: return cJSON_IsBool(v);
+    }
+    return 0;
+}
+
+/* Checks `pointer` (relative to `base`, itself at `base_ptr` for messages) has kind `k`. */
+static int need(const char *path, const cJSON *base, const char *base_ptr, const char *pointer, enum kind k,
+                hp_error *err)
+{
+    const cJSON *v = hp_json_pointer_get(base, pointer);
+    if (!v || !kind_ok(v, k)) {
+        hp_error_set(err, HP_ERR_INVALID, "findings %s: %s%s %s (must be %s)", path, base_ptr, pointer,
+                     v ? "has the wrong type" : "is missing", kind_name(k));
+        return -1;
+    }
+    return 0;
+}
+
+static int check_extent(const char *path, const cJSON *root, const char *key, hp_error *err)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, key);
+    char base[64];
+    snprintf(base, sizeof base, "/%s", key);
+    if (need(path, root, "", base, K_OBJ_OR_NULL, err))
+        return -1;
+    if (cJSON_IsNull(e))
+        return 0;
+    return need(path, e, base, "/class", K_STR, err) || need(path, e, base, "/total_area_mm2", K_NUM, err) ||
+                   need(path, e, base, "/extent_mm", K_NUM, err) ||
+                   need(path, e, base, "/largest_focus_diameter_mm", K_NUM, err) ||
+                   (hp_json_pointer_get(e, "/largest_region_id") &&
+                            cJSON_IsNull(hp_json_pointer_get(e, "/largest_region_id"))
+                        ? 0
+                        : need(path, e, base, "/largest_region_id", K_INT, err)) ||
+                   need(path, e, base, "/region_count", K_INT, err)
+               ? -1
+               : 0;
+}
+
+static int check_regions(const char *path, const cJSON *root, hp_error *err)
+{
+    const cJSON *regions = cJSON_GetObjectItemCaseSensitive(root, "regions");
+    int i = 0;
+    for (const cJSON *r = regions->child; r; r = r->next, i++) {
+        char base[64];
+        snprintf(base, sizeof base, "/regions/%d", i);
+        if (need(path, r, base, "", K_OBJ, err) || need(path, r, base, "/id", K_INT, err) ||
+            need(path, r, base, "/class", K_STR, err) || need(path, r, base, "/area_mm2", K_NUM, err) ||
+            need(path, r, base, "/diameter_mm", K_NUM, err) || need(path, r, base, "/tile_count", K_INT, err) ||
+            need(path, r, base, "/mean_prob", K_NUM, err) || need(path, r, base, "/max_prob", K_NUM, err) ||
+            need(path, r, base, "/bbox_level0", K_ARR, err) || need(path, r, base, "/evidence_tiles", K_ARR, err))
+            return -1;
+        const cJSON *bb = cJSON_GetObjectItemCaseSensitive(r, "bbox_level0");
+        if (cJSON_GetArraySize(bb) != 4)
+            return hp_error_set(err, HP_ERR_INVALID, "findings %s: %s/bbox_level0 must have 4 numbers", path, base), -1;
+        for (int k = 0; k < 4; k++)
+            if (!cJSON_IsNumber(cJSON_GetArrayItem(bb, k)))
+                return hp_error_set(err, HP_ERR_INVALID, "findings %s: %s/bbox_level0/%d must be a number", path,
+                                    base, k),
+                       -1;
+        int j = 0;
+        for (const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "evidence_tiles")->child; t; t = t->next, j++) {
+            char tb[96];
+            snprintf(tb, sizeof tb, "%s/evidence_tiles/%d", base, j);
+            if (need(path, t, tb, "/x", K_NUM, err) || need(path, t, tb, "/y", K_NUM, err) ||
+                need(path, t, tb, "/size", K_NUM, err) || need(path, t, tb, "/prob", K_NUM, err))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_classes(const char *path, const cJSON *root, hp_error *err)
+{
+    const cJSON *classes = cJSON_GetObjectItemCaseSensitive(root, "classes");
+    const cJSON *card_classes = hp_json_pointer_get(root, "/model/card/classes");
+    if (cJSON_GetArraySize(classes) < 1 || cJSON_GetArraySize(classes) != cJSON_GetArraySize(card_classes))
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "findings %s: /classes must have one entry per class of /model/card/classes", path),
+               -1;
+    int i = 0;
+    for (const cJSON *c = classes->child; c; c = c->next, i++) {
+        char base[64];
+        snprintf(base, sizeof base, "/classes/%d", i);
+        if (need(path, c, base, "", K_OBJ, err) || need(path, c, base, "/name", K_STR, err) ||
+            need(path, c, base, "/area_mm2", K_NUM, err) || need(path, c, base, "/fraction_of_tissue", K_NUM_OR_NULL, err) ||
+            need(path, c, base, "/tile_count", K_INT, err) || need(path, c, base, "/region_count", K_INT, err))
+            return -1;
+    }
+    return 0;
+}
+
+static int check_findings(const char *path, const cJSON *root, hp_error *err)
+{
+    if (!cJSON_IsObject(root))
+        return hp_error_set(err, HP_ERR_INVALID, "findings %s: the top level must be a JSON object", path), -1;
+    if (need(path, root, "", "/schema_version", K_STR, err))
+        return -1;
+    const char *ver = cJSON_GetObjectItemCaseSensitive(root, "schema_version")->valuestring;
+    if (strcmp(ver, FINDINGS_SCHEMA_VERSION))
+        return hp_error_set(err, HP_ERR_UNSUPPORTED,
+                            "findings %s: schema_version %.32s is not the %s this histoplan reads", path, ver,
+                            FINDINGS_SCHEMA_VERSION),
+               -1;
+    if (need(path, root, "", "/status", K_STR, err))
+        return -1;
+    if (strcmp(cJSON_GetObjectItemCaseSensitive(root, "status")->valuestring, "complete"))
+        return hp_error_set(err, HP_ERR_INVALID, "findings %s: status is not \"complete\"", path), -1;
+    static const struct {
+        const char *ptr;
+        enum kind k;
+    } fields[] = {
+        {"/generated_at", K_STR},       {"/slide/slide_id", K_STR},        {"/slide/sha256", K_STR},
+        {"/slide/format", K_STR},       {"/slide/mpp_x", K_NUM}, {"/slide/level0_width_px", K_NUM},           {"/case", K_OBJ},
+        {"/case/accession", K_STR_OR_NULL}, {"/model/name", K_STR},        {"/model/version", K_STR_OR_NULL},
+        {"/model/sha256", K_STR},       {"/model/backend", K_STR},         {"/model/precision", K_STR},
+        {"/model/card/classes", K_ARR}, {"/model/card/intended_use", K_STR_OR_NULL},
+        {"/model/card/training_data", K_STR_OR_NULL}, {"/model/card/license", K_STR_OR_NULL},
+        {"/model/card/not_for_diagnosis", K_BOOL}, {"/analysis/tiles_analysed", K_INT},
+        {"/tissue/area_mm2", K_NUM},    {"/qc/flags", K_ARR},              {"/qc/flag_descriptions", K_OBJ},
+        {"/classes", K_ARR},            {"/uncertainty/mean_entropy", K_NUM_OR_NULL},
+        {"/uncertainty/fraction_uncertain", K_NUM_OR_NULL}, {"/uncertainty/threshold", K_NUM},
+        {"/regions", K_ARR},            {"/outputs", K_OBJ},               {"/outputs/overlay", K_STR_OR_NULL},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (need(path, root, "", fields[i].ptr, fields[i].k, err))
+            return -1;
+    const char *sid = hp_json_pointer_get(root, "/slide/slide_id")->valuestring;
+    if (!sid[0] || strlen(sid) > 64 || strspn(sid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(sid))
+        return hp_error_set(err, HP_ERR_INVALID, "findings %s: /slide/slide_id must be 1 to 64 letters, digits, '_' or '-'", path), -1;
+    int fi = 0;
+    for (const cJSON *f = hp_json_pointer_get(root, "/qc/flags")->child; f; f = f->next, fi++)
+        if (!cJSON_IsString(f))
+            return hp_error_set(err, HP_ERR_INVALID, "findings %s: /qc/flags/%d must be a string", path, fi), -1;
+    return check_classes(path, root, err) || check_extent(path, root, "invasive", err) ||
+                   check_extent(path, root, "in_situ_extent", err) || check_regions(path, root, err)
+               ? -1
+               : 0;
+}
+
+hp_status hp_findings_input_load(const char *path, hp_findings_input *fi, hp_error *err)
+{
+    memset(fi, 0, sizeof *fi);
+    hp_status st = hp_json_file_read(path, "findings", &fi->root, fi->sha256, err);
+    if (st)
+        return st;
+    if (check_findings(path, fi->root, err)) {
+        hp_findings_input_free(fi);
+        return err && err->code ? err->code : HP_ERR_INVALID;
+    }
+    fi->path = strdup(path);
+    char *tmp = strdup(path);
+    fi->dir = tmp ? strdup(dirname(tmp)) : NULL;
+    free(tmp);
+    if (!fi->path || !fi->dir) {
+        hp_findings_input_free(fi);
+        return hp_error_set(err, HP_ERR_NOMEM, "findings %s: out of memory", path);
+    }
+    return HP_OK;
+}
+
+void hp_findings_input_free(hp_findings_input *fi)
+{
+    if (!fi)
+        return;
+    cJSON_Delete(fi->root);
+    free(fi->path);
+    free(fi->dir);
+    memset(fi, 0, sizeof *fi);
+}
+
+const cJSON *hp_fi_get(const cJSON *obj, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(obj, key);
+}
+
+double hp_fi_num(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
+}
+
+const char *hp_fi_str(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}

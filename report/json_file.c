@@ -1,0 +1,71 @@
+#include "report/json_file.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "report/signature.h"
+
+hp_status hp_json_file_read(const char *path, const char *what, cJSON **root, char sha256_hex[65], hp_error *err)
+{
+    *root = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return hp_error_set(err, HP_ERR_IO, "%s %s: %s", what, path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return hp_error_set(err, HP_ERR_IO, "%s %s: not a regular file", what, path);
+    }
+    if (sb.st_size > HP_JSON_FILE_MAX) {
+        fclose(f);
+        return hp_error_set(err, HP_ERR_INVALID, "%s %s: %lld bytes, more than the %ld a JSON input may have", what,
+                            path, (long long)sb.st_size, HP_JSON_FILE_MAX);
+    }
+    size_t n = (size_t)sb.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return hp_error_set(err, HP_ERR_NOMEM, "%s %s: out of memory", what, path);
+    }
+    size_t got = fread(buf, 1, n, f);
+    int rerr = ferror(f);
+    fclose(f);
+    if (got != n || rerr) {
+        free(buf);
+        return hp_error_set(err, HP_ERR_IO, "%s %s: read failed", what, path);
+    }
+    buf[n] = '\0';
+    if (n == 0) {
+        free(buf);
+        return hp_error_set(err, HP_ERR_INVALID, "%s %s: the file is empty", what, path);
+    }
+    if (sha256_hex)
+        hp_sha256_hex(buf, n, sha256_hex);
+    const char *end = NULL;
+    cJSON *t = cJSON_ParseWithLengthOpts(buf, n, &end, 1);
+    if (!t) {
+        /* Locate the failure by line and column; do not quote the text (it may hold identifiers). */
+        size_t off = end && end >= buf && end <= buf + n ? (size_t)(end - buf) : 0;
+        const char *ep = cJSON_GetErrorPtr();
+        if (ep && ep >= buf && ep <= buf + n)
+            off = (size_t)(ep - buf);
+        long line = 1, col = 1;
+        for (size_t i = 0; i < off; i++) {
+            if (buf[i] == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        free(buf);
+        return hp_error_set(err, HP_ERR_INVALID, "%s %s: not valid JSON (error near line %ld, column %ld)", what,
+                            path, line, col);
+    }
+    free(buf);
+    *root = t;
+    return HP_OK;
+}

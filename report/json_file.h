@@ -1,0 +1,18 @@
+/* Reading the JSON files a report is built from (case file, findings, rule table, report.json):
+ * size-limited, hashed as read, and parse errors located by line and column. */
+#ifndef HP_JSON_FILE_H
+#define HP_JSON_FILE_H
+
+#include <cjson/cJSON.h>
+
+#include "common/status.h"
+
+/* Largest JSON input accepted (a findings file of a big slide is a few MB). */
+#define HP_JSON_FILE_MAX (256L << 20)
+
+/* Reads and parses `path`. `what` names the file in messages ("case file", "findings"). On
+ * success *root is the tree (caller frees with cJSON_Delete) and sha256_hex (may be NULL) holds
+ * the SHA-256 of the bytes read. */
+hp_status hp_json_file_read(const char *path, const char *what, cJSON **root, char sha256_hex[65], hp_error *err);
+
+#endif

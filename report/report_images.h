@@ -1,0 +1,31 @@
+/* The images a report carries in DIR/images/: each slide's heatmap overlay (copied from the
+ * findings folder) and a thumbnail per leading region, cropped from that overlay. Each is
+ * recorded in report.json with its SHA-256, so signing the report signs the images too. */
+#ifndef HP_REPORT_IMAGES_H
+#define HP_REPORT_IMAGES_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/status.h"
+
+typedef struct {
+    uint8_t *rgb; /* the overlay, w x h RGB8 */
+    int w, h;
+    double scale; /* overlay pixels per level-0 pixel */
+} hp_overlay;
+
+/* Reads the overlay `src`, writes it as `report_dir`/images/`name` and returns its image record
+ * ({file, sha256, width_px, height_px}) in *record; `ov` keeps the pixels for thumbnails. */
+hp_status hp_report_image_overlay(const char *src, const char *report_dir, const char *name,
+                                  double level0_width, hp_overlay *ov, cJSON **record, hp_error *err);
+
+/* Crops the level-0 box (x, y, w, h) out of the overlay with a margin, enlarges it to at most
+ * 192 px and writes it as `report_dir`/images/`name`; *record as above. */
+hp_status hp_report_image_thumbnail(const hp_overlay *ov, const double bbox[4], const char *report_dir,
+                                    const char *name, cJSON **record, hp_error *err);
+
+void hp_overlay_free(hp_overlay *ov);
+
+#endif
