@@ -44,8 +44,12 @@ hp_status hp_json_file_read(const char *path, const char *what, cJSON **root, ch
     }
     if (sha256_hex)
         hp_sha256_hex(buf, n, sha256_hex);
+    if (strlen(buf) != n) {
+        free(buf);
+        return hp_error_set(err, HP_ERR_INVALID, "%s %s: not valid JSON (it holds a NUL byte)", what, path);
+    }
     const char *end = NULL;
-    cJSON *t = cJSON_ParseWithLengthOpts(buf, n, &end, 1);
+    cJSON *t = cJSON_ParseWithOpts(buf, &end, 1);
     if (!t) {
         /* Locate the failure by line and column; do not quote the text (it may hold identifiers). */
         size_t off = end && end >= buf && end <= buf + n ? (size_t)(end - buf) : 0;

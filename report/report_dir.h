@@ -1,0 +1,45 @@
+/* The report folder: what `histoplan report build` writes and `sign` and `verify` read.
+ *
+ *   DIR/report.json          revision 0, status preliminary (schemas/report.schema.json)
+ *   DIR/report.fhir.json     its FHIR R4 bundle;  DIR/report.html  its printable page
+ *   DIR/images/              overlay and region thumbnails (hashed in report.json)
+ *   DIR/revisions/N/         each signed revision N >= 1: report.json (RFC 8785 canonical bytes,
+ *                            exactly what was hashed and signed), signature.json, report.fhir.json,
+ *                            report.html; never changed once written
+ *   DIR/audit.jsonl          hash-chained log of build, sign, amend and verify events
+ *
+ * No file or folder name holds a patient identifier or the accession number. */
+#ifndef HP_REPORT_DIR_H
+#define HP_REPORT_DIR_H
+
+#include <cjson/cJSON.h>
+
+#include "common/status.h"
+
+typedef struct {
+    const char *case_path;
+    const char *const *findings; /* findings.json paths, one per slide */
+    int n_findings;
+    const char *rules_path;      /* NULL: the shipped rule table */
+    const char *out_dir;
+    int overwrite;               /* replace an unsigned report in out_dir */
+} hp_report_build_opts;
+
+/* Builds the preliminary report into opts->out_dir: everything is made in a temporary folder
+ * beside it and renamed into place, so a failure leaves nothing half-written and an existing
+ * report untouched. A folder holding a signed revision is never rebuilt. *report_out (may be
+ * NULL) receives the report (caller frees). */
+hp_status hp_report_build(const hp_report_build_opts *opts, cJSON **report_out, hp_error *err);
+
+/* The highest signed revision in `dir` (0 when none is signed), or -1 with err set. */
+int hp_report_dir_latest_revision(const char *dir, hp_error *err);
+
+/* Renders report.fhir.json and report.html for `report` into `dir` (signature may be NULL);
+ * images are read from `images_dir`/images/. */
+hp_status hp_report_render(const cJSON *report, const cJSON *signature, const char *dir, const char *images_dir,
+                           hp_error *err);
+
+/* The current UTC time as YYYY-MM-DDThh:mm:ssZ. */
+void hp_report_utc_now(char out[32]);
+
+#endif
