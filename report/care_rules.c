@@ -381,7 +381,7 @@ hp_status hp_care_rules_apply(const hp_care_rules *rules, const cJSON *facts, co
     cJSON_AddStringToObject(ri, "name", rules->name);
     cJSON_AddStringToObject(ri, "version", rules->version);
     cJSON_AddStringToObject(ri, "sha256", rules->sha256);
-    cJSON *gate = cJSON_AddNullToObject(care_plan, "gate_rule_id");
+    cJSON_AddNullToObject(care_plan, "gate_rule_id");
     cJSON *sugs = cJSON_AddArrayToObject(care_plan, "suggestions");
     cJSON *skipped = cJSON_AddArrayToObject(care_plan, "not_applied");
     const char *gate_id = NULL;
@@ -395,7 +395,7 @@ hp_status hp_care_rules_apply(const hp_care_rules *rules, const cJSON *facts, co
         }
     }
     if (gate_id)
-        cJSON_ReplaceItemViaPointer(care_plan, gate, cJSON_CreateString(gate_id));
+        cJSON_ReplaceItemInObjectCaseSensitive(care_plan, "gate_rule_id", cJSON_CreateString(gate_id));
     for (const cJSON *r = list->child; r; r = r->next) {
         const char *id = cJSON_GetObjectItemCaseSensitive(r, "id")->valuestring;
         char reason[512];

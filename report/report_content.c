@@ -711,6 +711,12 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
                                        "likely); {1} of the analysed tiles lie above the entropy threshold {2}.",
                                        v, 3, NULL, "confidence");
         cJSON_AddItemToArray(conf_ids, cJSON_CreateString(id));
+    } else {
+        stmt_value v[] = {{"/case_findings/tiles_analysed", NULL}};
+        const char *id = add_statement(&c, "confidence",
+                                       "Model uncertainty could not be measured: {0} tile(s) were analysed.", v, 1,
+                                       NULL, "confidence");
+        cJSON_AddItemToArray(conf_ids, cJSON_CreateString(id));
     }
     cJSON *conf = cJSON_CreateObject();
     cJSON_AddStringToObject(conf, "level", level);

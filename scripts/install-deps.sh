@@ -20,10 +20,33 @@ packages=(
   libonnx-testdata python3-torch python3-torchvision python3-onnx python3-numpy python3-jsonschema python3-pil
   python3-openslide
   clang
+  # test-time validators from npm (the official FHIR R4 JSON schema): Node.js and npm
+  nodejs npm
 )
 
 . "$(dirname "$0")/lib/apt-install-missing.sh"
+# Node.js may come from elsewhere than Debian (a newer build on the PATH): then it is kept.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  kept=()
+  for p in "${packages[@]}"; do
+    case "$p" in nodejs | npm) ;; *) kept+=("$p") ;; esac
+  done
+  packages=("${kept[@]}")
+fi
 apt_install_missing install-deps "${packages[@]}"
+
+# npm packages the tests use (tests/js/package-lock.json pins them): the official HL7 FHIR R4
+# JSON schema and its validator. Installed again only when the lock file changed.
+js_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/js"
+if [ -f "$js_dir/package-lock.json" ]; then
+  stamp="$js_dir/node_modules/.histoplan-lock.sha256"
+  want="$(sha256sum "$js_dir/package-lock.json" | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "install-deps: npm ci in tests/js"
+    (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$stamp"
+  fi
+fi
 
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "install-deps: CUDA toolkit found ($( (command -v nvcc || echo /usr/local/cuda/bin/nvcc) )); the CUDA backend will be built"
