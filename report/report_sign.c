@@ -397,8 +397,8 @@ done:
 
 /* ---- verify ---- */
 
-static int verify_revision(const char *dir, int rev, const unsigned char *want_pub, const char *prev_hex,
-                           char hex_out[65], FILE *out)
+static int verify_revision(const char *dir, int rev, const unsigned char (*want)[32], int n_want,
+                           const char *prev_hex, char hex_out[65], FILE *out)
 {
     cJSON *report = NULL, *sig = NULL;
     char *raw = NULL, *canon = NULL;
@@ -443,12 +443,15 @@ static int verify_revision(const char *dir, int rev, const unsigned char *want_p
     }
     char fpr[65];
     hp_key_fingerprint(pub, fpr);
-    if (want_pub && memcmp(want_pub, pub, 32)) {
-        fprintf(out, "FAIL %s: signed with another key (fingerprint %s), not the public key given\n", label, fpr);
+    int known = n_want == 0;
+    for (int k = 0; k < n_want; k++)
+        known |= !memcmp(want[k], pub, 32);
+    if (!known) {
+        fprintf(out, "FAIL %s: signed with another key (fingerprint %s), not a public key given\n", label, fpr);
         bad = 1;
     }
     hp_error ve = {0};
-    if (hp_ed25519_verify(want_pub ? want_pub : pub, digest, 32, sigbytes, &ve)) {
+    if (hp_ed25519_verify(pub, digest, 32, sigbytes, &ve)) {
         fprintf(out, "FAIL %s: the signature does not verify against report.json (%s)\n", label, ve.msg);
         bad = 1;
     }
@@ -483,13 +486,17 @@ done:
     return bad;
 }
 
-hp_status hp_report_verify(const char *dir, const char *pubkey_path, FILE *out, hp_error *err)
+hp_status hp_report_verify(const char *dir, const char *const *pubkey_paths, int n_pubkeys, FILE *out, hp_error *err)
 {
-    unsigned char want[32];
-    if (pubkey_path) {
-        hp_status st = hp_ed25519_load_public(pubkey_path, want, err);
-        if (st)
+    unsigned char(*want)[32] = calloc(n_pubkeys > 0 ? (size_t)n_pubkeys : 1, sizeof *want);
+    if (!want)
+        return hp_error_set(err, HP_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < n_pubkeys; k++) {
+        hp_status st = hp_ed25519_load_public(pubkey_paths[k], want[k], err);
+        if (st) {
+            free(want);
             return st;
+        }
     }
     int bad = 0;
     char path[PATH_MAX];
@@ -503,8 +510,10 @@ hp_status hp_report_verify(const char *dir, const char *pubkey_path, FILE *out, 
         fprintf(out, "ok   audit log: %zu events, hash chain intact\n", n_events);
     }
     int latest = hp_report_dir_latest_revision(dir, err);
-    if (latest < 0)
+    if (latest < 0) {
+        free(want);
         return err->code;
+    }
     /* The draft: readable, and its images intact (it is not signed). */
     cJSON *draft = NULL;
     char prev_hex[65] = "";
@@ -531,13 +540,15 @@ hp_status hp_report_verify(const char *dir, const char *pubkey_path, FILE *out, 
         fprintf(out, "note: the report is not signed yet (status preliminary)\n");
     for (int rev = 1; rev <= latest; rev++) {
         char hex[65] = "";
-        bad += verify_revision(dir, rev, pubkey_path ? want : NULL, prev_hex[0] ? prev_hex : NULL, hex, out);
+        bad += verify_revision(dir, rev, (const unsigned char(*)[32])want, n_pubkeys, prev_hex[0] ? prev_hex : NULL, hex,
+                               out);
         memcpy(prev_hex, hex, sizeof prev_hex);
     }
     cJSON *details = cJSON_CreateObject();
     cJSON_AddNumberToObject(details, "revisions_checked", latest);
     cJSON_AddBoolToObject(details, "ok", bad == 0);
-    cJSON_AddBoolToObject(details, "public_key_given", pubkey_path != NULL);
+    cJSON_AddNumberToObject(details, "public_keys_given", n_pubkeys);
+    free(want);
     /* A tampered log is not extended (hp_audit_append refuses); the result is still printed. */
     hp_error ae = {0};
     hp_audit_append(path, "verify", NULL, details, &ae);

@@ -25,9 +25,10 @@ hp_status hp_report_sign(const hp_report_sign_opts *opts, int *revision, hp_erro
 
 /* Checks the report in `dir`: the audit log's chain, the draft's images, and for every signed
  * revision that report.json is canonical, matches the signed hash, that the signature verifies
- * (with `pubkey_path`'s key when given, which must then be the signer's), that the chain of
+ * (and, when public keys are given, that its key is one of them: each revision may have its own
+ * signer), that the chain of
  * revisions is unbroken and that every image matches its recorded hash. Writes one line per
  * check to `out` and names each mismatch. Returns HP_OK only when everything holds. */
-hp_status hp_report_verify(const char *dir, const char *pubkey_path, FILE *out, hp_error *err);
+hp_status hp_report_verify(const char *dir, const char *const *pubkey_paths, int n_pubkeys, FILE *out, hp_error *err);
 
 #endif
