@@ -41,18 +41,28 @@ static int valid_text(const char *s, size_t max)
     return 1;
 }
 
+/* The member `key` of `obj` (which may be NULL). When it is absent, records it as null in `out`
+ * and its dotted name in `missing`, and returns NULL. `name` receives the dotted name. */
+static const cJSON *member(const cJSON *obj, const char *key, const char *where, cJSON *out, cJSON *missing,
+                           char name[128])
+{
+    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    snprintf(name, 128, "%s.%s", where, key);
+    if (!v) {
+        cJSON_AddNullToObject(out, key);
+        cJSON_AddItemToArray(missing, cJSON_CreateString(name));
+    }
+    return v;
+}
+
 /* A string member: copied into `out` (as JSON null when absent). */
 static int text_field(const cJSON *obj, const char *key, const char *where, size_t max, cJSON *out,
                       cJSON *missing, hp_error *err)
 {
-    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
     char name[128];
-    snprintf(name, sizeof name, "%s.%s", where, key);
-    if (!v) {
-        cJSON_AddNullToObject(out, key);
-        cJSON_AddItemToArray(missing, cJSON_CreateString(name));
+    const cJSON *v = member(obj, key, where, out, missing, name);
+    if (!v)
         return 0;
-    }
     if (!cJSON_IsString(v) || !valid_text(v->valuestring, max)) {
         hp_error_set(err, HP_ERR_INVALID,
                      "case file: %s must be a non-empty text of at most %zu characters without control characters",
@@ -66,14 +76,10 @@ static int text_field(const cJSON *obj, const char *key, const char *where, size
 static int enum_field(const cJSON *obj, const char *key, const char *where, const char *const *allowed,
                       cJSON *out, cJSON *missing, hp_error *err)
 {
-    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
     char name[128];
-    snprintf(name, sizeof name, "%s.%s", where, key);
-    if (!v) {
-        cJSON_AddNullToObject(out, key);
-        cJSON_AddItemToArray(missing, cJSON_CreateString(name));
+    const cJSON *v = member(obj, key, where, out, missing, name);
+    if (!v)
         return 0;
-    }
     if (cJSON_IsString(v))
         for (const char *const *a = allowed; *a; a++)
             if (!strcmp(v->valuestring, *a)) {
@@ -93,14 +99,10 @@ static int enum_field(const cJSON *obj, const char *key, const char *where, cons
 static int int_field(const cJSON *obj, const char *key, const char *where, int lo, int hi, cJSON *out,
                      cJSON *missing, hp_error *err)
 {
-    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
     char name[128];
-    snprintf(name, sizeof name, "%s.%s", where, key);
-    if (!v) {
-        cJSON_AddNullToObject(out, key);
-        cJSON_AddItemToArray(missing, cJSON_CreateString(name));
+    const cJSON *v = member(obj, key, where, out, missing, name);
+    if (!v)
         return 0;
-    }
     if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble || v->valuedouble < lo ||
         v->valuedouble > hi) {
         hp_error_set(err, HP_ERR_INVALID, "case file: %s must be a whole number from %d to %d", name, lo, hi);

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "report/canonical_json.h"
+#include "report/category.h"
 #include "report/json_pointer.h"
 #include "report/report_images.h"
 #include "report/signature.h"
@@ -467,30 +468,18 @@ static int find_class(const cJSON *classes, const char *name)
 
 /* ---- category and confidence ---- */
 
-static const struct {
-    const char *category, *display, *system, *code, *code_display;
-} CATEGORIES[] = {
-    {"invasive-carcinoma", "Invasive carcinoma (suggested)", "http://snomed.info/sct", "82711006",
-     "Infiltrating duct carcinoma (morphologic abnormality)"},
-    {"in-situ-carcinoma", "Carcinoma in situ (suggested)", "http://snomed.info/sct", "86616005",
-     "Intraductal carcinoma, noninfiltrating (morphologic abnormality)"},
-    {"benign", "Benign lesion (suggested)", "https://histoplan.invalid/fhir/CodeSystem/finding", "benign",
-     "Benign breast lesion (histoplan class)"},
-    {"normal", "Normal breast tissue (suggested)", "https://histoplan.invalid/fhir/CodeSystem/finding", "normal",
-     "Normal breast tissue (histoplan class)"},
-    {"indeterminate", "No category suggested (indeterminate)", "https://histoplan.invalid/fhir/CodeSystem/finding",
-     "indeterminate", "Indeterminate: not assessable by histoplan"},
-};
-
 static cJSON *diagnosis_section(int cat, cJSON *statement_ids)
 {
+    const hp_category_info *ci = hp_category_get((hp_category)cat);
     cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "category", CATEGORIES[cat].category);
-    cJSON_AddStringToObject(d, "display", CATEGORIES[cat].display);
+    char display[128];
+    snprintf(display, sizeof display, "%s (suggested)", ci->display);
+    cJSON_AddStringToObject(d, "category", ci->name);
+    cJSON_AddStringToObject(d, "display", display);
     cJSON *code = cJSON_AddObjectToObject(d, "code");
-    cJSON_AddStringToObject(code, "system", CATEGORIES[cat].system);
-    cJSON_AddStringToObject(code, "code", CATEGORIES[cat].code);
-    cJSON_AddStringToObject(code, "display", CATEGORIES[cat].code_display);
+    cJSON_AddStringToObject(code, "system", ci->system);
+    cJSON_AddStringToObject(code, "code", ci->code);
+    cJSON_AddStringToObject(code, "display", ci->code_display);
     cJSON_AddStringToObject(d, "suggested_by", "histoplan");
     cJSON_AddItemToObject(d, "statement_ids", statement_ids);
     return d;
@@ -501,18 +490,18 @@ static double category_support(const cJSON *report, int cat)
 {
     const cJSON *cf = cJSON_GetObjectItemCaseSensitive(report, "case_findings");
     const cJSON *x = NULL;
-    if (cat == 0)
+    if (cat == HP_CAT_INVASIVE)
         x = hp_fi_get(cf, "invasive");
-    else if (cat == 1)
+    else if (cat == HP_CAT_IN_SITU)
         x = hp_fi_get(cf, "in_situ");
     const char *sid = x ? hp_fi_str(x, "slide_id") : NULL;
     const cJSON *rid = x ? hp_fi_get(x, "region_id") : NULL;
-    if (cat >= 2 && cat <= 3) {
+    if (cat == HP_CAT_BENIGN || cat == HP_CAT_NORMAL) {
         /* benign / normal: the largest region of that class on any slide */
         double best = -1, prob = -1;
         for (const cJSON *s = cJSON_GetObjectItemCaseSensitive(report, "slides")->child; s; s = s->next)
             for (const cJSON *r = hp_fi_get(s, "regions")->child; r; r = r->next)
-                if (!strcasecmp(hp_fi_str(r, "class"), cat == 2 ? "benign" : "normal") && hp_fi_num(r, "area_mm2") > best) {
+                if (!strcasecmp(hp_fi_str(r, "class"), cat == HP_CAT_BENIGN ? "benign" : "normal") && hp_fi_num(r, "area_mm2") > best) {
                     best = hp_fi_num(r, "area_mm2");
                     prob = hp_fi_num(r, "mean_prob");
                 }
@@ -532,28 +521,28 @@ static int derive_category(const cJSON *report, const hp_care_rules *rules)
 {
     const cJSON *cf = cJSON_GetObjectItemCaseSensitive(report, "case_findings");
     if (hp_fi_num(cf, "tiles_analysed") < rules->min_tiles_analysed || hp_fi_num(cf, "tiles_analysed") < 1)
-        return 4;
+        return HP_CAT_INDETERMINATE;
     const cJSON *inv = hp_fi_get(cf, "invasive");
     if (cJSON_IsObject(inv) && cJSON_IsTrue(hp_fi_get(inv, "present")) &&
         hp_fi_num(inv, "largest_focus_mm") >= rules->invasive_min_focus_mm)
-        return 0;
+        return HP_CAT_INVASIVE;
     const cJSON *is = hp_fi_get(cf, "in_situ");
     if (cJSON_IsObject(is) && cJSON_IsTrue(hp_fi_get(is, "present")) &&
         hp_fi_num(is, "extent_mm") >= rules->in_situ_min_extent_mm)
-        return 1;
+        return HP_CAT_IN_SITU;
     const cJSON *classes = hp_fi_get(cf, "classes");
     int b = find_class(classes, "benign");
     if (b >= 0 && hp_fi_num(cJSON_GetArrayItem(classes, b), "percent_of_tissue") >= rules->benign_min_percent)
-        return 2;
-    return find_class(classes, "normal") >= 0 ? 3 : 4;
+        return HP_CAT_BENIGN;
+    return find_class(classes, "normal") >= 0 ? HP_CAT_NORMAL : HP_CAT_INDETERMINATE;
 }
 
 /* Radiology-pathology discordance: true / false, or -1 when not assessable. */
 static int discordance(int birads, int cat)
 {
-    if (birads < 0 || birads == 0 || cat == 4)
+    if (birads < 0 || birads == 0 || cat == HP_CAT_INDETERMINATE)
         return -1;
-    int malignant = cat <= 1;
+    int malignant = cat <= HP_CAT_IN_SITU;
     if (birads >= 4 && !malignant)
         return 1;
     if (birads <= 2 && malignant)
@@ -573,7 +562,7 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
     const cJSON *classes = hp_fi_get(cfind, "classes");
 
     /* Diagnosis statements */
-    if (cat == 0) {
+    if (cat == HP_CAT_INVASIVE) {
         stmt_value v[] = {{"/case_findings/invasive/largest_focus_mm", "mm"},
                           {"/case_findings/invasive/slide_id", NULL},
                           {"/case_findings/invasive/region_id", NULL},
@@ -596,29 +585,29 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
                           {"/case_findings/in_situ/region_count", NULL}};
         cJSON *ev = cJSON_CreateArray();
         cJSON_AddItemToArray(ev, region_evidence(report, hp_fi_str(is, "slide_id"), hp_fi_get(is, "region_id")));
-        const char *id = add_statement(&c, cat == 1 ? "diagnosis" : "findings",
+        const char *id = add_statement(&c, cat == HP_CAT_IN_SITU ? "diagnosis" : "findings",
                                        "In situ carcinoma extends over {0} across its foci on slide {1} (largest "
                                        "focus {2}); in situ regions total {3} in {4} region(s).",
-                                       v, 5, ev, cat == 1 ? "category" : "in_situ_extent_mm");
-        if (cat == 1)
+                                       v, 5, ev, cat == HP_CAT_IN_SITU ? "category" : "in_situ_extent_mm");
+        if (cat == HP_CAT_IN_SITU)
             cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
     }
-    if (cat == 2 || cat == 3) {
-        int k = find_class(classes, cat == 2 ? "benign" : "normal");
+    if (cat == HP_CAT_BENIGN || cat == HP_CAT_NORMAL) {
+        int k = find_class(classes, cat == HP_CAT_BENIGN ? "benign" : "normal");
         stmt_value v[1];
         snprintf(v[0].pointer, sizeof v[0].pointer, "/case_findings/classes/%d/percent_of_tissue", k);
         v[0].unit = "%";
         const char *id = add_statement(&c, "diagnosis",
-                                       cat == 2 ? "A benign lesion is suggested: benign tissue makes up {0} of the "
+                                       cat == HP_CAT_BENIGN ? "A benign lesion is suggested: benign tissue makes up {0} of the "
                                                   "analysed tissue, and no invasive or in situ focus reaches the rule "
                                                   "table's thresholds."
                                                 : "Normal breast tissue is suggested: normal tissue makes up {0} of the "
                                                   "analysed tissue, and no invasive, in situ or benign finding reaches "
                                                   "the rule table's thresholds.",
-                                       v, 1, class_evidence(report, cat == 2 ? "benign" : "normal"), "category");
+                                       v, 1, class_evidence(report, cat == HP_CAT_BENIGN ? "benign" : "normal"), "category");
         cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
     }
-    if (cat == 4) {
+    if (cat == HP_CAT_INDETERMINATE) {
         stmt_value v[] = {{"/case_findings/tiles_analysed", NULL}};
         const char *id = add_statement(&c, "diagnosis",
                                        "No category is suggested: {0} tile(s) could be analysed, fewer than the rule "
@@ -737,7 +726,7 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
 
     /* Facts for the rules: the findings' and the case file's */
     cJSON *facts = cJSON_Duplicate(cf->facts, 1);
-    cJSON_AddStringToObject(facts, "category", CATEGORIES[cat].category);
+    cJSON_AddStringToObject(facts, "category", hp_category_get((hp_category)cat)->name);
     cJSON_AddStringToObject(facts, "confidence", level);
     cJSON_AddBoolToObject(facts, "qc_failed", cJSON_GetArraySize(hp_fi_get(cfind, "qc_flags")) > 0);
     if (cJSON_IsObject(inv) && cJSON_IsTrue(hp_fi_get(inv, "present")))

@@ -11,6 +11,7 @@
 #include "models/card.h"
 #include "report/audit_log.h"
 #include "report/canonical_json.h"
+#include "report/category.h"
 #include "report/json_file.h"
 #include "report/json_pointer.h"
 #include "report/report_dir.h"
@@ -73,21 +74,6 @@ static int check_images(const cJSON *node, const char *dir, FILE *out, const cha
 
 /* ---- amendments ---- */
 
-static const struct {
-    const char *category, *display, *system, *code, *code_display;
-} CATEGORY_CODES[] = {
-    {"invasive-carcinoma", "Invasive carcinoma", "http://snomed.info/sct", "82711006",
-     "Infiltrating duct carcinoma (morphologic abnormality)"},
-    {"in-situ-carcinoma", "Carcinoma in situ", "http://snomed.info/sct", "86616005",
-     "Intraductal carcinoma, noninfiltrating (morphologic abnormality)"},
-    {"benign", "Benign lesion", "https://histoplan.invalid/fhir/CodeSystem/finding", "benign",
-     "Benign breast lesion (histoplan class)"},
-    {"normal", "Normal breast tissue", "https://histoplan.invalid/fhir/CodeSystem/finding", "normal",
-     "Normal breast tissue (histoplan class)"},
-    {"indeterminate", "Indeterminate", "https://histoplan.invalid/fhir/CodeSystem/finding", "indeterminate",
-     "Indeterminate: not assessable by histoplan"},
-};
-
 static void record_change(cJSON *changes, const char *field, const cJSON *before, const cJSON *after)
 {
     cJSON *c = cJSON_CreateObject();
@@ -110,10 +96,7 @@ static hp_status apply_change(cJSON *report, const char *path, int index, const 
                             index);
     const char *f = field->valuestring;
     if (!strcmp(f, "/diagnosis/category")) {
-        int k = -1;
-        for (int i = 0; i < 5 && cJSON_IsString(value); i++)
-            if (!strcmp(value->valuestring, CATEGORY_CODES[i].category))
-                k = i;
+        int k = cJSON_IsString(value) ? hp_category_find(value->valuestring) : -1;
         if (k < 0)
             return hp_error_set(err, HP_ERR_INVALID,
                                 "amendment file %s: changes[%d]: /diagnosis/category must be one of invasive-carcinoma, "
@@ -121,14 +104,15 @@ static hp_status apply_change(cJSON *report, const char *path, int index, const 
                                 path, index);
         cJSON *d = cJSON_GetObjectItemCaseSensitive(report, "diagnosis");
         record_change(changes, f, cJSON_GetObjectItemCaseSensitive(d, "category"), value);
-        cJSON_ReplaceItemInObjectCaseSensitive(d, "category", cJSON_CreateString(CATEGORY_CODES[k].category));
+        const hp_category_info *ci = hp_category_get((hp_category)k);
+        cJSON_ReplaceItemInObjectCaseSensitive(d, "category", cJSON_CreateString(ci->name));
         char disp[128];
-        snprintf(disp, sizeof disp, "%s (pathologist)", CATEGORY_CODES[k].display);
+        snprintf(disp, sizeof disp, "%s (pathologist)", ci->display);
         cJSON_ReplaceItemInObjectCaseSensitive(d, "display", cJSON_CreateString(disp));
         cJSON *code = cJSON_CreateObject();
-        cJSON_AddStringToObject(code, "system", CATEGORY_CODES[k].system);
-        cJSON_AddStringToObject(code, "code", CATEGORY_CODES[k].code);
-        cJSON_AddStringToObject(code, "display", CATEGORY_CODES[k].code_display);
+        cJSON_AddStringToObject(code, "system", ci->system);
+        cJSON_AddStringToObject(code, "code", ci->code);
+        cJSON_AddStringToObject(code, "display", ci->code_display);
         cJSON_ReplaceItemInObjectCaseSensitive(d, "code", code);
         cJSON_ReplaceItemInObjectCaseSensitive(d, "suggested_by", cJSON_CreateString("pathologist"));
         return HP_OK;
