@@ -132,6 +132,22 @@ static int check_classes(const char *path, const cJSON *root, hp_error *err)
     return 0;
 }
 
+/* The findings schema's relative_path: letters, digits, '_', '-', '.', '/'; no leading '/', no
+ * '.' or '..' segment. */
+static int relative_path_ok(const char *p)
+{
+    size_t n = strlen(p);
+    if (n == 0 || n > 255 || p[0] == '/' ||
+        strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./") != n)
+        return 0;
+    for (const char *seg = p; seg && *seg; seg = strchr(seg, '/') ? strchr(seg, '/') + 1 : NULL) {
+        size_t len = strcspn(seg, "/");
+        if (len == 0 || (len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+            return 0;
+    }
+    return 1;
+}
+
 static int check_findings(const char *path, const cJSON *root, hp_error *err)
 {
     if (!cJSON_IsObject(root))
@@ -170,6 +186,14 @@ static int check_findings(const char *path, const cJSON *root, hp_error *err)
     const char *sid = hp_json_pointer_get(root, "/slide/slide_id")->valuestring;
     if (!sid[0] || strlen(sid) > 64 || strspn(sid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(sid))
         return hp_error_set(err, HP_ERR_INVALID, "findings %s: /slide/slide_id must be 1 to 64 letters, digits, '_' or '-'", path), -1;
+    /* Images are read relative to the findings' folder: never from elsewhere. */
+    const cJSON *ov = hp_json_pointer_get(root, "/outputs/overlay");
+    if (cJSON_IsString(ov) && !relative_path_ok(ov->valuestring))
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "findings %s: /outputs/overlay must be a path inside the findings' folder (no leading "
+                            "'/', no '..')",
+                            path),
+               -1;
     int fi = 0;
     for (const cJSON *f = hp_json_pointer_get(root, "/qc/flags")->child; f; f = f->next, fi++)
         if (!cJSON_IsString(f))

@@ -109,6 +109,7 @@ def variant(base_path, out_path, edit):
     dst_dir = os.path.dirname(out_path)
     os.makedirs(dst_dir, exist_ok=True)
     for k, v in doc["outputs"].items():
-        if isinstance(v, str) and not os.path.exists(os.path.join(dst_dir, v)):
+        if isinstance(v, str) and os.path.exists(os.path.join(src_dir, v)) and \
+                not os.path.exists(os.path.join(dst_dir, v)):
             os.symlink(os.path.join(src_dir, v), os.path.join(dst_dir, v))
     return write_json(out_path, doc)

@@ -92,6 +92,9 @@ with tempfile.TemporaryDirectory() as tmp:
     badtype = lib.variant(findings, os.path.join(tmp, "badtype", "findings.json"),
                           lambda d: d["regions"][0].update(area_mm2="big"))
     refused("findings with a mistyped member", good, [badtype], "/regions/0/area_mm2")
+    escape = lib.variant(findings, os.path.join(tmp, "escape", "findings.json"),
+                         lambda d: d["outputs"].update(overlay="../../etc/passwd"))
+    refused("findings naming an image outside their folder", good, [escape], "inside the findings' folder")
     refused("missing findings", good, [os.path.join(tmp, "nowhere", "findings.json")], "nowhere")
     noover = lib.variant(findings, os.path.join(tmp, "noover", "findings.json"), lambda d: None)
     os.remove(os.path.join(tmp, "noover", "overlay.png"))
