@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Builds the model-loading fuzzer (clang, libFuzzer, ASan + UBSan) and fuzzes for a while.
-#   scripts/fuzz.sh [SECONDS]      default 600
+# Builds a fuzzer (clang, libFuzzer, ASan + UBSan) and fuzzes for a while.
+#   scripts/fuzz.sh [SECONDS] [HARNESS]   default 600 s, fuzz_model_load
+# Harnesses: fuzz_model_load (ONNX model files), fuzz_report_inputs (case files, findings, rule
+# tables and report.json, through the report builder and renderers; seeds in tests/fuzz/report-seeds).
 # Environment: HP_FUZZ_BUILD (build folder, default build-fuzz), HP_FUZZ_JOBS (parallel
 # workers, default the core count), HP_PYTHON (adds a PyTorch-exported conv net to the seeds).
 # Findings land in $HP_FUZZ_BUILD/fuzz-corpus/artifacts; each one is minimized and its stack
 # printed. Exit status 1 when there are findings.
 set -euo pipefail
 secs=${1:-600}
+harness=${2:-fuzz_model_load}
+case $harness in fuzz_model_load | fuzz_report_inputs) ;; *) echo "fuzz.sh: unknown harness $harness" >&2; exit 2 ;; esac
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${HP_FUZZ_BUILD:-$src/build-fuzz}
 jobs=${HP_FUZZ_JOBS:-$(nproc)}
@@ -14,18 +18,23 @@ py=${HP_PYTHON:-/usr/bin/python3}
 
 CC=clang cmake -S "$src" -B "$build" -G Ninja -DHP_CUDA=OFF -DHP_FUZZ=ON -DHP_SANITIZE=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" --target fuzz_model_load
+cmake --build "$build" --target "$harness"
 
-fuzzer=$build/tests/fuzz/fuzz_model_load
-corpus=$build/fuzz-corpus
-seed=$corpus/seed
+fuzzer=$build/tests/fuzz/$harness
+if [ "$harness" = fuzz_model_load ]; then
+    corpus=$build/fuzz-corpus
+    seed=$corpus/seed
+else
+    corpus=$build/fuzz-corpus-$harness
+    seed=$src/tests/fuzz/report-seeds
+fi
 work=$corpus/work
 art=$corpus/artifacts
 mkdir -p "$seed" "$work" "$art"
 
 # A real exported network is a better seed than single-node tests: it has initializers,
 # attributes and a chain of ops, the things a loader gets wrong.
-if [ ! -f "$seed/torch_tiny_convnet.onnx" ] && "$py" -c 'import torch' 2>/dev/null; then
+if [ "$harness" = fuzz_model_load ] && [ ! -f "$seed/torch_tiny_convnet.onnx" ] && "$py" -c 'import torch' 2>/dev/null; then
     "$py" - "$seed/torch_tiny_convnet.onnx" <<'PY' >/dev/null 2>&1 || true
 import sys, torch
 class Net(torch.nn.Module):
