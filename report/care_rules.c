@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "report/canonical_json.h"
 #include "report/json_file.h"
@@ -16,12 +17,21 @@ static const char *const OPS[] = {"equals", "in", "min", "max", "contains", "pre
 
 const char *hp_care_rules_default_path(void)
 {
-    /* HP_RULES_DIR is the source tree's report/rules at build time (CMake sets it). */
+    /* The source tree's table while developing; the installed copy once installed. */
+    static const char *const candidates[] = {
 #ifdef HP_RULES_DIR
-    return HP_RULES_DIR "/care-plan-rules.json";
-#else
-    return "report/rules/care-plan-rules.json";
+        HP_RULES_DIR "/care-plan-rules.json",
 #endif
+#ifdef HP_INSTALLED_RULES_DIR
+        HP_INSTALLED_RULES_DIR "/care-plan-rules.json",
+#endif
+        "report/rules/care-plan-rules.json",
+    };
+    size_t n = sizeof candidates / sizeof candidates[0];
+    for (size_t i = 0; i + 1 < n; i++)
+        if (access(candidates[i], R_OK) == 0)
+            return candidates[i];
+    return candidates[n - 1];
 }
 
 static int in_list(const char *s, const char *const *list)

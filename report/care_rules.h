@@ -20,7 +20,8 @@ typedef struct {
     double moderate_percent_uncertain_above, moderate_mean_entropy_above, moderate_support_below;
 } hp_care_rules;
 
-/* The table shipped with histoplan, found beside the executable's source tree or installed data. */
+/* The table shipped with histoplan: the source tree's report/rules/ while developing, else the
+ * installed share/histoplan/rules/. */
 const char *hp_care_rules_default_path(void);
 
 /* Reads and checks a rule table; a malformed one is refused naming the rule and field. */

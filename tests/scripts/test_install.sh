@@ -9,6 +9,10 @@ cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig:$tmp/prefix/lib/x86_64-linux-gnu/pkgconfig"
 test -x "$tmp/prefix/bin/histoplan"
 "$tmp/prefix/bin/histoplan" --version
+# The report's rule table and the schemas are installed beside the models.
+test -f "$tmp/prefix/share/histoplan/rules/care-plan-rules.json"
+test -f "$tmp/prefix/share/histoplan/schemas/report.schema.json"
+test -f "$tmp/prefix/include/histoplan/report/report_dir.h"
 cat >"$tmp/use.c" <<'C'
 #include <stdio.h>
 #include <stdlib.h>
