@@ -17,11 +17,7 @@
 
 static int passed;
 
-#define OK(cond)            \
-    do {                    \
-        CHECK(cond);        \
-        passed += !!(cond); \
-    } while (0)
+#define OK(cond) CHECK_COUNT(passed, cond)
 
 static cJSON *load(const char *name)
 {

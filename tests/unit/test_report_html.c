@@ -29,11 +29,7 @@ static void pfmt(char *out, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-#define OK(cond)            \
-    do {                    \
-        CHECK(cond);        \
-        passed += !!(cond); \
-    } while (0)
+#define OK(cond) CHECK_COUNT(passed, cond)
 
 #define OK_MSG(cond, ...)              \
     do {                               \

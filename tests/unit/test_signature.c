@@ -16,16 +16,7 @@
 static int passed;
 static char dir[256];
 
-/* Evaluates `cond` once: several checks call functions that append or sign. */
-#define OK(cond)                                                                          \
-    do {                                                                                  \
-        int ok_ = !!(cond);                                                               \
-        if (!ok_) {                                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);       \
-            hp_test_failures++;                                                           \
-        }                                                                                 \
-        passed += ok_;                                                                    \
-    } while (0)
+#define OK(cond) CHECK_COUNT(passed, cond) /* evaluates cond once */
 
 static void unhex(const char *hex, unsigned char *out)
 {

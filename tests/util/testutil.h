@@ -25,6 +25,18 @@ extern int hp_test_failures;
         }                                                                                    \
     } while (0)
 
+/* CHECK that also counts the passes in `counter`, evaluating `cond` once (checks may call
+ * functions with side effects). */
+#define CHECK_COUNT(counter, cond)                                                           \
+    do {                                                                                     \
+        int ok_ = !!(cond);                                                                  \
+        if (!ok_) {                                                                          \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);        \
+            hp_test_failures++;                                                              \
+        }                                                                                    \
+        (counter) += ok_;                                                                    \
+    } while (0)
+
 /* Prints "N passed, M failed" style summary for the program and returns its exit status. */
 int hp_test_finish(const char *name, int passed);
 
