@@ -13,7 +13,8 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: histoplan report build CASE.json FINDINGS.json... --out DIR [--rules RULES.json] [--overwrite]\n"
+            "usage: histoplan report build CASE.json FINDINGS.json... --out DIR [--slide SLIDE]... [--rules RULES.json]\n"
+            "                             [--overwrite]\n"
             "       histoplan report sign DIR --pathologist ID --key KEY.pem [--amend FILE]\n"
             "       histoplan report verify DIR [--pubkey PUB.pem]...\n"
             "\n"
@@ -22,7 +23,9 @@ static void usage(FILE *f)
             "        (schemas/report.schema.json), DIR/report.fhir.json (FHIR R4 bundle), DIR/report.html\n"
             "        (printable, self-contained), DIR/images/ and DIR/audit.jsonl. The draft care plan comes\n"
             "        from a rule table (default: report/rules/care-plan-rules.json). Findings of another case,\n"
-            "        of another model than the case file asks for, or of mixed models are refused. A folder\n"
+            "        of another model than the case file asks for, or of mixed models are refused. --slide\n"
+            "        (repeatable) gives a slide file, matched to its findings by SHA-256, so each leading\n"
+            "        region gets a thumbnail of the tissue itself beside the heatmap's. A folder\n"
             "        with a signed report is never rebuilt; an unsigned one only with --overwrite.\n"
             "sign    signs the latest revision with the pathologist's Ed25519 key (PEM, e.g. made by\n"
             "        `openssl genpkey -algorithm ed25519 -out KEY.pem`): report.json is canonicalized\n"
@@ -54,25 +57,34 @@ static int cmd_build(int argc, char **argv)
 {
     hp_report_build_opts o = {0};
     const char **findings = calloc((size_t)argc, sizeof *findings);
+    const char **slides = calloc((size_t)argc, sizeof *slides);
     const char *case_path = NULL;
-    if (!findings)
+    if (!findings || !slides) {
+        free(findings);
+        free(slides);
         return HP_EXIT_FAILED;
+    }
+    int n_slides = 0;
     int n = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--out") || !strcmp(a, "--rules")) {
+        if (!strcmp(a, "--out") || !strcmp(a, "--rules") || !strcmp(a, "--slide")) {
             if (i + 1 >= argc) {
                 free(findings);
+                free(slides);
                 return usage_error("missing value for", a);
             }
             if (!strcmp(a, "--out"))
                 o.out_dir = argv[++i];
+            else if (!strcmp(a, "--slide"))
+                slides[n_slides++] = argv[++i];
             else
                 o.rules_path = argv[++i];
         } else if (!strcmp(a, "--overwrite")) {
             o.overwrite = 1;
         } else if (a[0] == '-' && a[1]) {
             free(findings);
+            free(slides);
             return usage_error("unknown option", a);
         } else if (!case_path) {
             case_path = a;
@@ -82,15 +94,19 @@ static int cmd_build(int argc, char **argv)
     }
     if (!case_path || n == 0 || !o.out_dir) {
         free(findings);
+        free(slides);
         return usage_error("build needs CASE.json, at least one FINDINGS.json and --out DIR", NULL);
     }
     o.case_path = case_path;
     o.findings = findings;
     o.n_findings = n;
+    o.slides = slides;
+    o.n_slides = n_slides;
     hp_error err = {0};
     cJSON *report = NULL;
     hp_status st = hp_report_build(&o, &report, &err);
     free(findings);
+    free(slides);
     if (st) {
         fprintf(stderr, "histoplan report build: %s\n", err.msg);
         return HP_EXIT_FAILED;

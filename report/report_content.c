@@ -473,8 +473,8 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
 }
 
 hp_status hp_report_content_build(const hp_case_file *cf, const hp_findings_input *fi, int n,
-                                  const hp_care_rules *rules, const char *report_dir, const char *now,
-                                  cJSON **out, hp_error *err)
+                                  struct hp_slide *const *slide_files, const hp_care_rules *rules,
+                                  const char *report_dir, const char *now, cJSON **out, hp_error *err)
 {
     *out = NULL;
     if (n < 1)
@@ -508,7 +508,7 @@ hp_status hp_report_content_build(const hp_case_file *cf, const hp_findings_inpu
     cJSON *slides = cJSON_AddArrayToObject(r, "slides");
     for (int i = 0; i < n; i++) {
         cJSON *s = NULL;
-        if ((st = hp_report_slide_section(&fi[i], report_dir, &s, err))) {
+        if ((st = hp_report_slide_section(&fi[i], slide_files ? slide_files[i] : NULL, report_dir, &s, err))) {
             cJSON_Delete(r);
             return st;
         }

@@ -17,11 +17,13 @@
     "and signed it; every suggestion needs a clinician's approval."
 
 /* Checks that the findings belong together and to the case (accession, one model, the requested
- * model, no slide twice), then builds the preliminary report (revision 0). Images go to
+ * model, no slide twice), then builds the preliminary report (revision 0). `slides` (may be NULL)
+ * holds, for each findings file, its slide opened (or NULL), for tissue thumbnails. Images go to
  * `report_dir`/images/ (which must exist). `now` is the UTC time to record. */
+struct hp_slide;
 hp_status hp_report_content_build(const hp_case_file *cf, const hp_findings_input *fi, int n_findings,
-                                  const hp_care_rules *rules, const char *report_dir, const char *now,
-                                  cJSON **report, hp_error *err);
+                                  struct hp_slide *const *slides, const hp_care_rules *rules,
+                                  const char *report_dir, const char *now, cJSON **report, hp_error *err);
 
 /* Rounds to `decimals` decimal places (the reporting precision), so the number printed in JSON
  * and HTML is the rounded one. */

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "io/atomic_file.h"
+#include "io/slide.h"
+#include "models/card.h"
 #include "report/audit_log.h"
 #include "report/care_rules.h"
 #include "report/case_file.h"
@@ -108,6 +110,7 @@ hp_status hp_report_build(const hp_report_build_opts *o, cJSON **report_out, hp_
     hp_care_rules rules = {0};
     hp_findings_input *fi = calloc(o->n_findings > 0 ? (size_t)o->n_findings : 1, sizeof *fi);
     cJSON *report = NULL;
+    hp_slide **slides = NULL; /* per findings file: its slide, when given */
     char tmp[PATH_MAX] = "", path[PATH_MAX];
     hp_status st = HP_OK;
     if (!fi)
@@ -143,6 +146,36 @@ hp_status hp_report_build(const hp_report_build_opts *o, cJSON **report_out, hp_
         if ((st = hp_findings_input_load(o->findings[i], &fi[i], err)))
             goto done;
 
+    /* Slides given for thumbnails: each must be the slide of one findings file. */
+    slides = calloc((size_t)o->n_findings, sizeof *slides);
+    if (!slides) {
+        st = hp_error_set(err, HP_ERR_NOMEM, "report: out of memory");
+        goto done;
+    }
+    for (int k = 0; k < o->n_slides; k++) {
+        char hex[65];
+        if ((st = hp_sha256_file(o->slides[k], hex, err)))
+            goto done;
+        int match = -1;
+        for (int i = 0; i < o->n_findings; i++)
+            if (!strcmp(hex, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(fi[i].root, "slide"), "sha256")->valuestring))
+                match = i;
+        if (match < 0) {
+            st = hp_error_set(err, HP_ERR_INVALID,
+                              "slide %s is none of the analysed slides: its SHA-256 matches no findings file given",
+                              o->slides[k]);
+            goto done;
+        }
+        if (slides[match]) {
+            st = hp_error_set(err, HP_ERR_INVALID, "slide %s is given twice", o->slides[k]);
+            goto done;
+        }
+        if (!(slides[match] = hp_slide_open(o->slides[k], NULL, err))) {
+            st = err->code;
+            goto done;
+        }
+    }
+
     snprintf(tmp, sizeof tmp, "%s.partial-%ld", o->out_dir, (long)getpid());
     snprintf(path, sizeof path, "%s/images", tmp);
     if (mkdir(tmp, 0755) || mkdir(path, 0755)) {
@@ -151,7 +184,7 @@ hp_status hp_report_build(const hp_report_build_opts *o, cJSON **report_out, hp_
     }
     char now[32];
     hp_report_utc_now(now);
-    if ((st = hp_report_content_build(&cf, fi, o->n_findings, &rules, tmp, now, &report, err)))
+    if ((st = hp_report_content_build(&cf, fi, o->n_findings, slides, &rules, tmp, now, &report, err)))
         goto done;
     char *text = cJSON_Print(report);
     snprintf(path, sizeof path, "%s/report.json", tmp);
@@ -211,6 +244,9 @@ done:
         report = NULL;
     }
     cJSON_Delete(report);
+    for (int i = 0; slides && i < o->n_findings; i++)
+        hp_slide_close(slides[i]);
+    free(slides);
     for (int i = 0; i < o->n_findings; i++)
         hp_findings_input_free(&fi[i]);
     free(fi);

@@ -20,6 +20,9 @@ typedef struct {
     const char *case_path;
     const char *const *findings; /* findings.json paths, one per slide */
     int n_findings;
+    const char *const *slides;   /* slide files (optional, any order): matched to the findings by
+                                    SHA-256, for thumbnails of the tissue of each region */
+    int n_slides;
     const char *rules_path;      /* NULL: the shipped rule table */
     const char *out_dir;
     int overwrite;               /* replace an unsigned report in out_dir */

@@ -142,10 +142,17 @@ static void regions_table(hp_hw *w, const cJSON *slide, const char *sp, const ch
         hw_raw(w, "<br>");
         hw_ref_at(w, r, rp, "class", NULL);
         hw_raw(w, "</td><td>");
+        /* The tissue as scanned (when the slide was given to report build), then the heatmap. */
+        hw_ptr(ip, rp, "tissue_thumbnail");
+        const cJSON *tt = hw_get(w, r, rp, "tissue_thumbnail", HW_OBJ | HW_NULL);
+        if (tt) {
+            hw_image(w, tt, ip, dir, "region tissue thumbnail");
+            hw_raw(w, "<br>");
+        }
         hw_ptr(ip, rp, "thumbnail");
         const cJSON *th = hw_get(w, r, rp, "thumbnail", HW_OBJ | HW_NULL);
         if (th)
-            hw_image(w, th, ip, dir, "region thumbnail");
+            hw_image(w, th, ip, dir, "region heatmap thumbnail");
         else
             hw_text(w, "no overlay");
         hw_raw(w, "</td><td>area ");

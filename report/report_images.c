@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "io/image.h"
+#include "io/slide.h"
 #include "models/card.h"
 
 #define THUMB_MAX 192
@@ -104,4 +105,93 @@ void hp_overlay_free(hp_overlay *ov)
         return;
     free(ov->rgb);
     memset(ov, 0, sizeof *ov);
+}
+
+#define TISSUE_THUMB_MAX 256
+#define DIRECT_READ_MAX (4096LL * 4096) /* larger reads are sampled row by row */
+
+/* Area average of row `src` (sw pixels) into `dst` (dw pixels), RGB8. */
+static void shrink_row(const uint8_t *src, int sw, uint8_t *dst, int dw)
+{
+    for (int x = 0; x < dw; x++) {
+        int a = (int)((int64_t)x * sw / dw), b = (int)((int64_t)(x + 1) * sw / dw);
+        if (b <= a)
+            b = a + 1;
+        unsigned sum[3] = {0, 0, 0};
+        for (int k = a; k < b; k++)
+            for (int c = 0; c < 3; c++)
+                sum[c] += src[(size_t)k * 3 + c];
+        for (int c = 0; c < 3; c++)
+            dst[(size_t)x * 3 + c] = (uint8_t)((sum[c] + (unsigned)(b - a) / 2) / (unsigned)(b - a));
+    }
+}
+
+hp_status hp_report_image_from_slide(struct hp_slide *slide, const double bbox[4], const char *report_dir,
+                                     const char *name, cJSON **record, hp_error *err)
+{
+    *record = NULL;
+    int64_t sw, sh;
+    if (hp_slide_level_dimensions(slide, 0, &sw, &sh))
+        return hp_error_set(err, HP_ERR_INVALID, "report: %s", hp_slide_error(slide));
+    /* The box with a quarter of its size as margin, inside the slide. */
+    double x0 = bbox[0] - bbox[2] * 0.25, y0 = bbox[1] - bbox[3] * 0.25;
+    double x1 = bbox[0] + bbox[2] * 1.25, y1 = bbox[1] + bbox[3] * 1.25;
+    if (x0 < 0)
+        x0 = 0;
+    if (y0 < 0)
+        y0 = 0;
+    if (x1 > (double)sw)
+        x1 = (double)sw;
+    if (y1 > (double)sh)
+        y1 = (double)sh;
+    double w0 = x1 - x0, h0 = y1 - y0;
+    if (w0 < 1 || h0 < 1)
+        return hp_error_set(err, HP_ERR_INVALID, "report: a region's box lies outside its slide");
+    double side = w0 > h0 ? w0 : h0;
+    double f = side > TISSUE_THUMB_MAX ? TISSUE_THUMB_MAX / side : 1.0;
+    int tw = (int)lround(w0 * f), th = (int)lround(h0 * f);
+    tw = tw < 1 ? 1 : tw;
+    th = th < 1 ? 1 : th;
+    /* The coarsest level that still holds the thumbnail's resolution. */
+    int level = 0;
+    double want = side / TISSUE_THUMB_MAX, d = 1.0;
+    for (int l = 1; l < hp_slide_level_count(slide); l++) {
+        double dl = hp_slide_level_downsample(slide, l);
+        if (dl > d && dl <= want) {
+            d = dl;
+            level = l;
+        }
+    }
+    int lw = (int)ceil(w0 / d), lh = (int)ceil(h0 / d);
+    uint8_t *thumb = malloc((size_t)tw * th * 3);
+    uint8_t *buf = NULL;
+    hp_status st = HP_OK;
+    if (!thumb)
+        return hp_error_set(err, HP_ERR_NOMEM, "report: out of memory");
+    if ((int64_t)lw * lh <= DIRECT_READ_MAX) {
+        buf = malloc((size_t)lw * lh * 3);
+        if (!buf)
+            st = hp_error_set(err, HP_ERR_NOMEM, "report: out of memory");
+        else if (hp_slide_read_region(slide, level, (int64_t)x0, (int64_t)y0, lw, lh, buf))
+            st = hp_error_set(err, HP_ERR_IO, "report: reading a region thumbnail: %s", hp_slide_error(slide));
+        else if ((st = hp_image_resize_rgb8(buf, lw, lh, thumb, tw, th)))
+            hp_error_set(err, st, "report: could not scale a region thumbnail");
+    } else {
+        /* One row of the level per thumbnail row, averaged across: bounded memory. */
+        buf = malloc((size_t)lw * 3);
+        if (!buf)
+            st = hp_error_set(err, HP_ERR_NOMEM, "report: out of memory");
+        for (int y = 0; y < th && !st; y++) {
+            int64_t sy = (int64_t)(y0 + (y + 0.5) * h0 / th);
+            if (hp_slide_read_region(slide, level, (int64_t)x0, sy, lw, 1, buf))
+                st = hp_error_set(err, HP_ERR_IO, "report: reading a region thumbnail: %s", hp_slide_error(slide));
+            else
+                shrink_row(buf, lw, thumb + (size_t)y * tw * 3, tw);
+        }
+    }
+    if (!st)
+        st = write_record(report_dir, name, thumb, tw, th, record, err);
+    free(buf);
+    free(thumb);
+    return st;
 }

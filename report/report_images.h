@@ -28,4 +28,12 @@ hp_status hp_report_image_thumbnail(const hp_overlay *ov, const double bbox[4], 
 
 void hp_overlay_free(hp_overlay *ov);
 
+/* Reads the level-0 box (x, y, w, h) with a margin from the slide itself, at the coarsest level
+ * that still gives at least 256 px across, scales it to at most 256 px a side and writes it as
+ * `report_dir`/images/`name`; *record as above. Memory stays bounded on any slide: a region too
+ * large to read at once (a slide without a pyramid) is sampled row by row. */
+struct hp_slide;
+hp_status hp_report_image_from_slide(struct hp_slide *slide, const double bbox[4], const char *report_dir,
+                                     const char *name, cJSON **record, hp_error *err);
+
 #endif

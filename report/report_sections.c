@@ -83,7 +83,8 @@ static cJSON *extent_section(const cJSON *findings, const char *key, int in_situ
     return o;
 }
 
-hp_status hp_report_slide_section(const hp_findings_input *in, const char *report_dir, cJSON **out, hp_error *err)
+hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *slide_file, const char *report_dir,
+                                  cJSON **out, hp_error *err)
 {
     const cJSON *f = in->root;
     const cJSON *slide = hp_fi_get(f, "slide");
@@ -172,6 +173,7 @@ hp_status hp_report_slide_section(const hp_findings_input *in, const char *repor
             hp_status st = hp_report_image_thumbnail(&ov, box, report_dir, name, &thumb, err);
             if (st) {
                 hp_overlay_free(&ov);
+                cJSON_Delete(ro);
                 cJSON_Delete(o);
                 cJSON_Delete(regions);
                 cJSON_Delete(overlay);
@@ -179,6 +181,21 @@ hp_status hp_report_slide_section(const hp_findings_input *in, const char *repor
             }
         }
         cJSON_AddItemToObject(ro, "thumbnail", thumb ? thumb : cJSON_CreateNull());
+        cJSON *tissue = NULL;
+        if (slide_file && in_class < THUMBNAILS_PER_CLASS) {
+            char name[160];
+            snprintf(name, sizeof name, "%s-region-%ld-tissue.png", sid, id);
+            hp_status st = hp_report_image_from_slide(slide_file, box, report_dir, name, &tissue, err);
+            if (st) {
+                hp_overlay_free(&ov);
+                cJSON_Delete(ro);
+                cJSON_Delete(o);
+                cJSON_Delete(regions);
+                cJSON_Delete(overlay);
+                return st;
+            }
+        }
+        cJSON_AddItemToObject(ro, "tissue_thumbnail", tissue ? tissue : cJSON_CreateNull());
         cJSON_AddItemToArray(regions, ro);
     }
     hp_overlay_free(&ov);

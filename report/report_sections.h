@@ -13,8 +13,11 @@
 /* The report's "model" object, from one findings file. */
 cJSON *hp_report_model_section(const cJSON *findings);
 
-/* One entry of "slides"; writes the slide's overlay and region thumbnails to report_dir/images. */
-hp_status hp_report_slide_section(const hp_findings_input *in, const char *report_dir, cJSON **out, hp_error *err);
+/* One entry of "slides"; writes the slide's overlay and region thumbnails to report_dir/images,
+ * and, when `slide` (the slide file itself, may be NULL) is given, thumbnails of the tissue. */
+struct hp_slide;
+hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *slide, const char *report_dir,
+                                  cJSON **out, hp_error *err);
 
 /* "case_findings": sums over the slides, percentages of all analysed tiles, the largest invasive
  * focus and in situ extent of the case, every QC flag, tile-weighted uncertainty. */

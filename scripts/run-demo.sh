@@ -21,8 +21,8 @@ fi
 # A signed report is never rebuilt: a signed demo report is kept and the new draft goes beside it.
 report=out/report
 if [ -d "$report/revisions" ]; then report=out/report-$(date -u +%Y%m%dT%H%M%SZ); fi
-"$bin" report build report/examples/demo-case.json out/analysis/demo-slide/findings.json --out "$report" \
-  --overwrite
+"$bin" report build report/examples/demo-case.json out/analysis/demo-slide/findings.json --slide "$slide" \
+  --out "$report" --overwrite
 echo
 echo "outputs: out/analysis/demo-slide/ (findings.json, heatmaps, overlay.png, regions.geojson for QuPath,"
 echo "         regions.xml for ASAP, heatmap.tiff, tiles.csv); ground truth: out/demo-slide.truth.*"

@@ -106,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         need_message(st, &err);
         if (st == HP_OK) {
             cJSON *report = NULL;
-            st = hp_report_content_build(&g_cf, &fi, 1, &g_rules, g_dir, "2026-01-01T00:00:00Z", &report, &err);
+            st = hp_report_content_build(&g_cf, &fi, 1, NULL, &g_rules, g_dir, "2026-01-01T00:00:00Z", &report, &err);
             need_message(st, &err);
             if (report)
                 render(report);

@@ -95,6 +95,9 @@ with tempfile.TemporaryDirectory() as tmp:
     escape = lib.variant(findings, os.path.join(tmp, "escape", "findings.json"),
                          lambda d: d["outputs"].update(overlay="../../etc/passwd"))
     refused("findings naming an image outside their folder", good, [escape], "inside the findings' folder")
+    refused("a --slide that is none of the analysed slides", good, [findings], "none of the analysed slides",
+            ["--slide", lib.CMU])
+    refused("a --slide that is not a slide", good, [findings], "none of the analysed slides", ["--slide", good])
     refused("missing findings", good, [os.path.join(tmp, "nowhere", "findings.json")], "nowhere")
     noover = lib.variant(findings, os.path.join(tmp, "noover", "findings.json"), lambda d: None)
     os.remove(os.path.join(tmp, "noover", "overlay.png"))

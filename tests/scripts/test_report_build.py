@@ -14,9 +14,10 @@ For every report:
 - every output carries the research-use notice;
 - no patient identifier, nor the accession, appears in a file name, the audit log or the
   command's output; they appear only in the patient section.
+With the slide files given (--slide), the leading regions get thumbnails of the tissue read from
+the slide; each is compared with the same box read by python3-openslide and scaled by PIL.
 Then the report is signed and the signed revision's FHIR and HTML are checked the same way.
 """
-import glob
 import os
 import subprocess
 import sys
@@ -133,8 +134,46 @@ def check_html(name, path, rep, signed):
     ck(html_page.failures == before, f"{name}: HTML page checks ({html_page.failures - before} failed)")
     with open(path) as f:
         page = f.read()
-    n_img = sum(1 for s in rep["slides"] for x in [s["overlay_image"]] + [g["thumbnail"] for g in s["regions"]] if x)
+    n_img = sum(1 for s in rep["slides"] for x in [s["overlay_image"]] +
+                [g[k] for g in s["regions"] for k in ("thumbnail", "tissue_thumbnail")] if x)
     ck(page.count("data:image/png;base64,") >= n_img, f"{name}: {n_img} images embedded")
+
+
+def check_tissue_thumbnails(name, out_dir, rep, slide_paths):
+    """Each tissue thumbnail against the same box read by OpenSlide's Python binding."""
+    try:
+        import numpy as np
+        import openslide
+        from PIL import Image
+    except ImportError as e:
+        ck(False, f"{name}: python3-openslide, numpy and PIL needed ({e})")
+        return
+    count, worst = 0, 0.0
+    for s, path in zip(rep["slides"], slide_paths):
+        osr = openslide.OpenSlide(path)
+        W, H = osr.dimensions
+        for g in s["regions"]:
+            t = g["tissue_thumbnail"]
+            if t is None:
+                continue
+            img = Image.open(os.path.join(out_dir, t["file"])).convert("RGB")
+            x, y, w, h = g["bbox_level0"]
+            x0, y0 = max(0, x - w * 0.25), max(0, y - h * 0.25)
+            x1, y1 = min(W, x + w * 1.25), min(H, y + h * 1.25)
+            side = max(x1 - x0, y1 - y0)
+            ok_size = img.size == (t["width_px"], t["height_px"]) and max(img.size) <= 256
+            level = max((l for l, d in enumerate(osr.level_downsamples) if d <= max(1.0, side / 256)), default=0)
+            d = osr.level_downsamples[level]
+            ref = osr.read_region((int(x0), int(y0)), level, (int(-(-(x1 - x0) // d)), int(-(-(y1 - y0) // d))))
+            bg = Image.new("RGB", ref.size, (255, 255, 255))
+            bg.paste(ref, mask=ref.split()[3])
+            ref = bg.resize(img.size, Image.BOX)
+            diff = float(np.abs(np.asarray(img, dtype=float) - np.asarray(ref, dtype=float)).mean())
+            worst = max(worst, diff)
+            count += 1
+            ck(ok_size, f"{name}: tissue thumbnail {t['file']} is {img.size}, at most 256 px")
+    ck(count > 0 and worst < 6.0,
+       f"{name}: {count} tissue thumbnails match OpenSlide's read of the same boxes (worst mean |diff| {worst:.2f} of 255)")
 
 
 def check_privacy(name, out_dir, log):
@@ -158,11 +197,13 @@ with tempfile.TemporaryDirectory() as tmp:
                          preferences=["wishes fertility preservation"],
                          requested_model={"name": "histoplan-default-densenet", "version": "1.0.0"})
     bare = lib.case_file(tmp, "bare.json")
-    runs = [("synthetic", case, [synth]), ("CMU-1-Small-Region", case, [cmu]), ("two slides", case, [synth, cmu]),
-            ("accession only", bare, [synth])]
-    for name, c, fl in runs:
+    synth_slide = os.path.join(tmp, "synth.tiff")
+    runs = [("synthetic", case, [synth], []), ("CMU-1-Small-Region", case, [cmu], [lib.CMU]),
+            ("two slides", case, [synth, cmu], [synth_slide, lib.CMU]), ("accession only", bare, [synth], [])]
+    for name, c, fl, slides in runs:
         out = os.path.join(tmp, "report-" + name.replace(" ", "-"))
-        rc, log = lib.build(c, fl, out)
+        # the slide files in the reverse order: they are matched to the findings by hash
+        rc, log = lib.build(c, fl, out, [a for p in reversed(slides) for a in ("--slide", p)])
         if not ck(rc == 0, f"{name}: build exit {rc}: {log.strip()[:200]}"):
             continue
         rep = lib.load(os.path.join(out, "report.json"))
@@ -178,6 +219,11 @@ with tempfile.TemporaryDirectory() as tmp:
         check_fhir(name, os.path.join(out, "report.fhir.json"), "preliminary")
         check_html(name, os.path.join(out, "report.html"), rep, False)
         check_privacy(name, out, log)
+        tissue = [g["tissue_thumbnail"] for sl in rep["slides"] for g in sl["regions"] if g["tissue_thumbnail"]]
+        if slides:
+            check_tissue_thumbnails(name, out, rep, slides)
+        else:
+            ck(not tissue, f"{name}: no slide given, no tissue thumbnails")
         if c == bare:
             ck({"patient.name", "patient.birth_date", "specimen.procedure", "clinical.age_years", "preferences"}
                <= set(rep["case"]["missing"]) and rep["case"]["patient"]["name"] is None,

@@ -202,7 +202,7 @@ def check_page(name, path, report, signed):
                   for n in root.walk()), f"{name}: no stylesheet link")
     imgs = [n for n in root.walk() if n.tag == "img"]
     n_images = sum(1 for s in report["slides"] if s["overlay_image"]) + sum(
-        1 for s in report["slides"] for r in s["regions"] if r["thumbnail"])
+        1 for s in report["slides"] for r in s["regions"] for k in ("thumbnail", "tissue_thumbnail") if r[k])
     check(len(imgs) == n_images, f"{name}: {len(imgs)} images, report names {n_images}")
     for img in imgs:
         src = img.attrs.get("src") or ""
