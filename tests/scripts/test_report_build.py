@@ -150,7 +150,7 @@ def check_tissue_thumbnails(name, out_dir, rep, slide_paths):
         return
     count, worst = 0, 0.0
     for s, path in zip(rep["slides"], slide_paths):
-        osr = openslide.OpenSlide(path)
+        osr = openslide.open_slide(path)  # ImageSlide (PIL) for a plain image
         W, H = osr.dimensions
         for g in s["regions"]:
             t = g["tissue_thumbnail"]
@@ -231,6 +231,23 @@ with tempfile.TemporaryDirectory() as tmp:
         else:
             ck(rep["case"]["patient"]["name"] == lib.PATIENT["name"] and not rep["case"]["missing"] == [],
                f"{name}: the patient section holds the given identity")
+
+    # A slide without a pyramid (a plain 6144 x 6144 PNG of the generated slide): regions too
+    # large to read at once are sampled row by row, and must still match.
+    import openslide
+    from PIL import Image
+    png = os.path.join(tmp, "plain.png")
+    o = openslide.OpenSlide(synth_slide)
+    o.read_region((0, 0), 0, o.dimensions).convert("RGB").save(png, compress_level=1)
+    plain = lib.analyze(tmp, png, os.path.join(tmp, "analysis-plain"), extra=["--mpp", "0.25"])
+    out = os.path.join(tmp, "report-plain")
+    rc, log = lib.build(case, [plain], out, ["--slide", png])
+    if ck(rc == 0, f"single-level PNG slide: build exit {rc}: {log.strip()[:200]}"):
+        rep = lib.load(os.path.join(out, "report.json"))
+        big = [g for g in rep["slides"][0]["regions"] if g["tissue_thumbnail"] and
+               max(g["bbox_level0"][2], g["bbox_level0"][3]) * 1.5 > 4096]
+        ck(big, f"single-level PNG slide: {len(big)} region(s) large enough to be sampled row by row")
+        check_tissue_thumbnails("single-level PNG slide", out, rep, [png])
 
     # Sign the two-slide report; its signed revision renders and validates the same way.
     out = os.path.join(tmp, "report-two-slides")
