@@ -80,14 +80,11 @@ hp_status hp_report_image_thumbnail(const hp_overlay *ov, const double bbox[4], 
         return hp_error_set(err, HP_ERR_NOMEM, "report: out of memory");
     for (int y = 0; y < ch; y++)
         memcpy(crop + (size_t)y * cw * 3, ov->rgb + ((size_t)(y0 + y) * ov->w + x0) * 3, (size_t)cw * 3);
+    /* Scaled, keeping its shape, so that its longer side is THUMB_MAX. */
     double f = (double)THUMB_MAX / (cw > ch ? cw : ch);
-    if (f < 1)
-        f = 1;
     int tw = (int)lround(cw * f), th = (int)lround(ch * f);
-    if (tw > THUMB_MAX)
-        tw = THUMB_MAX;
-    if (th > THUMB_MAX)
-        th = THUMB_MAX;
+    tw = tw < 1 ? 1 : tw;
+    th = th < 1 ? 1 : th;
     uint8_t *thumb = malloc((size_t)tw * th * 3);
     hp_status st = thumb ? hp_image_resize_rgb8(crop, cw, ch, thumb, tw, th) : HP_ERR_NOMEM;
     if (st)

@@ -21,8 +21,9 @@ typedef struct {
 hp_status hp_report_image_overlay(const char *src, const char *report_dir, const char *name,
                                   double level0_width, hp_overlay *ov, cJSON **record, hp_error *err);
 
-/* Crops the level-0 box (x, y, w, h) out of the overlay with a margin, enlarges it to at most
- * 192 px and writes it as `report_dir`/images/`name`; *record as above. */
+/* Crops the level-0 box (x, y, w, h) out of the overlay with a margin, scales it (keeping its
+ * shape) so that its longer side is 192 px and writes it as `report_dir`/images/`name`;
+ * *record as above. */
 hp_status hp_report_image_thumbnail(const hp_overlay *ov, const double bbox[4], const char *report_dir,
                                     const char *name, cJSON **record, hp_error *err);
 

@@ -172,6 +172,12 @@ def check_tissue_thumbnails(name, out_dir, rep, slide_paths):
             worst = max(worst, diff)
             count += 1
             ck(ok_size, f"{name}: tissue thumbnail {t['file']} is {img.size}, at most 256 px")
+            hm = g["thumbnail"]
+            if hm:  # the heatmap crop shows the same box: same shape
+                ratio = (hm["width_px"] / hm["height_px"]) / (t["width_px"] / t["height_px"])
+                ck(0.85 < ratio < 1.18 and max(hm["width_px"], hm["height_px"]) == 192,
+                   f"{name}: heatmap thumbnail {hm['file']} ({hm['width_px']}x{hm['height_px']}) has the tissue "
+                   f"thumbnail's shape")
     ck(count > 0 and worst < 6.0,
        f"{name}: {count} tissue thumbnails match OpenSlide's read of the same boxes (worst mean |diff| {worst:.2f} of 255)")
 
