@@ -147,7 +147,7 @@ hp_status hp_report_build(const hp_report_build_opts *o, cJSON **report_out, hp_
             goto done;
 
     /* Slides given for thumbnails: each must be the slide of one findings file. */
-    slides = calloc((size_t)o->n_findings, sizeof *slides);
+    slides = calloc(o->n_findings > 0 ? (size_t)o->n_findings : 1, sizeof *slides);
     if (!slides) {
         st = hp_error_set(err, HP_ERR_NOMEM, "report: out of memory");
         goto done;

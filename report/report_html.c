@@ -46,7 +46,7 @@ static const char css[] =
     ".watermark{display:block;position:fixed;top:40%;left:0;width:100%;text-align:center;"
     "font-size:96pt;font-weight:700;color:rgba(199,124,0,.18);transform:rotate(-30deg);"
     "z-index:1000;pointer-events:none}"
-    "h2{page-break-after:avoid}details{display:block}details>*{display:block}"
+    "h2{page-break-after:avoid}"
     "a{color:inherit;text-decoration:none}}";
 
 static void raw(ctx *c, const char *s) { hw_raw(&c->w, s); }

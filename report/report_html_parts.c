@@ -543,7 +543,8 @@ void hw_plan_section(hp_hw *w, const cJSON *root)
         suggestion_card(w, s, sp);
     }
     const cJSON *na = hw_get(w, plan, pb, "not_applied", HW_ARR);
-    hw_raw(w, "<details class=\"not-applied\"><summary>Rules that did not apply</summary>");
+    /* A plain list, not a collapsed <details>: a printed report must show it too. */
+    hw_raw(w, "<div class=\"not-applied\"><h3>Rules that did not apply</h3>");
     if (cJSON_GetArraySize(na) == 0)
         hw_raw(w, "<p>None.</p>");
     else
@@ -560,5 +561,5 @@ void hw_plan_section(hp_hw *w, const cJSON *root)
     }
     if (cJSON_GetArraySize(na) > 0)
         hw_raw(w, "</ul>");
-    hw_raw(w, "</details></section>");
+    hw_raw(w, "</div></section>");
 }
