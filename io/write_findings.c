@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "common/utc_time.h"
 #include "io/atomic_file.h"
 #include "pipeline/tissue.h"
 
@@ -617,10 +619,8 @@ static cJSON *build(wctx *w, const hp_findings *f)
         nomem(w);
         return NULL;
     }
-    char when[32];
-    time_t now = f->generated_at ? f->generated_at : time(NULL);
-    struct tm tm;
-    if (!gmtime_r(&now, &tm) || !strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    char when[HP_UTC_TIME_LEN];
+    if (hp_utc_format(f->generated_at ? f->generated_at : time(NULL), when))
         fail(w, HP_ERR_INVALID, "field generated_at: not a representable time");
     set_where(w, "(top)");
     put_str(w, root, "schema_version", HP_FINDINGS_SCHEMA_VERSION, 0);

@@ -2,7 +2,6 @@
 #include "pipeline/analyze.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/remove_tree.h"
 #include "io/slide.h"
 #include "io/write_asap_xml.h"
 #include "io/write_geojson.h"
@@ -57,20 +57,6 @@ static int is_dir(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-/* Removes a folder this run owns (a stale .partial, or the replaced output). */
-static int rm_tree(const char *p)
-{
-    if (!is_dir(p))
-        return 0;
-    return nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static int valid_id(const char *id)
@@ -255,7 +241,7 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
         st = hp_error_set(err, HP_ERR_IO, "cannot create %s: %s", o->out_dir, strerror(errno));
         goto fail;
     }
-    rm_tree(part_dir);
+    hp_remove_tree(part_dir);
     if (mkdir(part_dir, 0755) != 0) {
         st = hp_error_set(err, HP_ERR_IO, "cannot create %s: %s", part_dir, strerror(errno));
         goto fail;
@@ -590,7 +576,7 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
 
     /* Complete: the folder takes its final name (an older one is replaced only now). */
     if (is_dir(final_dir)) {
-        rm_tree(old_dir);
+        hp_remove_tree(old_dir);
         if (rename(final_dir, old_dir) != 0) {
             st = hp_error_set(err, HP_ERR_IO, "cannot move %s aside: %s", final_dir,
                               strerror(errno));
@@ -604,7 +590,7 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
             rename(old_dir, final_dir); /* put the previous run back */
         goto fail;
     }
-    rm_tree(old_dir);
+    hp_remove_tree(old_dir);
     goto done;
 
 fail_io:
@@ -613,7 +599,7 @@ fail_io:
 
 fail:
     if (part_made)
-        rm_tree(part_dir);
+        hp_remove_tree(part_dir);
 done:
     hp_tile_loader_destroy(ld);
     hp_regions_destroy(rs);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/utc_time.h"
 #include "report/canonical_json.h"
 #include "report/signature.h"
 
@@ -245,10 +246,8 @@ hp_status hp_audit_append(const char *path, const char *event, const char *actor
             goto fail;
         }
     }
-    time_t now = time(NULL);
-    struct tm tmv;
-    char stamp[32];
-    if (!gmtime_r(&now, &tmv) || !strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tmv)) {
+    char stamp[HP_UTC_TIME_LEN];
+    if (hp_utc_format(time(NULL), stamp)) {
         st = hp_error_set(err, HP_ERR_INVALID, "%s: cannot format the current time", path);
         goto fail;
     }

@@ -8,7 +8,8 @@
 
 #include "report/signature.h"
 
-hp_status hp_json_file_read(const char *path, const char *what, cJSON **root, char sha256_hex[65], hp_error *err)
+static hp_status read_json(const char *path, const char *what, cJSON **root, char sha256_hex[65], char **bytes,
+                           size_t *len, hp_error *err)
 {
     *root = NULL;
     FILE *f = fopen(path, "rb");
@@ -69,7 +70,25 @@ hp_status hp_json_file_read(const char *path, const char *what, cJSON **root, ch
         return hp_error_set(err, HP_ERR_INVALID, "%s %s: not valid JSON (error near line %ld, column %ld)", what,
                             path, line, col);
     }
-    free(buf);
     *root = t;
+    if (bytes) {
+        *bytes = buf;
+        *len = n;
+    } else {
+        free(buf);
+    }
     return HP_OK;
+}
+
+hp_status hp_json_file_read(const char *path, const char *what, cJSON **root, char sha256_hex[65], hp_error *err)
+{
+    return read_json(path, what, root, sha256_hex, NULL, NULL, err);
+}
+
+hp_status hp_json_file_read_bytes(const char *path, const char *what, cJSON **root, char **bytes, size_t *len,
+                                  hp_error *err)
+{
+    if (bytes)
+        *bytes = NULL;
+    return read_json(path, what, root, NULL, bytes, len, err);
 }

@@ -15,4 +15,9 @@
  * the SHA-256 of the bytes read. */
 hp_status hp_json_file_read(const char *path, const char *what, cJSON **root, char sha256_hex[65], hp_error *err);
 
+/* As hp_json_file_read, and when `bytes` is not NULL also hands over the bytes that were parsed
+ * (NUL-terminated; *len of them; caller frees). */
+hp_status hp_json_file_read_bytes(const char *path, const char *what, cJSON **root, char **bytes, size_t *len,
+                                  hp_error *err);
+
 #endif

@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/remove_tree.h"
+#include "common/utc_time.h"
 #include "io/atomic_file.h"
 #include "io/slide.h"
 #include "models/card.h"
@@ -21,28 +22,6 @@
 #include "report/report_content.h"
 #include "report/report_fhir.h"
 #include "report/report_html.h"
-
-void hp_report_utc_now(char out[32])
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* Removes a folder we made (a failed temporary). */
-static void remove_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 int hp_report_dir_latest_revision(const char *dir, hp_error *err)
 {
@@ -182,8 +161,8 @@ hp_status hp_report_build(const hp_report_build_opts *o, cJSON **report_out, hp_
         st = hp_error_set(err, HP_ERR_IO, "%s: %s", tmp, strerror(errno));
         goto done;
     }
-    char now[32];
-    hp_report_utc_now(now);
+    char now[HP_UTC_TIME_LEN];
+    hp_utc_format(time(NULL), now);
     if ((st = hp_report_content_build(&cf, fi, o->n_findings, slides, &rules, tmp, now, &report, err)))
         goto done;
     char *text = cJSON_Print(report);
@@ -230,7 +209,7 @@ hp_status hp_report_build(const hp_report_build_opts *o, cJSON **report_out, hp_
             rename(aside, o->out_dir);
             goto done;
         }
-        remove_tree(aside);
+        hp_remove_tree(aside);
     } else if (rename(tmp, o->out_dir)) {
         st = hp_error_set(err, HP_ERR_IO, "%s: %s", o->out_dir, strerror(errno));
         goto done;
@@ -238,7 +217,7 @@ hp_status hp_report_build(const hp_report_build_opts *o, cJSON **report_out, hp_
     tmp[0] = '\0';
 done:
     if (tmp[0])
-        remove_tree(tmp);
+        hp_remove_tree(tmp);
     if (st == HP_OK && report_out) {
         *report_out = report;
         report = NULL;

@@ -42,7 +42,4 @@ int hp_report_dir_latest_revision(const char *dir, hp_error *err);
 hp_status hp_report_render(const cJSON *report, const cJSON *signature, const char *dir, const char *images_dir,
                            hp_error *err);
 
-/* The current UTC time as YYYY-MM-DDThh:mm:ssZ. */
-void hp_report_utc_now(char out[32]);
-
 #endif

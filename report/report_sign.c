@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "common/utc_time.h"
 #include "io/atomic_file.h"
 #include "models/card.h"
 #include "report/audit_log.h"
@@ -32,12 +34,8 @@ static hp_status canonical_hash(const cJSON *report, char **bytes, size_t *len, 
     *bytes = hp_json_canonicalize(report, len, err);
     if (!*bytes)
         return err && err->code ? err->code : HP_ERR_INVALID;
-    hp_sha256_hex(*bytes, *len, hex);
-    for (int i = 0; i < 32; i++) {
-        unsigned v;
-        sscanf(hex + 2 * i, "%2x", &v);
-        digest[i] = (unsigned char)v;
-    }
+    if (hp_sha256(*bytes, *len, digest, hex))
+        return hp_error_set(err, HP_ERR_INVALID, "report: SHA-256 failed");
     return HP_OK;
 }
 
@@ -189,23 +187,10 @@ static hp_status read_revision(const char *dir, int rev, cJSON **report, cJSON *
     *report = NULL;
     if (sig)
         *sig = NULL;
-    hp_status st = hp_json_file_read(path, "report", report, NULL, err);
+    /* With `raw`, also the exact bytes parsed: verify checks they are the canonical form signed. */
+    hp_status st = hp_json_file_read_bytes(path, "report", report, raw, raw_len, err);
     if (st)
         return st;
-    if (raw) {
-        /* the exact bytes, to check they are the canonical form that was signed */
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            return hp_error_set(err, HP_ERR_IO, "%s: %s", path, strerror(errno));
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        *raw = malloc((size_t)n + 1);
-        *raw_len = *raw ? fread(*raw, 1, (size_t)n, f) : 0;
-        fclose(f);
-        if (!*raw)
-            return hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-    }
     if (sig && rev > 0) {
         revision_path(path, sizeof path, dir, rev, "signature.json");
         if ((st = hp_json_file_read(path, "signature", sig, NULL, err)))
@@ -260,8 +245,8 @@ hp_status hp_report_sign(const hp_report_sign_opts *o, int *revision, hp_error *
         goto done;
     }
     int rev = latest + 1;
-    char now[32];
-    hp_report_utc_now(now);
+    char now[HP_UTC_TIME_LEN];
+    hp_utc_format(time(NULL), now);
     cJSON_ReplaceItemInObjectCaseSensitive(report, "revision", cJSON_CreateNumber(rev));
     cJSON_ReplaceItemInObjectCaseSensitive(report, "status", cJSON_CreateString(rev == 1 ? "final" : "amended"));
     cJSON_ReplaceItemInObjectCaseSensitive(report, "generated_at", cJSON_CreateString(now));

@@ -38,19 +38,30 @@ static const char *ossl_reason(char buf[256])
     return buf;
 }
 
-hp_status hp_sha256_hex(const void *data, size_t len, char hex[65])
+hp_status hp_sha256(const void *data, size_t len, unsigned char digest[32], char hex[65])
 {
-    if (!hex || (!data && len))
+    if (!digest || (!data && len))
         return HP_ERR_INVALID;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     if (EVP_Digest(len ? data : "", len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
         ERR_clear_error();
-        hex[0] = '\0';
+        if (hex)
+            hex[0] = '\0';
         return HP_ERR_INVALID;
     }
-    to_hex(md, 32, hex);
+    memcpy(digest, md, 32);
+    if (hex)
+        to_hex(md, 32, hex);
     return HP_OK;
+}
+
+hp_status hp_sha256_hex(const void *data, size_t len, char hex[65])
+{
+    unsigned char digest[32];
+    if (!hex)
+        return HP_ERR_INVALID;
+    return hp_sha256(data, len, digest, hex);
 }
 
 hp_status hp_key_fingerprint(const unsigned char pub[32], char out[65])

@@ -16,6 +16,10 @@
 #define HP_ED25519_SIG_LEN 64
 #define HP_ED25519_PUB_LEN 32
 
+/* SHA-256 of `len` bytes at `data`: the 32-byte digest, and (when `hex` is not NULL) its
+ * lower-case hex, NUL-terminated. */
+hp_status hp_sha256(const void *data, size_t len, unsigned char digest[32], char hex[65]);
+
 /* Lower-case hex SHA-256 of `len` bytes at `data`, NUL-terminated. */
 hp_status hp_sha256_hex(const void *data, size_t len, char hex[65]);
 
