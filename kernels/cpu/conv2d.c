@@ -60,17 +60,12 @@ typedef struct {
 /* Fewer input channels than this make the shifted form's per-tap GEMMs too thin. */
 #define HP_CONV_SHIFT_MIN_CG 16
 
-static int64_t ceil_div(int64_t a, int64_t b)
-{
-    return (a + b - 1) / b;
-}
-
 /* Blocks so that there are at least HP_CONV_MIN_UNITS units when the shape allows. */
 static int64_t spread(int64_t len, int64_t block, int64_t outer, int64_t min_block)
 {
     if (outer > 0 && outer < HP_CONV_MIN_UNITS) {
-        int64_t want = ceil_div(HP_CONV_MIN_UNITS, outer);
-        int64_t b2 = ceil_div(len, want);
+        int64_t want = hp_cpu_ceil_div(HP_CONV_MIN_UNITS, outer);
+        int64_t b2 = hp_cpu_ceil_div(len, want);
         if (b2 < min_block)
             b2 = min_block;
         if (b2 < block)
@@ -176,7 +171,7 @@ static const char *geom_init(conv_geom *q, const hp_conv_attr *a, int xnd, const
             rows = rmax;
         q->rows = spread(q->OH, rows < 1 ? 1 : rows, outer, 1);
         q->TR = q->rows + halo;
-        q->nblk = ceil_div(q->OH, q->rows);
+        q->nblk = hp_cpu_ceil_div(q->OH, q->rows);
         /* tile, its tail slack (the last taps read past it), then the accumulator */
         q->scratch = q->Cg * q->TR * q->P + (q->kw - 1) * q->dw + 16 + q->Mg * q->rows * q->P;
         return NULL;
@@ -192,7 +187,7 @@ static const char *geom_init(conv_geom *q, const hp_conv_attr *a, int xnd, const
     if (cols > q->HWo)
         cols = q->HWo;
     q->cols = cols;
-    q->nblk = ceil_div(q->HWo, cols);
+    q->nblk = hp_cpu_ceil_div(q->HWo, cols);
     q->scratch = q->mode == CONV_DIRECT ? 0 : q->K * cols;
     return NULL;
 }
@@ -216,8 +211,8 @@ static void im2col(const conv_geom *q, const float *xg, int64_t j0, int64_t nc, 
                         const float *src = xc + ih * q->W;
                         int64_t iw0 = ow * q->sw - q->pl + kx * q->dw;
                         /* t in [lo, hi) maps inside the row: iw0 + t*sw in [0, W) */
-                        int64_t lo = iw0 >= 0 ? 0 : ceil_div(-iw0, q->sw);
-                        int64_t hi = iw0 >= q->W ? 0 : ceil_div(q->W - iw0, q->sw);
+                        int64_t lo = iw0 >= 0 ? 0 : hp_cpu_ceil_div(-iw0, q->sw);
+                        int64_t hi = iw0 >= q->W ? 0 : hp_cpu_ceil_div(q->W - iw0, q->sw);
                         if (lo > seg)
                             lo = seg;
                         if (hi > seg)

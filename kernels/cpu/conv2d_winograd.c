@@ -41,11 +41,6 @@
 /* Most segments in one block (a stack array of the task). */
 #define HP_WINO_MAX_RS 256
 
-static int64_t ceil_div(int64_t a, int64_t b)
-{
-    return (a + b - 1) / b;
-}
-
 int hp_cpu_wino_plan(hp_wino_geom *q, int64_t N, int64_t C, int64_t H, int64_t W, int64_t M, int64_t OH,
                      int64_t OW, int64_t pt, int64_t pl)
 {
@@ -63,20 +58,20 @@ int hp_cpu_wino_plan(hp_wino_geom *q, int64_t N, int64_t C, int64_t H, int64_t W
     q->OW = OW;
     q->pt = pt;
     q->pl = pl;
-    q->th = ceil_div(OH, 4);
-    q->tw = ceil_div(OW, 4);
-    int64_t nseg = ceil_div(q->tw, HP_WINO_SEG_MAX);
-    q->sl = ceil_div(q->tw, nseg);
+    q->th = hp_cpu_ceil_div(OH, 4);
+    q->tw = hp_cpu_ceil_div(OW, 4);
+    int64_t nseg = hp_cpu_ceil_div(q->tw, HP_WINO_SEG_MAX);
+    q->sl = hp_cpu_ceil_div(q->tw, nseg);
     q->nseg = nseg;
     q->segs = N * q->th * nseg;
     /* R segments per block: as many as the L2 budget allows, fewer if that leaves too few
      * blocks, but never a GEMM narrower than HP_WINO_MIN_TILES when the shape has that many. */
     int64_t want = HP_WINO_V_ELEMS / (36 * C);
-    int64_t R = want / q->sl, rmin = ceil_div(HP_WINO_MIN_TILES, q->sl);
+    int64_t R = want / q->sl, rmin = hp_cpu_ceil_div(HP_WINO_MIN_TILES, q->sl);
     if (R < 1)
         R = 1;
-    if (ceil_div(q->segs, R) < HP_WINO_MIN_UNITS)
-        R = ceil_div(q->segs, HP_WINO_MIN_UNITS);
+    if (hp_cpu_ceil_div(q->segs, R) < HP_WINO_MIN_UNITS)
+        R = hp_cpu_ceil_div(q->segs, HP_WINO_MIN_UNITS);
     if (R < rmin)
         R = rmin;
     if (R > q->segs)
@@ -85,7 +80,7 @@ int hp_cpu_wino_plan(hp_wino_geom *q, int64_t N, int64_t C, int64_t H, int64_t W
         R = HP_WINO_MAX_RS;
     q->rs = R;
     q->tb = R * (q->sl + 1);
-    q->nblk = ceil_div(q->segs, R);
+    q->nblk = hp_cpu_ceil_div(q->segs, R);
     /* input: row 4F, phases 4(F + 1), horizontal transform 36F; output (less): 24F + 16F */
     int64_t F = HP_WINO_CHUNK * q->tb;
     q->ws = 44 * F + 4 + 16;

@@ -59,6 +59,12 @@ typedef hp_status (*hp_cpu_kernel)(hp_cpu_ctx *c, const hp_node *n, const hp_cpu
 hp_status hp_cpu_fail(hp_cpu_ctx *c, const hp_node *n, hp_status code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* ceil(a / b) for a >= 0, b > 0. */
+static inline int64_t hp_cpu_ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
 static inline int64_t hp_cpu_numel(const hp_cpu_tensor *t)
 {
     int64_t k = 1;

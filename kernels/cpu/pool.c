@@ -10,16 +10,11 @@ typedef struct {
     int is_max, include_pad;
 } pool_geom;
 
-static int64_t ceil_div(int64_t a, int64_t b)
-{
-    return (a + b - 1) / b;
-}
-
 /* [*a, *b): the t in [0, k) with s + t*d inside [lo, hi). */
 static void krange(int64_t s, int64_t d, int64_t k, int64_t lo, int64_t hi, int64_t *a, int64_t *b)
 {
-    int64_t t0 = s >= lo ? 0 : ceil_div(lo - s, d);
-    int64_t t1 = s >= hi ? 0 : ceil_div(hi - s, d);
+    int64_t t0 = s >= lo ? 0 : hp_cpu_ceil_div(lo - s, d);
+    int64_t t1 = s >= hi ? 0 : hp_cpu_ceil_div(hi - s, d);
     if (t0 > k)
         t0 = k;
     if (t1 > k)
@@ -110,7 +105,7 @@ static float pool_edge(const pool_geom *q, const float *xp, int64_t hs, int64_t 
 static void pool_plane(const pool_geom *q, const float *xp, float *yp)
 {
     /* Output columns whose window lies inside the input horizontally need no clipping. */
-    int64_t ow_lo = ceil_div(q->pl, q->sw);
+    int64_t ow_lo = hp_cpu_ceil_div(q->pl, q->sw);
     int64_t ow_hi = q->W - 1 - (q->kw - 1) * q->dw + q->pl >= 0 ? (q->W - 1 - (q->kw - 1) * q->dw + q->pl) / q->sw + 1 : 0;
     if (ow_hi > q->OW)
         ow_hi = q->OW;
