@@ -16,7 +16,8 @@ set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-logs=${OUT:-$root/.gpu/out}/gpu-check
+logs=$root/.gpu/out/gpu-check
+rm -rf "$logs"
 mkdir -p "$logs"
 batch=${HP_GPU_BATCH:-256}
 iters=${HP_GPU_ITERS:-10}
@@ -30,16 +31,23 @@ note() { echo "== [$(printf '%3d' $SECONDS)s] $*"; }
 skipped() { case "$skip" in *" $1 "*) return 0 ;; esac; return 1; }
 
 print_table() {
-  echo
-  echo "================ histoplan GPU check ================"
-  for r in "${rows[@]}"; do echo "$r"; done
-  echo "(logs: $logs; total ${SECONDS}s)"
+  {
+    echo
+    echo "================ histoplan GPU check ================"
+    for r in "${rows[@]}"; do echo "$r"; done
+    echo "(logs: $logs; total ${SECONDS}s)"
+  } | tee "$logs/table.txt"
+  # $OUT (when set) gets the table and every log in one archive: few files travel back
+  if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
+    cp "$logs/table.txt" "$OUT/gpu-check-table.txt"
+    tar -C "$(dirname "$logs")" -czf "$OUT/gpu-check-logs.tar.gz" "$(basename "$logs")"
+  fi
 }
 trap print_table EXIT
 
 # ---- the bundle ----------------------------------------------------------------------------
 if [ -f .gpu/bundle.tar.gz ] && { [ ! -d .gpu/bin ] || [ .gpu/bundle.tar.gz -nt .gpu/bin ]; }; then
-  rm -rf .gpu/bin .gpu/lib
+  rm -rf .gpu/bin .gpu/lib .gpu/shared
   tar -C .gpu -xzf .gpu/bundle.tar.gz && touch .gpu/bin
 fi
 bin=.gpu/bin
@@ -104,7 +112,8 @@ fi
 row "libraries" "ok (cuDNN/cuBLAS from: $(echo "$libpath" | tr ':' '\n' | sed -n '2,3p' | tr '\n' ' '))"
 
 export HP_PYTHON="$py" HP_SOURCE_DIR="$root" HP_BUILD_DIR="$root/.gpu/build" HP_BIN="$root/$cli"
-export HP_SHARED_DIR="$root/.gpu/no-shared"
+# the real patches the stain test reads travel in the bundle (scripts/gpu-bundle.sh)
+export HP_SHARED_DIR="$root/.gpu/shared"
 # run_hp SECONDS [VAR=value ...] program args...: our programs with our libraries (PyTorch's
 # python3 runs without them, so Debian's libstdc++ or zlib never shadow the image's)
 run_hp() {
@@ -130,13 +139,11 @@ run_hp 240 HP_CUDA_SYNC=1 "$bin/test_cuda_ops" >"$logs/test_cuda_ops.log" 2>&1
 test_row "test_cuda_ops (fp32/fp16/bf16 vs CPU ref)" "$logs/test_cuda_ops.log" $?
 grep -E "check failed" "$logs/test_cuda_ops.log" | head -15
 
+# (cuDNN's heuristic algorithms run every case under memcheck, below)
 if ! skipped fuse && [ "$(left)" -gt 60 ]; then
   note "test_cuda_ops conv cases with HP_CUDA_FUSE=1 (cudnnConvolutionBiasActivationForward)"
   run_hp 90 HP_CUDA_FUSE=1 HP_CUDA_TEST_ONLY=conv "$bin/test_cuda_ops" >"$logs/test_cuda_ops_fuse.log" 2>&1
   test_row "conv cases, fused bias+ReLU" "$logs/test_cuda_ops_fuse.log" $?
-  note "test_cuda_ops with cuDNN's heuristic algorithms"
-  run_hp 90 HP_CUDA_CONV_ALGO=heuristic HP_CUDA_TEST_ONLY=conv "$bin/test_cuda_ops" >"$logs/test_cuda_ops_heur.log" 2>&1
-  test_row "conv cases, heuristic algorithms" "$logs/test_cuda_ops_heur.log" $?
 fi
 
 for t in "$bin"/test_*; do
@@ -147,6 +154,39 @@ for t in "$bin"/test_*; do
   run_hp 120 "$t" >"$logs/$name.log" 2>&1
   test_row "$name" "$logs/$name.log" $?
 done
+
+# ---- compute-sanitizer: memcheck, racecheck -------------------------------------------------
+# Early, so that a later step running long cannot squeeze it out. memcheck runs the whole stain
+# test and every operator case (cuDNN's heuristic algorithms: a find would time hundreds of
+# instrumented launches); racecheck the kernels that use shared memory (global pooling).
+san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
+if skipped sanitizer; then
+  row "compute-sanitizer" "skipped (HP_GPU_SKIP)"
+elif [ -z "$san" ]; then
+  row "compute-sanitizer" "skipped (compute-sanitizer not found)"
+else
+  for spec in "memcheck test_cuda_stain 60 -" "memcheck test_cuda_ops 150 -" \
+    "racecheck test_cuda_ops 60 global"; do
+    read -r tool prog lim only <<<"$spec"
+    [ "$only" = - ] && only=
+    label="$tool $prog${only:+ ($only cases)}"
+    if [ "$(left)" -lt $((lim + 60)) ]; then
+      row "$label" "skipped (time budget)"
+      continue
+    fi
+    note "compute-sanitizer $label"
+    log="$logs/${tool}_${prog}${only:+_$only}.log"
+    run_hp "$lim" HP_CUDA_CONV_ALGO=heuristic HP_CUDA_TEST_ONLY="$only" "$san" --tool "$tool" \
+      --error-exitcode 9 $([ "$tool" = memcheck ] && echo --leak-check full) "$bin/$prog" >"$log" 2>&1
+    rc=$?
+    errs=$(grep -m1 -o "ERROR SUMMARY: [0-9]* error" "$log")
+    case $rc in
+      0) row "$label" "PASS (${errs:-no summary}; $(grep -E 'passed, [0-9]+ failed' "$log" | tail -1 | cut -c1-60))" ;;
+      124 | 137) row "$label" "TIMEOUT after ${lim}s (${errs:-no summary yet}; $(grep -c nmse "$log") comparisons done)" ;;
+      *) row "$label" "FAIL rc=$rc ${errs}; first: $(grep -m1 -E 'Invalid|Race|Leaked|========= [A-Z]' "$log" | cut -c1-100)" ;;
+    esac
+  done
+fi
 
 # ---- densenet121: export, agreement with PyTorch, benchmark ----------------------------------
 model="$root/.gpu/work/densenet121.onnx"
@@ -211,7 +251,12 @@ kw = dict(input_names=["input"], output_names=["logits"], opset_version=17,
           dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
 if "dynamo" in inspect.signature(torch.onnx.export).parameters:
     kw["dynamo"] = False
-torch.onnx.export(model, torch.randn(1, 3, 224, 224), out, **kw)
+try:
+    torch.onnx.export(model, torch.randn(1, 3, 224, 224), out, **kw)
+except Exception as e:  # a PyTorch whose TorchScript exporter is gone: the dynamo one
+    print("TorchScript export failed (%s); dynamo export" % e, flush=True)
+    kw.update(dynamo=True, opset_version=18)
+    torch.onnx.export(model, torch.randn(1, 3, 224, 224), out, **kw)
 x = torch.randn(4, 3, 224, 224)
 with torch.no_grad():
     y = model(x)
@@ -366,25 +411,46 @@ EOF
   fi
 fi
 
-# ---- compute-sanitizer memcheck ----------------------------------------------------------------
-san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
-if skipped sanitizer; then
-  row "compute-sanitizer memcheck" "skipped (HP_GPU_SKIP)"
-elif [ -z "$san" ]; then
-  row "compute-sanitizer memcheck" "skipped (compute-sanitizer not found)"
-elif [ "$(left)" -lt 60 ]; then
-  row "compute-sanitizer memcheck" "skipped (time budget)"
+
+# ---- torch.compile: PyTorch's best case, when it compiles within a minute -------------------
+if skipped compile; then
+  row "torch.compile densenet121" "skipped (HP_GPU_SKIP)"
+elif [ ! -s "$model" ] || [ "$(left)" -lt 120 ]; then
+  row "torch.compile densenet121" "skipped (time budget or no export)"
 else
-  note "compute-sanitizer memcheck on test_cuda_ops (heuristic algorithms, to keep it short)"
-  lim=$(left)
-  [ "$lim" -gt 300 ] && lim=300
-  run_hp "$lim" HP_CUDA_CONV_ALGO=heuristic "$san" --tool memcheck --error-exitcode 9 \
-    --leak-check no "$bin/test_cuda_ops" >"$logs/memcheck.log" 2>&1
+  note "torch.compile densenet121, batch $batch, fp16 autocast, channels_last"
+  timeout 110 "$py" - "$batch" "$iters" >"$logs/torch_compile.log" 2>&1 <<'EOF'
+import json, statistics, sys, time
+import torch, torchvision
+batch, iters = int(sys.argv[1]), int(sys.argv[2])
+torch.backends.cudnn.benchmark = True
+m = torchvision.models.densenet121(weights=None).cuda().eval().to(memory_format=torch.channels_last)
+x = torch.randn(batch, 3, 224, 224, device="cuda").to(memory_format=torch.channels_last)
+c = torch.compile(m)
+t0 = time.perf_counter()
+with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
+    c(x)
+    torch.cuda.synchronize()
+    compile_s = time.perf_counter() - t0
+    ts = []
+    for i in range(2 + iters):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        c(x)
+        torch.cuda.synchronize()
+        if i >= 2:
+            ts.append(time.perf_counter() - t)
+med = statistics.median(ts)
+print(json.dumps({"compile_s": compile_s, "items_per_s": batch / med}))
+EOF
   rc=$?
-  errs=$(grep -m1 -o "ERROR SUMMARY: [0-9]* error" "$logs/memcheck.log")
-  case $rc in
-    0) row "compute-sanitizer memcheck" "PASS (${errs:-no summary})" ;;
-    124 | 137) row "compute-sanitizer memcheck" "TIMEOUT after ${lim}s (${errs:-no summary yet})" ;;
-    *) row "compute-sanitizer memcheck" "FAIL rc=$rc ${errs}; first: $(grep -m1 -E 'Invalid|========= [A-Z]' "$logs/memcheck.log" | cut -c1-100)" ;;
-  esac
+  tc=$(grep -o '"items_per_s": [0-9.]*' "$logs/torch_compile.log" | cut -d' ' -f2)
+  cs=$(grep -o '"compile_s": [0-9.]*' "$logs/torch_compile.log" | cut -d' ' -f2)
+  ours=$(grep -o '"items_per_s":[0-9.]*' "$logs/bench_fp16.log" 2>/dev/null | tail -1 | cut -d: -f2)
+  if [ $rc -ne 0 ] || [ -z "$tc" ]; then
+    row "torch.compile densenet121 b$batch fp16" "did not finish (rc=$rc): $(tail -1 "$logs/torch_compile.log" | cut -c1-90)"
+  else
+    ratio=$(awk -v a="${ours:-0}" -v b="$tc" 'BEGIN { if (a > 0) printf "%.2f", a / b; else print "?" }')
+    row "torch.compile densenet121 b$batch fp16" "torch $(printf '%.0f' "$tc") img/s gpu-resident (compiled in $(printf '%.0f' "$cs") s) | histoplan/compiled ${ratio}x"
+  fi
 fi
