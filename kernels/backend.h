@@ -10,6 +10,7 @@
 #define HP_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/status.h"
 #include "models/graph.h"
@@ -27,6 +28,12 @@ typedef struct {
     /* inputs[i] holds graph input i (g->inputs[i]), outputs[i] receives graph output i; each a
      * contiguous float32 array of the value's numel. */
     hp_status (*run)(hp_backend *b, const float *const *inputs, float *const *outputs);
+    /* Optional (NULL: the caller normalizes on the host and calls run). For a graph whose one
+     * input is an [N,3,H,W] image batch: `rgb` holds N tiles of H*W interleaved 8-bit RGB
+     * pixels, and channel c of the input is rgb*scale[c] + bias[c]. A GPU backend normalizes
+     * on the device, so a quarter of the bytes cross the bus and no host thread normalizes. */
+    hp_status (*run_rgb8)(hp_backend *b, const uint8_t *rgb, const float scale[3],
+                          const float bias[3], float *const *outputs);
     void (*destroy)(hp_backend *b);
 } hp_backend_vtbl;
 

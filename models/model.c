@@ -304,29 +304,51 @@ static hp_status single_io(hp_model *m, int n)
     return HP_OK;
 }
 
-hp_status hp_model_run(hp_model *m, const float *input, int n, float *output)
+/* The input of hp_model_run_rgb8: tiles of interleaved 8-bit RGB and the card's normalization. */
+typedef struct {
+    const uint8_t *rgb;
+    float scale[3], bias[3];
+} rgb8_input;
+
+/* Runs the instance with output 0 into `output` and any further outputs into scratch (callers of
+ * the single-output API read the first only): from `rgb` through the backend's own
+ * normalization when given, else from the float `input`. */
+static hp_status run_first_output(hp_model *m, const float *input, const rgb8_input *rgb,
+                                  float *output)
 {
-    hp_status st = single_io(m, n);
-    if (st)
-        return st;
-    const float *in[1] = {input};
-    /* Extra outputs go to scratch: callers of this API read the first only. */
     int no = m->inst->n_outputs;
     float **outs = calloc((size_t)no, sizeof *outs);
     if (!outs)
         return hp_error_set(&m->err, HP_ERR_NOMEM, "out of memory");
+    hp_status st = HP_OK;
     outs[0] = output;
     for (int i = 1; i < no && !st; i++) {
         outs[i] = malloc(sizeof(float) * (size_t)hp_value_numel(&m->inst->values[m->inst->outputs[i]]));
         if (!outs[i])
             st = hp_error_set(&m->err, HP_ERR_NOMEM, "out of memory");
     }
-    if (!st)
+    if (!st && !rgb) {
+        const float *in[1] = {input};
         st = hp_model_run_all(m, in, (float *const *)outs);
+    } else if (!st) {
+        hp_error_clear(&m->backend->err);
+        st = m->backend->vt->run_rgb8(m->backend, rgb->rgb, rgb->scale, rgb->bias, outs);
+        if (st)
+            hp_error_set(&m->err, st, "%s: %s backend: %s", m->path, m->backend->vt->name,
+                         hp_backend_error(m->backend));
+    }
     for (int i = 1; i < no; i++)
         free(outs[i]);
     free(outs);
     return st;
+}
+
+hp_status hp_model_run(hp_model *m, const float *input, int n, float *output)
+{
+    hp_status st = single_io(m, n);
+    if (st)
+        return st;
+    return run_first_output(m, input, NULL, output);
 }
 
 hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *output)
@@ -338,6 +360,15 @@ hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *outpu
     hp_model_input_shape(m, &c, &h, &w);
     if (c != 3 || h <= 0 || w <= 0)
         return hp_error_set(&m->err, HP_ERR_UNSUPPORTED, "%s: input is not a 3-channel image (C=%d)", m->path, c);
+    rgb8_input in = {.rgb = rgb};
+    for (int k = 0; k < 3; k++) {
+        in.scale[k] = 1.0f / (255.0f * m->card.std[k]);
+        in.bias[k] = -m->card.mean[k] / m->card.std[k];
+    }
+    if (m->backend->vt->run_rgb8) {
+        hp_status st = single_io(m, n);
+        return st ? st : run_first_output(m, NULL, &in, output);
+    }
     size_t plane = (size_t)h * (size_t)w, need = (size_t)n * 3 * plane;
     if (need > m->norm_cap) {
         float *nb = realloc(m->norm_buf, need * sizeof(float));
@@ -346,17 +377,12 @@ hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *outpu
         m->norm_buf = nb;
         m->norm_cap = need;
     }
-    float scale[3], bias[3];
-    for (int k = 0; k < 3; k++) {
-        scale[k] = 1.0f / (255.0f * m->card.std[k]);
-        bias[k] = -m->card.mean[k] / m->card.std[k];
-    }
     for (int b = 0; b < n; b++) {
         const uint8_t *src = rgb + (size_t)b * 3 * plane;
         float *dst = m->norm_buf + (size_t)b * 3 * plane;
         for (size_t p = 0; p < plane; p++)
             for (int k = 0; k < 3; k++)
-                dst[k * plane + p] = src[3 * p + (size_t)k] * scale[k] + bias[k];
+                dst[k * plane + p] = src[3 * p + (size_t)k] * in.scale[k] + in.bias[k];
     }
     return hp_model_run(m, m->norm_buf, n, output);
 }

@@ -46,9 +46,11 @@ cmake --build "$out/build" -j"$(nproc)"
 rm -rf "$out/bin" "$out/lib"
 mkdir -p "$out/bin" "$out/lib/compat"
 
-# The programs the check runs: the CLI, every test whose name says CUDA or GPU, and the pinned
-# host memory test.
+# The programs the check runs: the CLI, every test whose name says CUDA or GPU, the pinned
+# host memory test, and the tile reading benchmark.
 progs=("$out/build/histoplan")
+# the tile loader alone (decode throughput, next to end-to-end and model-only)
+[ -x "$out/build/benchmarks/bench_tile_read" ] && progs+=("$out/build/benchmarks/bench_tile_read")
 for t in "$out"/build/tests/test_*; do
   [ -x "$t" ] && [ -f "$t" ] || continue
   case "$(basename "$t")" in

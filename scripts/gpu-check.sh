@@ -338,6 +338,18 @@ EOF
         row "bench densenet121 b$batch $prec (img/s)" "histoplan $(printf '%.0f' "$ours") | torch host-io ${th:-?} | torch gpu-resident ${tg:-?} | ratio ${ratio}x"
       fi
     done
+    # where the time goes (per-op device time, HP_CUDA_PROFILE) and what cuDNN's fused
+    # conv+bias+ReLU gives, at fp16
+    if [ "$(left)" -gt 60 ]; then
+      note "profile densenet121 b$batch fp16 (HP_CUDA_PROFILE=1)"
+      run_hp 120 HP_CUDA_PROFILE=1 "$cli" model bench "$model" --batch "$batch" --backend cuda \
+        --precision fp16 --iterations 5 --warmup 1 --json >"$logs/profile_fp16.log" 2>&1
+      row "profile b$batch fp16: top ops (ms/run)" "$(grep -E '^  [A-Za-z]' "$logs/profile_fp16.log" | grep -v 'stage / op' | sort -k3 -g -r | head -4 | awk '{printf "%s %.1f (%s)  ", $1, $3, $4}')"
+      run_hp 120 HP_CUDA_FUSE=1 "$cli" model bench "$model" --batch "$batch" --backend cuda \
+        --precision fp16 --iterations "$iters" --warmup 2 --json >"$logs/bench_fp16_fused.log" 2>&1
+      fused=$(grep -o '"items_per_s":[0-9.]*' "$logs/bench_fp16_fused.log" | tail -1 | cut -d: -f2)
+      row "bench b$batch fp16, HP_CUDA_FUSE=1 (img/s)" "histoplan ${fused:-FAIL: $(grep -m1 histoplan: "$logs/bench_fp16_fused.log" | cut -c1-90)}"
+    fi
   fi
 fi
 
@@ -345,10 +357,51 @@ fi
 # Reading and decoding should hide behind inference: the inference stage of `analyze` (tiles read,
 # decoded and run through the model) should reach >= 0.8x `model bench` at the same batch size.
 # The zoo's default model, fp32 (what analyze runs); the slide is made here by `histoplan synth`.
+# The tile loader alone says how fast the CPUs can feed the card (OpenSlide, which analyze uses,
+# and the plain libtiff reader); analyze on the CPU backend checks that the device path gives
+# the same tile probabilities.
 e2e_model="$root/models/zoo/histoplan-default-densenet.onnx"
 e2e_size=${HP_GPU_E2E_SIZE:-32768}
 e2e_batch=${HP_GPU_E2E_BATCH:-128}
 e2e_slide="$root/.gpu/work/e2e-$e2e_size-seed2001.tiff"
+
+# e2e_analyze NAME BACKEND: analyze into .gpu/work/e2e-NAME; 0 when findings exist
+e2e_analyze() {
+  local out="$root/.gpu/work/e2e-$1" lim=$(($(left) - 45))
+  [ "$lim" -gt 240 ] && lim=240
+  note "analyze --backend $2 --batch $e2e_batch ($(du -m "$e2e_slide" | cut -f1) MB slide)"
+  rm -rf "$out"
+  run_hp "$lim" "$cli" analyze "$e2e_slide" --model "$e2e_model" --backend "$2" \
+    --batch "$e2e_batch" --out "$out" --slide-id bench >"$logs/e2e_analyze_$1.log" 2>&1
+  local rc=$?
+  if [ $rc -ne 0 ] || [ ! -s "$out/bench/findings.json" ]; then
+    row "end to end: analyze $2" "FAIL rc=$rc: $(grep -m1 histoplan "$logs/e2e_analyze_$1.log" | cut -c1-100)"
+    return 1
+  fi
+  cp "$out/bench/findings.json" "$logs/e2e_findings_$1.json"
+}
+
+# e2e_rows NAME MODEL_ONLY: tiles/s of the inference stage and the whole run, ratios, stage shares
+e2e_rows() {
+  local r n inf tot r_inf r_tot verdict
+  r=$("$py" - "$root/.gpu/work/e2e-$1/bench/findings.json" "${2:-0}" <<'EOF' 2>&1
+import json, sys
+d = json.load(open(sys.argv[1]))
+t, n, mo = d["timings_s"], d["analysis"]["tiles_analysed"], float(sys.argv[2])
+inf, tot = n / t["inference"], n / t["total"]
+print("%d %.1f %.1f %s" % (n, inf, tot, "? ?" if mo <= 0 else "%.2f %.2f" % (inf / mo, tot / mo)))
+print(" ".join("%s %.0f%%" % (k, 100 * t[k] / t["total"]) for k in
+               ("open", "tissue", "tiling", "inference", "heatmap", "regions", "writing") if k in t)
+      + " of %.1f s" % t["total"])
+EOF
+)
+  read -r n inf tot r_inf r_tot <<<"$(echo "$r" | head -1)"
+  verdict=$(awk -v r="${r_inf:-0}" 'BEGIN { print (r >= 0.8 ? "PASS" : "BELOW") }')
+  row "end to end, $1 (tiles/s)" "inference stage $inf | whole run $tot | model only $(printf '%.0f' "${2:-0}") | $n tiles"
+  row "end to end, $1 / model only (>= 0.8)" "$verdict ${r_inf}x (inference stage), ${r_tot}x (whole run)"
+  row "end to end, $1: stage shares" "$(echo "$r" | sed -n 2p | cut -c1-100)"
+}
+
 if skipped e2e; then
   row "end to end (analyze vs model bench)" "skipped (HP_GPU_SKIP)"
 elif [ -z "$gpu" ]; then
@@ -369,48 +422,39 @@ else
   if [ ! -s "$e2e_slide" ]; then
     row "end to end: synth slide" "FAIL: $(tail -1 "$logs/e2e_synth.log" | cut -c1-110)"
   else
-    note "analyze --backend cuda --batch $e2e_batch ($(du -m "$e2e_slide" | cut -f1) MB slide)"
-    lim=$(($(left) - 45))
-    [ "$lim" -gt 240 ] && lim=240
-    rm -rf "$root/.gpu/work/e2e-out"
-    run_hp "$lim" "$cli" analyze "$e2e_slide" --model "$e2e_model" --backend cuda \
-      --batch "$e2e_batch" --out "$root/.gpu/work/e2e-out" --slide-id bench >"$logs/e2e_analyze.log" 2>&1
-    rc=$?
-    findings="$root/.gpu/work/e2e-out/bench/findings.json"
-    if [ $rc -ne 0 ] || [ ! -s "$findings" ]; then
-      row "end to end: analyze cuda b$e2e_batch" "FAIL rc=$rc: $(grep -m1 histoplan "$logs/e2e_analyze.log" | cut -c1-110)"
-    else
-      cp "$findings" "$logs/e2e_findings.json"
-      note "model bench --backend cuda --batch $e2e_batch (same model, fp32)"
-      run_hp 120 "$cli" model bench "$e2e_model" --batch "$e2e_batch" --backend cuda \
-        --iterations "$iters" --warmup 2 --json >"$logs/e2e_bench.log" 2>&1
-      rc=$?
-      mo=$(grep -o '"items_per_s":[0-9.]*' "$logs/e2e_bench.log" | tail -1 | cut -d: -f2)
-      # tiles/s of the inference stage and of the whole run, the stage shares, from findings.json
-      e2e=$("$py" - "$findings" "${mo:-0}" <<'EOF' 2>&1
-import json, sys
-d = json.load(open(sys.argv[1]))
-t, n, mo = d["timings_s"], d["analysis"]["tiles_analysed"], float(sys.argv[2])
-inf, tot = n / t["inference"], n / t["total"]
-print("%d %.1f %.1f %s" % (n, inf, tot, "?" if mo <= 0 else "%.2f %.2f" % (inf / mo, tot / mo)))
-print(" ".join("%s %.0f%%" % (k, 100 * t[k] / t["total"]) for k in
-               ("open", "tissue", "tiling", "inference", "heatmap", "regions", "writing") if k in t)
-      + " of %.1f s" % t["total"])
+    note "model bench --backend cuda --batch $e2e_batch (same model, fp32)"
+    run_hp 120 "$cli" model bench "$e2e_model" --batch "$e2e_batch" --backend cuda \
+      --iterations "$iters" --warmup 2 --json >"$logs/e2e_bench.log" 2>&1
+    mo=$(grep -o '"items_per_s":[0-9.]*' "$logs/e2e_bench.log" | tail -1 | cut -d: -f2)
+    [ -n "$mo" ] || row "end to end: model bench b$e2e_batch" "FAIL: $(grep -m1 histoplan "$logs/e2e_bench.log" | cut -c1-100)"
+    e2e_analyze cuda cuda && e2e_rows cuda "$mo"
+
+    tr=$bin/bench_tile_read
+    for reader in openslide plain; do
+      [ -x "$tr" ] && [ "$(left)" -gt 45 ] || break
+      run_hp 60 "$tr" "$e2e_slide" --target 0.5 --tile 224 --batch "$e2e_batch" \
+        --threads "$(nproc)" --reader $reader >"$logs/tile_read_$reader.log" 2>&1
+      tps=$(grep -o '"tiles_per_s": [0-9.]*' "$logs/tile_read_$reader.log" | cut -d' ' -f2)
+      row "tile loader alone, $reader (tiles/s)" "${tps:-FAIL: $(tail -1 "$logs/tile_read_$reader.log" | cut -c1-90)} ($(nproc) threads, every grid tile)"
+    done
+
+    if [ "$(left)" -gt 60 ] && [ -s "$root/.gpu/work/e2e-cuda/bench/tiles.csv" ] &&
+      e2e_analyze cpu cpu; then
+      agree=$("$py" - "$root/.gpu/work/e2e-cuda/bench/tiles.csv" "$root/.gpu/work/e2e-cpu/bench/tiles.csv" <<'EOF' 2>&1
+import csv, sys
+gpu, cpu = [{r["tile_index"]: r for r in csv.DictReader(open(p))} for p in sys.argv[1:3]]
+assert gpu.keys() == cpu.keys(), "different tiles analysed"
+cols = [c for c in next(iter(gpu.values())) if c.startswith("prob_")]
+d = max(abs(float(gpu[k][c]) - float(cpu[k][c])) for k in gpu for c in cols)
+top = sum(gpu[k]["top_class"] == cpu[k]["top_class"] for k in gpu) / max(len(gpu), 1)
+print("%s %d tiles: max |dp| %.2e, top class agrees %.2f%%" % ("PASS" if d < 1e-3 else "FAIL",
+      len(gpu), d, 100 * top))
 EOF
 )
-      read -r n inf tot r_inf r_tot <<<"$(echo "$e2e" | head -1)"
-      if [ $rc -ne 0 ] || [ -z "$mo" ]; then
-        row "end to end b$e2e_batch fp32 (tiles/s)" "analyze ${inf:-?} (inference stage), ${tot:-?} (whole run); model bench FAIL rc=$rc"
-      else
-        verdict=$(awk -v r="${r_inf:-0}" 'BEGIN { print (r >= 0.8 ? "PASS" : "BELOW") }')
-        row "end to end b$e2e_batch fp32 (tiles/s)" "inference stage $inf | whole run $tot | model only $(printf '%.0f' "$mo") | $n tiles"
-        row "end to end / model only (target >= 0.8)" "$verdict ${r_inf}x (inference stage), ${r_tot}x (whole run)"
-      fi
-      row "end to end stage shares" "$(echo "$e2e" | sed -n 2p | cut -c1-110)"
+      row "end to end cuda vs cpu (tiles.csv)" "$agree"
     fi
   fi
 fi
-
 
 # ---- torch.compile: PyTorch's best case, when it compiles within a minute -------------------
 if skipped compile; then

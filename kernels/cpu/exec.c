@@ -518,8 +518,10 @@ static void cpu_destroy(hp_backend *base)
     free(b);
 }
 
-static const hp_backend_vtbl cpu_vt = {"cpu", cpu_prepare, cpu_run, cpu_destroy};
-static const hp_backend_vtbl cpu_ref_vt = {"cpu-reference", cpu_prepare, cpu_run, cpu_destroy};
+static const hp_backend_vtbl cpu_vt = {
+    .name = "cpu", .prepare = cpu_prepare, .run = cpu_run, .destroy = cpu_destroy};
+static const hp_backend_vtbl cpu_ref_vt = {
+    .name = "cpu-reference", .prepare = cpu_prepare, .run = cpu_run, .destroy = cpu_destroy};
 
 hp_backend *hp_cpu_backend_create(int threads, int reference)
 {

@@ -45,6 +45,10 @@ hp_status hp_cpu_softmax(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tensor *c
     if (!hp_cpu_same_dims(x, out))
         return hp_cpu_fail(c, n, HP_ERR_INVALID, "output shape differs from the input's");
     int axis = n->attr.softmax.axis, nd = x->ndim;
+    /* the loader normalizes axes, but graphs built in code may count from the end (ONNX's
+     * rule), and the CUDA backend accepts that too: both backends read the IR alike */
+    if (axis < 0)
+        axis += nd;
     if (nd == 0 || axis < 0 || axis >= nd)
         return hp_cpu_fail(c, n, HP_ERR_INVALID, "axis %d out of range for rank %d", axis, nd);
     sm_job j = {x->p, out->p, 1, 1, 1};

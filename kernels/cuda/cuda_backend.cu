@@ -154,6 +154,10 @@ static void release(hp_cuda_backend *b)
         SOFT(b, cudaFree(b->stage_d));
     if (b->stage_h)
         SOFT(b, cudaFreeHost(b->stage_h));
+    if (b->rgb_d)
+        SOFT(b, cudaFree(b->rgb_d));
+    b->rgb_d = NULL;
+    b->rgb_bytes = 0;
     b->arena = NULL;
     b->scratch = b->ws = NULL;
     b->stage_d = b->stage_h = NULL;
@@ -175,6 +179,7 @@ static void cuda_destroy(hp_backend *base)
         if (b->stream)
             SOFT(b, cudaStreamSynchronize(b->stream));
         release(b);
+        hp_cu_profile_report(b);
         if (b->cublas)
             (void)cublasDestroy(b->cublas);
         if (b->cudnn)
@@ -466,28 +471,41 @@ static hp_status run_node(hp_cuda_backend *b, int k)
     }
 }
 
-static hp_status run_impl(hp_cuda_backend *b, const float *const *inputs, float *const *outputs)
+/* Whether the runtime knows `p` as page-locked host memory (the tile loader's batches for this
+ * backend are): then it is copied to the device directly, without passing through staging. */
+static int is_pinned(const void *p)
+{
+    cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return a.type == cudaMemoryTypeHost;
+}
+
+/* Stage 1 of a run from float inputs: each input to the device (through pinned staging in
+ * chunks, each chunk's copy to the device overlapping the next chunk's host copy, unless the
+ * caller's buffer is pinned already), then converted into the arena. */
+static hp_status upload_inputs(hp_cuda_backend *b, const float *const *inputs)
 {
     const hp_graph *g = b->g;
-    if (!g)
-        return hp_error_set(&b->base.err, HP_ERR_INVALID, "cuda: run before a successful prepare");
-    HP_CU_CHECK(b, cudaSetDevice(b->device));
-    b->cur_node = -1;
-
-    /* inputs: host -> pinned in chunks, each chunk's copy to the device overlapping the next
-     * chunk's host copy; then converted into the arena */
     const size_t chunk = (size_t)4 << 20; /* floats */
     size_t off = 0;
     for (int i = 0; i < g->n_inputs; i++) {
         int64_t n = hp_value_numel(&g->values[g->inputs[i]]);
         if (n > 0 && !inputs[i])
             return hp_error_set(&b->base.err, HP_ERR_INVALID, "cuda: input %d is NULL", i);
-        for (size_t c = 0; c < (size_t)n; c += chunk) {
-            size_t len = (size_t)n - c < chunk ? (size_t)n - c : chunk;
-            memcpy(b->stage_h + off + c, inputs[i] + c, len * sizeof(float));
-            HP_CU_CHECK(b, cudaMemcpyAsync(b->stage_d + off + c, b->stage_h + off + c,
-                                           len * sizeof(float), cudaMemcpyHostToDevice,
-                                           b->stream));
+        if (n > 0 && is_pinned(inputs[i])) {
+            HP_CU_CHECK(b, cudaMemcpyAsync(b->stage_d + off, inputs[i], (size_t)n * sizeof(float),
+                                           cudaMemcpyHostToDevice, b->stream));
+        } else {
+            for (size_t c = 0; c < (size_t)n; c += chunk) {
+                size_t len = (size_t)n - c < chunk ? (size_t)n - c : chunk;
+                memcpy(b->stage_h + off + c, inputs[i] + c, len * sizeof(float));
+                HP_CU_CHECK(b, cudaMemcpyAsync(b->stage_d + off + c, b->stage_h + off + c,
+                                               len * sizeof(float), cudaMemcpyHostToDevice,
+                                               b->stream));
+            }
         }
         const hp_value *val = &g->values[g->inputs[i]];
         if (b->plan->place[g->inputs[i]].root >= 0 && n > 0) {
@@ -498,18 +516,64 @@ static hp_status run_impl(hp_cuda_backend *b, const float *const *inputs, float 
         }
         off += (size_t)n;
     }
+    return HP_OK;
+}
 
-    for (int k = 0; k < g->n_nodes; k++) {
-        if (g->nodes[k].dead)
-            continue;
-        b->cur_node = k;
-        HP_CU_TRY(run_node(b, k));
-        if (b->sync_each)
+/* Stage 1 of a run from 8-bit tiles: the bytes to the device, normalized there into the
+ * graph's one [N,3,H,W] input. */
+static hp_status upload_rgb8(hp_cuda_backend *b, const uint8_t *rgb, const float scale[3],
+                             const float bias[3])
+{
+    const hp_graph *g = b->g;
+    if (g->n_inputs != 1)
+        return hp_error_set(&b->base.err, HP_ERR_INVALID,
+                            "cuda: 8-bit RGB input needs a graph with one input (it has %d)",
+                            g->n_inputs);
+    int v = g->inputs[0];
+    int64_t n = hp_value_numel(&g->values[v]);
+    if (n <= 0 || b->plan->place[v].root < 0)
+        return HP_OK; /* nothing reads the input */
+    if (!rgb)
+        return hp_error_set(&b->base.err, HP_ERR_INVALID, "cuda: 8-bit RGB input is NULL");
+    if ((size_t)n > b->rgb_bytes) {
+        if (b->rgb_d) {
             HP_CU_CHECK(b, cudaStreamSynchronize(b->stream));
+            HP_CU_CHECK(b, cudaFree(b->rgb_d));
+            b->rgb_d = NULL;
+            b->rgb_bytes = 0;
+        }
+        HP_CU_CHECK(b, cudaMalloc((void **)&b->rgb_d, (size_t)n));
+        b->rgb_bytes = (size_t)n;
+    }
+    HP_CU_CHECK(b, cudaMemcpyAsync(b->rgb_d, rgb, (size_t)n, cudaMemcpyHostToDevice, b->stream));
+    hp_cu_tensor dst;
+    HP_CU_TRY(hp_cu_tensor_of(b, v, 0, &dst));
+    return hp_cu_rgb8_to_input(b, b->rgb_d, scale, bias, &dst);
+}
+
+/* Stage 2: every live node, in order. */
+static hp_status run_nodes(hp_cuda_backend *b)
+{
+    const hp_graph *g = b->g;
+    for (int k = 0; k < g->n_nodes; k++) {
+        if (!g->nodes[k].dead) {
+            b->cur_node = k;
+            HP_CU_TRY(run_node(b, k));
+            if (b->sync_each)
+                HP_CU_CHECK(b, cudaStreamSynchronize(b->stream));
+        }
+        if (b->prof)
+            HP_CU_TRY(hp_cu_profile_mark(b, 2 + k));
     }
     b->cur_node = -1;
+    return HP_OK;
+}
 
-    off = 0;
+/* Stage 3: outputs converted to float in staging, one copy to pinned host memory, then out. */
+static hp_status download_outputs(hp_cuda_backend *b, float *const *outputs)
+{
+    const hp_graph *g = b->g;
+    size_t off = 0;
     for (int i = 0; i < g->n_outputs; i++) {
         const hp_value *val = &g->values[g->outputs[i]];
         int64_t n = hp_value_numel(val);
@@ -524,7 +588,11 @@ static hp_status run_impl(hp_cuda_backend *b, const float *const *inputs, float 
     if (off > 0)
         HP_CU_CHECK(b, cudaMemcpyAsync(b->stage_h, b->stage_d, off * sizeof(float),
                                        cudaMemcpyDeviceToHost, b->stream));
+    if (b->prof)
+        HP_CU_TRY(hp_cu_profile_mark(b, g->n_nodes + 2));
     HP_CU_CHECK(b, cudaStreamSynchronize(b->stream));
+    if (b->prof)
+        HP_CU_TRY(hp_cu_profile_end(b));
     off = 0;
     for (int i = 0; i < g->n_outputs; i++) {
         int64_t n = hp_value_numel(&g->values[g->outputs[i]]);
@@ -538,10 +606,25 @@ static hp_status run_impl(hp_cuda_backend *b, const float *const *inputs, float 
     return HP_OK;
 }
 
-static hp_status cuda_run(hp_backend *base, const float *const *inputs, float *const *outputs)
+/* A run: inputs (float, or 8-bit tiles when rgb is given), nodes, outputs. */
+static hp_status run_impl(hp_cuda_backend *b, const float *const *inputs, const uint8_t *rgb,
+                          const float *scale, const float *bias, float *const *outputs)
 {
-    hp_cuda_backend *b = (hp_cuda_backend *)base;
-    hp_status s = run_impl(b, inputs, outputs);
+    if (!b->g)
+        return hp_error_set(&b->base.err, HP_ERR_INVALID, "cuda: run before a successful prepare");
+    HP_CU_CHECK(b, cudaSetDevice(b->device));
+    b->cur_node = -1;
+    if (b->prof)
+        HP_CU_TRY(hp_cu_profile_begin(b));
+    HP_CU_TRY(scale ? upload_rgb8(b, rgb, scale, bias) : upload_inputs(b, inputs));
+    if (b->prof)
+        HP_CU_TRY(hp_cu_profile_mark(b, 1));
+    HP_CU_TRY(run_nodes(b));
+    return download_outputs(b, outputs);
+}
+
+static hp_status finish_run(hp_cuda_backend *b, hp_status s)
+{
     if (s != HP_OK) {
         b->cur_node = -1;
         /* leave the stream idle so staging buffers are not in use when the caller retries */
@@ -550,9 +633,26 @@ static hp_status cuda_run(hp_backend *base, const float *const *inputs, float *c
     return s;
 }
 
+static hp_status cuda_run(hp_backend *base, const float *const *inputs, float *const *outputs)
+{
+    hp_cuda_backend *b = (hp_cuda_backend *)base;
+    return finish_run(b, run_impl(b, inputs, NULL, NULL, NULL, outputs));
+}
+
+static hp_status cuda_run_rgb8(hp_backend *base, const uint8_t *rgb, const float scale[3],
+                               const float bias[3], float *const *outputs)
+{
+    hp_cuda_backend *b = (hp_cuda_backend *)base;
+    return finish_run(b, run_impl(b, NULL, rgb, scale, bias, outputs));
+}
+
 /* ---- create ----------------------------------------------------------------------------- */
 
-static const hp_backend_vtbl cuda_vtbl = {"cuda", cuda_prepare, cuda_run, cuda_destroy};
+static const hp_backend_vtbl cuda_vtbl = {.name = "cuda",
+                                          .prepare = cuda_prepare,
+                                          .run = cuda_run,
+                                          .run_rgb8 = cuda_run_rgb8,
+                                          .destroy = cuda_destroy};
 
 static hp_status init(hp_cuda_backend *b)
 {
@@ -610,6 +710,7 @@ extern "C" hp_backend *hp_cuda_backend_create(int device, hp_precision precision
     b->cur_node = -1;
     const char *s = getenv("HP_CUDA_SYNC");
     b->sync_each = s && *s && strcmp(s, "0") != 0;
+    b->prof = hp_cu_profile_from_env();
     if (init(b) != HP_OK) {
         hp_error_set(err, b->base.err.code, "%s", b->base.err.msg);
         cuda_destroy(&b->base);

@@ -32,6 +32,8 @@ extern "C" {
 #include "models/graph.h"
 #include "models/plan.h"
 
+typedef struct hp_cu_profile hp_cu_profile; /* HP_CUDA_PROFILE (profile.cu) */
+
 /* A conv algorithm choice remembered by shape, so identical convolutions search once. */
 typedef struct {
     int64_t key[24];
@@ -63,10 +65,13 @@ typedef struct {
     float *stage_d; /* device float staging for inputs and outputs */
     float *stage_h; /* pinned host staging, same size */
     size_t stage_elems;
+    uint8_t *rgb_d; /* device copy of 8-bit RGB tiles (run_rgb8), rgb_bytes; allocated on use */
+    size_t rgb_bytes;
     hp_cu_algo_memo *memo;
     int n_memo, cap_memo;
     int cur_node;  /* node being enqueued, named in error messages; -1 outside nodes */
     int sync_each; /* HP_CUDA_SYNC=1: synchronize after every node (debugging device faults) */
+    hp_cu_profile *prof; /* HP_CUDA_PROFILE=1: per-op device time; NULL when off */
 } hp_cuda_backend;
 
 /* A view of one value on the device, as generic kernels read and write it. */
@@ -148,6 +153,20 @@ hp_status hp_cu_softmax_run(hp_cuda_backend *b, const hp_node *n);
 hp_status hp_cu_depth_to_space_run(hp_cuda_backend *b, const hp_node *n);
 hp_status hp_cu_resize_run(hp_cuda_backend *b, const hp_node *n);
 hp_status hp_cu_pad_run(hp_cuda_backend *b, const hp_node *n);
+
+/* Writes the [N,3,H,W] input `dst` from N tiles of interleaved 8-bit RGB on the device
+ * (image_input.cu), each channel as value*scale[c] + bias[c]. */
+hp_status hp_cu_rgb8_to_input(hp_cuda_backend *b, const uint8_t *rgb_d, const float scale[3],
+                              const float bias[3], const hp_cu_tensor *dst);
+
+/* HP_CUDA_PROFILE (profile.cu): from_env returns NULL when the variable is unset. A run calls
+ * begin, mark(1) after the inputs, mark(2 + k) after node k, mark(n_nodes + 2) after the
+ * outputs, and end once the stream is idle; report prints to stderr and frees the profile. */
+hp_cu_profile *hp_cu_profile_from_env(void);
+hp_status hp_cu_profile_begin(hp_cuda_backend *b);
+hp_status hp_cu_profile_mark(hp_cuda_backend *b, int slot);
+hp_status hp_cu_profile_end(hp_cuda_backend *b);
+void hp_cu_profile_report(hp_cuda_backend *b);
 
 /* cuDNN / cuBLAS element types for the backend's precision. */
 cudnnDataType_t hp_cu_cudnn_type(const hp_cuda_backend *b);

@@ -184,9 +184,35 @@ static void compare(const char *name, const char *prec, double tol, int out_i, c
     printf("  %-28s %-4s out%d  nmse %.3g\n", name, prec, out_i, nmse);
 }
 
-/* Plans g, runs it on the CPU reference and on each CUDA precision, compares, frees g. */
-static void run_case(const char *name, hp_graph *g, fill_fn fill)
+/* 8-bit RGB tiles for a graph whose one input is [N,3,H,W] (tests of run_rgb8): the bytes, the
+ * normalization, and the float input the host would make of them (the CPU reference's input). */
+static const float rgb8_scale[3] = {1.0f / (255.0f * 0.184f), 1.0f / (255.0f * 0.168f),
+                                    1.0f / (255.0f * 0.102f)};
+static const float rgb8_bias[3] = {-0.83f / 0.184f, -0.626f / 0.168f, -0.878f / 0.102f};
+
+static uint8_t *rgb8_tiles(const hp_value *x, unsigned seed, float *as_float)
 {
+    int64_t n = hp_value_numel(x), plane = x->dims[2] * x->dims[3];
+    uint8_t *rgb = malloc((size_t)n);
+    if (!rgb)
+        exit(1);
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        rgb[i] = (uint8_t)(seed >> 24);
+    }
+    for (int64_t i = 0; i < n; i++) { /* i in NCHW order; the bytes are HWC per tile */
+        int64_t t = i / (3 * plane), c = (i / plane) % 3, p = i % plane;
+        as_float[i] = rgb[(t * plane + p) * 3 + c] * rgb8_scale[c] + rgb8_bias[c];
+    }
+    return rgb;
+}
+
+/* Plans g, runs it on the CPU reference and on each CUDA precision, compares, frees g. With
+ * rgb8, the CUDA backends take the input as 8-bit tiles (run_rgb8) and normalize on the device,
+ * the CPU reference the host-normalized floats. */
+static void run_case_with(const char *name, hp_graph *g, fill_fn fill, int rgb8)
+{
+    uint8_t *rgb = NULL;
     if (!only_ok(name)) {
         hp_graph_destroy(g);
         return;
@@ -214,6 +240,8 @@ static void run_case(const char *name, hp_graph *g, fill_fn fill)
         if (fill)
             fill(i, in[i], n);
     }
+    if (rgb8)
+        rgb = rgb8_tiles(&g->values[g->inputs[0]], name_seed(name), in[0]);
     for (int i = 0; i < g->n_outputs; i++) {
         long n = (long)hp_value_numel(&g->values[g->outputs[i]]);
         ref[i] = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
@@ -233,7 +261,9 @@ static void run_case(const char *name, hp_graph *g, fill_fn fill)
             continue;
         hp_error_clear(&cuda[p]->err);
         s = hp_backend_prepare(cuda[p], g, &plan);
-        if (s == HP_OK)
+        if (s == HP_OK && rgb8)
+            s = cuda[p]->vt->run_rgb8(cuda[p], rgb, rgb8_scale, rgb8_bias, got);
+        else if (s == HP_OK)
             s = hp_backend_run(cuda[p], (const float *const *)in, got);
         CHECK_MSG(s == HP_OK, "%s [%s]: %s", name, prec_name[p], hp_backend_error(cuda[p]));
         if (s != HP_OK)
@@ -254,8 +284,14 @@ done:
     free(in);
     free(ref);
     free(got);
+    free(rgb);
     hp_plan_free(&plan);
     hp_graph_destroy(g);
+}
+
+static void run_case(const char *name, hp_graph *g, fill_fn fill)
+{
+    run_case_with(name, g, fill, 0);
 }
 
 /* ---- cases ------------------------------------------------------------------------------- */
@@ -740,6 +776,41 @@ static void test_softmax_and_head(void)
     run_case("classifier_head_alias", g, NULL);
 }
 
+/* The tile path of `analyze`: 8-bit tiles normalized on the device, read by a first layer
+ * (odd tile size, a batch of 3) and by a concat with a constant. */
+static void test_rgb8_input(void)
+{
+    int64_t xd[4] = {3, 3, 7, 9}, wd[4] = {5, 3, 3, 3}, bd[1] = {5}, yd[4] = {3, 5, 7, 9};
+    hp_graph *g = new_graph();
+    int x = input(g, "x", 4, xd), y = rt(g, "y", 4, yd);
+    int ins[3] = {x, cst(g, "w", 4, wd, -0.3f, 0.3f), cst(g, "b", 1, bd, -0.5f, 0.5f)};
+    hp_node *n = add_node(g, HP_OP_CONV, "Conv", 3, ins, y);
+    n->attr.conv.group = 1;
+    n->attr.conv.kh = n->attr.conv.kw = 3;
+    n->attr.conv.stride[0] = n->attr.conv.stride[1] = 1;
+    n->attr.conv.dil[0] = n->attr.conv.dil[1] = 1;
+    for (int k = 0; k < 4; k++)
+        n->attr.conv.pad[k] = 1;
+    n->attr.conv.act = act_of(HP_ACT_NONE);
+    output(g, y);
+    if (only_ok("rgb8_input_conv"))
+        run_case_with("rgb8_input_conv", g, NULL, 1);
+    else
+        hp_graph_destroy(g);
+
+    int64_t cd[4] = {3, 8, 7, 9};
+    g = new_graph();
+    x = input(g, "x", 4, xd);
+    int k5 = cst(g, "k", 4, yd, -1.0f, 1.0f), c = rt(g, "cat", 4, cd);
+    int cin[2] = {x, k5};
+    add_node(g, HP_OP_CONCAT, "Concat", 2, cin, c)->attr.axis = 1;
+    output(g, c);
+    if (only_ok("rgb8_input_concat"))
+        run_case_with("rgb8_input_concat", g, NULL, 1);
+    else
+        hp_graph_destroy(g);
+}
+
 int main(void)
 {
     if (!hp_cuda_compiled() || !hp_cuda_available()) {
@@ -777,6 +848,7 @@ int main(void)
         test_resize();
         test_gemm();
         test_softmax_and_head();
+        test_rgb8_input();
     }
     /* a run without a prepare, and a clear error for an unsupported constant type */
     if (cuda[0] && only_ok("errors")) {
