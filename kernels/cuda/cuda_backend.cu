@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+extern "C" {
+#include "common/parallel_copy.h"
+}
+
 /* ---- error recording ------------------------------------------------------------------ */
 
 static const char *node_label(const hp_cuda_backend *b, char *buf, size_t cap)
@@ -484,12 +488,12 @@ static int is_pinned(const void *p)
 }
 
 /* Stage 1 of a run from float inputs: each input to the device (through pinned staging in
- * chunks, each chunk's copy to the device overlapping the next chunk's host copy, unless the
- * caller's buffer is pinned already), then converted into the arena. */
+ * chunks, each chunk's copy to the device overlapping the next chunk's host copy, which several
+ * threads share, unless the caller's buffer is pinned already), then converted into the arena. */
 static hp_status upload_inputs(hp_cuda_backend *b, const float *const *inputs)
 {
     const hp_graph *g = b->g;
-    const size_t chunk = (size_t)4 << 20; /* floats */
+    const size_t chunk = (size_t)8 << 20; /* floats */
     size_t off = 0;
     for (int i = 0; i < g->n_inputs; i++) {
         int64_t n = hp_value_numel(&g->values[g->inputs[i]]);
@@ -501,7 +505,7 @@ static hp_status upload_inputs(hp_cuda_backend *b, const float *const *inputs)
         } else {
             for (size_t c = 0; c < (size_t)n; c += chunk) {
                 size_t len = (size_t)n - c < chunk ? (size_t)n - c : chunk;
-                memcpy(b->stage_h + off + c, inputs[i] + c, len * sizeof(float));
+                hp_parallel_memcpy(b->stage_h + off + c, inputs[i] + c, len * sizeof(float), 0);
                 HP_CU_CHECK(b, cudaMemcpyAsync(b->stage_d + off + c, b->stage_h + off + c,
                                                len * sizeof(float), cudaMemcpyHostToDevice,
                                                b->stream));
