@@ -5,9 +5,10 @@
  * and outputs (channel slices of a concat) are described with explicit strides. The algorithm
  * is chosen once at prepare (measured with cudnnFindConvolutionForwardAlgorithmEx, or cuDNN's
  * heuristic with HP_CUDA_CONV_ALGO=heuristic) within a bounded workspace; fp32 keeps to
- * CUDNN_FMA_MATH so TF32 never creeps in. Bias and activation run in our own kernel after the
- * convolution; HP_CUDA_FUSE=1 tries cudnnConvolutionBiasActivationForward for bias + ReLU
- * instead (falling back to the plain path when cuDNN says it is not supported). */
+ * CUDNN_FMA_MATH so TF32 never creeps in. Bias and activation run after the convolution as a
+ * per-channel map (hp_cu_channel_affine); HP_CUDA_FUSE=1 tries
+ * cudnnConvolutionBiasActivationForward for bias + ReLU instead (falling back to the plain path
+ * when cuDNN says it is not supported). */
 #include "kernels/cuda/cuda_internal.h"
 
 #include <limits.h>
@@ -281,21 +282,6 @@ __global__ void k_pad_input(const T *x, int64_t xbs, T *dst, int64_t C, int64_t 
     }
 }
 
-/* y = act(y + bias[c]) in place over a (possibly strided) NCHW output. */
-template <typename T>
-__global__ void k_bias_act(T *y, int64_t inner, int64_t ybs, int64_t hw, int64_t M,
-                           const void *bias, int bf32, hp_act act, int64_t total)
-{
-    HP_CU_LOOP(i, total)
-    {
-        int64_t at = hp_addr(i, inner, ybs);
-        float v = hp_to_f<T>(y[at]);
-        if (bias)
-            v += hp_ld<T>(bias, bf32, (i % inner) / hw % M);
-        y[at] = hp_from_f<T>(hp_act_apply(v, act));
-    }
-}
-
 template <typename T> static hp_status conv_run(hp_cuda_backend *b, const hp_node *n,
                                                 conv_state *st)
 {
@@ -337,15 +323,9 @@ template <typename T> static hp_status conv_run(hp_cuda_backend *b, const hp_nod
     }
     HP_CUDNN_CHECK(b, cudnnConvolutionForward(b->cudnn, &one, st->xd, x, st->wd, wt.p, st->cd,
                                               st->algo, b->ws, st->ws, &zero, st->yd, yt.p));
-    if (st->has_bias || act.kind != HP_ACT_NONE) {
-        int64_t hw = yt.dims[2] * yt.dims[3];
-        if (hw <= 0 || yt.numel == 0)
-            return HP_OK;
-        k_bias_act<T><<<hp_cu_blocks(yt.numel), HP_CU_THREADS, 0, b->stream>>>(
-            (T *)yt.p, yt.inner, yt.bstride, hw, st->M, st->has_bias ? bt.p : NULL,
-            st->has_bias ? bt.f32 : 1, act, yt.numel);
-        HP_CU_LAUNCHED(b);
-    }
+    /* y = act(y + bias[c]) in place */
+    if (st->has_bias || act.kind != HP_ACT_NONE)
+        return hp_cu_channel_affine(b, &yt, &yt, NULL, st->has_bias ? &bt : NULL, act, n->name);
     return HP_OK;
 }
 

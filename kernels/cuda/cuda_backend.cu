@@ -663,6 +663,7 @@ static hp_status init(hp_cuda_backend *b)
     HP_CU_CHECK(b, cudaSetDevice(b->device));
     cudaDeviceProp prop;
     HP_CU_CHECK(b, cudaGetDeviceProperties(&prop, b->device));
+    b->sm_count = prop.multiProcessorCount > 0 ? prop.multiProcessorCount : 1;
     if (b->base.precision == HP_PREC_BF16 && prop.major < 8)
         return hp_error_set(&b->base.err, HP_ERR_UNSUPPORTED,
                             "cuda: bfloat16 needs compute capability 8.0 or later; device %d (%s) "

@@ -28,6 +28,7 @@ extern "C" {
 
 /* The project's headers carry no extern "C" guards of their own. */
 #include "common/status.h"
+#include "kernels/cuda/fast_divide.h"
 #include "kernels/backend.h"
 #include "models/graph.h"
 #include "models/plan.h"
@@ -45,6 +46,7 @@ typedef struct {
 typedef struct {
     hp_backend base; /* first: the vtable's hp_backend* is this record */
     int device;
+    int sm_count; /* multiprocessors: sizes grids that loop rather than cover every element */
     size_t esize; /* arena element size in bytes: 4, 2 or 2 */
     cudaStream_t stream;
     cudnnHandle_t cudnn;
@@ -141,6 +143,11 @@ void hp_cu_conv_release(void *state);
 
 hp_status hp_cu_batchnorm_run(hp_cuda_backend *b, const hp_node *n);
 hp_status hp_cu_scale_shift_run(hp_cuda_backend *b, const hp_node *n);
+/* y = act(x * scale[c] + shift[c]) over channel dim 1 (scale_shift.cu); scale or shift may be
+ * NULL (1 or 0); x and y may be the same value (in place) and strided views. */
+hp_status hp_cu_channel_affine(hp_cuda_backend *b, const hp_cu_tensor *x, const hp_cu_tensor *y,
+                               const hp_cu_tensor *scale, const hp_cu_tensor *shift, hp_act act,
+                               const char *name);
 hp_status hp_cu_unary_run(hp_cuda_backend *b, const hp_node *n);
 hp_status hp_cu_binary_run(hp_cuda_backend *b, const hp_node *n); /* BINARY and PRELU */
 hp_status hp_cu_pool_run(hp_cuda_backend *b, const hp_node *n);   /* MAXPOOL, AVGPOOL */

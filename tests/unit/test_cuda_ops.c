@@ -387,6 +387,17 @@ static void test_norm(void)
         output(g, y);
         run_case(r ? "scale_shift_rank2_leaky" : "scale_shift_clip", g, NULL);
     }
+    /* planes of >= 1024 elements take the block-per-plane kernel (the cases above, the other) */
+    {
+        int64_t bd[4] = {2, 3, 33, 40}, c3[1] = {3};
+        hp_graph *g = new_graph();
+        int x = input(g, "x", 4, bd);
+        int ins[3] = {x, cst(g, "sc", 1, c3, -1.5f, 1.5f), cst(g, "sh", 1, c3, -1, 1)};
+        int y = rt(g, "y", 4, bd);
+        add_node(g, HP_OP_SCALE_SHIFT, "ScaleShift", 3, ins, y)->attr.act = act_of(HP_ACT_RELU);
+        output(g, y);
+        run_case("scale_shift_large_plane_relu", g, NULL);
+    }
 }
 
 static void test_elementwise(void)
