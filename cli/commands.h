@@ -9,6 +9,7 @@ int hp_cli_synth(int argc, char **argv);   /* cli/synth_cmd.c */
 int hp_cli_slide(int argc, char **argv);   /* cli/slide_cmd.c */
 int hp_cli_analyze(int argc, char **argv); /* cli/analyze_cmd.c */
 int hp_cli_report(int argc, char **argv);  /* cli/report_cmd.c */
+int hp_cli_report_signers(int argc, char **argv); /* cli/report_signers_cmd.c: `report signers ...` */
 int hp_cli_deid(int argc, char **argv);    /* cli/deid_cmd.c */
 
 #endif

@@ -16,12 +16,14 @@
 #include "io/slide.h"
 #include "models/card.h"
 #include "report/audit_log.h"
+#include "report/build_record.h"
 #include "report/care_rules.h"
 #include "report/case_file.h"
 #include "report/findings_input.h"
 #include "report/report_content.h"
 #include "report/report_fhir.h"
 #include "report/report_html.h"
+#include "report/report_verify.h"
 
 int hp_report_dir_latest_revision(const char *dir, hp_error *err)
 {
@@ -99,15 +101,17 @@ hp_status hp_report_build(const hp_report_build_opts *o, cJSON **report_out, hp_
     struct stat sb;
     int exists = stat(o->out_dir, &sb) == 0;
     if (exists) {
-        int rev = hp_report_dir_latest_revision(o->out_dir, err);
-        if (rev < 0) {
+        /* Signed means a revision on disk or a signature in the audit log: deleting revisions/
+         * does not make a signed report rebuildable. */
+        int rev = 0, is_signed = hp_report_signed(o->out_dir, &rev, err);
+        if (is_signed < 0) {
             st = err->code;
             goto done;
         }
-        if (rev > 0) {
+        if (is_signed) {
             st = hp_error_set(err, HP_ERR_INVALID,
-                              "%s holds a signed report (revision %d): a signed report cannot be rebuilt or changed; "
-                              "amend it with `histoplan report sign %s --amend FILE`",
+                              "%s holds a signed report (revision %d, in revisions/ or its audit log): a signed report "
+                              "cannot be rebuilt or changed; amend it with `histoplan report sign %s --amend FILE`",
                               o->out_dir, rev, o->out_dir);
             goto done;
         }
@@ -171,6 +175,10 @@ hp_status hp_report_build(const hp_report_build_opts *o, cJSON **report_out, hp_
     free(text);
     if (st || (st = hp_report_render(report, NULL, tmp, tmp, err)))
         goto done;
+    /* The build record: what report sign will hold the draft to (report/build_record.h). */
+    char record_sha[65];
+    if ((st = hp_build_record_write(tmp, report, now, record_sha, err)))
+        goto done;
 
     /* The audit log: carried over from the report being replaced, then this build appended. */
     snprintf(path, sizeof path, "%s/audit.jsonl", tmp);
@@ -191,7 +199,8 @@ hp_status hp_report_build(const hp_report_build_opts *o, cJSON **report_out, hp_
     cJSON_AddStringToObject(details, "category",
                             cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "diagnosis"), "category")->valuestring);
     cJSON_AddBoolToObject(details, "replaced_unsigned_report", exists);
-    st = hp_audit_append(path, "build", NULL, details, err);
+    cJSON_AddStringToObject(details, "build_record_sha256", record_sha);
+    st = hp_audit_append_at(path, now, "build", NULL, details, err);
     cJSON_Delete(details);
     if (st)
         goto done;

@@ -3,10 +3,11 @@
  *   DIR/report.json          revision 0, status preliminary (schemas/report.schema.json)
  *   DIR/report.fhir.json     its FHIR R4 bundle;  DIR/report.html  its printable page
  *   DIR/images/              overlay and region thumbnails (hashed in report.json)
+ *   DIR/build.json           the build record: SHA-256 of each file above (report/build_record.h)
  *   DIR/revisions/N/         each signed revision N >= 1: report.json (RFC 8785 canonical bytes,
  *                            exactly what was hashed and signed), signature.json, report.fhir.json,
- *                            report.html; never changed once written
- *   DIR/audit.jsonl          hash-chained log of build, sign, amend and verify events
+ *                            report.html; never changed once written (report/report_verify.h)
+ *   DIR/audit.jsonl          hash-chained log of build, sign and amend events
  *
  * No file or folder name holds a patient identifier or the accession number. */
 #ifndef HP_REPORT_DIR_H

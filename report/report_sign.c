@@ -1,74 +1,29 @@
+/* Sign-off of a report folder: see report_sign.h. */
 #include "report/report_sign.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/remove_tree.h"
 #include "common/utc_time.h"
 #include "io/atomic_file.h"
 #include "models/card.h"
 #include "report/audit_log.h"
+#include "report/build_record.h"
 #include "report/canonical_json.h"
 #include "report/category.h"
 #include "report/json_file.h"
 #include "report/json_pointer.h"
 #include "report/report_dir.h"
+#include "report/report_verify.h"
 #include "report/signature.h"
-
-static void revision_path(char *out, size_t cap, const char *dir, int rev, const char *file)
-{
-    if (rev == 0)
-        snprintf(out, cap, "%s/%s", dir, file);
-    else
-        snprintf(out, cap, "%s/revisions/%d/%s", dir, rev, file);
-}
-
-/* Canonical bytes and their SHA-256. */
-static hp_status canonical_hash(const cJSON *report, char **bytes, size_t *len, unsigned char digest[32],
-                                char hex[65], hp_error *err)
-{
-    *bytes = hp_json_canonicalize(report, len, err);
-    if (!*bytes)
-        return err && err->code ? err->code : HP_ERR_INVALID;
-    if (hp_sha256(*bytes, *len, digest, hex))
-        return hp_error_set(err, HP_ERR_INVALID, "report: SHA-256 failed");
-    return HP_OK;
-}
-
-/* Every image the report names must be in dir/images with the recorded hash. Returns the count
- * of mismatches and prints them. */
-static int check_images(const cJSON *node, const char *dir, FILE *out, const char *label)
-{
-    int bad = 0;
-    if (cJSON_IsObject(node)) {
-        const cJSON *file = cJSON_GetObjectItemCaseSensitive(node, "file");
-        const cJSON *sha = cJSON_GetObjectItemCaseSensitive(node, "sha256");
-        if (cJSON_IsString(file) && cJSON_IsString(sha) && cJSON_GetObjectItemCaseSensitive(node, "width_px")) {
-            char path[PATH_MAX], hex[65];
-            hp_error e = {0};
-            snprintf(path, sizeof path, "%s/%s", dir, file->valuestring);
-            if (strstr(file->valuestring, "..") || hp_sha256_file(path, hex, &e)) {
-                if (out)
-                    fprintf(out, "FAIL %s: image %s is missing or unreadable\n", label, file->valuestring);
-                return 1;
-            }
-            if (strcmp(hex, sha->valuestring)) {
-                if (out)
-                    fprintf(out, "FAIL %s: image %s does not match its recorded SHA-256 (changed)\n", label,
-                            file->valuestring);
-                return 1;
-            }
-            return 0;
-        }
-    }
-    for (const cJSON *c = node ? node->child : NULL; c; c = c->next)
-        bad += check_images(c, dir, out, label);
-    return bad;
-}
+#include "report/signer_registry.h"
 
 /* ---- amendments ---- */
 
@@ -176,128 +131,203 @@ static hp_status apply_amendments(cJSON *report, const char *path, cJSON *change
     return *reason ? HP_OK : hp_error_set(err, HP_ERR_NOMEM, "out of memory");
 }
 
-/* ---- reading a revision ---- */
+/* ---- checks before signing ---- */
 
-/* Reads revision `rev` of `dir`. For a signed revision also its signature.json. */
-static hp_status read_revision(const char *dir, int rev, cJSON **report, cJSON **sig, char **raw, size_t *raw_len,
-                               hp_error *err)
+/* The signer's key: the registry, when there is one, must bind it to this pathologist. */
+static hp_status check_registry(const hp_report_sign_opts *o, const char *fpr, hp_error *err)
 {
     char path[PATH_MAX];
-    revision_path(path, sizeof path, dir, rev, "report.json");
-    *report = NULL;
-    if (sig)
-        *sig = NULL;
-    /* With `raw`, also the exact bytes parsed: verify checks they are the canonical form signed. */
-    hp_status st = hp_json_file_read_bytes(path, "report", report, raw, raw_len, err);
+    struct stat sb;
+    if (o->registry_path)
+        snprintf(path, sizeof path, "%s", o->registry_path);
+    else if (hp_signer_registry_default_path(path, sizeof path, NULL) || (stat(path, &sb) && errno == ENOENT))
+        return HP_OK; /* no registry: verify will say the signer is not verified */
+    hp_signer_registry *reg = NULL;
+    hp_status st = hp_signer_registry_load(path, 0, &reg, err);
     if (st)
         return st;
-    if (sig && rev > 0) {
-        revision_path(path, sizeof path, dir, rev, "signature.json");
-        if ((st = hp_json_file_read(path, "signature", sig, NULL, err)))
-            return st;
+    const hp_signer *s = hp_signer_registry_find(reg, fpr);
+    if (!s)
+        st = hp_error_set(err, HP_ERR_INVALID,
+                          "the key %s (fingerprint %.16s...) is not in the signer registry %s; register it first: "
+                          "histoplan report signers add --pathologist %s --pubkey PUB.pem",
+                          o->key_path, fpr, path, o->pathologist_id);
+    else if (s->revoked_at[0])
+        st = hp_error_set(err, HP_ERR_INVALID, "the key %s was revoked at %s in the signer registry %s", o->key_path,
+                          s->revoked_at, path);
+    else if (strcmp(s->pathologist_id, o->pathologist_id))
+        st = hp_error_set(err, HP_ERR_INVALID,
+                          "the key %s belongs to %s in the signer registry %s, not to %s: a key signs only for its "
+                          "own pathologist",
+                          o->key_path, s->pathologist_id, path, o->pathologist_id);
+    hp_signer_registry_free(reg);
+    return st;
+}
+
+static hp_status same_bytes(const char *a, const char *b, int *same, hp_error *err)
+{
+    char ha[65], hb[65];
+    hp_status st = hp_sha256_file(a, ha, err);
+    if (!st)
+        st = hp_sha256_file(b, hb, err);
+    *same = !st && !strcmp(ha, hb);
+    return st;
+}
+
+/* What the pathologist read is what gets signed: the draft's page and bundle must be exactly
+ * what its report.json renders to. Rendered into `scratch`, compared, removed. */
+static hp_status check_draft_renders(const char *dir, const cJSON *draft, const char *scratch, hp_error *err)
+{
+    static const char *const names[] = {"report.html", "report.fhir.json"};
+    char mine[PATH_MAX], theirs[PATH_MAX];
+    hp_status st = hp_report_render(draft, NULL, scratch, dir, err);
+    for (int i = 0; i < 2 && !st; i++) {
+        int same = 0;
+        snprintf(mine, sizeof mine, "%s/%s", scratch, names[i]);
+        snprintf(theirs, sizeof theirs, "%s/%s", dir, names[i]);
+        if (!(st = same_bytes(mine, theirs, &same, err)) && !same) {
+            const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(draft, "histoplan_version"));
+            st = hp_error_set(err, HP_ERR_INVALID,
+                              "%s is not what report.json renders to (built by histoplan %s, this is %s): what was "
+                              "read would not be what is signed; rebuild the report with `histoplan report build "
+                              "--overwrite` and review it again",
+                              theirs, v ? v : "?", HP_VERSION);
+        }
     }
-    return HP_OK;
+    for (int i = 0; i < 2; i++) {
+        snprintf(mine, sizeof mine, "%s/%s", scratch, names[i]);
+        unlink(mine);
+    }
+    return st;
+}
+
+/* ---- writing ---- */
+
+/* Writes `bytes` exactly (no newline added): the files verify reads back as canonical text. */
+static hp_status write_exact(const char *path, const char *bytes, size_t len, hp_error *err)
+{
+    hp_atomic_file af;
+    hp_status st = hp_atomic_open(path, &af, err);
+    if (st)
+        return st;
+    return hp_atomic_finish(path, &af, fwrite(bytes, 1, len, af.f) == len, err);
+}
+
+static char *sign_digest(const char *key_path, const unsigned char digest[32], unsigned char pub[32], hp_error *err)
+{
+    unsigned char sig[64];
+    if (hp_ed25519_sign(key_path, digest, 32, sig, pub, err))
+        return NULL;
+    char *b64 = hp_base64_encode(sig, 64);
+    if (!b64)
+        hp_error_set(err, HP_ERR_NOMEM, "out of memory");
+    return b64;
+}
+
+/* The manifest: every file of the revision (written in `tmp`, named as they will be) and of
+ * images/, the revision superseded and the audit log's head. */
+static cJSON *make_manifest(const char *dir, const char *tmp, int rev, const cJSON *report, const cJSON *sig,
+                            const char *base_hex, hp_error *err)
+{
+    static const char *const own[] = {"report.json", "report.html", "report.fhir.json"};
+    cJSON *m = cJSON_CreateObject();
+    cJSON *files = m ? cJSON_AddObjectToObject(m, "files") : NULL;
+    hp_audit_log log = {0};
+    char path[PATH_MAX];
+    if (!files) {
+        hp_error_set(err, HP_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    cJSON_AddStringToObject(m, "format", HP_MANIFEST_FORMAT);
+    cJSON_AddNumberToObject(m, "revision", rev);
+    cJSON_AddStringToObject(m, "report_id", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(report, "report_id")));
+    static const char *const copied[] = {"pathologist_id", "key_fingerprint", "signed_at"};
+    for (int i = 0; i < 3; i++)
+        cJSON_AddStringToObject(m, copied[i], cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sig, copied[i])));
+    cJSON_AddStringToObject(m, "report_signature", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sig, "signature")));
+    for (int i = 0; i < 3; i++) {
+        char hex[65], rel[64];
+        snprintf(path, sizeof path, "%s/%s", tmp, own[i]);
+        snprintf(rel, sizeof rel, "revisions/%d/%s", rev, own[i]);
+        if (hp_sha256_file(path, hex, err))
+            goto fail;
+        cJSON_AddStringToObject(files, rel, hex);
+    }
+    if (hp_report_digest_images(dir, files, err))
+        goto fail;
+    cJSON *sup = cJSON_AddObjectToObject(m, "supersedes");
+    cJSON_AddNumberToObject(sup, "revision", rev - 1);
+    cJSON_AddStringToObject(sup, "report_sha256", base_hex);
+    snprintf(path, sizeof path, "%s/audit.jsonl", dir);
+    if (hp_audit_read(path, &log, err))
+        goto fail;
+    cJSON *al = cJSON_AddObjectToObject(m, "audit_log");
+    cJSON_AddNumberToObject(al, "events", (double)log.n);
+    cJSON_AddStringToObject(al, "last_line_sha256", hp_audit_line_sha256(&log, log.n));
+    hp_audit_log_free(&log);
+    return m;
+fail:
+    hp_audit_log_free(&log);
+    cJSON_Delete(m);
+    return NULL;
 }
 
 hp_status hp_report_sign(const hp_report_sign_opts *o, int *revision, hp_error *err)
 {
-    char path[PATH_MAX], tmp[PATH_MAX] = "", final_dir[PATH_MAX];
-    cJSON *base = NULL, *report = NULL, *sig = NULL;
-    char *bytes = NULL, *base_bytes = NULL, *reason = NULL, *pub_b64 = NULL, *sig_b64 = NULL;
+    char path[PATH_MAX], tmp[PATH_MAX] = "", final_dir[PATH_MAX] = "";
+    cJSON *base = NULL, *report = NULL, *sig = NULL, *changes = NULL, *details = NULL;
+    char *bytes = NULL, *base_bytes = NULL, *reason = NULL, *pub_b64 = NULL, *sig_b64 = NULL, *msig_b64 = NULL;
+    char *mbytes = NULL, *sbytes = NULL;
     hp_status st;
+    int renamed = 0;
 
-    snprintf(path, sizeof path, "%s/audit.jsonl", o->dir);
-    size_t n_events = 0;
-    if ((st = hp_audit_verify(path, &n_events, err)))
+    if (!hp_pathologist_id_valid(o->pathologist_id))
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "the pathologist id must be 1 to 128 characters, without control characters or '='");
+    /* The key first: refused keys (readable by others, wrong type) stop everything. */
+    unsigned char pub[32], probe[64];
+    char fpr[65];
+    if ((st = hp_ed25519_sign(o->key_path, "", 0, probe, pub, err)))
         return st;
-    int latest = hp_report_dir_latest_revision(o->dir, err);
-    if (latest < 0)
-        return err->code;
+    hp_key_fingerprint(pub, fpr);
+    if ((st = check_registry(o, fpr, err)))
+        return st;
+
+    /* The folder must verify as it stands (signers aside): nothing is signed on top of a changed
+     * draft, a deleted revision or a shortened log. */
+    hp_report_verify_opts vo = {.no_registry = 1};
+    hp_report_verify_result vr;
+    hp_error ve = {0};
+    st = hp_report_verify(o->dir, &vo, NULL, &vr, &ve);
+    if (st && !vr.failures)
+        return hp_error_set(err, st, "%s", ve.msg);
+    if (vr.failures)
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "%s fails verification (%d problem(s); the first: %s); nothing was signed: run `histoplan "
+                            "report verify %s`",
+                            o->dir, vr.failures, vr.first_failure, o->dir);
+    int latest = vr.revisions;
     if (latest > 0 && !o->amend_path)
         return hp_error_set(err, HP_ERR_INVALID,
                             "%s is already signed (revision %d): a signed report cannot be signed again or changed; "
                             "sign an amended revision with --amend FILE",
                             o->dir, latest);
-    /* The revision signed off from must itself be intact. */
-    if ((st = read_revision(o->dir, latest, &base, NULL, NULL, NULL, err)))
+    if (latest == 0)
+        snprintf(path, sizeof path, "%s/report.json", o->dir);
+    else
+        snprintf(path, sizeof path, "%s/revisions/%d/report.json", o->dir, latest);
+    if ((st = hp_json_file_read(path, "report", &base, NULL, err)))
         goto done;
     const cJSON *status = cJSON_GetObjectItemCaseSensitive(base, "status");
-    if (!cJSON_IsString(status) || (latest == 0) != !strcmp(status->valuestring, "preliminary")) {
-        st = hp_error_set(err, HP_ERR_INVALID, "%s: revision %d has an unexpected status", o->dir, latest);
+    const char *report_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(base, "report_id"));
+    if (!cJSON_IsString(status) || (latest == 0) != !strcmp(status->valuestring, "preliminary") || !report_id) {
+        st = hp_error_set(err, HP_ERR_INVALID, "%s: revision %d has no report_id or an unexpected status", o->dir,
+                          latest);
         goto done;
     }
-    if (check_images(base, o->dir, NULL, "")) {
-        st = hp_error_set(err, HP_ERR_INVALID,
-                          "%s: an image of the report does not match its recorded hash; run `histoplan report verify`",
-                          o->dir);
-        goto done;
-    }
-    size_t base_len;
-    unsigned char digest[32];
-    char base_hex[65], hex[65];
-    if ((st = canonical_hash(base, &base_bytes, &base_len, digest, base_hex, err)))
-        goto done;
-
-    report = cJSON_Duplicate(base, 1);
-    cJSON *changes = cJSON_CreateArray();
-    if (o->amend_path && (st = apply_amendments(report, o->amend_path, changes, &reason, err))) {
-        cJSON_Delete(changes);
-        goto done;
-    }
-    int rev = latest + 1;
-    char now[HP_UTC_TIME_LEN];
-    hp_utc_format(time(NULL), now);
-    cJSON_ReplaceItemInObjectCaseSensitive(report, "revision", cJSON_CreateNumber(rev));
-    cJSON_ReplaceItemInObjectCaseSensitive(report, "status", cJSON_CreateString(rev == 1 ? "final" : "amended"));
-    cJSON_ReplaceItemInObjectCaseSensitive(report, "generated_at", cJSON_CreateString(now));
-
-    /* Load the key first: its fingerprint goes into the signed content. */
-    unsigned char pub[32], signature[64];
-    unsigned char probe[64];
-    if ((st = hp_ed25519_sign(o->key_path, "", 0, probe, pub, err))) {
-        cJSON_Delete(changes);
-        goto done;
-    }
-    char fpr[65];
-    hp_key_fingerprint(pub, fpr);
-    cJSON *so = cJSON_CreateObject();
-    cJSON_AddStringToObject(so, "pathologist_id", o->pathologist_id);
-    cJSON_AddStringToObject(so, "signed_at", now);
-    cJSON_AddStringToObject(so, "key_fingerprint", fpr);
-    if (reason)
-        cJSON_AddStringToObject(so, "reason", reason);
-    else
-        cJSON_AddNullToObject(so, "reason");
-    cJSON_AddItemToObject(so, "amendments", changes);
-    cJSON *sup = cJSON_AddObjectToObject(so, "supersedes");
-    cJSON_AddNumberToObject(sup, "revision", latest);
-    cJSON_AddStringToObject(sup, "report_sha256", base_hex);
-    cJSON_ReplaceItemInObjectCaseSensitive(report, "sign_off", so);
-
-    size_t len;
-    if ((st = canonical_hash(report, &bytes, &len, digest, hex, err)))
-        goto done;
-    if ((st = hp_ed25519_sign(o->key_path, digest, 32, signature, pub, err)))
-        goto done;
-    pub_b64 = hp_base64_encode(pub, 32);
-    sig_b64 = hp_base64_encode(signature, 64);
-    if (!pub_b64 || !sig_b64) {
-        st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    sig = cJSON_CreateObject();
-    cJSON_AddStringToObject(sig, "algorithm", "Ed25519");
-    cJSON_AddStringToObject(sig, "signed_content",
-                            "the SHA-256 digest (32 bytes) of report.json, which is stored in RFC 8785 canonical form");
-    cJSON_AddNumberToObject(sig, "revision", rev);
-    cJSON_AddStringToObject(sig, "report_sha256", hex);
-    cJSON_AddStringToObject(sig, "signature", sig_b64);
-    cJSON_AddStringToObject(sig, "public_key", pub_b64);
-    cJSON_AddStringToObject(sig, "key_fingerprint", fpr);
-    cJSON_AddStringToObject(sig, "pathologist_id", o->pathologist_id);
-    cJSON_AddStringToObject(sig, "signed_at", now);
 
     /* Written to a temporary folder and renamed: a revision appears whole or not at all. */
+    int rev = latest + 1;
     snprintf(path, sizeof path, "%s/revisions", o->dir);
     if (mkdir(path, 0755) && errno != EEXIST) {
         st = hp_error_set(err, HP_ERR_IO, "%s: %s", path, strerror(errno));
@@ -310,219 +340,126 @@ hp_status hp_report_sign(const hp_report_sign_opts *o, int *revision, hp_error *
         tmp[0] = '\0';
         goto done;
     }
+    if (latest == 0 && (st = check_draft_renders(o->dir, base, tmp, err)))
+        goto done;
+
+    size_t base_len, len;
+    unsigned char digest[32];
+    char base_hex[65], hex[65], mhex[65];
+    if (!(base_bytes = hp_json_canonicalize(base, &base_len, err)) || hp_sha256(base_bytes, base_len, digest, base_hex)) {
+        st = hp_error_set(err, HP_ERR_INVALID, "%s: revision %d cannot be canonicalized", o->dir, latest);
+        goto done;
+    }
+    report = cJSON_Duplicate(base, 1);
+    changes = cJSON_CreateArray();
+    if (!report || !changes) {
+        st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (o->amend_path && (st = apply_amendments(report, o->amend_path, changes, &reason, err)))
+        goto done;
+    char now[HP_UTC_TIME_LEN];
+    hp_utc_format(time(NULL), now);
+    cJSON_ReplaceItemInObjectCaseSensitive(report, "revision", cJSON_CreateNumber(rev));
+    cJSON_ReplaceItemInObjectCaseSensitive(report, "status", cJSON_CreateString(rev == 1 ? "final" : "amended"));
+    cJSON_ReplaceItemInObjectCaseSensitive(report, "generated_at", cJSON_CreateString(now));
+    cJSON *so = cJSON_CreateObject();
+    cJSON_AddStringToObject(so, "pathologist_id", o->pathologist_id);
+    cJSON_AddStringToObject(so, "signed_at", now);
+    cJSON_AddStringToObject(so, "key_fingerprint", fpr);
+    if (reason)
+        cJSON_AddStringToObject(so, "reason", reason);
+    else
+        cJSON_AddNullToObject(so, "reason");
+    cJSON_AddItemToObject(so, "amendments", cJSON_Duplicate(changes, 1));
+    cJSON *sup = cJSON_AddObjectToObject(so, "supersedes");
+    cJSON_AddNumberToObject(sup, "revision", latest);
+    cJSON_AddStringToObject(sup, "report_sha256", base_hex);
+    cJSON_ReplaceItemInObjectCaseSensitive(report, "sign_off", so);
+
+    /* The report signature (carried by the FHIR Provenance), then the renderings. */
+    if (!(bytes = hp_json_canonicalize(report, &len, err)) || hp_sha256(bytes, len, digest, hex)) {
+        st = err->code ? err->code : HP_ERR_INVALID;
+        goto done;
+    }
+    if (!(sig_b64 = sign_digest(o->key_path, digest, pub, err)) || !(pub_b64 = hp_base64_encode(pub, 32))) {
+        st = err->code ? err->code : hp_error_set(err, HP_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    sig = cJSON_CreateObject();
+    cJSON_AddStringToObject(sig, "algorithm", "Ed25519");
+    cJSON_AddStringToObject(sig, "signed_content", HP_SIGNED_CONTENT);
+    cJSON_AddNumberToObject(sig, "revision", rev);
+    cJSON_AddStringToObject(sig, "report_sha256", hex);
+    cJSON_AddStringToObject(sig, "signature", sig_b64);
+    cJSON_AddStringToObject(sig, "public_key", pub_b64);
+    cJSON_AddStringToObject(sig, "key_fingerprint", fpr);
+    cJSON_AddStringToObject(sig, "pathologist_id", o->pathologist_id);
+    cJSON_AddStringToObject(sig, "signed_at", now);
     snprintf(path, sizeof path, "%s/report.json", tmp);
-    hp_atomic_file af;
-    if ((st = hp_atomic_open(path, &af, err)))
+    if ((st = write_exact(path, bytes, len, err)) || (st = hp_report_render(report, sig, tmp, o->dir, err)))
         goto done;
-    int ok = fwrite(bytes, 1, len, af.f) == len;
-    if ((st = hp_atomic_finish(path, &af, ok, err)))
+
+    /* The manifest signature over every file. */
+    cJSON *m = make_manifest(o->dir, tmp, rev, report, sig, base_hex, err);
+    if (!m) {
+        st = err->code ? err->code : HP_ERR_INVALID;
         goto done;
-    char *sig_text = cJSON_Print(sig);
+    }
+    cJSON_AddItemToObject(sig, "manifest", m);
+    size_t mlen, slen;
+    if (!(mbytes = hp_json_canonicalize(m, &mlen, err)) || hp_sha256(mbytes, mlen, digest, mhex) ||
+        !(msig_b64 = sign_digest(o->key_path, digest, pub, err))) {
+        st = err->code ? err->code : HP_ERR_INVALID;
+        goto done;
+    }
+    cJSON_AddStringToObject(sig, "manifest_sha256", mhex);
+    cJSON_AddStringToObject(sig, "manifest_signature", msig_b64);
     snprintf(path, sizeof path, "%s/signature.json", tmp);
-    st = hp_atomic_write_text(path, sig_text, err);
-    free(sig_text);
-    if (st || (st = hp_report_render(report, sig, tmp, o->dir, err)))
+    if (!(sbytes = hp_json_canonicalize(sig, &slen, err)) || (st = write_exact(path, sbytes, slen, err))) {
+        st = err->code ? err->code : HP_ERR_INVALID;
         goto done;
+    }
     if (rename(tmp, final_dir)) {
         st = hp_error_set(err, HP_ERR_IO, "%s: %s (signed by someone else meanwhile?)", final_dir, strerror(errno));
         goto done;
     }
-    tmp[0] = '\0';
+    renamed = 1;
 
-    cJSON *details = cJSON_CreateObject();
-    cJSON_AddStringToObject(details, "report_id", cJSON_GetObjectItemCaseSensitive(report, "report_id")->valuestring);
+    details = cJSON_CreateObject();
+    cJSON_AddStringToObject(details, "report_id", report_id);
     cJSON_AddNumberToObject(details, "revision", rev);
     cJSON_AddStringToObject(details, "report_sha256", hex);
+    cJSON_AddStringToObject(details, "manifest_sha256", mhex);
     cJSON_AddStringToObject(details, "supersedes_sha256", base_hex);
     cJSON_AddStringToObject(details, "key_fingerprint", fpr);
     cJSON *fields = cJSON_AddArrayToObject(details, "changed_fields");
     for (const cJSON *c = changes->child; c; c = c->next)
-        cJSON_AddItemToArray(fields, cJSON_CreateString(cJSON_GetObjectItemCaseSensitive(c, "field")->valuestring));
+        cJSON_AddItemToArray(fields, cJSON_CreateString(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "field"))));
     snprintf(path, sizeof path, "%s/audit.jsonl", o->dir);
-    st = hp_audit_append(path, rev == 1 ? "sign" : "amend", o->pathologist_id, details, err);
-    cJSON_Delete(details);
-    if (st == HP_OK && revision)
+    if ((st = hp_audit_append_at(path, now, rev == 1 ? "sign" : "amend", o->pathologist_id, details, err)))
+        goto done;
+    renamed = 0;
+    if (revision)
         *revision = rev;
 done:
-    if (tmp[0]) {
-        char p2[PATH_MAX];
-        static const char *const files[] = {"report.json", "signature.json", "report.fhir.json", "report.html"};
-        for (int i = 0; i < 4; i++) {
-            snprintf(p2, sizeof p2, "%s/%s", tmp, files[i]);
-            unlink(p2);
-        }
-        rmdir(tmp);
-    }
+    /* A revision whose audit event could not be written is taken back: it would never verify. */
+    if (renamed && rename(final_dir, tmp))
+        tmp[0] = '\0';
+    if (tmp[0])
+        hp_remove_tree(tmp);
     cJSON_Delete(base);
     cJSON_Delete(report);
     cJSON_Delete(sig);
+    cJSON_Delete(changes);
+    cJSON_Delete(details);
     free(bytes);
     free(base_bytes);
+    free(mbytes);
+    free(sbytes);
     free(reason);
     free(pub_b64);
     free(sig_b64);
+    free(msig_b64);
     return st;
-}
-
-/* ---- verify ---- */
-
-static int verify_revision(const char *dir, int rev, const unsigned char (*want)[32], int n_want,
-                           const char *prev_hex, char hex_out[65], FILE *out)
-{
-    cJSON *report = NULL, *sig = NULL;
-    char *raw = NULL, *canon = NULL;
-    size_t raw_len = 0, len = 0;
-    hp_error e = {0};
-    int bad = 0;
-    char label[32];
-    snprintf(label, sizeof label, "revision %d", rev);
-    if (read_revision(dir, rev, &report, &sig, &raw, &raw_len, &e)) {
-        fprintf(out, "FAIL %s: %s\n", label, e.msg);
-        bad = 1;
-        goto done;
-    }
-    unsigned char digest[32];
-    if (canonical_hash(report, &canon, &len, digest, hex_out, &e)) {
-        fprintf(out, "FAIL %s: %s\n", label, e.msg);
-        bad = 1;
-        goto done;
-    }
-    if (raw_len != len || memcmp(raw, canon, len)) {
-        fprintf(out, "FAIL %s: report.json is not the canonical text that was signed (changed after signing)\n",
-                label);
-        bad = 1;
-    }
-    const char *want_hex = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(sig, "report_sha256"))
-                               ? cJSON_GetObjectItemCaseSensitive(sig, "report_sha256")->valuestring
-                               : "";
-    if (strcmp(want_hex, hex_out)) {
-        fprintf(out, "FAIL %s: report.json's SHA-256 %s does not match the signed %s (changed after signing)\n", label,
-                hex_out, want_hex);
-        bad = 1;
-    }
-    unsigned char pub[32], sigbytes[64];
-    size_t n = 0;
-    const cJSON *pk = cJSON_GetObjectItemCaseSensitive(sig, "public_key");
-    const cJSON *sg = cJSON_GetObjectItemCaseSensitive(sig, "signature");
-    if (!cJSON_IsString(pk) || hp_base64_decode(pk->valuestring, pub, 32, &n, &e) || n != 32 || !cJSON_IsString(sg) ||
-        hp_base64_decode(sg->valuestring, sigbytes, 64, &n, &e) || n != 64) {
-        fprintf(out, "FAIL %s: signature.json has no valid public key or signature\n", label);
-        bad = 1;
-        goto done;
-    }
-    char fpr[65];
-    hp_key_fingerprint(pub, fpr);
-    int known = n_want == 0;
-    for (int k = 0; k < n_want; k++)
-        known |= !memcmp(want[k], pub, 32);
-    if (!known) {
-        fprintf(out, "FAIL %s: signed with another key (fingerprint %s), not a public key given\n", label, fpr);
-        bad = 1;
-    }
-    hp_error ve = {0};
-    if (hp_ed25519_verify(pub, digest, 32, sigbytes, &ve)) {
-        fprintf(out, "FAIL %s: the signature does not verify against report.json (%s)\n", label, ve.msg);
-        bad = 1;
-    }
-    const cJSON *so = cJSON_GetObjectItemCaseSensitive(report, "sign_off");
-    const cJSON *sfpr = cJSON_GetObjectItemCaseSensitive(so, "key_fingerprint");
-    if (!cJSON_IsString(sfpr) || strcmp(sfpr->valuestring, fpr)) {
-        fprintf(out, "FAIL %s: the report's sign_off names another key than the signature's\n", label);
-        bad = 1;
-    }
-    const cJSON *rv = cJSON_GetObjectItemCaseSensitive(report, "revision");
-    if (!cJSON_IsNumber(rv) || rv->valuedouble != rev) {
-        fprintf(out, "FAIL %s: report.json says revision %g\n", label, cJSON_IsNumber(rv) ? rv->valuedouble : -1.0);
-        bad = 1;
-    }
-    const cJSON *sup = hp_json_pointer_get(report, "/sign_off/supersedes/report_sha256");
-    if (prev_hex && (!cJSON_IsString(sup) || strcmp(sup->valuestring, prev_hex))) {
-        fprintf(out, "FAIL %s: it does not supersede revision %d as recorded (the chain of revisions is broken)\n",
-                label, rev - 1);
-        bad = 1;
-    }
-    bad += check_images(report, dir, out, label);
-    if (!bad)
-        fprintf(out, "ok   %s: %s, signed by %s at %s, key %.16s, SHA-256 %s\n", label,
-                cJSON_GetObjectItemCaseSensitive(report, "status")->valuestring,
-                cJSON_GetObjectItemCaseSensitive(so, "pathologist_id")->valuestring,
-                cJSON_GetObjectItemCaseSensitive(so, "signed_at")->valuestring, fpr, hex_out);
-done:
-    cJSON_Delete(report);
-    cJSON_Delete(sig);
-    free(raw);
-    free(canon);
-    return bad;
-}
-
-hp_status hp_report_verify(const char *dir, const char *const *pubkey_paths, int n_pubkeys, FILE *out, hp_error *err)
-{
-    unsigned char(*want)[32] = calloc(n_pubkeys > 0 ? (size_t)n_pubkeys : 1, sizeof *want);
-    if (!want)
-        return hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-    for (int k = 0; k < n_pubkeys; k++) {
-        hp_status st = hp_ed25519_load_public(pubkey_paths[k], want[k], err);
-        if (st) {
-            free(want);
-            return st;
-        }
-    }
-    int bad = 0;
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/audit.jsonl", dir);
-    size_t n_events = 0;
-    hp_error e = {0};
-    if (hp_audit_verify(path, &n_events, &e)) {
-        fprintf(out, "FAIL audit log: %s\n", e.msg);
-        bad++;
-    } else {
-        fprintf(out, "ok   audit log: %zu events, hash chain intact\n", n_events);
-    }
-    int latest = hp_report_dir_latest_revision(dir, err);
-    if (latest < 0) {
-        free(want);
-        return err->code;
-    }
-    /* The draft: readable, and its images intact (it is not signed). */
-    cJSON *draft = NULL;
-    char prev_hex[65] = "";
-    if (read_revision(dir, 0, &draft, NULL, NULL, NULL, &e)) {
-        fprintf(out, "FAIL draft: %s\n", e.msg);
-        bad++;
-    } else {
-        char *canon = NULL;
-        size_t len;
-        unsigned char d[32];
-        hp_error ce = {0};
-        int img_bad = check_images(draft, dir, out, "draft");
-        if (canonical_hash(draft, &canon, &len, d, prev_hex, &ce)) {
-            fprintf(out, "FAIL draft: %s\n", ce.msg);
-            bad++;
-        } else if (!img_bad) {
-            fprintf(out, "ok   draft (revision 0, preliminary, unsigned): images intact, SHA-256 %s\n", prev_hex);
-        }
-        bad += img_bad;
-        free(canon);
-    }
-    cJSON_Delete(draft);
-    if (latest == 0)
-        fprintf(out, "note: the report is not signed yet (status preliminary)\n");
-    for (int rev = 1; rev <= latest; rev++) {
-        char hex[65] = "";
-        bad += verify_revision(dir, rev, (const unsigned char(*)[32])want, n_pubkeys, prev_hex[0] ? prev_hex : NULL, hex,
-                               out);
-        memcpy(prev_hex, hex, sizeof prev_hex);
-    }
-    cJSON *details = cJSON_CreateObject();
-    cJSON_AddNumberToObject(details, "revisions_checked", latest);
-    cJSON_AddBoolToObject(details, "ok", bad == 0);
-    cJSON_AddNumberToObject(details, "public_keys_given", n_pubkeys);
-    free(want);
-    /* A tampered log is not extended (hp_audit_append refuses); the result is still printed. */
-    hp_error ae = {0};
-    hp_audit_append(path, "verify", NULL, details, &ae);
-    cJSON_Delete(details);
-    if (bad)
-        return hp_error_set(err, HP_ERR_INVALID, "report %s: %d check(s) failed", dir, bad);
-    return HP_OK;
 }

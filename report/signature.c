@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Key files are a few hundred bytes; anything much larger is not a key. */
 enum { PEM_MAX = 1 << 16 };
@@ -79,13 +80,24 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 }
 
 /* Reads a PEM file whole and names its first block's label ("PRIVATE KEY", "PUBLIC KEY", ...). */
-static hp_status read_pem(const char *path, const char *what, char **text, size_t *len,
+static hp_status read_pem(const char *path, const char *what, int secret, char **text, size_t *len,
                           char label[64], hp_error *err)
 {
     *text = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
         return hp_error_set(err, HP_ERR_IO, "%s: cannot open %s: %s", path, what, strerror(errno));
+    /* A signing key others can read signs for anyone who reads it; checked on the open file, so
+     * the file checked is the file read. */
+    struct stat sb;
+    if (secret && fstat(fileno(f), &sb) == 0 && (sb.st_mode & 077)) {
+        fclose(f);
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "%s: the private key is accessible to %s (mode %04o); a signing key must be private "
+                            "to its owner: chmod 600 %s",
+                            path, (sb.st_mode & 007) ? "everyone" : "its group", (unsigned)(sb.st_mode & 07777),
+                            path);
+    }
     char *buf = malloc(PEM_MAX + 1);
     if (!buf) {
         fclose(f);
@@ -131,7 +143,7 @@ static hp_status load_private(const char *path, EVP_PKEY **out, hp_error *err)
     *out = NULL;
     char *text = NULL, label[64];
     size_t len = 0;
-    hp_status st = read_pem(path, "the private key", &text, &len, label, err);
+    hp_status st = read_pem(path, "the private key", 1, &text, &len, label, err);
     if (st)
         return st;
     if (strcmp(label, "ENCRYPTED PRIVATE KEY") == 0 || strstr(text, "Proc-Type: 4,ENCRYPTED")) {
@@ -269,7 +281,7 @@ hp_status hp_ed25519_load_public(const char *pem_path, unsigned char pub[32], hp
         return hp_error_set(err, HP_ERR_INVALID, "hp_ed25519_load_public: NULL argument");
     char *text = NULL, label[64], why[256];
     size_t len = 0;
-    hp_status st = read_pem(pem_path, "the public key", &text, &len, label, err);
+    hp_status st = read_pem(pem_path, "the public key", 0, &text, &len, label, err);
     if (st)
         return st;
     EVP_PKEY *pkey = NULL;

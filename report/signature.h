@@ -26,7 +26,8 @@ hp_status hp_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Signs `len` bytes at `msg` with the Ed25519 private key in the PEM file at
  * `private_key_pem_path`, writing the 64-byte signature to `sig` and the key's raw 32-byte
  * public key to `pub` (`pub` may be NULL). Refuses, naming the file and the problem: a file that
- * cannot be read, one that is not PEM, an encrypted key (no passphrase is ever prompted for), a
+ * cannot be read, one that its group or others may access (mode & 077: the message names the mode
+ * and `chmod 600`), one that is not PEM, an encrypted key (no passphrase is ever prompted for), a
  * public key or certificate where a private key belongs, and a key of another algorithm (RSA,
  * EC, Ed448: the algorithm is named). */
 hp_status hp_ed25519_sign(const char *private_key_pem_path, const void *msg, size_t len,
