@@ -447,6 +447,8 @@ static void verify_revision(vctx *x, int rev, const char *prev_hex, char hex_out
     }
     hp_key_fingerprint(pub, fpr);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(sig, "manifest");
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(m, "files");
+    snprintf(rel, sizeof rel, "%s/report.json", label);
     long mrev = -1;
     if (!same(str_member(sig, "key_fingerprint"), fpr) || !same(str_member(m, "key_fingerprint"), fpr))
         hp_check_fail(x->c, "%s/signature.json: key_fingerprint is not the SHA-256 of its public_key", label);
@@ -455,9 +457,10 @@ static void verify_revision(vctx *x, int rev, const char *prev_hex, char hex_out
         !same(str_member(sig, "pathologist_id"), str_member(m, "pathologist_id")) ||
         !same(str_member(sig, "signed_at"), str_member(m, "signed_at")) ||
         !same(str_member(sig, "signature"), str_member(m, "report_signature")) ||
+        !same(str_member(sig, "report_sha256"), str_member(files, rel)) ||
         !hp_pathologist_id_valid(str_member(m, "pathologist_id")))
         hp_check_fail(x->c, "%s/signature.json: its fields disagree with its manifest (format %s, revision %d, signer, "
-                            "time, report signature)",
+                            "time, report hash or signature)",
                       label, HP_MANIFEST_FORMAT, rev);
     if (!same(str_member(sig, "report_sha256"), report_hex))
         hp_check_fail(x->c, "%s/report.json: its SHA-256 %.16s... is not the signed %.16s... (changed after signing)",
@@ -479,7 +482,7 @@ static void verify_revision(vctx *x, int rev, const char *prev_hex, char hex_out
     hp_error_clear(&e);
     if (hp_ed25519_verify(pub, digest, 32, s2, &e))
         hp_check_fail(x->c, "%s/signature.json: the manifest signature does not verify (%s)", label, e.msg);
-    check_files(x, label, rev, cJSON_GetObjectItemCaseSensitive(m, "files"));
+    check_files(x, label, rev, files);
     check_report_fields(x, label, rev, report, m, fpr, prev_hex);
     check_audit(x, label, rev, m, report_hex, mhex, fpr);
     if (x->c->failures == before) {
@@ -558,7 +561,7 @@ hp_status hp_report_verify(const char *dir, const hp_report_verify_opts *opts, F
     snprintf(path, sizeof path, "%s/audit.jsonl", dir);
     hp_error e = {0};
     if (hp_audit_read(path, &x.log, &e)) {
-        hp_check_fail(&c, "audit.jsonl: %s", e.msg);
+        hp_check_fail(&c, "%s", e.msg); /* names the log by its path */
     } else {
         x.log_ok = 1;
         hp_check_ok(&c, "audit.jsonl: %zu events, hash chain intact", x.log.n);

@@ -225,13 +225,14 @@ static hp_status make_dirs(const char *dir, hp_error *err)
 static hp_status save(const hp_signer_registry *r, hp_error *err)
 {
     cJSON *root = cJSON_CreateObject();
-    cJSON *list = root ? cJSON_AddArrayToObject(root, "signers") : NULL;
+    cJSON *list = root && cJSON_AddStringToObject(root, "format", HP_SIGNERS_FORMAT)
+                      ? cJSON_AddArrayToObject(root, "signers")
+                      : NULL;
     hp_status st = HP_OK;
     if (!list) {
         cJSON_Delete(root);
         return hp_error_set(err, HP_ERR_NOMEM, "out of memory");
     }
-    cJSON_AddStringToObject(root, "format", HP_SIGNERS_FORMAT);
     for (int i = 0; i < r->n; i++) {
         const hp_signer *s = &r->signers[i];
         cJSON *o = cJSON_CreateObject();

@@ -1,8 +1,11 @@
 """`histoplan report sign` and `verify` on a report built from a real findings.json.
 
-- A signed report verifies, with and without the signer's public key; the signature is also
-  checked independently here: report.json is re-canonicalized by this script's own RFC 8785
-  code, hashed, and the Ed25519 signature verified by the openssl command line.
+- A signed report verifies with the signer's key bound to their id (--pubkey ID=PUB.pem); without
+  any registry or key it says "signature valid, signer NOT verified" and exits 4. The signatures
+  are also checked independently here: report.json and the signed manifest are re-canonicalized by
+  this script's own RFC 8785 code, hashed, and both Ed25519 signatures verified by the openssl
+  command line; every file digest of the manifest is recomputed; signature.json and build.json
+  validate against their schemas.
 - Changing one byte of the signed report.json is detected (a digit, and a byte of whitespace
   added), as is a changed image, a replaced signature and a tampered audit log.
 - A signature made with another key is rejected when the expected public key is given; a
@@ -10,11 +13,13 @@
 - A second sign is refused; an amendment makes revision 2 with status amended, records who,
   when and what changed, and leaves revision 1 byte for byte as it was.
 - A signed report cannot be rebuilt; amendments outside the signer's fields are refused.
-- The audit log records build, sign, amend and verify events in a valid hash chain."""
+- The audit log records build, sign and amend events in a valid hash chain; verify changes
+  nothing in the folder.
+(Tampering with each file in turn, deletions and truncations: test_report_sign_tamper.py; the
+signer registry and key permissions: test_report_signers.py.)"""
 import base64
 import hashlib
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -23,91 +28,26 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 import report_testlib as lib  # noqa: E402
+import sign_testlib as sl  # noqa: E402
+from sign_testlib import canon, keypair, openssl_verify, sha  # noqa: E402
+
+try:
+    import jsonschema
+except ImportError:  # the schema checks need Debian's python3-jsonschema
+    jsonschema = None
 
 ck = lib.Checks()
 
 
-def es6_number(v):
-    """ECMAScript Number.prototype.toString, as RFC 8785 asks (written here independently)."""
-    if v == 0:
-        return "0"
-    if isinstance(v, int) and abs(v) < 10 ** 21:
-        return str(v)
-    v = float(v)
-    if v.is_integer() and abs(v) < 1e21:
-        return str(int(v))
-    r = repr(v)  # shortest round-trip digits
-    mant, _, exp = r.partition("e")
-    digits = mant.replace("-", "").replace(".", "").lstrip("0") or "0"
-    neg = v < 0
-    # decimal exponent n such that v = 0.digits * 10^n
-    if exp:
-        point = mant.replace("-", "").find(".")
-        point = len(mant.replace("-", "")) if point < 0 else point
-        n = int(exp) + point
-    else:
-        a = mant.replace("-", "")
-        ip, _, fp = a.partition(".")
-        if ip.strip("0"):
-            n = len(ip.lstrip("0"))
-        else:
-            n = -(len(fp) - len(fp.lstrip("0")))
-    digits = digits.rstrip("0") or "0"
-    k = len(digits)
-    if k <= n <= 21:
-        s = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        s = digits[:n] + "." + digits[n:]
-    elif -6 < n <= 0:
-        s = "0." + "0" * (-n) + digits
-    else:
-        e = n - 1
-        s = digits[0] + ("." + digits[1:] if k > 1 else "") + "e" + ("+" if e > 0 else "-") + str(abs(e))
-    return ("-" if neg else "") + s
+def verify(d, *keys):
+    return sl.verify(d, *keys)
 
 
-def canon(o):
-    if o is None:
-        return "null"
-    if o is True:
-        return "true"
-    if o is False:
-        return "false"
-    if isinstance(o, (int, float)):
-        return es6_number(o)
-    if isinstance(o, str):
-        return json.dumps(o, ensure_ascii=False)
-    if isinstance(o, list):
-        return "[" + ",".join(canon(x) for x in o) + "]"
-    keys = sorted(o, key=lambda k: k.encode("utf-16-be"))
-    return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + canon(o[k]) for k in keys) + "}"
-
-
-def openssl_verify(pub_pem, digest, sig, tmp):
-    with open(os.path.join(tmp, "digest.bin"), "wb") as f:
-        f.write(digest)
-    with open(os.path.join(tmp, "sig.bin"), "wb") as f:
-        f.write(sig)
-    p = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pub_pem, "-rawin",
-                        "-in", os.path.join(tmp, "digest.bin"), "-sigfile", os.path.join(tmp, "sig.bin")],
-                       capture_output=True, text=True)
-    return p.returncode == 0
-
-
-def keypair(tmp, name):
-    key, pub = os.path.join(tmp, name + ".pem"), os.path.join(tmp, name + ".pub.pem")
-    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", key], check=True, capture_output=True)
-    subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-out", pub], check=True, capture_output=True)
-    return key, pub
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def verify(d, *pubs):
-    return lib.run(["report", "verify", d] + [a for p in pubs for a in ("--pubkey", p)])
+def schema_errors(name, doc):
+    if not jsonschema:
+        return []
+    schema = lib.load(os.path.join(lib.SRC, "schemas", name))
+    return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)]
 
 
 with tempfile.TemporaryDirectory() as tmp:
@@ -121,15 +61,32 @@ with tempfile.TemporaryDirectory() as tmp:
 
     rc, log = verify(d)
     ck(rc == 0 and "not signed yet" in log, "an unsigned report verifies as preliminary")
+    build_rec = lib.load(os.path.join(d, "build.json"))
+    ck(not schema_errors("build-record.schema.json", build_rec), "build.json validates against its schema")
+    ck(all(sha(os.path.join(d, f)) == h for f, h in build_rec["files"].items()) and
+       sorted(f for f in build_rec["files"] if f.startswith("images/")) ==
+       sorted("images/" + n for n in os.listdir(os.path.join(d, "images"))) and
+       {"report.json", "report.html", "report.fhir.json"} <= set(build_rec["files"]),
+       "build.json names the SHA-256 of report.json, report.html, report.fhir.json and every image")
+    first = json.loads(open(os.path.join(d, "audit.jsonl")).readline())
+    ck(first["event"] == "build" and first["details"]["build_record_sha256"] == sha(os.path.join(d, "build.json"))
+       and first["time"] == build_rec["built_at"], "the build event holds build.json's SHA-256 and its time")
     rc, log = lib.run(["report", "sign", d, "--pathologist", "dr-okafor", "--key", key])
     ck(rc == 0, f"sign: exit {rc} {log.strip()[:200]}")
     rev1 = os.path.join(d, "revisions", "1")
+    audit_before = open(os.path.join(d, "audit.jsonl"), "rb").read()
     rc, log = verify(d)
-    ck(rc == 0 and "ok   revision 1" in log, "the signed report verifies")
-    rc, log = verify(d, pub)
-    ck(rc == 0, "... and with the signer's public key")
-    rc, log = verify(d, pub2)
-    ck(rc == 1 and "another key" in log, "the signer's signature is rejected for another expected key")
+    ck(rc == 4 and "ok   revisions/1" in log and "signature valid, signer NOT verified" in log,
+       f"without a registry or --pubkey: every check holds, 'signature valid, signer NOT verified', exit 4 (got {rc})")
+    ck(open(os.path.join(d, "audit.jsonl"), "rb").read() == audit_before, "verify changes nothing in the folder")
+    rc, log = verify(d, ("dr-okafor", pub))
+    ck(rc == 0 and "signer verified" in log and "verified: " in log, f"... exit 0 with the signer's key bound to their id ({rc})")
+    rc, log = verify(d, ("dr-okafor", pub2))
+    ck(rc == 1 and "not one of the keys given" in log, "the signer's signature is rejected for another expected key")
+    rc, log = verify(d, ("dr-adams", pub))
+    ck(rc == 1 and "key given for dr-adams" in log, "the signer's own key given for another id does not vouch for them")
+    rc, log = lib.run(["report", "verify", d, "--pubkey", pub])
+    ck(rc == 2 and "ID=PUB.pem" in log, "--pubkey without an id is refused as ambiguous (exit 2)")
 
     # Independent check: our own canonical form, SHA-256, and openssl's Ed25519 verification.
     with open(os.path.join(rev1, "report.json"), "rb") as f:
@@ -148,6 +105,33 @@ with tempfile.TemporaryDirectory() as tmp:
     draft = lib.load(os.path.join(d, "report.json"))
     ck(rep["sign_off"]["supersedes"]["report_sha256"] == hashlib.sha256(canon(draft).encode()).hexdigest(),
        "revision 1 names the draft's canonical hash")
+    # The manifest: canonical here, its own SHA-256, openssl's verification, every digest recomputed.
+    raw_sig = open(os.path.join(rev1, "signature.json"), "rb").read()
+    ck(canon(sig).encode() == raw_sig, "signature.json is stored in its RFC 8785 canonical form (independent code)")
+    ck(not schema_errors("signature.schema.json", sig), f"signature.json validates against its schema "
+       f"{schema_errors('signature.schema.json', sig)[:2]}")
+    m = sig["manifest"]
+    mdigest = hashlib.sha256(canon(m).encode()).digest()
+    ck(mdigest.hex() == sig["manifest_sha256"], "manifest_sha256 is the SHA-256 of the manifest's canonical form")
+    ck(openssl_verify(pub, mdigest, base64.b64decode(sig["manifest_signature"]), tmp),
+       "openssl pkeyutl verifies the manifest's Ed25519 signature with the pathologist's public key")
+    ck(not openssl_verify(pub2, mdigest, base64.b64decode(sig["manifest_signature"]), tmp), "... and not with another key")
+    want = {f"revisions/1/{n}" for n in ("report.json", "report.html", "report.fhir.json")} | \
+        {"images/" + n for n in os.listdir(os.path.join(d, "images"))}
+    ck(set(m["files"]) == want and all(sha(os.path.join(d, f)) == h for f, h in m["files"].items()),
+       f"the manifest names the SHA-256 of revision 1's report.json, HTML, FHIR and all {len(want) - 3} images")
+    ck(m["report_signature"] == sig["signature"] and m["pathologist_id"] == "dr-okafor" and m["revision"] == 1 and
+       m["supersedes"] == {"revision": 0, "report_sha256": rep["sign_off"]["supersedes"]["report_sha256"]},
+       "the manifest binds the report signature, the signer, the revision and the draft it supersedes")
+    log_lines = open(os.path.join(d, "audit.jsonl"), "rb").read().splitlines()
+    ck(m["audit_log"] == {"events": 1, "last_line_sha256": hashlib.sha256(log_lines[0]).hexdigest()},
+       "the manifest covers the audit log's head as it was when signing (1 line, its SHA-256)")
+    ev = json.loads(log_lines[1])
+    ck(ev["event"] == "sign" and ev["actor"] == "dr-okafor" and ev["time"] == sig["signed_at"] and
+       ev["details"]["manifest_sha256"] == sig["manifest_sha256"] and ev["details"]["report_sha256"] == sig["report_sha256"],
+       "the sign event follows, at the signing time, naming both hashes")
+    fhir = open(os.path.join(rev1, "report.fhir.json")).read()
+    ck(sig["signature"] in fhir, "the FHIR Provenance carries the report signature")
 
     # One byte changed: a digit of a number, and a space added.
     def tampered(edit, what):
@@ -155,7 +139,7 @@ with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(d, t, symlinks=True)
         edit(t)
         rc, log = verify(t)
-        ck(rc == 1 and "FAIL" in log, f"verify detects {what}: {[l for l in log.splitlines() if 'FAIL' in l][:2]}")
+        ck(rc == 1 and "FAIL" in log, f"verify detects {what}: {sl.fails(log)[:2]}")
         shutil.rmtree(t)
 
     def flip_digit(t):
@@ -241,14 +225,13 @@ with tempfile.TemporaryDirectory() as tmp:
            r2["diagnosis"]["code"]["code"] == "86616005", "the category is the pathologist's, with its SNOMED CT code")
         ck(r2["care_plan"]["suggestions"][0]["decision"] == "approved", "the decision is recorded")
     rc, log = verify(d)
-    ck(rc == 0 and "ok   revision 2" in log and "ok   revision 1" in log, "both revisions verify")
-    rc, log = verify(d, pub, pub2)
+    ck(rc == 4 and "ok   revisions/2" in log and "ok   revisions/1" in log, "both revisions verify (signers unverified)")
+    rc, log = verify(d, ("dr-okafor", pub), ("dr-kim", pub2))
     ck(rc == 0, "... with each signer's public key given")
-    rc, log = verify(d, pub)
-    ck(rc == 1 and "revision 2: signed with another key" in log, "... and not when only the first signer's key is given")
+    rc, log = verify(d, ("dr-okafor", pub))
+    ck(rc == 1 and "FAIL revisions/2: signed by dr-kim" in log, "... and not when only the first signer's key is given")
     events = [json.loads(l)["event"] for l in open(os.path.join(d, "audit.jsonl"))]
-    ck(events[0] == "build" and "sign" in events and "amend" in events and "verify" in events,
-       f"the audit log holds build, sign, amend and verify events: {events}")
+    ck(events == ["build", "sign", "amend"], f"the audit log holds the build, sign and amend events: {events}")
     # The chain, recomputed here.
     lines = open(os.path.join(d, "audit.jsonl"), "rb").read().splitlines()
     prev, ok = "0" * 64, True
