@@ -80,24 +80,16 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 }
 
 /* Reads a PEM file whole and names its first block's label ("PRIVATE KEY", "PUBLIC KEY", ...). */
-static hp_status read_pem(const char *path, const char *what, int secret, char **text, size_t *len,
-                          char label[64], hp_error *err)
+static hp_status read_pem(const char *path, const char *what, char **text, size_t *len,
+                          char label[64], unsigned *mode, hp_error *err)
 {
     *text = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
         return hp_error_set(err, HP_ERR_IO, "%s: cannot open %s: %s", path, what, strerror(errno));
-    /* A signing key others can read signs for anyone who reads it; checked on the open file, so
-     * the file checked is the file read. */
+    /* The mode of the file opened, so the file checked is the file read. */
     struct stat sb;
-    if (secret && fstat(fileno(f), &sb) == 0 && (sb.st_mode & 077)) {
-        fclose(f);
-        return hp_error_set(err, HP_ERR_INVALID,
-                            "%s: the private key is accessible to %s (mode %04o); a signing key must be private "
-                            "to its owner: chmod 600 %s",
-                            path, (sb.st_mode & 007) ? "everyone" : "its group", (unsigned)(sb.st_mode & 07777),
-                            path);
-    }
+    *mode = fstat(fileno(f), &sb) == 0 ? (unsigned)(sb.st_mode & 07777) : 0777;
     char *buf = malloc(PEM_MAX + 1);
     if (!buf) {
         fclose(f);
@@ -143,7 +135,8 @@ static hp_status load_private(const char *path, EVP_PKEY **out, hp_error *err)
     *out = NULL;
     char *text = NULL, label[64];
     size_t len = 0;
-    hp_status st = read_pem(path, "the private key", 1, &text, &len, label, err);
+    unsigned mode = 0;
+    hp_status st = read_pem(path, "the private key", &text, &len, label, &mode, err);
     if (st)
         return st;
     if (strcmp(label, "ENCRYPTED PRIVATE KEY") == 0 || strstr(text, "Proc-Type: 4,ENCRYPTED")) {
@@ -159,6 +152,14 @@ static hp_status load_private(const char *path, EVP_PKEY **out, hp_error *err)
                           "%s: holds a %s, not a private key; signing needs the private key "
                           "(openssl genpkey -algorithm ed25519)",
                           path, strcmp(label, "PUBLIC KEY") == 0 ? "public key" : "certificate");
+        goto done;
+    }
+    /* A signing key that others can read signs for anyone who reads it. */
+    if (mode & 077) {
+        st = hp_error_set(err, HP_ERR_INVALID,
+                          "%s: the private key is accessible to %s (mode %04o); a signing key must be private "
+                          "to its owner: chmod 600 %s",
+                          path, (mode & 007) ? "everyone" : "its group", mode, path);
         goto done;
     }
     if (strcmp(label, "OPENSSH PRIVATE KEY") == 0) {
@@ -281,7 +282,8 @@ hp_status hp_ed25519_load_public(const char *pem_path, unsigned char pub[32], hp
         return hp_error_set(err, HP_ERR_INVALID, "hp_ed25519_load_public: NULL argument");
     char *text = NULL, label[64], why[256];
     size_t len = 0;
-    hp_status st = read_pem(pem_path, "the public key", 0, &text, &len, label, err);
+    unsigned mode = 0;
+    hp_status st = read_pem(pem_path, "the public key", &text, &len, label, &mode, err);
     if (st)
         return st;
     EVP_PKEY *pkey = NULL;

@@ -2,7 +2,10 @@
  * a deleted first line, a truncated last line, swapped lines and an extra line are each detected
  * with the line named, and appending to a tampered log is refused and leaves it unchanged; bad
  * arguments (non-object details, NaN in details, empty event, invalid UTF-8) are refused before
- * the log is touched; concurrent appenders from several processes keep the chain intact. */
+ * the log is touched; concurrent appenders from several processes keep the chain intact; the last
+ * line reformatted or re-escaped (same JSON, no successor to break) is refused as not in the
+ * writer's exact form; hp_audit_append_at writes the time given; hp_audit_read gives each line
+ * and its hash. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -138,6 +141,13 @@ static void tamper_case(const char *path, const char *label, void (*edit)(char *
     CHECK(text != NULL);
     if (!text)
         return;
+    char *roomy = realloc(text, len + 64); /* edits may lengthen the log a little */
+    CHECK(roomy != NULL);
+    if (!roomy) {
+        free(text);
+        return;
+    }
+    text = roomy;
     edit(text, &len);
     spit(path, text, len);
     free(text);
@@ -209,6 +219,31 @@ static void edit_details_line1(char *text, size_t *len)
         p[11] = '5';
 }
 
+/* Reformats the last line (a space after a comma): still the same JSON, and no line follows to
+ * carry its hash, so only the exact-form rule catches it. */
+static void respace_last(char *text, size_t *len)
+{
+    size_t l3 = line_start(text, 3);
+    char *p = strstr(text + l3, ",\"event\"");
+    if (!p)
+        return;
+    memmove(p + 2, p + 1, *len - (size_t)(p + 1 - text));
+    p[1] = ' ';
+    (*len)++;
+}
+
+/* Re-escapes a character of the last line's event name ("\u0072" for 'r'): the same string. */
+static void escape_last(char *text, size_t *len)
+{
+    size_t l3 = line_start(text, 3);
+    char *p = strstr(text + l3, "report.export");
+    if (!p)
+        return;
+    memmove(p + 6, p + 1, *len - (size_t)(p + 1 - text));
+    memcpy(p, "\\u0072", 6);
+    *len += 5;
+}
+
 static void test_tampering(const char *path)
 {
     tamper_case(path, "edited byte in line 2", edit_byte_line2, "line 3", "line 2");
@@ -218,6 +253,8 @@ static void test_tampering(const char *path)
     tamper_case(path, "final newline removed", drop_final_newline, "line 3", "incomplete");
     tamper_case(path, "lines 1 and 2 swapped", swap_lines12, "line 1", NULL);
     tamper_case(path, "count edited in line 1", edit_details_line1, "line 2", "line 1");
+    tamper_case(path, "last line reformatted", respace_last, "line 3", "form");
+    tamper_case(path, "last line re-escaped", escape_last, "line 3", "form");
 }
 
 static void test_refusals(const char *path)
@@ -254,6 +291,42 @@ static void test_refusals(const char *path)
     snprintf(missing, sizeof missing, "%s/no/such/audit.jsonl", dir);
     hp_error_clear(&err);
     OK(hp_audit_append(missing, "x", NULL, NULL, &err) == HP_ERR_IO && strstr(err.msg, "no/such"));
+}
+
+/* hp_audit_append_at writes the time given (so a signature and its event name the same moment),
+ * refuses a malformed one, and hp_audit_read hands back each line and its hash. */
+static void test_append_at_and_read(const char *path)
+{
+    unlink(path);
+    hp_error err = {0};
+    OK(hp_audit_append_at(path, "2026-12-05T10:00:00Z", "build", NULL, NULL, &err) == HP_OK);
+    OK(hp_audit_append_at(path, NULL, "sign", "dr-okafor", NULL, &err) == HP_OK);
+    hp_error_clear(&err);
+    OK(hp_audit_append_at(path, "2026-12-05 10:00", "sign", NULL, NULL, &err) == HP_ERR_INVALID &&
+       strstr(err.msg, "YYYY"));
+    hp_audit_log log;
+    hp_error_clear(&err);
+    hp_status st = hp_audit_read(path, &log, &err);
+    CHECK_MSG(st == HP_OK, "%s", err.msg);
+    if (st)
+        return;
+    OK(log.n == 2 && cJSON_GetArraySize(log.events) == 2);
+    const cJSON *first = cJSON_GetArrayItem(log.events, 0);
+    OK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(first, "time")), "2026-12-05T10:00:00Z"));
+    size_t len = 0;
+    char *text = slurp(path, &len), h1[65];
+    CHECK(text != NULL);
+    if (text) {
+        hp_sha256_hex(text, line_start(text, 2) - 1, h1);
+        OK(!strcmp(hp_audit_line_sha256(&log, 1), h1));
+        OK(!strncmp(hp_audit_line_sha256(&log, 0), "0000000000", 10));
+        OK(hp_audit_line_sha256(&log, 3) == NULL);
+        /* The second line carries the first one's hash. */
+        OK(strstr(text + line_start(text, 2), h1) != NULL);
+    }
+    free(text);
+    hp_audit_log_free(&log);
+    hp_audit_log_free(NULL);
 }
 
 static void test_concurrent(const char *path)
@@ -305,6 +378,7 @@ int main(void)
     test_chain(path);
     test_tampering(path);
     test_refusals(path);
+    test_append_at_and_read(path);
     test_concurrent(path);
     unlink(path);
     rmdir(dir);

@@ -1,13 +1,15 @@
 /* Ed25519 signing and verification, SHA-256 and Base64: RFC 8032 §7.1 TEST 1 and TEST 2 through
  * a PEM file (public key and signature must equal the RFC's bytes); the public key PEM path;
  * altered messages and signatures and another key's signature fail; RSA, EC, encrypted,
- * public-key-as-private, garbage and missing files are refused with the problem named; Base64
+ * public-key-as-private, garbage and missing files are refused with the problem named; private key
+ * files that group or others may access are refused, naming the mode and chmod 600; Base64
  * round trips and refusals; SHA-256 of "abc" (FIPS 180-2). */
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "report/signature.h"
@@ -36,12 +38,17 @@ static const char *tmp_path(const char *name)
     return p;
 }
 
-/* Writes `pkey` as PEM: private (PKCS#8, optionally encrypted with passphrase "pw") or public. */
+/* Writes `pkey` as PEM: private (PKCS#8, optionally encrypted with passphrase "pw"; mode 0600, as
+ * a signing key must be) or public. */
 static int write_pem(const char *path, EVP_PKEY *pkey, int public_only, int encrypt)
 {
     FILE *f = fopen(path, "w");
     if (!f)
         return 0;
+    if (!public_only && fchmod(fileno(f), 0600)) {
+        fclose(f);
+        return 0;
+    }
     int ok = public_only ? PEM_write_PUBKEY(f, pkey)
              : encrypt ? PEM_write_PrivateKey(f, pkey, EVP_aes_256_cbc(), (unsigned char *)"pw", 2,
                                               NULL, NULL)
@@ -194,6 +201,7 @@ static void test_refusals(void)
        strstr(err.msg, "not a PEM file"));
     f = fopen(tmp_path("damaged.pem"), "w");
     if (f) {
+        fchmod(fileno(f), 0600);
         fputs("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI!!!!\n-----END PRIVATE KEY-----\n", f);
         fclose(f);
     }
@@ -257,6 +265,37 @@ static void test_sha256_base64(void)
     }
 }
 
+/* A private key its group or everyone may access is refused with the mode and the fix named; the
+ * same key at 0600 or 0400 signs. A public key file of any mode is never taken for a private one
+ * because of its mode. */
+static void test_key_modes(void)
+{
+    const char *priv = tmp_path("test1.pem");
+    const char msg[] = "m";
+    unsigned char sig[64], pub[32];
+    static const struct {
+        unsigned mode;
+        int ok;
+        const char *text;
+    } cases[] = {{0666, 0, "0666"}, {0644, 0, "0644"}, {0640, 0, "0640"}, {0604, 0, "0604"},
+                 {0620, 0, "0620"}, {0600, 1, NULL},   {0400, 1, NULL}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hp_error err = {0};
+        CHECK(chmod(priv, cases[i].mode) == 0);
+        hp_status st = hp_ed25519_sign(priv, msg, 1, sig, pub, &err);
+        int ok = cases[i].ok ? st == HP_OK
+                             : st == HP_ERR_INVALID && strstr(err.msg, cases[i].text) && strstr(err.msg, "chmod 600") &&
+                                   strstr(err.msg, "test1.pem");
+        CHECK_MSG(ok, "mode %04o: status %d \"%s\"", cases[i].mode, st, err.msg);
+        passed += !!ok;
+    }
+    chmod(priv, 0600);
+    hp_error err = {0};
+    CHECK(chmod(tmp_path("test1.pub.pem"), 0644) == 0);
+    OK(hp_ed25519_sign(tmp_path("test1.pub.pem"), msg, 1, sig, pub, &err) == HP_ERR_INVALID &&
+       strstr(err.msg, "public key") && !strstr(err.msg, "chmod"));
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "%s/hp_sig_XXXXXX", hp_test_env("TMPDIR", "/tmp"));
@@ -268,6 +307,7 @@ int main(void)
     test_rfc8032();
     test_tamper();
     test_refusals();
+    test_key_modes();
     static const char *const files[] = {"test1.pem", "test1.pub.pem", "test2.pem", "test2.pub.pem",
                                         "rsa.pem",   "rsa.pub.pem",   "ec.pem",    "enc.pem",
                                         "garbage.pem", "damaged.pem"};
