@@ -489,7 +489,7 @@ static void verify_revision(vctx *x, int rev, const char *prev_hex, char hex_out
         char how[200] = "";
         check_signer(x, label, str_member(m, "pathologist_id"), fpr, how, sizeof how);
         if (x->c->failures == before)
-            hp_check_ok(x->c, "%s: %s, signed by %s at %s, key %.16s..., SHA-256 %s; every file as signed; %s", label,
+            hp_check_ok(x->c, "%s: %s, signed as %s at %s, key %.16s..., SHA-256 %s; every file as signed; %s", label,
                         str_member(report, "status"), str_member(m, "pathologist_id"), str_member(m, "signed_at"), fpr,
                         report_hex, how);
     }
