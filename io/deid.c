@@ -16,6 +16,7 @@
 
 #include "io/atomic_file.h"
 #include "io/deid_internal.h"
+#include "io/slide.h"
 
 #define SUPPORTED "deid supports only Aperio SVS, Hamamatsu NDPI, Philips TIFF and generic TIFF"
 
@@ -372,7 +373,11 @@ hp_status hp_deid_slide(const char *src, const char *dst, int overwrite, hp_deid
     deid_format fmt = FMT_GENERIC;
     struct stat ss, ds;
 
-    t.fd = open(src, O_RDONLY | O_CLOEXEC);
+    if ((st = hp_slide_check_file(src, err)))
+        goto fail;
+    /* O_NONBLOCK: a FIFO put in place after the check must not block here; fstat below sees the
+     * file actually opened. */
+    t.fd = open(src, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (t.fd < 0 || fstat(t.fd, &ss) != 0) {
         st = hp_error_set(err, HP_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
         goto fail;

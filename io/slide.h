@@ -58,6 +58,13 @@ typedef enum {
 /* A short name for an MPP source ("openslide", "tiff-resolution", ...). */
 const char *hp_mpp_source_name(hp_mpp_source src);
 
+/* Refuses, by name, a path that is not a regular file (a FIFO, a socket, a character or block
+ * device, a directory) before anything opens it: opening a FIFO blocks until a writer appears and
+ * a device can be endless, so a command given one would hang. Symbolic links are followed. Every
+ * command that takes a slide calls it before reading or hashing the file; hp_slide_open and
+ * hp_deid_slide call it too. */
+hp_status hp_slide_check_file(const char *path, hp_error *err);
+
 /* Opens `path`. `opt` may be NULL (defaults: no override, automatic reader). The format is
  * chosen by OpenSlide's detection and then by magic bytes, never by the extension. On failure
  * returns NULL and `err` names the file and the cause. Close with hp_slide_close. */
