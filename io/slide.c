@@ -47,7 +47,8 @@ hp_status hp_slide_alloc_levels(hp_slide *s, int n, hp_error *err)
     s->level_w = calloc((size_t)n, sizeof *s->level_w);
     s->level_h = calloc((size_t)n, sizeof *s->level_h);
     s->level_ds = calloc((size_t)n, sizeof *s->level_ds);
-    if (!s->level_w || !s->level_h || !s->level_ds)
+    s->index = calloc((size_t)n, sizeof *s->index);
+    if (!s->level_w || !s->level_h || !s->level_ds || !s->index)
         return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory for %d levels", s->path, n);
     s->level_count = n;
     return HP_OK;
@@ -237,6 +238,8 @@ hp_slide *hp_slide_open(const char *path, const hp_slide_options *opt, hp_error 
             goto fail;
         }
     }
+    if (hp_slide_index_check(s, o.inspect, err))
+        goto fail;
     if (!(s->objective > 0) || !isfinite(s->objective))
         s->objective = 0;
     if (s->override_mpp == 0 && s->meta_src == HP_MPP_NONE && s->objective > 0 &&
@@ -261,6 +264,7 @@ void hp_slide_close(hp_slide *s)
     free(s->level_w);
     free(s->level_h);
     free(s->level_ds);
+    free(s->index);
     free(s->path);
     pthread_mutex_destroy(&s->err_mu);
     free(s);
@@ -299,6 +303,15 @@ hp_status hp_slide_level_dimensions(hp_slide *s, int level, int64_t *w, int64_t 
         *w = s->level_w[level];
     if (h)
         *h = s->level_h[level];
+    return HP_OK;
+}
+
+hp_status hp_slide_level_index(hp_slide *s, int level, hp_slide_index *out)
+{
+    if (level < 0 || level >= s->level_count)
+        return hp_slide_fail(s, HP_ERR_INVALID, "%s: level %d does not exist (the slide has %d)",
+                             s->path, level, s->level_count);
+    *out = s->index[level];
     return HP_OK;
 }
 
@@ -353,6 +366,8 @@ hp_status hp_slide_read_region(hp_slide *s, int level, int64_t x0, int64_t y0, i
     if (level < 0 || level >= s->level_count)
         return hp_slide_fail(s, HP_ERR_INVALID, "%s: level %d does not exist (the slide has %d)",
                              s->path, level, s->level_count);
+    if (s->index[level].damaged)
+        return hp_slide_fail(s, HP_ERR_INVALID, "%s", s->index[level].why);
     /* Far outside any slide: the arithmetic below (level-0 to level scaling) stays in range. */
     const int64_t lim = (int64_t)1 << 40;
     if (x0 < -lim || x0 > lim || y0 < -lim || y0 > lim)
