@@ -38,6 +38,10 @@ static void slide_usage(FILE *f)
             "  --out F.png    where to write the PNG\n"
             "  --reader R     auto (default), openslide or plain\n"
             "\n"
+            "  A slide with tiles missing from a level's tile index, or claiming far more pixels\n"
+            "  than its bytes can hold, is refused by region and thumbnail; info describes it\n"
+            "  (each level's missing tiles) and exits 1.\n"
+            "\n"
             "exit status: 0 ok, 1 failed, 2 bad usage\n");
 }
 

@@ -32,7 +32,7 @@ typedef enum {
     HP_DEID_BLANKED_FIELD = 1, /* a "Key = value" field of an Aperio ImageDescription */
     HP_DEID_BLANKED_TAG = 2,   /* a TIFF tag's value: "DateTime", "NDPI SlideLabel", "GPS data" */
     HP_DEID_BLANKED_XML = 3,   /* an attribute of a Philips XML ImageDescription */
-    HP_DEID_REMOVED_TAG = 4,   /* a TIFF tag taken out of its directory: "XMP", "EXIF", "tag 65000" */
+    HP_DEID_REMOVED_TAG = 4,   /* a TIFF tag taken out of its directory: "XMP", "tag 65000" */
 } hp_deid_action;
 
 #define HP_DEID_NAME_MAX 64

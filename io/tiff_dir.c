@@ -201,8 +201,8 @@ const hp_tiff_entry *hp_tiff_find(const hp_tiff_ifd *d, uint16_t tag)
     return NULL;
 }
 
-hp_status hp_tiff_read_string(const hp_tiff_file *t, const hp_tiff_entry *e, char **out, size_t *len,
-                           hp_error *err)
+hp_status hp_tiff_read_string(const hp_tiff_file *t, const hp_tiff_entry *e, char **out,
+                              size_t *len, hp_error *err)
 {
     *out = NULL;
     if (hp_tiff_type_size(e->type) != 1)
@@ -225,7 +225,8 @@ hp_status hp_tiff_read_string(const hp_tiff_file *t, const hp_tiff_entry *e, cha
     return HP_OK;
 }
 
-hp_status hp_tiff_read_uints(const hp_tiff_file *t, const hp_tiff_entry *e, uint64_t **out, hp_error *err)
+hp_status hp_tiff_read_uints(const hp_tiff_file *t, const hp_tiff_entry *e, uint64_t **out,
+                             hp_error *err)
 {
     *out = NULL;
     uint64_t ts = hp_tiff_type_size(e->type);
@@ -255,7 +256,8 @@ hp_status hp_tiff_read_uints(const hp_tiff_file *t, const hp_tiff_entry *e, uint
     return HP_OK;
 }
 
-hp_status hp_tiff_read_number(const hp_tiff_file *t, const hp_tiff_entry *e, double *out, hp_error *err)
+hp_status hp_tiff_read_number(const hp_tiff_file *t, const hp_tiff_entry *e, double *out,
+                              hp_error *err)
 {
     unsigned char b[8];
     uint64_t ts = hp_tiff_type_size(e->type);
@@ -294,12 +296,13 @@ hp_status hp_tiff_read_number(const hp_tiff_file *t, const hp_tiff_entry *e, dou
     return HP_OK;
 }
 
-hp_status hp_tiff_data_ranges(const hp_tiff_file *t, const hp_tiff_ifd *d, uint64_t **offs, uint64_t **lens,
-                           size_t *n, hp_error *err)
+hp_status hp_tiff_data_ranges(const hp_tiff_file *t, const hp_tiff_ifd *d, uint64_t **offs,
+                              uint64_t **lens, size_t *n, hp_error *err)
 {
     *offs = *lens = NULL;
     *n = 0;
-    const hp_tiff_entry *o = hp_tiff_find(d, HP_TIFFTAG_TILE_OFFSETS), *c = hp_tiff_find(d, HP_TIFFTAG_TILE_BYTE_COUNTS);
+    const hp_tiff_entry *o = hp_tiff_find(d, HP_TIFFTAG_TILE_OFFSETS);
+    const hp_tiff_entry *c = hp_tiff_find(d, HP_TIFFTAG_TILE_BYTE_COUNTS);
     if (!o) {
         o = hp_tiff_find(d, HP_TIFFTAG_STRIP_OFFSETS);
         c = hp_tiff_find(d, HP_TIFFTAG_STRIP_BYTE_COUNTS);
