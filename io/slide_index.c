@@ -15,6 +15,8 @@
 
 #include "io/tiff_dir.h"
 
+#define NDPI_SOURCELENS 65421
+
 typedef struct {
     uint64_t off, len;
 } span;
@@ -52,16 +54,27 @@ static long find_dir(const hp_tiff_file *t, const hp_slide *s, int l, hp_error *
 {
     if (!strcmp(s->format, "tiff"))
         return l == 0 && t->n_ifds > 0 ? 0 : -1;
-    for (size_t i = 0; i < t->n_ifds; i++) {
-        const hp_tiff_ifd *d = &t->ifds[i];
-        uint64_t w, h;
-        if ((*st = hp_tiff_get_uint(t, d, HP_TIFFTAG_IMAGE_WIDTH, 0, &w, err)) ||
-            (*st = hp_tiff_get_uint(t, d, HP_TIFFTAG_IMAGE_LENGTH, 0, &h, err)))
-            return -1;
-        if ((int64_t)w == s->level_w[l] && (int64_t)h == s->level_h[l] &&
-            (hp_tiff_find(d, HP_TIFFTAG_TILE_OFFSETS) || hp_tiff_find(d, HP_TIFFTAG_STRIP_OFFSETS)))
-            return (long)i;
-    }
+    /* Tiled directories first: an associated image stored in strips could share a level's size,
+     * and so could an NDPI macro one of the levels OpenSlide scales down itself. */
+    int ndpi = !strcmp(s->format, "hamamatsu");
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < t->n_ifds; i++) {
+            const hp_tiff_ifd *d = &t->ifds[i];
+            uint64_t w, h;
+            if ((*st = hp_tiff_get_uint(t, d, HP_TIFFTAG_IMAGE_WIDTH, 0, &w, err)) ||
+                (*st = hp_tiff_get_uint(t, d, HP_TIFFTAG_IMAGE_LENGTH, 0, &h, err)))
+                return -1;
+            int data = pass == 0 ? hp_tiff_find(d, HP_TIFFTAG_TILE_OFFSETS) != NULL
+                                 : hp_tiff_find(d, HP_TIFFTAG_STRIP_OFFSETS) != NULL;
+            if (ndpi) { /* OpenSlide's NDPI levels are the directories with a positive lens */
+                const hp_tiff_entry *lens = hp_tiff_find(d, NDPI_SOURCELENS);
+                double v = 0;
+                if (!lens || hp_tiff_read_number(t, lens, &v, err) || !(v > 0))
+                    data = 0;
+            }
+            if ((int64_t)w == s->level_w[l] && (int64_t)h == s->level_h[l] && data)
+                return (long)i;
+        }
     return -1;
 }
 
