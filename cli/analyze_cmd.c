@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "io/atomic_file.h"
+#include "io/slide.h"
 #include "models/model.h"
 #include "pipeline/analyze.h"
 #include "pipeline/analyze_stain.h"
@@ -403,7 +404,10 @@ int hp_cli_analyze(int argc, char **argv)
         hp_progress_start(&prog, label, 1);
         o.progress = on_progress;
         o.progress_user = &prog;
-        hp_status st = hp_analyze_slide(m, slides[i], &o, &f, &oc, res[i].id, &e);
+        /* Hashing comes first in the run, and hashing a FIFO would wait for a writer forever. */
+        hp_status st = hp_slide_check_file(slides[i], &e);
+        if (st == HP_OK)
+            st = hp_analyze_slide(m, slides[i], &o, &f, &oc, res[i].id, &e);
         hp_progress_finish(&prog);
         if (st != HP_OK) {
             failed++;

@@ -14,10 +14,13 @@ static void deid_usage(FILE *f)
             "usage: histoplan deid SLIDE --out COPY [--overwrite] [--json]\n"
             "\n"
             "  Writes a de-identified copy of SLIDE: the label and macro images are removed\n"
-            "  (their bytes overwritten with zeros) and identifying text (file name, scan date\n"
-            "  and time, user, scanner ID, barcode, TIFF DateTime/Artist/HostComputer, EXIF\n"
-            "  dates, GPS, ...) is overwritten with 'X'. Pixel data, pyramid levels, MPP and\n"
-            "  magnification are kept. SLIDE is only read.\n"
+            "  (their bytes overwritten with zeros); every TIFF tag that is not on an allow-list\n"
+            "  of pixel-layout tags (geometry, compression, tiling, colour, resolution) is\n"
+            "  removed: ImageDescription, Software, DateTime, Artist, Make, Model, XMP, IPTC,\n"
+            "  EXIF, GPS, private tags, ...; the Aperio description and Philips XML keep only\n"
+            "  their scan-geometry fields (magnification, MPP) and the rest becomes 'X'.\n"
+            "  Pixel data, pyramid levels, MPP and magnification are kept, and the copy is\n"
+            "  checked to open in OpenSlide as SLIDE does. SLIDE is only read.\n"
             "\n"
             "  SLIDE          Aperio SVS, Hamamatsu NDPI (< 4 GiB), Philips TIFF or generic TIFF\n"
             "  --out COPY     where to write the copy (must not be SLIDE)\n"
@@ -34,6 +37,7 @@ static const char *action_key(hp_deid_action a)
     case HP_DEID_BLANKED_FIELD: return "blanked_description_fields";
     case HP_DEID_BLANKED_TAG: return "blanked_tiff_tags";
     case HP_DEID_BLANKED_XML: return "blanked_xml_attributes";
+    case HP_DEID_REMOVED_TAG: return "removed_tiff_tags";
     }
     return "other";
 }
@@ -49,8 +53,9 @@ static int print_json(const char *src, const char *dst, const hp_deid_report *r)
     cJSON_AddBoolToObject(o, "bigtiff", r->bigtiff);
     cJSON_AddNumberToObject(o, "directories_in", r->directories_in);
     cJSON_AddNumberToObject(o, "directories_out", r->directories_out);
-    static const hp_deid_action acts[] = {HP_DEID_REMOVED_IMAGE, HP_DEID_BLANKED_FIELD,
-                                          HP_DEID_BLANKED_TAG, HP_DEID_BLANKED_XML};
+    static const hp_deid_action acts[] = {HP_DEID_REMOVED_IMAGE, HP_DEID_REMOVED_TAG,
+                                          HP_DEID_BLANKED_FIELD, HP_DEID_BLANKED_TAG,
+                                          HP_DEID_BLANKED_XML};
     for (size_t k = 0; k < sizeof acts / sizeof *acts; k++) {
         cJSON *arr = cJSON_AddArrayToObject(o, action_key(acts[k]));
         for (int i = 0; arr && i < r->n_items; i++)

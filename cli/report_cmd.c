@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "common/status.h"
+#include "io/slide.h"
 #include "report/report_dir.h"
 #include "report/report_sign.h"
 #include "report/report_verify.h"
@@ -125,7 +126,11 @@ static int cmd_build(int argc, char **argv)
     o.n_slides = n_slides;
     hp_error err = {0};
     cJSON *report = NULL;
-    hp_status st = hp_report_build(&o, &report, &err);
+    hp_status st = HP_OK;
+    for (int k = 0; k < n_slides && st == HP_OK; k++) /* a FIFO would hang the hashing */
+        st = hp_slide_check_file(slides[k], &err);
+    if (st == HP_OK)
+        st = hp_report_build(&o, &report, &err);
     free(findings);
     free(slides);
     if (st) {

@@ -38,6 +38,10 @@ static void slide_usage(FILE *f)
             "  --out F.png    where to write the PNG\n"
             "  --reader R     auto (default), openslide or plain\n"
             "\n"
+            "  A slide with tiles missing from a level's tile index, or claiming far more pixels\n"
+            "  than its bytes can hold, is refused by region and thumbnail; info describes it\n"
+            "  (each level's missing tiles) and exits 1.\n"
+            "\n"
             "exit status: 0 ok, 1 failed, 2 bad usage\n");
 }
 
@@ -121,7 +125,10 @@ static hp_slide *open_slide(const slide_args *a)
 
 static int cmd_info(const slide_args *a)
 {
-    hp_slide *s = open_slide(a);
+    /* info describes a damaged slide instead of refusing it: which levels, how much is missing. */
+    slide_args ia = *a;
+    ia.so.inspect = 1;
+    hp_slide *s = open_slide(&ia);
     if (!s)
         return HP_EXIT_FAILED;
     double mx = 0, my = 0;
@@ -131,6 +138,15 @@ static int cmd_info(const slide_args *a)
         snprintf(mpp_err, sizeof mpp_err, "%s", hp_slide_error(s));
     int n = hp_slide_level_count(s), na = hp_slide_associated_count(s);
     int rc = HP_EXIT_OK;
+    /* A damaged slide is described, and the exit status says it cannot be used. */
+    for (int l = 0; l < n; l++) {
+        hp_slide_index ix;
+        if (hp_slide_level_index(s, l, &ix) == HP_OK && ix.damaged) {
+            if (a->json)
+                fprintf(stderr, "histoplan: %s\n", ix.why);
+            rc = HP_EXIT_FAILED;
+        }
+    }
 
     if (a->json) {
         cJSON *o = cJSON_CreateObject(), *lv = cJSON_CreateArray(), *as = cJSON_CreateArray();
@@ -143,9 +159,23 @@ static int cmd_info(const slide_args *a)
             cJSON_AddNumberToObject(e, "width", (double)w);
             cJSON_AddNumberToObject(e, "height", (double)h);
             cJSON_AddNumberToObject(e, "downsample", hp_slide_level_downsample(s, l));
+            hp_slide_index ix;
+            if (hp_slide_level_index(s, l, &ix) == HP_OK && ix.checked) {
+                cJSON *t = cJSON_AddObjectToObject(e, "tile_index");
+                cJSON_AddNumberToObject(t, "tiles", (double)ix.tiles);
+                cJSON_AddNumberToObject(t, "missing", (double)ix.missing);
+                cJSON_AddNumberToObject(t, "missing_fraction",
+                                        ix.tiles ? (double)ix.missing / (double)ix.tiles : 0);
+                cJSON_AddNumberToObject(t, "sparse", (double)ix.sparse);
+                cJSON_AddNumberToObject(t, "data_bytes", (double)ix.data_bytes);
+                cJSON_AddBoolToObject(t, "damaged", ix.damaged);
+                if (ix.damaged)
+                    cJSON_AddStringToObject(t, "error", ix.why);
+            }
             cJSON_AddItemToArray(lv, e);
         }
         cJSON_AddItemToObject(o, "levels", lv);
+        cJSON_AddBoolToObject(o, "damaged", rc != HP_EXIT_OK);
         if (src != HP_MPP_NONE) {
             cJSON_AddNumberToObject(o, "mpp_x", mx);
             cJSON_AddNumberToObject(o, "mpp_y", my);
@@ -186,6 +216,9 @@ static int cmd_info(const slide_args *a)
             hp_slide_level_dimensions(s, l, &w, &h);
             printf("  level %d: %lld x %lld, downsample %g\n", l, (long long)w, (long long)h,
                    hp_slide_level_downsample(s, l));
+            hp_slide_index ix;
+            if (hp_slide_level_index(s, l, &ix) == HP_OK && ix.damaged)
+                printf("    DAMAGED: %s\n", ix.why);
         }
         if (src != HP_MPP_NONE)
             printf("microns per pixel: %g x %g (%s)\n", mx, my, hp_mpp_source_name(src));

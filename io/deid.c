@@ -1,10 +1,12 @@
-/* `histoplan deid`: the format decisions (which directories are associated images, which text is
- * identifying) and the copy, edit, sync and rename of the output. The TIFF reading and the
- * removal plan live in io/deid_tiff.c, the Philips XML in io/deid_philips.c. */
+/* `histoplan deid`: the format decisions (which directories are associated images, which tags
+ * stay, which texts are scrubbed), and the copy, edit, check, sync and rename of the output. The
+ * TIFF structure is read by io/tiff_dir.c, the allow-list is io/deid_tags.c, the text scrubbers
+ * io/deid_aperio.c and io/deid_philips.c, the byte-level plan io/deid_plan.c. */
 #include "io/deid.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,44 +18,9 @@
 
 #include "io/atomic_file.h"
 #include "io/deid_internal.h"
+#include "io/slide.h"
 
 #define SUPPORTED "deid supports only Aperio SVS, Hamamatsu NDPI, Philips TIFF and generic TIFF"
-
-typedef enum { FMT_GENERIC, FMT_APERIO, FMT_NDPI, FMT_PHILIPS } deid_format;
-
-static const struct {
-    uint16_t tag;
-    const char *name;
-    int ndpi_only;
-} text_tags[] = {
-    {269, "DocumentName", 0},
-    {285, "PageName", 0},
-    {306, "DateTime", 0},
-    {315, "Artist", 0},
-    {316, "HostComputer", 0},
-    {65427, "NDPI SlideLabel", 1},
-    {65442, "NDPI ScannerSerialNumber", 1},
-    {65468, "NDPI Barcode", 1},
-};
-
-/* EXIF sub-directory tags that carry times, owners, serial numbers or free text. */
-static const struct {
-    uint16_t tag;
-    const char *name;
-} exif_tags[] = {
-    {36867, "EXIF DateTimeOriginal"}, {36868, "EXIF DateTimeDigitized"},
-    {36880, "EXIF OffsetTime"},       {36881, "EXIF OffsetTimeOriginal"},
-    {36882, "EXIF OffsetTimeDigitized"}, {37510, "EXIF UserComment"},
-    {42016, "EXIF ImageUniqueID"},    {42032, "EXIF CameraOwnerName"},
-    {42033, "EXIF BodySerialNumber"}, {42037, "EXIF LensSerialNumber"},
-};
-
-/* Keys of an Aperio ImageDescription ("|Key = value|") whose values identify a patient, a case,
- * an operator, a scanner or the time of the scan. */
-static const char *const aperio_fields[] = {
-    "Filename", "Date",    "Time", "User",      "ScanScope ID", "ImageID", "Barcode", "Title",
-    "Rack",     "Slide",   "DSR ID", "Patient", "Accession",    "Case",    "Specimen", "Operator",
-};
 
 void hp_deid_item_text(const hp_deid_item *it, char *buf, size_t n)
 {
@@ -64,6 +31,7 @@ void hp_deid_item_text(const hp_deid_item *it, char *buf, size_t n)
         break;
     case HP_DEID_BLANKED_TAG: snprintf(buf, n, "blanked TIFF tag %s", it->name); break;
     case HP_DEID_BLANKED_XML: snprintf(buf, n, "blanked XML attribute %s", it->name); break;
+    case HP_DEID_REMOVED_TAG: snprintf(buf, n, "removed TIFF tag %s", it->name); break;
     default: snprintf(buf, n, "changed %s", it->name); break;
     }
 }
@@ -93,117 +61,37 @@ static const char *sniff_other(const char *path, const unsigned char *h, size_t 
     return "not a TIFF file (nor a slide format OpenSlide knows)";
 }
 
-/* Overwrites every non-NUL byte of a text tag with 'X' (other types: zeros). */
-static hp_status blank_tag(const deid_tiff *t, const deid_entry *e, deid_edits *ed, int *changed,
-                           hp_error *err)
-{
-    *changed = 0;
-    if (e->nbytes == 0)
-        return HP_OK;
-    if (e->type != 2 && e->type != 1 && e->type != 7) {
-        *changed = 1;
-        return deid_edit_add(ed, e->value_pos, e->nbytes, NULL, err);
-    }
-    char *s;
-    size_t len;
-    hp_status st = deid_read_string(t, e, &s, &len, err);
-    if (st)
-        return st;
-    for (size_t i = 0; i < len; i++)
-        if (s[i] != '\0' && s[i] != 'X')
-            s[i] = 'X', *changed = 1;
-    if (*changed)
-        st = deid_edit_add(ed, e->value_pos, len, s, err);
-    free(s);
-    return st;
-}
-
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-/* Blanks the values of identifying "Key = value" fields of an Aperio description, in place. */
-static int scrub_aperio(char *s, size_t len, hp_deid_report *rep)
-{
-    int changes = 0;
-    size_t end = strnlen(s, len);
-    for (size_t a = 0; a < end; a++) {
-        if (s[a] != '|')
-            continue;
-        size_t b = a + 1;
-        while (b < end && s[b] != '|')
-            b++;
-        char *eq = memchr(s + a + 1, '=', b - a - 1);
-        if (!eq)
-            continue;
-        size_t k0 = a + 1, k1 = (size_t)(eq - s), v0 = k1 + 1, v1 = b;
-        while (k0 < k1 && is_space(s[k0]))
-            k0++;
-        while (k1 > k0 && is_space(s[k1 - 1]))
-            k1--;
-        while (v0 < v1 && is_space(s[v0]))
-            v0++;
-        while (v1 > v0 && is_space(s[v1 - 1]))
-            v1--;
-        for (size_t f = 0; f < sizeof aperio_fields / sizeof *aperio_fields; f++) {
-            if (strlen(aperio_fields[f]) != k1 - k0 || memcmp(s + k0, aperio_fields[f], k1 - k0))
-                continue;
-            int hit = 0;
-            for (size_t i = v0; i < v1; i++)
-                if (s[i] != 'X')
-                    s[i] = 'X', hit = 1;
-            if (hit) {
-                changes++;
-                deid_report_add(rep, HP_DEID_BLANKED_FIELD, aperio_fields[f]);
-            }
-        }
-        a = b - 1;
-    }
-    return changes;
-}
-
-/* "label" or "macro" from the line after the first line break of an Aperio description. */
-static const char *aperio_associated(const char *desc)
-{
-    const char *nl = strchr(desc, '\n');
-    if (!nl)
-        return NULL;
-    if (!strncmp(nl + 1, "label", 5) && (nl[6] == ' ' || nl[6] == '\r' || nl[6] == '\0'))
-        return "label";
-    if (!strncmp(nl + 1, "macro", 5) && (nl[6] == ' ' || nl[6] == '\r' || nl[6] == '\0'))
-        return "macro";
-    return NULL;
-}
-
 /* Decides the format and marks the directories to remove. */
-static hp_status classify(deid_tiff *t, deid_format *fmt, hp_deid_report *rep, hp_error *err)
+static hp_status classify(const hp_tiff_file *t, deid_dir *dirs, deid_format *fmt,
+                          hp_deid_report *rep, hp_error *err)
 {
     hp_status st = HP_OK;
     char *desc0 = NULL, *soft = NULL;
     size_t len;
-    const deid_ifd *d0 = &t->ifds[0];
-    const deid_entry *e = deid_find(d0, TAG_IMAGE_DESCRIPTION);
-    if (e && (st = deid_read_string(t, e, &desc0, &len, err)))
+    const hp_tiff_ifd *d0 = &t->ifds[0];
+    const hp_tiff_entry *e = hp_tiff_find(d0, HP_TIFFTAG_IMAGE_DESCRIPTION);
+    if (e && hp_tiff_type_size(e->type) == 1 && (st = hp_tiff_read_string(t, e, &desc0, &len, err)))
         return st;
-    e = deid_find(d0, TAG_SOFTWARE);
-    if (e && (st = deid_read_string(t, e, &soft, &len, err)))
+    e = hp_tiff_find(d0, HP_TIFFTAG_SOFTWARE);
+    if (e && hp_tiff_type_size(e->type) == 1 && (st = hp_tiff_read_string(t, e, &soft, &len, err)))
         goto done;
-    if (deid_find(d0, TAG_NDPI_FORMAT_FLAG))
-        *fmt = FMT_NDPI;
+    if (hp_tiff_find(d0, TAG_NDPI_FORMAT_FLAG))
+        *fmt = DEID_NDPI;
     else if (desc0 && !strncmp(desc0, "Aperio", 6))
-        *fmt = FMT_APERIO;
+        *fmt = DEID_APERIO;
     else if (desc0 && soft && !strncmp(soft, "Philips", 7) && strstr(desc0, "<DataObject"))
-        *fmt = FMT_PHILIPS;
+        *fmt = DEID_PHILIPS;
     else {
         /* Other vendors keep labels in their own ways; a generic scrub would leave them. */
         const char *v = openslide_detect_vendor(t->path);
         if (v && strcmp(v, "generic-tiff")) {
             st = hp_error_set(err, HP_ERR_UNSUPPORTED,
-                              "%s: is an OpenSlide '%s' slide; " SUPPORTED,
-                              t->path, v);
+                              "%s: is an OpenSlide '%s' slide; " SUPPORTED, t->path, v);
             goto done;
         }
-        *fmt = FMT_GENERIC;
+        *fmt = DEID_GENERIC;
     }
-    if (*fmt == FMT_NDPI && !t->big && t->size >= ((uint64_t)1 << 32)) {
+    if (*fmt == DEID_NDPI && !t->big && t->size >= ((uint64_t)1 << 32)) {
         st = hp_error_set(err, HP_ERR_UNSUPPORTED,
                           "%s: NDPI files of 4 GiB or more (64-bit offset extension) are not "
                           "supported by deid",
@@ -213,20 +101,21 @@ static hp_status classify(deid_tiff *t, deid_format *fmt, hp_deid_report *rep, h
     static const char *const names[] = {"generic-tiff", "aperio", "hamamatsu-ndpi", "philips"};
     snprintf(rep->format, sizeof rep->format, "%s", names[*fmt]);
     for (size_t i = 0; !st && i < t->n_ifds; i++) {
-        deid_ifd *d = &t->ifds[i];
-        int tiled = deid_find(d, TAG_TILE_WIDTH) != NULL;
+        const hp_tiff_ifd *d = &t->ifds[i];
+        int tiled = hp_tiff_find(d, HP_TIFFTAG_TILE_WIDTH) != NULL;
         const char *name = NULL;
-        if (*fmt == FMT_NDPI) {
-            const deid_entry *sl = deid_find(d, TAG_NDPI_SOURCELENS);
+        if (*fmt == DEID_NDPI) {
+            const hp_tiff_entry *sl = hp_tiff_find(d, TAG_NDPI_SOURCELENS);
             double v;
-            if (sl && !(st = deid_read_number(t, sl, &v, err)))
+            if (sl && !(st = hp_tiff_read_number(t, sl, &v, err)))
                 name = v == -1.0 ? "macro" : v == -2.0 ? "map" : NULL;
-        } else if ((*fmt == FMT_APERIO || *fmt == FMT_PHILIPS) && i > 0 && !tiled) {
-            const deid_entry *de = deid_find(d, TAG_IMAGE_DESCRIPTION);
+        } else if ((*fmt == DEID_APERIO || *fmt == DEID_PHILIPS) && i > 0 && !tiled) {
+            const hp_tiff_entry *de = hp_tiff_find(d, HP_TIFFTAG_IMAGE_DESCRIPTION);
             char *s = NULL;
-            if (de && !(st = deid_read_string(t, de, &s, &len, err))) {
-                if (*fmt == FMT_APERIO)
-                    name = aperio_associated(s);
+            if (de && hp_tiff_type_size(de->type) == 1 &&
+                !(st = hp_tiff_read_string(t, de, &s, &len, err))) {
+                if (*fmt == DEID_APERIO)
+                    name = deid_aperio_associated(s);
                 else if (!strncasecmp(s, "label", 5))
                     name = "label";
                 else if (!strncasecmp(s, "macro", 5))
@@ -235,8 +124,8 @@ static hp_status classify(deid_tiff *t, deid_format *fmt, hp_deid_report *rep, h
             free(s);
         }
         if (name) {
-            d->remove = 1;
-            snprintf(d->removed_name, sizeof d->removed_name, "%s", name);
+            dirs[i].remove = 1;
+            snprintf(dirs[i].removed_name, sizeof dirs[i].removed_name, "%s", name);
             deid_report_add(rep, HP_DEID_REMOVED_IMAGE, name);
         }
     }
@@ -246,76 +135,149 @@ done:
     return st;
 }
 
-/* Blanks the identifying EXIF tags and every GPS value of a directory's sub-directories. */
-static hp_status plan_subifds(const deid_tiff *t, const deid_ifd *d, deid_edits *ed,
-                              hp_deid_report *rep, hp_error *err)
+/* The texts a format's reader recognizes it by are scrubbed where they are rather than removed:
+ * every Aperio ImageDescription, the Philips XML and the Software tag of the first directory of
+ * Philips and NDPI files (OpenSlide checks its "Philips" or "NDP.scan" prefix). */
+static int scrubbed_in_place(deid_format fmt, size_t dir, uint16_t tag)
 {
-    static const uint16_t subs[] = {TAG_EXIF_IFD, TAG_GPS_IFD};
+    if (tag == HP_TIFFTAG_IMAGE_DESCRIPTION)
+        return fmt == DEID_APERIO || (fmt == DEID_PHILIPS && dir == 0);
+    if (tag == HP_TIFFTAG_SOFTWARE)
+        return dir == 0 && (fmt == DEID_PHILIPS || fmt == DEID_NDPI);
+    return 0;
+}
+
+/* Overwrites everything after the vendor prefix with 'X'; 0 when the prefix is not there. */
+static int scrub_software(char *s, size_t len, deid_format fmt, int *changed)
+{
+    const char *prefix = fmt == DEID_PHILIPS ? "Philips" : "NDP.scan";
+    size_t n = strlen(prefix);
+    *changed = 0;
+    if (len < n || strncmp(s, prefix, n))
+        return 0;
+    for (size_t i = n; i < len; i++)
+        if (s[i] != '\0' && s[i] != ' ' && s[i] != 'X')
+            s[i] = 'X', *changed = 1;
+    return 1;
+}
+
+/* Decides, for each entry of kept directory `i`, whether it stays, is scrubbed or goes. */
+static hp_status decide(const hp_tiff_file *t, size_t i, deid_format fmt, deid_dir *dd,
+                        hp_deid_report *rep, hp_error *err)
+{
+    const hp_tiff_ifd *d = &t->ifds[i];
+    dd->drop = calloc(d->n, 1);
+    dd->newval = calloc(d->n, sizeof *dd->newval);
+    if (!dd->drop || !dd->newval)
+        return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", t->path);
     hp_status st = HP_OK;
-    for (size_t s = 0; !st && s < 2; s++) {
-        const deid_entry *e = deid_find(d, subs[s]);
-        uint64_t *off = NULL;
-        if (!e || e->count != 1 || (st = deid_read_uints(t, e, &off, err)))
+    for (size_t k = 0; !st && k < d->n; k++) {
+        const hp_tiff_entry *e = &d->e[k];
+        if (deid_tag_allowed(fmt, e))
             continue;
-        deid_ifd sub = {0};
-        if (off[0] != 0)
-            st = deid_read_ifd(t, off[0], 0, &sub, err);
-        free(off);
-        int changed = 0;
-        for (size_t k = 0; !st && k < sub.n; k++) {
-            const deid_entry *x = &sub.e[k];
-            if (subs[s] == TAG_GPS_IFD) {
-                if (x->nbytes)
-                    st = deid_edit_add(ed, x->value_pos, x->nbytes, NULL, err);
-                changed |= x->nbytes > 0;
+        if (scrubbed_in_place(fmt, i, e->tag) && hp_tiff_type_size(e->type) == 1) {
+            char *s;
+            size_t len;
+            if ((st = hp_tiff_read_string(t, e, &s, &len, err)))
+                break;
+            int changed = 0, keep = 1;
+            if (e->tag == HP_TIFFTAG_SOFTWARE) {
+                keep = scrub_software(s, len, fmt, &changed);
+                if (changed)
+                    deid_report_add(rep, HP_DEID_BLANKED_TAG, "Software");
+            } else {
+                changed = (fmt == DEID_APERIO ? deid_aperio_scrub(s, len, rep)
+                                              : deid_philips_scrub(s, len, rep)) > 0;
+            }
+            if (keep) {
+                if (changed)
+                    dd->newval[k] = (unsigned char *)s;
+                else
+                    free(s);
                 continue;
             }
-            for (size_t j = 0; !st && j < sizeof exif_tags / sizeof *exif_tags; j++)
-                if (x->tag == exif_tags[j].tag) {
-                    int c;
-                    st = blank_tag(t, x, ed, &c, err);
-                    if (!st && c)
-                        deid_report_add(rep, HP_DEID_BLANKED_TAG, exif_tags[j].name);
-                }
+            free(s);
         }
-        if (!st && changed)
-            deid_report_add(rep, HP_DEID_BLANKED_TAG, "GPS data");
-        free(sub.e);
+        char buf[24];
+        dd->drop[k] = 1;
+        deid_report_add(rep, HP_DEID_REMOVED_TAG, deid_tag_name(e->tag, buf, sizeof buf));
     }
     return st;
 }
 
-/* Plans the text blanking of one kept directory. */
-static hp_status plan_text(const deid_tiff *t, const deid_ifd *d, deid_format fmt, deid_edits *ed,
-                           hp_deid_report *rep, hp_error *err)
+/* The copy read back: exactly the kept directories, each holding only allowed or scrubbed tags.
+ * A failure here is a flaw in the plan, and nothing is written. */
+static hp_status verify_copy(const hp_tiff_file *v, deid_format fmt, int expect_dirs,
+                             const char *dst, hp_error *err)
 {
-    hp_status st = HP_OK;
-    for (size_t k = 0; !st && k < sizeof text_tags / sizeof *text_tags; k++) {
-        const deid_entry *e = deid_find(d, text_tags[k].tag);
-        if (!e || (text_tags[k].ndpi_only && fmt != FMT_NDPI))
-            continue;
-        int changed;
-        st = blank_tag(t, e, ed, &changed, err);
-        if (!st && changed)
-            deid_report_add(rep, HP_DEID_BLANKED_TAG, text_tags[k].name);
-    }
-    if (!st)
-        st = plan_subifds(t, d, ed, rep, err);
-    const deid_entry *e = deid_find(d, TAG_IMAGE_DESCRIPTION);
-    if (st || !e || (fmt != FMT_APERIO && fmt != FMT_PHILIPS))
-        return st;
-    char *s;
-    size_t len;
-    if ((st = deid_read_string(t, e, &s, &len, err)))
-        return st;
-    int n = fmt == FMT_APERIO ? scrub_aperio(s, len, rep) : deid_philips_scrub(s, len, rep);
-    if (n > 0)
-        st = deid_edit_add(ed, e->value_pos, len, s, err);
-    free(s);
-    return st;
+    if (v->n_ifds != (size_t)expect_dirs)
+        return hp_error_set(err, HP_ERR_INVALID, "%s: the edited copy does not read back", dst);
+    for (size_t i = 0; i < v->n_ifds; i++)
+        for (size_t k = 0; k < v->ifds[i].n; k++) {
+            const hp_tiff_entry *e = &v->ifds[i].e[k];
+            if (!deid_tag_allowed(fmt, e) && !scrubbed_in_place(fmt, i, e->tag))
+                return hp_error_set(err, HP_ERR_INVALID,
+                                    "%s: the edited copy still holds TIFF tag %u; nothing written",
+                                    dst, e->tag);
+        }
+    return HP_OK;
 }
 
-static hp_status copy_and_edit(int out, const deid_tiff *t, const deid_edits *ed,
+/* OpenSlide's view of a slide: what a de-identified copy must keep. */
+typedef struct {
+    char vendor[32];
+    int32_t levels;
+    int64_t w[32], h[32];
+    char mpp_x[32], mpp_y[32], power[32];
+} os_view;
+
+static int os_look(const char *path, os_view *o)
+{
+    memset(o, 0, sizeof *o);
+    const char *v = openslide_detect_vendor(path);
+    if (!v)
+        return 0;
+    snprintf(o->vendor, sizeof o->vendor, "%s", v);
+    openslide_t *osr = openslide_open(path);
+    if (!osr || openslide_get_error(osr)) {
+        if (osr)
+            openslide_close(osr);
+        return 0;
+    }
+    o->levels = openslide_get_level_count(osr);
+    for (int32_t l = 0; l < o->levels && l < 32; l++)
+        openslide_get_level_dimensions(osr, l, &o->w[l], &o->h[l]);
+    const char *p;
+    if ((p = openslide_get_property_value(osr, OPENSLIDE_PROPERTY_NAME_MPP_X)))
+        snprintf(o->mpp_x, sizeof o->mpp_x, "%s", p);
+    if ((p = openslide_get_property_value(osr, OPENSLIDE_PROPERTY_NAME_MPP_Y)))
+        snprintf(o->mpp_y, sizeof o->mpp_y, "%s", p);
+    if ((p = openslide_get_property_value(osr, OPENSLIDE_PROPERTY_NAME_OBJECTIVE_POWER)))
+        snprintf(o->power, sizeof o->power, "%s", p);
+    int ok = openslide_get_error(osr) == NULL;
+    openslide_close(osr);
+    return ok;
+}
+
+static hp_status check_openslide(const char *src, const char *tmp, const char *dst, hp_error *err)
+{
+    os_view a, b;
+    if (!os_look(src, &a))
+        return HP_OK; /* OpenSlide does not read the original: nothing to compare */
+    int same = os_look(tmp, &b) && !strcmp(a.vendor, b.vendor) && a.levels == b.levels &&
+               !strcmp(a.mpp_x, b.mpp_x) && !strcmp(a.mpp_y, b.mpp_y) && !strcmp(a.power, b.power);
+    for (int32_t l = 0; same && l < a.levels && l < 32; l++)
+        same = a.w[l] == b.w[l] && a.h[l] == b.h[l];
+    if (!same)
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "%s: the de-identified copy would not open in OpenSlide as the "
+                            "original does (format, levels, dimensions or MPP differ); nothing "
+                            "written",
+                            dst);
+    return HP_OK;
+}
+
+static hp_status copy_and_edit(int out, const hp_tiff_file *t, const deid_edits *ed,
                                const char *dst, hp_error *err)
 {
     size_t bufn = 4u << 20;
@@ -326,7 +288,7 @@ static hp_status copy_and_edit(int out, const deid_tiff *t, const deid_edits *ed
     uint64_t pos = 0;
     while (!st && pos < t->size) {
         uint64_t n = t->size - pos < bufn ? t->size - pos : bufn;
-        st = deid_pread(t, buf, n, pos, err);
+        st = hp_tiff_pread(t, buf, n, pos, err);
         for (uint64_t w = 0; !st && w < n;) {
             ssize_t r = pwrite(out, buf + w, (size_t)(n - w), (off_t)(pos + w));
             if (r < 0 && errno == EINTR)
@@ -358,6 +320,19 @@ static hp_status copy_and_edit(int out, const deid_tiff *t, const deid_edits *ed
     return st;
 }
 
+static void dirs_free(deid_dir *dirs, const hp_tiff_file *t)
+{
+    if (!dirs)
+        return;
+    for (size_t i = 0; i < t->n_ifds; i++) {
+        for (size_t k = 0; dirs[i].newval && k < t->ifds[i].n; k++)
+            free(dirs[i].newval[k]);
+        free(dirs[i].newval);
+        free(dirs[i].drop);
+    }
+    free(dirs);
+}
+
 hp_status hp_deid_slide(const char *src, const char *dst, int overwrite, hp_deid_report *rep,
                         hp_error *err)
 {
@@ -365,14 +340,19 @@ hp_status hp_deid_slide(const char *src, const char *dst, int overwrite, hp_deid
     if (!rep)
         rep = &local;
     memset(rep, 0, sizeof *rep);
-    deid_tiff t = {.fd = -1, .path = src}, v = {.fd = -1, .path = dst};
+    hp_tiff_file t = {.fd = -1, .path = src}, v = {.fd = -1, .path = dst};
+    deid_dir *dirs = NULL;
     deid_edits ed = {0};
     hp_atomic_file af = {0};
     hp_status st = HP_OK;
-    deid_format fmt = FMT_GENERIC;
+    deid_format fmt = DEID_GENERIC;
     struct stat ss, ds;
 
-    t.fd = open(src, O_RDONLY | O_CLOEXEC);
+    if ((st = hp_slide_check_file(src, err)))
+        goto fail;
+    /* O_NONBLOCK: a FIFO put in place after the check must not block here; fstat below sees the
+     * file actually opened. */
+    t.fd = open(src, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (t.fd < 0 || fstat(t.fd, &ss) != 0) {
         st = hp_error_set(err, HP_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
         goto fail;
@@ -396,62 +376,72 @@ hp_status hp_deid_slide(const char *src, const char *dst, int overwrite, hp_deid
 
     unsigned char h[256];
     size_t hn = t.size < sizeof h ? (size_t)t.size : sizeof h;
-    if ((st = deid_pread(&t, h, hn, 0, err)))
+    if ((st = hp_tiff_pread(&t, h, hn, 0, err)))
         goto fail;
     int is_tiff = hn >= 4 && ((!memcmp(h, "II", 2) && (h[2] == 42 || h[2] == 43) && h[3] == 0) ||
                               (!memcmp(h, "MM", 2) && h[2] == 0 && (h[3] == 42 || h[3] == 43)));
     if (!is_tiff) {
-        st = hp_error_set(err, HP_ERR_UNSUPPORTED, "%s: is %s; " SUPPORTED,
-                          src, sniff_other(src, h, hn));
+        st = hp_error_set(err, HP_ERR_UNSUPPORTED, "%s: is %s; " SUPPORTED, src,
+                          sniff_other(src, h, hn));
         goto fail;
     }
-    if ((st = deid_tiff_read(&t, err)) || (st = classify(&t, &fmt, rep, err)))
+    if ((st = hp_tiff_file_read(&t, err)))
+        goto fail;
+    if (!(dirs = calloc(t.n_ifds, sizeof *dirs))) {
+        st = hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", src);
+        goto fail;
+    }
+    if ((st = classify(&t, dirs, &fmt, rep, err)))
         goto fail;
     rep->bigtiff = t.big;
     rep->big_endian = t.be;
     rep->directories_in = (int)t.n_ifds;
     for (size_t i = 0; i < t.n_ifds; i++)
-        if (!t.ifds[i].remove)
+        if (!dirs[i].remove)
             rep->directories_out++;
-    /* Image data of kept directories must be inside the file too: a truncated slide is refused
-     * here rather than copied. */
+    /* Image data must be inside the file too: a truncated slide is refused here rather than
+     * copied. */
     for (size_t i = 0; !st && i < t.n_ifds; i++) {
         uint64_t *o, *l;
         size_t n;
-        st = deid_data_ranges(&t, &t.ifds[i], &o, &l, &n, err);
+        st = hp_tiff_data_ranges(&t, &t.ifds[i], &o, &l, &n, err);
         free(o);
         free(l);
-        if (!st && !t.ifds[i].remove)
-            st = plan_text(&t, &t.ifds[i], fmt, &ed, rep, err);
+        if (!st && !dirs[i].remove)
+            st = decide(&t, i, fmt, &dirs[i], rep, err);
     }
-    if (st || (st = deid_plan_removals(&t, &ed, err)))
+    if (st || (st = deid_plan(&t, dirs, &ed, err)))
         goto fail;
 
     if ((st = hp_atomic_open(dst, &af, err)))
         goto fail;
     st = copy_and_edit(fileno(af.f), &t, &ed, dst, err);
-    if (!st) { /* read the copy back: its chain must hold exactly the kept directories */
+    if (!st) {
         v.fd = fileno(af.f);
         v.size = t.size;
-        st = deid_tiff_read(&v, err);
-        if (!st && v.n_ifds != (size_t)rep->directories_out)
-            st = hp_error_set(err, HP_ERR_INVALID, "%s: the edited copy does not read back", dst);
+        st = hp_tiff_file_read(&v, err);
+        if (!st)
+            st = verify_copy(&v, fmt, rep->directories_out, dst, err);
         v.fd = -1;
     }
+    if (!st)
+        st = check_openslide(src, af.tmp, dst, err);
     hp_status fst = hp_atomic_finish(dst, &af, st == HP_OK, err);
     if (!st)
         st = fst;
     if (st)
         goto fail;
-    deid_tiff_free(&v);
-    deid_tiff_free(&t);
+    hp_tiff_file_free(&v);
+    dirs_free(dirs, &t);
+    hp_tiff_file_free(&t);
     deid_edits_free(&ed);
     close(t.fd);
     return HP_OK;
 
 fail:
-    deid_tiff_free(&v);
-    deid_tiff_free(&t);
+    hp_tiff_file_free(&v);
+    dirs_free(dirs, &t);
+    hp_tiff_file_free(&t);
     deid_edits_free(&ed);
     if (t.fd >= 0)
         close(t.fd);

@@ -1,4 +1,6 @@
-/* Internals of io/deid*.c: a bounds-checked TIFF directory reader and a list of planned edits. */
+/* Internals of io/deid*.c: the formats, the per-directory decisions, the allow-list of tags, the
+ * text scrubbers and the list of planned byte edits. The TIFF structure itself is read by
+ * io/tiff_dir.h. */
 #ifndef HP_DEID_INTERNAL_H
 #define HP_DEID_INTERNAL_H
 
@@ -6,53 +8,23 @@
 #include <stdint.h>
 
 #include "io/deid.h"
+#include "io/tiff_dir.h"
+
+typedef enum { DEID_GENERIC, DEID_APERIO, DEID_NDPI, DEID_PHILIPS } deid_format;
 
 enum {
-    TAG_DOCUMENT_NAME = 269,
-    TAG_IMAGE_DESCRIPTION = 270,
-    TAG_STRIP_OFFSETS = 273,
-    TAG_PAGE_NAME = 285,
-    TAG_STRIP_BYTE_COUNTS = 279,
-    TAG_SOFTWARE = 305,
-    TAG_DATE_TIME = 306,
-    TAG_ARTIST = 315,
-    TAG_HOST_COMPUTER = 316,
-    TAG_TILE_WIDTH = 322,
-    TAG_TILE_OFFSETS = 324,
-    TAG_TILE_BYTE_COUNTS = 325,
-    TAG_EXIF_IFD = 34665,
-    TAG_GPS_IFD = 34853,
     TAG_NDPI_FORMAT_FLAG = 65420,
     TAG_NDPI_SOURCELENS = 65421,
 };
 
+/* What happens to one directory of the main chain. */
 typedef struct {
-    uint16_t tag, type;
-    uint64_t count;
-    uint64_t value_pos; /* file offset of the value bytes (inside the entry when they fit) */
-    uint64_t nbytes;    /* count * size of type; 0 for an unknown type */
-    int inline_value;   /* the value sits in the entry itself */
-} deid_entry;
-
-typedef struct {
-    uint64_t offset;   /* where the directory starts */
-    uint64_t bytes;    /* size of the directory itself (count, entries, next pointer) */
-    uint64_t link_pos; /* where the pointer to this directory is stored (header or previous) */
-    uint64_t next;
-    size_t n;
-    deid_entry *e;
-    int remove;               /* set by the format logic */
-    char removed_name[16];    /* "label", "macro", "map" */
-} deid_ifd;
-
-typedef struct {
-    int fd;
-    const char *path; /* for messages */
-    uint64_t size;
-    int big, be;
-    deid_ifd *ifds;
-    size_t n_ifds;
-} deid_tiff;
+    int remove;             /* the whole directory goes: an associated label, macro or map */
+    char removed_name[16];  /* "label", "macro", "map" */
+    unsigned char *drop;    /* kept directories: per entry, 1 = the entry is removed */
+    unsigned char **newval; /* kept directories: per entry, replacement value bytes (same length)
+                             * or NULL for unchanged */
+} deid_dir;
 
 typedef struct {
     uint64_t pos, len;
@@ -64,39 +36,38 @@ typedef struct {
     size_t n, cap;
 } deid_edits;
 
-/* Reads the header and the whole directory chain of an open file; validates every directory and
- * every out-of-line value against the file size and refuses loops. */
-hp_status deid_tiff_read(deid_tiff *t, hp_error *err);
-void deid_tiff_free(deid_tiff *t);
-/* One directory at `off` (an EXIF or GPS sub-directory, for example); free d->e after use. */
-hp_status deid_read_ifd(const deid_tiff *t, uint64_t off, uint64_t link_pos, deid_ifd *d,
-                        hp_error *err);
-
-const deid_entry *deid_find(const deid_ifd *d, uint16_t tag);
-/* Reads `n` bytes at `pos` (must be inside the file). */
-hp_status deid_pread(const deid_tiff *t, void *buf, uint64_t n, uint64_t pos, hp_error *err);
-/* An ASCII/BYTE/UNDEFINED value as a NUL-terminated malloc'd string (caller frees). */
-hp_status deid_read_string(const deid_tiff *t, const deid_entry *e, char **out, size_t *len,
-                           hp_error *err);
-/* An unsigned integer array (SHORT, LONG, LONG8, IFD, IFD8); caller frees *out. */
-hp_status deid_read_uints(const deid_tiff *t, const deid_entry *e, uint64_t **out, hp_error *err);
-/* The first value of a FLOAT/DOUBLE/integer tag. */
-hp_status deid_read_number(const deid_tiff *t, const deid_entry *e, double *out, hp_error *err);
-/* The image data ranges (strips or tiles) of a directory, checked against the file size. */
-hp_status deid_data_ranges(const deid_tiff *t, const deid_ifd *d, uint64_t **offs, uint64_t **lens,
-                           size_t *n, hp_error *err);
-
 hp_status deid_edit_add(deid_edits *ed, uint64_t pos, uint64_t len, const void *data,
                         hp_error *err);
 void deid_edits_free(deid_edits *ed);
 
-/* Plans the unlinking of every directory marked `remove` and the zeroing of its bytes. */
-hp_status deid_plan_removals(const deid_tiff *t, deid_edits *ed, hp_error *err);
+/* Plans every byte edit of the copy from the decisions in `dirs` (one per t->ifds): each kept
+ * directory rewritten in place with only its kept entries and relinked to the next kept one;
+ * replaced values written; removed directories, removed entries' values and the EXIF, GPS and
+ * SubIFD trees of removed pointers overwritten with zeros wherever no kept image uses the bytes. */
+hp_status deid_plan(const hp_tiff_file *t, const deid_dir *dirs, deid_edits *ed, hp_error *err);
+
+/* The allow-list (io/deid_tags.c): 1 when the entry is kept as it is in a de-identified copy of
+ * format `fmt`: a tag that describes geometry, encoding, tiling or resolution, holding the type
+ * that tag has (numbers; raw bytes only for JPEGTables and the ICC profile), or a numeric
+ * private tag the format's reader needs. Everything else is removed or scrubbed. */
+int deid_tag_allowed(deid_format fmt, const hp_tiff_entry *e);
+/* The tag's name for reports ("DateTime", "XMP", "tag 65000"); `buf` holds at least 24 bytes. */
+const char *deid_tag_name(uint16_t tag, char *buf, size_t n);
+/* 1 for tags whose value points to further directories (EXIF, GPS, Interoperability, SubIFDs). */
+int deid_tag_is_subifd(uint16_t tag);
+
+/* Aperio ImageDescription (io/deid_aperio.c): keeps the first part's structural words and the
+ * numeric values of non-identifying "Key = value" fields, overwrites everything else with 'X'
+ * in place (same length). Returns the number of changes. */
+int deid_aperio_scrub(char *desc, size_t len, hp_deid_report *rep);
+/* "label" or "macro" from an Aperio associated image's description, else NULL. */
+const char *deid_aperio_associated(const char *desc);
+
+/* Philips XML ImageDescription (io/deid_philips.c): keeps the attributes OpenSlide needs to read
+ * the levels and their pixel spacing, blanks every other attribute value and comment and the
+ * label/macro image data, in place (same length); returns the number of changes. */
+int deid_philips_scrub(char *xml, size_t len, hp_deid_report *rep);
 
 void deid_report_add(hp_deid_report *rep, hp_deid_action a, const char *name);
-
-/* Philips XML ImageDescription: blanks identifying attributes and the label/macro image data
- * in `xml` (in place, same length); returns the number of changes. */
-int deid_philips_scrub(char *xml, size_t len, hp_deid_report *rep);
 
 #endif

@@ -1,33 +1,58 @@
 /* The Philips TIFF XML ImageDescription: DataObjects of Attributes, <Attribute Name="N" ...>value
  * </Attribute>. The label and macro are base64 JPEGs (PIM_DP_IMAGE_DATA) in the DPScannedImage
- * objects whose PIM_DP_IMAGE_TYPE is LABELIMAGE or MACROIMAGE; patient, study and time fields are
- * DICOM_* attributes. Everything is edited in place at the same length so no offset moves. */
+ * objects whose PIM_DP_IMAGE_TYPE is LABELIMAGE or MACROIMAGE; patient, study, device and time
+ * fields are DICOM_* and PIM_* attributes. Values are kept by allow-list. Everything is edited in
+ * place at the same length so no offset moves and the XML stays well formed. */
 #include <string.h>
 
 #include "io/deid_internal.h"
 
-/* Attribute names whose values identify a patient, a study, a site, a device or a time. */
-static int identifying(const char *name, size_t n)
+/* Attributes kept as they are: the structure OpenSlide walks (the scanned images, their type,
+ * the pixel data representations) and the numbers that describe the pixels (spacing, size,
+ * sample layout, compression). Every other attribute value is blanked: a deny-list of DICOM
+ * names would miss a site's own attributes and free-text fields. */
+static int kept_attribute(const char *name, size_t n)
 {
-    static const char *const exact[] = {"PIM_DP_UFS_BARCODE", "PIM_DP_SOURCE_FILE"};
-    static const char *const parts[] = {"PATIENT",  "STUDY",     "SERIES",   "ACCESSION",
-                                        "PHYSICIAN", "INSTITUTION", "STATION", "OPERATOR",
-                                        "SPECIMEN", "CONTAINER", "SERIAL",   "DATE",
-                                        "TIME",     "UID",       "BARCODE",  "LABEL_TEXT"};
-    char buf[128];
-    if (n == 0 || n >= sizeof buf)
-        return 0;
-    memcpy(buf, name, n);
-    buf[n] = '\0';
-    for (size_t i = 0; i < sizeof exact / sizeof *exact; i++)
-        if (!strcmp(buf, exact[i]))
-            return 1;
-    if (strncmp(buf, "DICOM_", 6))
-        return 0;
-    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
-        if (strstr(buf + 6, parts[i]))
+    static const char *const kept[] = {
+        "PIM_DP_SCANNED_IMAGES",
+        "PIM_DP_IMAGE_TYPE",
+        "PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE",
+        "PIIM_PIXEL_DATA_REPRESENTATION_NUMBER",
+        "PIIM_PIXEL_DATA_REPRESENTATION_COLUMNS",
+        "PIIM_PIXEL_DATA_REPRESENTATION_ROWS",
+        "PIIM_DP_PIXEL_DATA_REPRESENTATION_POSITION",
+        "PIM_DP_IMAGE_COLUMNS",
+        "PIM_DP_IMAGE_ROWS",
+        "DICOM_PIXEL_SPACING",
+        "DICOM_BITS_ALLOCATED",
+        "DICOM_BITS_STORED",
+        "DICOM_HIGH_BIT",
+        "DICOM_PIXEL_REPRESENTATION",
+        "DICOM_SAMPLES_PER_PIXEL",
+        "DICOM_PHOTOMETRIC_INTERPRETATION",
+        "DICOM_PLANAR_CONFIGURATION",
+        "DICOM_LOSSY_IMAGE_COMPRESSION",
+        "DICOM_LOSSY_IMAGE_COMPRESSION_METHOD",
+        "DICOM_LOSSY_IMAGE_COMPRESSION_RATIO",
+        "PIM_DP_UFS_INTERFACE_VERSION",
+    };
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+        if (strlen(kept[i]) == n && !memcmp(kept[i], name, n))
             return 1;
     return 0;
+}
+
+/* An attribute name is quoted in the report only when it looks like one (capitals, digits and
+ * underscores): a name is markup a writer chose and could itself hold text. */
+static int plain_name(const char *name, size_t n)
+{
+    if (n == 0 || n >= HP_DEID_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((name[i] >= 'A' && name[i] <= 'Z') || (name[i] >= '0' && name[i] <= '9') ||
+              name[i] == '_'))
+            return 0;
+    return 1;
 }
 
 typedef struct {
@@ -125,14 +150,48 @@ int deid_philips_scrub(char *xml, size_t len, hp_deid_report *rep)
             fill(a.v0, a.v1, 'X');
             deid_report_add(rep, HP_DEID_REMOVED_IMAGE, what);
             changes++;
-        } else if (identifying(a.name, a.name_len) && fill(a.v0, a.v1, 'X')) {
-            char name[HP_DEID_NAME_MAX];
-            size_t n = a.name_len < sizeof name - 1 ? a.name_len : sizeof name - 1;
-            memcpy(name, a.name, n);
-            name[n] = '\0';
+        } else if (!kept_attribute(a.name, a.name_len) && fill(a.v0, a.v1, 'X')) {
+            char name[HP_DEID_NAME_MAX] = "unrecognized attribute";
+            if (plain_name(a.name, a.name_len)) {
+                memcpy(name, a.name, a.name_len);
+                name[a.name_len] = '\0';
+            }
             deid_report_add(rep, HP_DEID_BLANKED_XML, name);
             changes++;
         }
+    }
+    /* Text anywhere else (an element of another name, text beside the attributes) is blanked
+     * too unless it is the value of a kept attribute. */
+    for (char *p = xml; p < lim;) {
+        char *gt = memchr(p, '>', (size_t)(lim - p));
+        if (!gt)
+            break;
+        char *lt = memchr(gt + 1, '<', (size_t)(lim - gt - 1));
+        if (!lt)
+            lt = lim;
+        char *open = find_back(gt, xml, "<");
+        int kept = 0;
+        if (open && !strncmp(open, "<Attribute", 10) && gt[-1] != '/') {
+            char *nm = strstr(open, "Name=\"");
+            char *nm1 = nm && nm < gt ? memchr(nm + 6, '"', (size_t)(gt - nm - 6)) : NULL;
+            kept = nm1 && kept_attribute(nm + 6, (size_t)(nm1 - nm - 6));
+        }
+        if (!kept && fill(gt + 1, lt, 'X')) {
+            deid_report_add(rep, HP_DEID_BLANKED_XML, "text outside attributes");
+            changes++;
+        }
+        p = lt;
+    }
+    /* Comments are free text. */
+    for (char *c = xml; (c = strstr(c, "<!--")) && c < lim;) {
+        char *e = strstr(c + 4, "-->");
+        if (!e || e > lim)
+            e = lim;
+        if (fill(c + 4, e, 'X')) {
+            deid_report_add(rep, HP_DEID_BLANKED_XML, "comment");
+            changes++;
+        }
+        c = e;
     }
     return changes;
 }

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *hp_mpp_source_name(hp_mpp_source src)
 {
@@ -45,7 +47,8 @@ hp_status hp_slide_alloc_levels(hp_slide *s, int n, hp_error *err)
     s->level_w = calloc((size_t)n, sizeof *s->level_w);
     s->level_h = calloc((size_t)n, sizeof *s->level_h);
     s->level_ds = calloc((size_t)n, sizeof *s->level_ds);
-    if (!s->level_w || !s->level_h || !s->level_ds)
+    s->index = calloc((size_t)n, sizeof *s->index);
+    if (!s->level_w || !s->level_h || !s->level_ds || !s->index)
         return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory for %d levels", s->path, n);
     s->level_count = n;
     return HP_OK;
@@ -123,6 +126,35 @@ static void describe_start(const unsigned char *m, size_t n, char *out, size_t c
         used += (size_t)snprintf(out + used, cap - used, " %02x", m[i]);
 }
 
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a named pipe (FIFO)";
+    if (S_ISSOCK(m))
+        return "a socket";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    return "not a regular file";
+}
+
+hp_status hp_slide_check_file(const char *path, hp_error *err)
+{
+    struct stat st;
+    if (!path)
+        return hp_error_set(err, HP_ERR_INVALID, "no slide path given");
+    if (stat(path, &st) != 0)
+        return hp_error_set(err, HP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "%s: is %s, not a slide file; give the path of a regular file", path,
+                            file_kind(st.st_mode));
+    return HP_OK;
+}
+
 hp_slide *hp_slide_open(const char *path, const hp_slide_options *opt, hp_error *err)
 {
     if (!path) {
@@ -137,23 +169,26 @@ hp_slide *hp_slide_open(const char *path, const hp_slide_options *opt, hp_error 
                      path, o.mpp, HP_SLIDE_MPP_MIN, HP_SLIDE_MPP_MAX);
         return NULL;
     }
+    if (hp_slide_check_file(path, err))
+        return NULL;
+    /* O_NONBLOCK: a FIFO swapped in after the check must not block the open either; fstat then
+     * looks at the file actually opened. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
-    if (stat(path, &st) != 0) {
-        hp_error_set(err, HP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        hp_error_set(err, HP_ERR_IO, "%s: cannot open: it is a directory", path);
-        return NULL;
-    }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        hp_error_set(err, HP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        hp_error_set(err, HP_ERR_IO, "%s: cannot open: %s", path,
+                     fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
         return NULL;
     }
     unsigned char m[16];
-    size_t got = fread(m, 1, sizeof m, f);
-    fclose(f);
+    ssize_t r;
+    do
+        r = pread(fd, m, sizeof m, 0);
+    while (r < 0 && errno == EINTR);
+    close(fd);
+    size_t got = r > 0 ? (size_t)r : 0;
     if (got == 0) {
         hp_error_set(err, HP_ERR_INVALID, "%s: not a slide: the file is empty", path);
         return NULL;
@@ -203,6 +238,8 @@ hp_slide *hp_slide_open(const char *path, const hp_slide_options *opt, hp_error 
             goto fail;
         }
     }
+    if (hp_slide_index_check(s, o.inspect, err))
+        goto fail;
     if (!(s->objective > 0) || !isfinite(s->objective))
         s->objective = 0;
     if (s->override_mpp == 0 && s->meta_src == HP_MPP_NONE && s->objective > 0 &&
@@ -227,6 +264,7 @@ void hp_slide_close(hp_slide *s)
     free(s->level_w);
     free(s->level_h);
     free(s->level_ds);
+    free(s->index);
     free(s->path);
     pthread_mutex_destroy(&s->err_mu);
     free(s);
@@ -265,6 +303,15 @@ hp_status hp_slide_level_dimensions(hp_slide *s, int level, int64_t *w, int64_t 
         *w = s->level_w[level];
     if (h)
         *h = s->level_h[level];
+    return HP_OK;
+}
+
+hp_status hp_slide_level_index(hp_slide *s, int level, hp_slide_index *out)
+{
+    if (level < 0 || level >= s->level_count)
+        return hp_slide_fail(s, HP_ERR_INVALID, "%s: level %d does not exist (the slide has %d)",
+                             s->path, level, s->level_count);
+    *out = s->index[level];
     return HP_OK;
 }
 
@@ -319,6 +366,8 @@ hp_status hp_slide_read_region(hp_slide *s, int level, int64_t x0, int64_t y0, i
     if (level < 0 || level >= s->level_count)
         return hp_slide_fail(s, HP_ERR_INVALID, "%s: level %d does not exist (the slide has %d)",
                              s->path, level, s->level_count);
+    if (s->index[level].damaged)
+        return hp_slide_fail(s, HP_ERR_INVALID, "%s", s->index[level].why);
     /* Far outside any slide: the arithmetic below (level-0 to level scaling) stays in range. */
     const int64_t lim = (int64_t)1 << 40;
     if (x0 < -lim || x0 > lim || y0 < -lim || y0 > lim)

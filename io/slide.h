@@ -33,6 +33,22 @@
  * at 0.05 um/px is 1.5 million pixels). */
 #define HP_SLIDE_MAX_SIDE (1LL << 21)
 
+/* Tile indexes. The tile (or strip) index of every level stored as a TIFF directory is checked
+ * at open against the level's tile grid and against the file:
+ * - a tile with no index entry (an index shorter than the grid), a zero offset or byte count, or
+ *   data past the end of the file is missing: OpenSlide hands such tiles back as transparent,
+ *   which reads as empty glass, so an analysis would call a damaged slide empty or benign;
+ * - a level whose stored tiles claim more than HP_SLIDE_MAX_PIXELS_PER_BYTE pixels per byte of
+ *   image data actually in the file (counted from HP_SLIDE_INDEX_CHECK_MIN_PIXELS pixels up) is
+ *   implausible: no scanner's compression comes near it (deflate tops out near 350 pixels per
+ *   byte on blank RGB), and reading it would decode, for minutes, pixels that are not there.
+ * Either makes the level damaged: hp_slide_open refuses the slide with a message that names the
+ * level and the count, unless hp_slide_options.inspect is set, and reading a damaged level
+ * fails. Sparse Philips slides, whose absent tiles (offset and byte count both zero) mean "not
+ * scanned" by the format's definition, are not damaged; their absent tiles read as glass. */
+#define HP_SLIDE_MAX_PIXELS_PER_BYTE 4096
+#define HP_SLIDE_INDEX_CHECK_MIN_PIXELS (16LL * 1024 * 1024)
+
 typedef struct hp_slide hp_slide;
 
 typedef enum {
@@ -44,6 +60,8 @@ typedef enum {
 typedef struct {
     double mpp;             /* > 0: microns per pixel at level 0, overriding the metadata (--mpp) */
     hp_slide_reader reader;
+    int inspect;            /* 1: open a slide with damaged levels anyway, to describe it (slide
+                             * info); reading a damaged level still fails */
 } hp_slide_options;
 
 /* Where hp_slide_mpp's value came from. */
@@ -57,6 +75,13 @@ typedef enum {
 
 /* A short name for an MPP source ("openslide", "tiff-resolution", ...). */
 const char *hp_mpp_source_name(hp_mpp_source src);
+
+/* Refuses, by name, a path that is not a regular file (a FIFO, a socket, a character or block
+ * device, a directory) before anything opens it: opening a FIFO blocks until a writer appears and
+ * a device can be endless, so a command given one would hang. Symbolic links are followed. Every
+ * command that takes a slide calls it before reading or hashing the file; hp_slide_open and
+ * hp_deid_slide call it too. */
+hp_status hp_slide_check_file(const char *path, hp_error *err);
 
 /* Opens `path`. `opt` may be NULL (defaults: no override, automatic reader). The format is
  * chosen by OpenSlide's detection and then by magic bytes, never by the extension. On failure
@@ -90,6 +115,20 @@ double hp_slide_level_downsample(const hp_slide *s, int level);
  * HP_SLIDE_MPP_MIN..MAX count as missing. When nothing usable exists, returns HP_ERR_INVALID and
  * records a message that says what was looked for and names the --mpp option. */
 hp_status hp_slide_mpp(hp_slide *s, double *mpp_x, double *mpp_y, hp_mpp_source *source);
+
+/* What the tile-index check found for one level. */
+typedef struct {
+    int checked;         /* 1 when the level is a TIFF directory whose index was read */
+    int64_t tiles;       /* tiles (or strips) in the level's grid */
+    int64_t missing;     /* of those, absent from the index or pointing outside the file */
+    int64_t sparse;      /* of those, absent by the format's definition (sparse Philips) */
+    uint64_t data_bytes; /* distinct bytes of image data the index points to */
+    int damaged;         /* missing tiles, or implausibly many pixels per stored byte */
+    char why[400];       /* for a damaged level: the message, naming the file and the level */
+} hp_slide_index;
+
+/* The tile-index check of `level`; HP_ERR_INVALID (recorded) for a bad level. */
+hp_status hp_slide_level_index(hp_slide *s, int level, hp_slide_index *out);
 
 /* A warning about the metadata (MPP derived from the objective power), or "" when none. */
 const char *hp_slide_warning(const hp_slide *s);

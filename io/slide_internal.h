@@ -34,6 +34,8 @@ struct hp_slide {
     char mpp_notes[512];
     char warning[256];
 
+    hp_slide_index *index; /* per level, filled by hp_slide_index_check */
+
     int assoc_count;
     const char *const *assoc_names; /* owned by the reader (OpenSlide) or NULL */
 
@@ -61,6 +63,10 @@ int hp_slide_offer_mpp(hp_slide *s, double x, double y, hp_mpp_source src, const
 
 /* Writes white into the w x h RGB8 buffer. */
 void hp_slide_fill_white(uint8_t *rgb, int w, int h);
+
+/* Checks every level's tile index (io/slide_index.c) and fills s->index; fails with the first
+ * damaged level's message unless `inspect`. */
+hp_status hp_slide_index_check(hp_slide *s, int inspect, hp_error *err);
 
 /* Readers. Each fills levels, format, objective, metadata MPP, associated names, ops, impl.
  * On failure they return non-zero with `err` naming s->path and the cause. */

@@ -17,6 +17,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tiff_testlib as tl  # noqa: E402
+
 try:
     import numpy as np
     import openslide
@@ -182,12 +185,12 @@ def test_generic(tmp):
         r = deid(src, "--out", out)
         check(r.returncode == 0, f"generic {name}: exit 0 ({r.stderr.strip()})")
         for t in ("DateTime", "Artist", "HostComputer"):
-            check(f"blanked TIFF tag {t}" in r.stdout, f"generic {name}: reports {t}")
+            check(f"removed TIFF tag {t}" in r.stdout, f"generic {name}: reports {t}")
         data = read(out)
         check(not any(s.encode() in data for s in secrets), f"generic {name}: values gone from the bytes")
         im = Image.open(out)
         check(np.array_equal(np.asarray(im.convert("RGB")), arr), f"generic {name}: pixels identical")
-        check(im.tag_v2.get(315, "").strip("X") == "", f"generic {name}: Artist reads as X's")
+        check(315 not in im.tag_v2 and 306 not in im.tag_v2, f"generic {name}: Artist and DateTime are gone")
 
 
 def ifd(order, entries, next_off, big=False):
@@ -284,8 +287,8 @@ def test_synthetic(tmp):
         j = json.loads(r.stdout) if r.returncode == 0 else {}
         data = read(out) if os.path.exists(out) else b""
         check(r.returncode == 0 and j.get("bigtiff") is big and
-              set(j.get("blanked_tiff_tags", [])) == {"DateTime", "Artist"},
-              f"{kind}: blanked DateTime and Artist ({r.stderr.strip()})")
+              set(j.get("removed_tiff_tags", [])) == {"DateTime", "Artist"},
+              f"{kind}: removed DateTime and Artist ({r.stderr.strip()})")
         check(b"2030:01:02" not in data and b"Zanthorpe" not in data and main in data,
               f"{kind}: values gone, pixels kept")
         if data:
@@ -308,8 +311,8 @@ def test_synthetic(tmp):
     r = deid(src, "--out", out, "--json")
     j = json.loads(r.stdout) if r.returncode == 0 else {}
     data = read(out) if os.path.exists(out) else b""
-    check(r.returncode == 0 and {"EXIF DateTimeOriginal", "GPS data"} <= set(j.get("blanked_tiff_tags", [])),
-          f"exif: DateTimeOriginal and GPS blanked ({r.stderr.strip()} {j})")
+    check(r.returncode == 0 and {"EXIF", "GPS"} <= set(j.get("removed_tiff_tags", [])),
+          f"exif: the EXIF and GPS directories removed ({r.stderr.strip()} {j})")
     check(b"2029:11:12" not in data and struct.pack("<6I", 47, 1, 3, 1, 59, 1) not in data and
           b"S\0" not in data[gps_at:gps_at + 30] and libtiff_read(out) == (1, main),
           "exif: values gone from the bytes, pixels read back")
@@ -327,7 +330,7 @@ def test_synthetic(tmp):
     j = json.loads(r.stdout) if r.returncode == 0 else {}
     data = read(out) if os.path.exists(out) else b""
     check(r.returncode == 0 and j.get("format") == "hamamatsu-ndpi" and j.get("removed_images") == ["macro"]
-          and j.get("directories_out") == 1 and "NDPI SlideLabel" in j.get("blanked_tiff_tags", []),
+          and j.get("directories_out") == 1 and "NDPI SlideLabel" in j.get("removed_tiff_tags", []),
           f"ndpi: macro removed, slide label blanked ({r.stderr.strip()} {j})")
     check(macro[:64] not in data and macro[-64:] not in data and b"S26-QZ-7781" not in data
           and b"2030:01:02" not in data and main in data, "ndpi: macro bytes and values gone, main kept")
@@ -376,6 +379,245 @@ def test_synthetic(tmp):
     with open(p, "wb") as f:
         f.write(past)
     refuse(tmp, p, "IFD past the end", "end of the file")
+
+
+# ---- planted text: every text-capable place of each supported layout ----
+
+class Plants:
+    """Distinct strings, each planted in one place; none may survive de-identification."""
+
+    def __init__(self, prefix):
+        self.prefix, self.all = prefix, []
+
+    def __call__(self, where):
+        s = f"{self.prefix}{len(self.all):02d}-Qz{where[:3].upper()}"
+        self.all.append((s, where))
+        return s
+
+
+def longs(text, order):
+    """Text stored as LONG values, so that the file's bytes spell it."""
+    b = text.encode()
+    b = b.ljust(-(-len(b) // 4) * 4, b"_")
+    return list(struct.unpack(f"{order}{len(b) // 4}I", b))
+
+
+def text_tags(p, where, software=True, description=True, order="<"):
+    """Tags that can carry text in a TIFF directory, each with its own planted string."""
+    T = tl.Tag
+    tags = [tl.ascii_tag(269, p(f"{where} DocumentName")), tl.ascii_tag(271, p(f"{where} Make")),
+            tl.ascii_tag(272, p(f"{where} Model")), tl.ascii_tag(285, p(f"{where} PageName")),
+            tl.ascii_tag(306, p(f"{where} DateTime")), tl.ascii_tag(315, p(f"{where} Artist")),
+            tl.ascii_tag(316, p(f"{where} HostComputer")), tl.Tag(334, tl.SHORT, 3),
+            tl.ascii_tag(333, p(f"{where} InkNames") + "\0G\0B"),
+            tl.ascii_tag(337, p(f"{where} TargetPrinter")), tl.ascii_tag(33432, p(f"{where} Copyright")),
+            T(700, tl.BYTE, ('<x:xmpmeta><dc:creator>' + p(f"{where} XMP") + '</dc:creator></x:xmpmeta>').encode()),
+            T(33723, tl.UNDEFINED, b"\x1c\x02\x05\x00\x10" + p(f"{where} IPTC").encode()),
+            T(34377, tl.BYTE, b"8BIM\x04\x04\0\0" + p(f"{where} Photoshop").encode()),
+            T(37510, tl.UNDEFINED, b"ASCII\0\0\0" + p(f"{where} UserComment").encode()),
+            tl.ascii_tag(65000, p(f"{where} private ASCII")),
+            T(65001, tl.UNDEFINED, p(f"{where} private UNDEFINED").encode()),
+            T(65002, tl.BYTE, p(f"{where} private BYTE").encode()),
+            T(65003, tl.LONG, longs(p(f"{where} text in LONGs"), order)),
+            T(34665, tl.LONG, tl.Dir([
+                tl.ascii_tag(36867, p(f"{where} EXIF DateTimeOriginal")),
+                T(37500, tl.UNDEFINED, p(f"{where} EXIF MakerNote").encode()),
+                tl.ascii_tag(42016, p(f"{where} EXIF ImageUniqueID")),
+                tl.ascii_tag(42032, p(f"{where} EXIF CameraOwnerName")),
+                tl.ascii_tag(42033, p(f"{where} EXIF BodySerialNumber")),
+                T(40965, tl.LONG, tl.Dir([tl.ascii_tag(1, p(f"{where} Interop index"))]))])),
+            T(34853, tl.LONG, tl.Dir([
+                tl.ascii_tag(1, "N"), T(2, tl.RATIONAL, [(47, 1), (3, 1), (59, 1)]),
+                tl.ascii_tag(18, p(f"{where} GPSMapDatum")),
+                T(28, tl.UNDEFINED, b"ASCII\0\0\0" + p(f"{where} GPSAreaInformation").encode()),
+                tl.ascii_tag(29, p(f"{where} GPSDateStamp"))])),
+            T(330, tl.LONG, [tl.Dir(tl.image_tags(8, 8, spp=1, extra=[tl.ascii_tag(269, p(f"{where} SubIFD name"))]),
+                                    blocks=[p(f"{where} SubIFD pixels").encode().ljust(64, b"_")])]),
+            ]
+    if software:
+        tags.append(tl.ascii_tag(305, p(f"{where} Software")))
+    if description:
+        tags.append(tl.ascii_tag(270, "Patient: DOE^JANE MRN " + p(f"{where} ImageDescription")))
+    return tags
+
+
+def slide_view(path):
+    """What a user's tools see: OpenSlide's levels, MPP and level-0 pixels, and histoplan's own
+    `slide info --json`."""
+    s = openslide.OpenSlide(path)
+    w, h = s.level_dimensions[0]
+    px = np.asarray(s.read_region((0, 0), 0, (w, h)))
+    props = {k: s.properties.get(k) for k in ("openslide.mpp-x", "openslide.mpp-y", "openslide.objective-power",
+                                                "tiff.XResolution", "tiff.YResolution", "tiff.ResolutionUnit")}
+    info = subprocess.run([HP_BIN, "slide", "info", path, "--json"], capture_output=True, text=True)
+    j = json.loads(info.stdout) if info.returncode == 0 else {}
+    return {"vendor": s.properties.get("openslide.vendor"), "levels": s.level_dimensions, "props": props,
+            "pixels": px, "hp_mpp": (j.get("mpp_x"), j.get("mpp_y")), "hp_levels": j.get("levels"),
+            "assoc": sorted(s.associated_images)}
+
+
+def planted_run(tmp, name, src, plants, expect_removed, expect_vendor, source_assoc=(), expect_assoc=()):
+    raw = read(src)
+    missing = [w for s, w in plants.all if s.encode() not in raw]
+    check(not missing, f"{name}: the source holds every planted string ({len(plants.all)}; missing {missing[:3]})")
+    try:
+        before = slide_view(src)
+    except Exception as e:  # noqa: BLE001
+        check(False, f"{name}: OpenSlide opens the source ({e})")
+        return
+    check(before["vendor"] == expect_vendor and before["assoc"] == sorted(source_assoc),
+          f"{name}: OpenSlide reads the source as {expect_vendor} with {sorted(source_assoc)} "
+          f"({before['vendor']}, {before['assoc']})")
+    out = os.path.join(tmp, name + ".deid")
+    r = deid(src, "--out", out, "--json")
+    j = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(r.returncode == 0, f"{name}: exit 0 ({r.stderr.strip()[-300:]})")
+    if r.returncode:
+        return
+    data = read(out)
+    left = [w for s, w in plants.all if s.encode() in data]
+    check(not left, f"{name}: no planted string remains anywhere in the copy's bytes (left: {left})")
+    said = [w for s, w in plants.all if s in r.stdout.replace(src, "") or s in r.stderr]
+    check(not said, f"{name}: the report names no planted value ({said[:3]})")
+    removed = set(j.get("removed_tiff_tags", []))
+    check(set(expect_removed) <= removed, f"{name}: --json lists the removed tags {sorted(set(expect_removed) - removed)} missing")
+    try:
+        after = slide_view(out)
+    except Exception as e:  # noqa: BLE001
+        check(False, f"{name}: OpenSlide opens the copy ({e})")
+        return
+    check(after["vendor"] == before["vendor"], f"{name}: the copy is still read as {before['vendor']} ({after['vendor']})")
+    check(after["levels"] == before["levels"] and after["hp_levels"] == before["hp_levels"],
+          f"{name}: same levels and dimensions ({after['levels']})")
+    check(after["props"] == before["props"], f"{name}: same MPP, objective power and resolution tags ({after['props']})")
+    check(after["hp_mpp"] == before["hp_mpp"] and before["hp_mpp"][0] is not None,
+          f"{name}: histoplan reads the same MPP from the copy ({before['hp_mpp']} -> {after['hp_mpp']})")
+    check(np.array_equal(after["pixels"], before["pixels"]), f"{name}: level-0 pixels identical")
+    check(after["assoc"] == sorted(expect_assoc), f"{name}: associated images {after['assoc']} (expected {sorted(expect_assoc)})")
+    # A copy of the copy: nothing left to remove.
+    out2 = out + "2"
+    r = deid(out, "--out", out2, "--json")
+    j2 = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(r.returncode == 0 and j2.get("changes") == [] and read(out2) == data, f"{name}: a second pass finds nothing")
+
+
+GENERIC_REMOVED = ["ImageDescription", "Software", "DateTime", "Artist", "HostComputer", "Make", "Model",
+                   "DocumentName", "PageName", "XMP", "IPTC", "Photoshop", "EXIF", "GPS", "SubIFDs",
+                   "Copyright", "tag 65000", "tag 65001", "tag 65002", "tag 65003"]
+
+
+def test_planted(tmp):
+    rng = np.random.default_rng(5)
+    # Generic tiled TIFF, two levels, with resolution tags (classic little-endian, BigTIFF big-endian).
+    for order, big in (("<", False), (">", True)):
+        p = Plants("GENPLANT" + ("B" if big else "C"))
+        l0 = rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)
+        l1 = l0[::2, ::2].copy()
+        res = [tl.Tag(282, tl.RATIONAL, [(40000, 1)]), tl.Tag(283, tl.RATIONAL, [(40000, 1)]), tl.Tag(296, tl.SHORT, 3)]
+        dirs = [tl.Dir(tl.image_tags(300, 200, tile=64, extra=res + text_tags(p, "level 0", order=order)), tl.tiles_of(l0, 64), tiled=True),
+                tl.Dir(tl.image_tags(150, 100, tile=64, extra=res + [tl.Tag(254, tl.LONG, 1)] + text_tags(p, "level 1", order=order)),
+                       tl.tiles_of(l1, 64), tiled=True)]
+        src = os.path.join(tmp, f"generic{'_big' if big else ''}.tiff")
+        with open(src, "wb") as f:
+            f.write(tl.build(dirs, order, big))
+        planted_run(tmp, "generic " + ("BigTIFF big-endian" if big else "classic little-endian"), src, p,
+                    GENERIC_REMOVED, "generic-tiff")
+
+    # The real Aperio slide, copied, with every kind of tag added to its directories and fields
+    # added to its description (a known identifying key, an unknown key, text without a key).
+    if os.path.exists(SVS):
+        p = Plants("SVSPLANT")
+        buf = read(SVS)
+        d0 = tl.directories(buf)[0][0]
+        desc = tl.read_value(buf, d0, 270).rstrip(b"\0").decode()
+        head, rest = desc.split("|", 1)
+        desc = (head.replace("Library", "Library " + p("description header"), 1) + "|" + rest +
+                f"|Patient = DOE^JANE {p('description Patient')}|{p('description unknown key')} = 7"
+                f"|Notes = {p('description Notes')}|{p('description text without a key')}")
+        buf = tl.add_tags(buf, 0, text_tags(p, "level 0", description=False) + [tl.ascii_tag(270, desc)])
+        buf = tl.add_tags(buf, 1, text_tags(p, "thumbnail"))
+        buf = tl.add_tags(buf, 2, [tl.ascii_tag(269, p("label DocumentName"))])
+        src = os.path.join(tmp, "cmu_planted.svs")
+        with open(src, "wb") as f:
+            f.write(buf)
+        planted_run(tmp, "aperio", src, p, [t for t in GENERIC_REMOVED if t != "ImageDescription"], "aperio",
+                    source_assoc=["label", "macro", "thumbnail"], expect_assoc=["thumbnail"])
+    else:
+        print("skipped: real slide not found at", SVS)
+
+    # NDPI-like: JPEG strips, SourceLens per directory (20 for levels, -1 for the macro), the
+    # Software prefix OpenSlide looks for, the private text tags of the format.
+    p = Plants("NDPIPLANT")
+    l0 = rng.integers(60, 200, (240, 320, 3), dtype=np.uint8)
+    T = tl.Tag
+    f32 = lambda tag, v: T(tag, tl.FLOAT, v)  # noqa: E731
+    res = [T(282, tl.RATIONAL, [(40000, 1)]), T(283, tl.RATIONAL, [(40000, 1)]), T(296, tl.SHORT, 3)]
+    ndpi_text = lambda where: [  # noqa: E731
+        tl.ascii_tag(65427, p(f"{where} NDPI reference")), tl.ascii_tag(65442, p(f"{where} NDPI serial")),
+        tl.ascii_tag(65468, p(f"{where} NDPI barcode")),
+        tl.ascii_tag(65449, "Objective.Lens.Magnificant=20\r\nNDP.S/N=" + p(f"{where} NDPI property map") + "\r\n")]
+    dirs = []
+    for i, (w, h, lens) in enumerate(((320, 240, 20.0), (160, 120, 20.0), (80, 60, -1.0))):
+        img = l0[::320 // w, ::320 // w].copy()
+        tags = tl.image_tags(w, h, compression=7, photometric=6, extra=res + [
+            T(65420, tl.LONG, 1), f32(65421, lens), f32(65422, 0.0), f32(65423, 0.0), T(65424, tl.SLONG, 0)])
+        tags = [t for t in tags if t.tag != 305]
+        tags += text_tags(p, f"directory {i}", software=False) + ndpi_text(f"directory {i}")
+        tags.append(tl.ascii_tag(305, "NDP.scan 3.2.0 " + p(f"directory {i} Software")))
+        dirs.append(tl.Dir(tags, [tl.jpeg_bytes(img)]))
+    src = os.path.join(tmp, "planted.ndpi")
+    with open(src, "wb") as f:
+        f.write(tl.build(dirs))
+    planted_run(tmp, "ndpi-like", src, p,
+                [t for t in GENERIC_REMOVED if t != "Software"] + ["NDPI SlideLabel", "NDPI ScannerSerialNumber",
+                                                                     "NDPI Barcode", "NDPI PropertyMap"],
+                "hamamatsu", source_assoc=["macro"])
+
+    # Philips-like: tiled levels, the XML description with DICOM fields, a base64 label, a
+    # site's own attribute, a comment, and a macro directory.
+    p = Plants("PHILPLANT")
+    label_jpeg = tl.jpeg_bytes(rng.integers(0, 255, (16, 24, 3), dtype=np.uint8))
+    import base64
+    label_b64 = base64.b64encode(label_jpeg).decode()
+
+    def attr(name, value, pmsvr="IString"):
+        return f'<Attribute Name="{name}" Group="0x0000" Element="0x0000" PMSVR="{pmsvr}">{value}</Attribute>'
+
+    def rep(spacing):
+        return ('<DataObject ObjectType="PixelDataRepresentation">' +
+                attr("DICOM_PIXEL_SPACING", f'&quot;{spacing}&quot; &quot;{spacing}&quot;', "IDoubleArray") +
+                attr("PIIM_PIXEL_DATA_REPRESENTATION_NUMBER", "0", "IUInt16") + '</DataObject>')
+    xml = ('<?xml version="1.0" encoding="UTF-8" ?><DataObject ObjectType="DPUfsImport">' +
+           attr("DICOM_PATIENT_NAME", f"&quot;DOE^JANE {p('XML patient name')}&quot;") +
+           attr("DICOM_PATIENT_ID", p("XML patient id")) +
+           attr("DICOM_ACQUISITION_DATETIME", p("XML acquisition time")) +
+           attr("DICOM_DEVICE_SERIAL_NUMBER", p("XML device serial")) +
+           attr("PIM_DP_UFS_BARCODE", p("XML barcode")) +
+           attr("SITE_PRIVATE_NOTE", p("XML site attribute")) +
+           attr("DICOM_PIXEL_SPACING", '&quot;0.00025&quot; &quot;0.00025&quot;', "IDoubleArray") +
+           f'<!-- {p("XML comment")} -->' +
+           '<Attribute Name="PIM_DP_SCANNED_IMAGES" Group="0x301D" Element="0x1003" PMSVR="IDataObjectArray"><Array>'
+           '<DataObject ObjectType="DPScannedImage">' + attr("PIM_DP_IMAGE_TYPE", "WSI") +
+           attr("DICOM_DERIVATION_DESCRIPTION", p("XML derivation")) +
+           '<Attribute Name="PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE" Group="0x1001" Element="0x8B01" '
+           'PMSVR="IDataObjectArray"><Array>' + rep("0.00025") + rep("0.0005") + '</Array></Attribute>'
+           '</DataObject><DataObject ObjectType="DPScannedImage">' + attr("PIM_DP_IMAGE_TYPE", "LABELIMAGE") +
+           attr("PIM_DP_IMAGE_DATA", label_b64) + '</DataObject></Array></Attribute></DataObject>')
+    l0 = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    l1 = l0[::2, ::2].copy()
+    macro = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    dirs = [tl.Dir(tl.image_tags(256, 256, tile=64, extra=text_tags(p, "level 0", software=False, description=False) +
+                                 [tl.ascii_tag(305, "Philips DP v1.0 " + p("Software")), tl.ascii_tag(270, xml)]),
+                   tl.tiles_of(l0, 64), tiled=True),
+            tl.Dir(tl.image_tags(128, 128, tile=64, extra=[T(254, tl.LONG, 1)] + text_tags(p, "level 1")),
+                   tl.tiles_of(l1, 64), tiled=True),
+            tl.Dir(tl.image_tags(30, 20, extra=[tl.ascii_tag(270, "Macro " + p("macro description"))]), [macro.tobytes()])]
+    src = os.path.join(tmp, "planted_philips.tiff")
+    with open(src, "wb") as f:
+        f.write(tl.build(dirs))
+    p.all.append((label_b64[:40], "label image data"))
+    planted_run(tmp, "philips-like", src, p, [t for t in GENERIC_REMOVED if t not in ("Software", "ImageDescription")],
+                "philips", source_assoc=["label", "macro"])
 
 
 def test_mutations(tmp):
@@ -429,7 +671,7 @@ def test_refusals(tmp):
 
 
 with tempfile.TemporaryDirectory() as tmp:
-    for t in (test_refusals, test_generic, test_synthetic, test_mutations, test_aperio):
+    for t in (test_refusals, test_generic, test_synthetic, test_planted, test_mutations, test_aperio):
         d = os.path.join(tmp, t.__name__)
         os.mkdir(d)
         t(d)

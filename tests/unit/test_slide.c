@@ -144,7 +144,7 @@ static void check_pattern_slide(const char *path, const tiff_spec *t, hp_slide_r
                                 const char *format)
 {
     hp_error err = {0};
-    hp_slide_options o = {0, reader};
+    hp_slide_options o = {.reader = reader};
     hp_slide *s = hp_slide_open(path, &o, &err);
     CHECK_MSG(s != NULL, "%s", err.msg);
     if (!s)
@@ -480,7 +480,7 @@ static void test_bad_files(void)
     CHECK(hp_slide_open(p, NULL, &e2) == NULL && strstr(e2.msg, "megapixel") && strstr(e2.msg, p));
 
     /* An absurd --mpp is refused. */
-    hp_slide_options o = {1000, HP_SLIDE_READER_AUTO};
+    hp_slide_options o = {.mpp = 1000, .reader = HP_SLIDE_READER_AUTO};
     hp_error e3 = {0};
     CHECK(hp_slide_open(tmp("missing.svs"), &o, &e3) == NULL && strstr(e3.msg, "--mpp"));
 }
@@ -605,7 +605,7 @@ int main(void)
     }
 
     /* No resolution: the error names --mpp; with the override it works. */
-    hp_slide_options o = {0.25, HP_SLIDE_READER_AUTO};
+    hp_slide_options o = {.mpp = 0.25, .reader = HP_SLIDE_READER_AUTO};
     hp_error err = {0};
     hp_slide *s = hp_slide_open(tmp("strip_none.tif"), &o, &err);
     double mx = 0, my = 0;
@@ -639,7 +639,7 @@ int main(void)
      * against OpenSlide on the same file. Lossy, so not against the pattern. */
     tiff_spec jpg = {300, 200, 64, 0, 8, 0, RESUNIT_CENTIMETER, 20000, COMPRESSION_JPEG};
     if (write_tiff(tmp("tile_jpeg.tif"), &jpg)) {
-        hp_slide_options po = {0, HP_SLIDE_READER_PLAIN};
+        hp_slide_options po = {.reader = HP_SLIDE_READER_PLAIN};
         hp_slide *a = hp_slide_open(tmp("tile_jpeg.tif"), NULL, &err);
         hp_slide *b = hp_slide_open(tmp("tile_jpeg.tif"), &po, &err);
         CHECK_MSG(a && b && !strcmp(hp_slide_format(a), "generic-tiff"), "%s", err.msg);
@@ -664,7 +664,7 @@ int main(void)
     test_concurrent(tmp("strip_cm.tif"), "stripped TIFF");
     {
         /* The plain tiled reader under threads (AUTO would pick OpenSlide). */
-        hp_slide_options po = {0, HP_SLIDE_READER_PLAIN};
+        hp_slide_options po = {.reader = HP_SLIDE_READER_PLAIN};
         s = hp_slide_open(tmp("tile_in.tif"), &po, &err);
         enum { T = 4 };
         pthread_t th[T];

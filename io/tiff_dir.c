@@ -1,19 +1,20 @@
-/* The TIFF side of `histoplan deid`: a directory reader that checks every offset against the file
- * size before it is used, and the plan that unlinks and zeroes the removed directories. */
+/* A bounds-checked TIFF directory reader (io/tiff_dir.h): every offset is checked against the file
+ * size before it is used, loops in the directory chain are refused, and counts are bounded so a
+ * hostile header cannot make it allocate without limit. */
+#include "io/tiff_dir.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "io/deid_internal.h"
-
 #define MAX_IFDS 4096
 #define MAX_ENTRIES 4096
 #define MAX_STRING (256u << 20)
 #define MAX_UINTS (1u << 28)
 
-static uint64_t type_size(uint16_t type)
+uint64_t hp_tiff_type_size(uint16_t type)
 {
     switch (type) {
     case 1: case 2: case 6: case 7: return 1;  /* BYTE ASCII SBYTE UNDEFINED */
@@ -24,7 +25,7 @@ static uint64_t type_size(uint16_t type)
     }
 }
 
-static uint64_t get_u(const deid_tiff *t, const unsigned char *p, int n)
+static uint64_t get_u(const hp_tiff_file *t, const unsigned char *p, int n)
 {
     uint64_t v = 0;
     for (int i = 0; i < n; i++)
@@ -32,7 +33,7 @@ static uint64_t get_u(const deid_tiff *t, const unsigned char *p, int n)
     return v;
 }
 
-hp_status deid_pread(const deid_tiff *t, void *buf, uint64_t n, uint64_t pos, hp_error *err)
+hp_status hp_tiff_pread(const hp_tiff_file *t, void *buf, uint64_t n, uint64_t pos, hp_error *err)
 {
     if (pos > t->size || n > t->size - pos)
         return hp_error_set(err, HP_ERR_INVALID,
@@ -55,12 +56,12 @@ hp_status deid_pread(const deid_tiff *t, void *buf, uint64_t n, uint64_t pos, hp
     return HP_OK;
 }
 
-hp_status deid_read_ifd(const deid_tiff *t, uint64_t off, uint64_t link_pos, deid_ifd *d,
+hp_status hp_tiff_read_ifd(const hp_tiff_file *t, uint64_t off, uint64_t link_pos, hp_tiff_ifd *d,
                         hp_error *err)
 {
     int cw = t->big ? 8 : 2, ew = t->big ? 20 : 12, pw = t->big ? 8 : 4;
     unsigned char b[8];
-    hp_status st = deid_pread(t, b, (uint64_t)cw, off, err);
+    hp_status st = hp_tiff_pread(t, b, (uint64_t)cw, off, err);
     if (st)
         return st;
     uint64_t n = get_u(t, b, cw);
@@ -77,7 +78,7 @@ hp_status deid_read_ifd(const deid_tiff *t, uint64_t off, uint64_t link_pos, dei
         free(raw);
         return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", t->path);
     }
-    st = deid_pread(t, raw, d->bytes, off, err);
+    st = hp_tiff_pread(t, raw, d->bytes, off, err);
     if (st) {
         free(raw);
         return st;
@@ -85,11 +86,11 @@ hp_status deid_read_ifd(const deid_tiff *t, uint64_t off, uint64_t link_pos, dei
     d->n = (size_t)n;
     for (uint64_t i = 0; i < n; i++) {
         const unsigned char *p = raw + cw + i * (uint64_t)ew;
-        deid_entry *e = &d->e[i];
+        hp_tiff_entry *e = &d->e[i];
         e->tag = (uint16_t)get_u(t, p, 2);
         e->type = (uint16_t)get_u(t, p + 2, 2);
         e->count = get_u(t, p + 4, t->big ? 8 : 4);
-        uint64_t ts = type_size(e->type);
+        uint64_t ts = hp_tiff_type_size(e->type);
         uint64_t field = off + (uint64_t)cw + i * (uint64_t)ew + (t->big ? 12 : 8);
         if (ts == 0) { /* unknown type: its size is unknown, so it is left alone */
             e->value_pos = field;
@@ -124,12 +125,12 @@ hp_status deid_read_ifd(const deid_tiff *t, uint64_t off, uint64_t link_pos, dei
     return st;
 }
 
-hp_status deid_tiff_read(deid_tiff *t, hp_error *err)
+hp_status hp_tiff_file_read(hp_tiff_file *t, hp_error *err)
 {
     unsigned char h[16];
     if (t->size < 8)
         return hp_error_set(err, HP_ERR_INVALID, "%s: not a TIFF file (too short)", t->path);
-    hp_status st = deid_pread(t, h, t->size < 16 ? 8 : 16, 0, err);
+    hp_status st = hp_tiff_pread(t, h, t->size < 16 ? 8 : 16, 0, err);
     if (st)
         return st;
     if (h[0] == 'I' && h[1] == 'I')
@@ -166,15 +167,15 @@ hp_status deid_tiff_read(deid_tiff *t, hp_error *err)
                                 t->path, MAX_IFDS);
         if (t->n_ifds == cap) {
             cap = cap ? cap * 2 : 8;
-            deid_ifd *v = realloc(t->ifds, cap * sizeof *v);
+            hp_tiff_ifd *v = realloc(t->ifds, cap * sizeof *v);
             if (!v)
                 return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", t->path);
             t->ifds = v;
         }
-        deid_ifd *d = &t->ifds[t->n_ifds];
+        hp_tiff_ifd *d = &t->ifds[t->n_ifds];
         memset(d, 0, sizeof *d);
         t->n_ifds++;
-        st = deid_read_ifd(t, off, link_pos, d, err);
+        st = hp_tiff_read_ifd(t, off, link_pos, d, err);
         if (st)
             return st;
         link_pos = d->offset + d->bytes - (t->big ? 8 : 4);
@@ -183,7 +184,7 @@ hp_status deid_tiff_read(deid_tiff *t, hp_error *err)
     return HP_OK;
 }
 
-void deid_tiff_free(deid_tiff *t)
+void hp_tiff_file_free(hp_tiff_file *t)
 {
     for (size_t i = 0; i < t->n_ifds; i++)
         free(t->ifds[i].e);
@@ -192,7 +193,7 @@ void deid_tiff_free(deid_tiff *t)
     t->n_ifds = 0;
 }
 
-const deid_entry *deid_find(const deid_ifd *d, uint16_t tag)
+const hp_tiff_entry *hp_tiff_find(const hp_tiff_ifd *d, uint16_t tag)
 {
     for (size_t i = 0; i < d->n; i++)
         if (d->e[i].tag == tag)
@@ -200,11 +201,11 @@ const deid_entry *deid_find(const deid_ifd *d, uint16_t tag)
     return NULL;
 }
 
-hp_status deid_read_string(const deid_tiff *t, const deid_entry *e, char **out, size_t *len,
-                           hp_error *err)
+hp_status hp_tiff_read_string(const hp_tiff_file *t, const hp_tiff_entry *e, char **out,
+                              size_t *len, hp_error *err)
 {
     *out = NULL;
-    if (type_size(e->type) != 1)
+    if (hp_tiff_type_size(e->type) != 1)
         return hp_error_set(err, HP_ERR_INVALID, "%s: corrupt TIFF: tag %u is not text", t->path,
                             e->tag);
     if (e->nbytes > MAX_STRING)
@@ -213,7 +214,7 @@ hp_status deid_read_string(const deid_tiff *t, const deid_entry *e, char **out, 
     char *s = malloc(e->nbytes + 1);
     if (!s)
         return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", t->path);
-    hp_status st = deid_pread(t, s, e->nbytes, e->value_pos, err);
+    hp_status st = hp_tiff_pread(t, s, e->nbytes, e->value_pos, err);
     if (st) {
         free(s);
         return st;
@@ -224,10 +225,11 @@ hp_status deid_read_string(const deid_tiff *t, const deid_entry *e, char **out, 
     return HP_OK;
 }
 
-hp_status deid_read_uints(const deid_tiff *t, const deid_entry *e, uint64_t **out, hp_error *err)
+hp_status hp_tiff_read_uints(const hp_tiff_file *t, const hp_tiff_entry *e, uint64_t **out,
+                             hp_error *err)
 {
     *out = NULL;
-    uint64_t ts = type_size(e->type);
+    uint64_t ts = hp_tiff_type_size(e->type);
     if (!(e->type == 3 || e->type == 4 || e->type == 13 || e->type == 16 || e->type == 18))
         return hp_error_set(err, HP_ERR_INVALID,
                             "%s: corrupt TIFF: tag %u has type %u where integers are expected",
@@ -241,7 +243,7 @@ hp_status deid_read_uints(const deid_tiff *t, const deid_entry *e, uint64_t **ou
     if (!raw || !v)
         st = hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", t->path);
     if (!st)
-        st = deid_pread(t, raw, e->nbytes, e->value_pos, err);
+        st = hp_tiff_pread(t, raw, e->nbytes, e->value_pos, err);
     if (!st)
         for (uint64_t i = 0; i < e->count; i++)
             v[i] = get_u(t, raw + i * ts, (int)ts);
@@ -254,14 +256,15 @@ hp_status deid_read_uints(const deid_tiff *t, const deid_entry *e, uint64_t **ou
     return HP_OK;
 }
 
-hp_status deid_read_number(const deid_tiff *t, const deid_entry *e, double *out, hp_error *err)
+hp_status hp_tiff_read_number(const hp_tiff_file *t, const hp_tiff_entry *e, double *out,
+                              hp_error *err)
 {
     unsigned char b[8];
-    uint64_t ts = type_size(e->type);
+    uint64_t ts = hp_tiff_type_size(e->type);
     if (e->count < 1 || ts == 0 || ts > 8)
         return hp_error_set(err, HP_ERR_INVALID, "%s: corrupt TIFF: tag %u has no number",
                             t->path, e->tag);
-    hp_status st = deid_pread(t, b, ts, e->value_pos, err);
+    hp_status st = hp_tiff_pread(t, b, ts, e->value_pos, err);
     if (st)
         return st;
     uint64_t u = get_u(t, b, (int)ts);
@@ -293,15 +296,16 @@ hp_status deid_read_number(const deid_tiff *t, const deid_entry *e, double *out,
     return HP_OK;
 }
 
-hp_status deid_data_ranges(const deid_tiff *t, const deid_ifd *d, uint64_t **offs, uint64_t **lens,
-                           size_t *n, hp_error *err)
+hp_status hp_tiff_data_ranges(const hp_tiff_file *t, const hp_tiff_ifd *d, uint64_t **offs,
+                              uint64_t **lens, size_t *n, hp_error *err)
 {
     *offs = *lens = NULL;
     *n = 0;
-    const deid_entry *o = deid_find(d, TAG_TILE_OFFSETS), *c = deid_find(d, TAG_TILE_BYTE_COUNTS);
+    const hp_tiff_entry *o = hp_tiff_find(d, HP_TIFFTAG_TILE_OFFSETS);
+    const hp_tiff_entry *c = hp_tiff_find(d, HP_TIFFTAG_TILE_BYTE_COUNTS);
     if (!o) {
-        o = deid_find(d, TAG_STRIP_OFFSETS);
-        c = deid_find(d, TAG_STRIP_BYTE_COUNTS);
+        o = hp_tiff_find(d, HP_TIFFTAG_STRIP_OFFSETS);
+        c = hp_tiff_find(d, HP_TIFFTAG_STRIP_BYTE_COUNTS);
     }
     if (!o)
         return HP_OK;
@@ -310,9 +314,9 @@ hp_status deid_data_ranges(const deid_tiff *t, const deid_ifd *d, uint64_t **off
                             "%s: corrupt TIFF: the directory at offset %llu has image data offsets "
                             "without matching byte counts",
                             t->path, (unsigned long long)d->offset);
-    hp_status st = deid_read_uints(t, o, offs, err);
+    hp_status st = hp_tiff_read_uints(t, o, offs, err);
     if (!st)
-        st = deid_read_uints(t, c, lens, err);
+        st = hp_tiff_read_uints(t, c, lens, err);
     for (uint64_t i = 0; !st && i < o->count; i++)
         if ((*offs)[i] > t->size || (*lens)[i] > t->size - (*offs)[i])
             st = hp_error_set(err, HP_ERR_INVALID,
@@ -329,233 +333,20 @@ hp_status deid_data_ranges(const deid_tiff *t, const deid_ifd *d, uint64_t **off
     return HP_OK;
 }
 
-hp_status deid_edit_add(deid_edits *ed, uint64_t pos, uint64_t len, const void *data, hp_error *err)
+hp_status hp_tiff_get_uint(const hp_tiff_file *t, const hp_tiff_ifd *d, uint16_t tag,
+                           uint64_t dflt, uint64_t *out, hp_error *err)
 {
-    if (len == 0)
+    const hp_tiff_entry *e = hp_tiff_find(d, tag);
+    *out = dflt;
+    if (!e)
         return HP_OK;
-    if (ed->n == ed->cap) {
-        size_t cap = ed->cap ? ed->cap * 2 : 64;
-        deid_edit *v = realloc(ed->v, cap * sizeof *v);
-        if (!v)
-            return hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-        ed->v = v;
-        ed->cap = cap;
-    }
-    deid_edit *e = &ed->v[ed->n];
-    e->pos = pos;
-    e->len = len;
-    e->data = NULL;
-    if (data) {
-        e->data = malloc(len);
-        if (!e->data)
-            return hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-        memcpy(e->data, data, len);
-    }
-    ed->n++;
-    return HP_OK;
-}
-
-void deid_edits_free(deid_edits *ed)
-{
-    for (size_t i = 0; i < ed->n; i++)
-        free(ed->v[i].data);
-    free(ed->v);
-    ed->v = NULL;
-    ed->n = ed->cap = 0;
-}
-
-/* Byte ranges referenced by the kept directories, sorted and merged, so that zeroing a removed
- * image can be checked never to touch bytes a kept image still uses. */
-typedef struct {
-    uint64_t *a, *b;
-    size_t n, cap;
-} ranges;
-
-static int ranges_add(ranges *r, uint64_t a, uint64_t len)
-{
-    if (len == 0)
-        return 1;
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 256;
-        uint64_t *na = realloc(r->a, cap * sizeof *na);
-        if (!na)
-            return 0;
-        r->a = na;
-        uint64_t *nb = realloc(r->b, cap * sizeof *nb);
-        if (!nb)
-            return 0;
-        r->b = nb;
-        r->cap = cap;
-    }
-    r->a[r->n] = a;
-    r->b[r->n] = a + len;
-    r->n++;
-    return 1;
-}
-
-static int cmp_pair(const void *x, const void *y)
-{
-    const uint64_t *p = x, *q = y;
-    return p[0] < q[0] ? -1 : p[0] > q[0];
-}
-
-static int ranges_merge(ranges *r)
-{
-    uint64_t *pairs = malloc((r->n ? r->n : 1) * 2 * sizeof *pairs);
-    if (!pairs)
-        return 0;
-    for (size_t i = 0; i < r->n; i++)
-        pairs[2 * i] = r->a[i], pairs[2 * i + 1] = r->b[i];
-    qsort(pairs, r->n, 2 * sizeof *pairs, cmp_pair);
-    size_t m = 0;
-    for (size_t i = 0; i < r->n; i++) {
-        if (m > 0 && pairs[2 * i] <= r->b[m - 1]) {
-            if (pairs[2 * i + 1] > r->b[m - 1])
-                r->b[m - 1] = pairs[2 * i + 1];
-        } else {
-            r->a[m] = pairs[2 * i];
-            r->b[m] = pairs[2 * i + 1];
-            m++;
-        }
-    }
-    r->n = m;
-    free(pairs);
-    return 1;
-}
-
-static int ranges_overlap(const ranges *r, uint64_t a, uint64_t len)
-{
-    if (len == 0)
-        return 0;
-    size_t lo = 0, hi = r->n; /* first merged range ending after a */
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (r->b[mid] <= a)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < r->n && r->a[lo] < a + len;
-}
-
-/* Every byte range a directory refers to: itself, its out-of-line values, its image data. */
-static hp_status ifd_ranges(const deid_tiff *t, const deid_ifd *d, ranges *r, hp_error *err)
-{
-    int ok = ranges_add(r, d->offset, d->bytes);
-    for (size_t i = 0; ok && i < d->n; i++)
-        if (!d->e[i].inline_value)
-            ok = ranges_add(r, d->e[i].value_pos, d->e[i].nbytes);
-    if (!ok)
-        return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", t->path);
-    uint64_t *offs, *lens;
-    size_t n;
-    hp_status st = deid_data_ranges(t, d, &offs, &lens, &n, err);
-    for (size_t i = 0; !st && i < n; i++)
-        if (!ranges_add(r, offs[i], lens[i]))
-            st = hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", t->path);
-    free(offs);
-    free(lens);
-    return st;
-}
-
-static void put_u(const deid_tiff *t, unsigned char *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[t->be ? n - 1 - i : i] = (unsigned char)(v >> (8 * i));
-}
-
-hp_status deid_plan_removals(const deid_tiff *t, deid_edits *ed, hp_error *err)
-{
-    ranges kept = {0}, gone = {0};
-    hp_status st = HP_OK;
-    size_t n_kept = 0;
-    for (size_t i = 0; !st && i < t->n_ifds; i++)
-        if (!t->ifds[i].remove) {
-            n_kept++;
-            st = ifd_ranges(t, &t->ifds[i], &kept, err);
-        }
+    double v;
+    hp_status st = hp_tiff_read_number(t, e, &v, err);
     if (st)
-        goto done;
-    if (n_kept == 0) {
-        st = hp_error_set(err, HP_ERR_UNSUPPORTED, "%s: no image would remain", t->path);
-        goto done;
-    }
-    if (!ranges_merge(&kept)) {
-        st = hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", t->path);
-        goto done;
-    }
-    int pw = t->big ? 8 : 4;
-    uint64_t ptr_pos = t->big ? 8 : 4;
-    for (size_t i = 0; !st && i < t->n_ifds; i++) {
-        const deid_ifd *d = &t->ifds[i];
-        if (!d->remove) {
-            unsigned char b[8];
-            put_u(t, b, d->offset, pw);
-            st = deid_edit_add(ed, ptr_pos, (uint64_t)pw, b, err);
-            ptr_pos = d->offset + d->bytes - (uint64_t)pw;
-            continue;
-        }
-        /* The directory, its image data and its description must go entirely; other out-of-line
-         * values (BitsPerSample, JPEGTables, ...) may legitimately be shared with a kept image. */
-        gone.n = 0;
-        int ok = ranges_add(&gone, d->offset, d->bytes);
-        const deid_entry *desc = deid_find(d, TAG_IMAGE_DESCRIPTION);
-        if (ok && desc && !desc->inline_value)
-            ok = ranges_add(&gone, desc->value_pos, desc->nbytes);
-        if (!ok) {
-            st = hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", t->path);
-            break;
-        }
-        uint64_t *offs, *lens;
-        size_t n;
-        st = deid_data_ranges(t, d, &offs, &lens, &n, err);
-        for (size_t k = 0; !st && k < n; k++)
-            if (!ranges_add(&gone, offs[k], lens[k]))
-                st = hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", t->path);
-        free(offs);
-        free(lens);
-        for (size_t k = 0; !st && k < gone.n; k++) {
-            if (ranges_overlap(&kept, gone.a[k], gone.b[k] - gone.a[k]))
-                st = hp_error_set(err, HP_ERR_UNSUPPORTED,
-                                  "%s: the %s image shares bytes with an image that is kept; "
-                                  "it cannot be removed safely",
-                                  t->path, d->removed_name);
-            else
-                st = deid_edit_add(ed, gone.a[k], gone.b[k] - gone.a[k], NULL, err);
-        }
-        for (size_t k = 0; !st && k < d->n; k++) {
-            const deid_entry *e = &d->e[k];
-            if (!e->inline_value && e != desc && !ranges_overlap(&kept, e->value_pos, e->nbytes))
-                st = deid_edit_add(ed, e->value_pos, e->nbytes, NULL, err);
-        }
-    }
-    if (!st) {
-        unsigned char z[8] = {0};
-        st = deid_edit_add(ed, ptr_pos, (uint64_t)pw, z, err);
-    }
-done:
-    free(kept.a);
-    free(kept.b);
-    free(gone.a);
-    free(gone.b);
-    return st;
-}
-
-void deid_report_add(hp_deid_report *rep, hp_deid_action a, const char *name)
-{
-    if (!rep)
-        return;
-    for (int i = 0; i < rep->n_items; i++)
-        if (rep->items[i].action == a && !strcmp(rep->items[i].name, name)) {
-            rep->items[i].count++;
-            return;
-        }
-    if (rep->n_items == HP_DEID_MAX_ITEMS) {
-        rep->items_dropped++;
-        return;
-    }
-    hp_deid_item *it = &rep->items[rep->n_items++];
-    it->action = a;
-    snprintf(it->name, sizeof it->name, "%s", name);
-    it->count = 1;
+        return st;
+    if (!(v >= 0) || v > 18446744073709549568.0)
+        return hp_error_set(err, HP_ERR_INVALID, "%s: corrupt TIFF: tag %u holds %g", t->path,
+                            tag, v);
+    *out = (uint64_t)v;
+    return HP_OK;
 }

@@ -1,0 +1,159 @@
+/* The Aperio ImageDescription: "Aperio Image Library vX \r\nWxH [x,y WxH] (TWxTH) JPEG/RGB Q=30
+ * |AppMag = 20|MPP = 0.499|Filename = ...|Date = ...|User = ...". OpenSlide recognizes the
+ * format by the leading "Aperio" and reads the magnification and the microns per pixel from the
+ * fields, so the text stays, scrubbed by allow-list and in place (same length, no offset moves):
+ * - the first part keeps its digits, punctuation and the structural words below; any other word
+ *   becomes X's;
+ * - a field keeps its value only when its key is on the list of scan-geometry keys and the value
+ *   is a number; every other value becomes X's, and a key that is not a known Aperio key is
+ *   overwritten too (a key could itself be free text);
+ * - text between bars that is not a "key = value" field becomes X's. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/deid_internal.h"
+
+/* Words of the first part: "Aperio Image Library v11.2.1", "46000x32914", "JPEG/RGB Q=30",
+ * "J2K/YUV16". Single letters cover "v" before a version, "x" between sizes and "Q". */
+static const char *const header_words[] = {
+    "Aperio", "Image", "Library", "Format", "JPEG", "RGB", "YCbCr", "YUV", "J", "K", "Q", "v",
+    "x", "LZW", "RAW", "Raw", "None",
+};
+
+/* Fields that describe the scan's geometry and optics: kept when their value is a number. */
+static const char *const kept_keys[] = {
+    "AppMag",         "MPP",             "StripeWidth",     "Left",          "Top",
+    "LineCameraSkew", "LineAreaXOffset", "LineAreaYOffset", "Focus Offset",  "OriginalWidth",
+    "OriginalHeight", "Originalheight",  "Filtered",        "Exposure Time", "Exposure Scale",
+    "DisplayColor",   "Gamma",
+};
+
+/* Known Aperio keys whose values identify a patient, a case, an operator, a scanner, a session
+ * or the time of the scan, or are free text: the value is blanked, the key (a fixed Aperio
+ * name) is kept and named in the report. */
+static const char *const named_keys[] = {
+    "Filename", "Date",     "Time",     "User",     "ScanScope ID", "ImageID", "Barcode",
+    "Title",    "Rack",     "Slide",    "DSR ID",   "Patient",      "Accession", "Case",
+    "Specimen", "Operator", "Parmset",  "ICC Profile", "SessonMode", "SessionMode", "Comment",
+    "Description", "Label",
+};
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+static int in_list(const char *const *list, size_t n, const char *s, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(list[i]) == len && !memcmp(list[i], s, len))
+            return 1;
+    return 0;
+}
+
+static int is_number(const char *s, size_t len)
+{
+    char buf[64];
+    if (len == 0 || len >= sizeof buf)
+        return 0;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *end;
+    strtod(buf, &end);
+    return end == buf + len;
+}
+
+/* Overwrites [a, b) with 'X' except spaces, '=' and '|'; returns 1 when anything changed. */
+static int x_out(char *s, size_t a, size_t b)
+{
+    int hit = 0;
+    for (size_t i = a; i < b; i++)
+        if (!is_space(s[i]) && s[i] != '=' && s[i] != '|' && s[i] != 'X')
+            s[i] = 'X', hit = 1;
+    return hit;
+}
+
+static int scrub_header(char *s, size_t end)
+{
+    int hit = 0;
+    for (size_t i = 0; i < end;) {
+        if (!isalpha((unsigned char)s[i])) {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < end && isalpha((unsigned char)s[j]))
+            j++;
+        if (!in_list(header_words, sizeof header_words / sizeof *header_words, s + i, j - i))
+            hit |= x_out(s, i, j);
+        i = j;
+    }
+    return hit;
+}
+
+int deid_aperio_scrub(char *s, size_t len, hp_deid_report *rep)
+{
+    int changes = 0;
+    size_t end = strnlen(s, len);
+    size_t bar = 0;
+    while (bar < end && s[bar] != '|')
+        bar++;
+    if (scrub_header(s, bar)) {
+        changes++;
+        deid_report_add(rep, HP_DEID_BLANKED_FIELD, "header text");
+    }
+    for (size_t a = bar; a < end;) {
+        size_t b = a + 1;
+        while (b < end && s[b] != '|')
+            b++;
+        char *eq = memchr(s + a + 1, '=', b - a - 1);
+        if (!eq) { /* free text between bars */
+            if (x_out(s, a + 1, b)) {
+                changes++;
+                deid_report_add(rep, HP_DEID_BLANKED_FIELD, "text without a key");
+            }
+            a = b;
+            continue;
+        }
+        size_t k0 = a + 1, k1 = (size_t)(eq - s), v0 = k1 + 1, v1 = b;
+        while (k0 < k1 && is_space(s[k0]))
+            k0++;
+        while (k1 > k0 && is_space(s[k1 - 1]))
+            k1--;
+        while (v0 < v1 && is_space(s[v0]))
+            v0++;
+        while (v1 > v0 && is_space(s[v1 - 1]))
+            v1--;
+        if (in_list(kept_keys, sizeof kept_keys / sizeof *kept_keys, s + k0, k1 - k0) &&
+            is_number(s + v0, v1 - v0)) {
+            a = b;
+            continue;
+        }
+        char name[HP_DEID_NAME_MAX];
+        int named = in_list(named_keys, sizeof named_keys / sizeof *named_keys, s + k0, k1 - k0) ||
+                    in_list(kept_keys, sizeof kept_keys / sizeof *kept_keys, s + k0, k1 - k0);
+        if (named) {
+            memcpy(name, s + k0, k1 - k0);
+            name[k1 - k0] = '\0';
+        }
+        int hit = x_out(s, v0, v1);
+        if (!named)
+            hit |= x_out(s, k0, k1);
+        if (hit) {
+            changes++;
+            deid_report_add(rep, HP_DEID_BLANKED_FIELD, named ? name : "unrecognized field");
+        }
+        a = b;
+    }
+    return changes;
+}
+
+const char *deid_aperio_associated(const char *desc)
+{
+    const char *nl = strchr(desc, '\n');
+    if (!nl)
+        return NULL;
+    if (!strncmp(nl + 1, "label", 5) && (nl[6] == ' ' || nl[6] == '\r' || nl[6] == '\0'))
+        return "label";
+    if (!strncmp(nl + 1, "macro", 5) && (nl[6] == ' ' || nl[6] == '\r' || nl[6] == '\0'))
+        return "macro";
+    return NULL;
+}
