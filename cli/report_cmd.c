@@ -14,7 +14,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: histoplan report build CASE.json FINDINGS.json... --out DIR [--slide SLIDE]... [--rules RULES.json]\n"
-            "                             [--overwrite]\n"
+            "                             [--overwrite] [--assign-case]\n"
             "       histoplan report sign DIR --pathologist ID --key KEY.pem [--amend FILE]\n"
             "       histoplan report verify DIR [--pubkey PUB.pem]...\n"
             "\n"
@@ -25,8 +25,11 @@ static void usage(FILE *f)
             "        from a rule table (default: report/rules/care-plan-rules.json). Findings of another case,\n"
             "        of another model than the case file asks for, or of mixed models are refused. --slide\n"
             "        (repeatable) gives a slide file, matched to its findings by SHA-256, so each leading\n"
-            "        region gets a thumbnail of the tissue itself beside the heatmap's. A folder\n"
-            "        with a signed report is never rebuilt; an unsigned one only with --overwrite.\n"
+            "        region gets a thumbnail of the tissue itself beside the heatmap's. Findings that carry\n"
+            "        no case accession (analyze without --case) are refused unless --assign-case states\n"
+            "        that they belong to this case (recorded in the audit log). A folder with a signed\n"
+            "        report is never rebuilt; an unsigned one only with --overwrite, and only when\n"
+            "        histoplan made it (its .histoplan-output marker).\n"
             "sign    signs the latest revision with the pathologist's Ed25519 key (PEM, e.g. made by\n"
             "        `openssl genpkey -algorithm ed25519 -out KEY.pem`): report.json is canonicalized\n"
             "        (RFC 8785), hashed with SHA-256 and the hash signed; the signed revision goes to\n"
@@ -82,6 +85,8 @@ static int cmd_build(int argc, char **argv)
                 o.rules_path = argv[++i];
         } else if (!strcmp(a, "--overwrite")) {
             o.overwrite = 1;
+        } else if (!strcmp(a, "--assign-case")) {
+            o.assign_case = 1;
         } else if (a[0] == '-' && a[1]) {
             free(findings);
             free(slides);

@@ -111,8 +111,6 @@ static void pointer_of(const frame *f, char *out, size_t n)
             put_token(out, n, &at, p->node->string ? p->node->string : "");
         }
     }
-    if (!out[0] && n > 1)
-        snprintf(out, n, "(the top level)");
 }
 
 static int by_name(const void *a, const void *b)
@@ -157,24 +155,26 @@ static const cJSON *duplicate_member(const cJSON *obj, int *nomem)
  * nested document costs little stack. */
 static int __attribute__((noinline)) fault(const frame *f, int kind, const char *name, char *what, size_t n)
 {
-    char ptr[320];
+    char ptr[320], in[340];
     pointer_of(f, ptr, sizeof ptr);
+    /* The top level's pointer is "": say so in words. */
+    snprintf(in, sizeof in, ptr[0] ? "in %s" : "at the top level", ptr);
     switch (kind) {
     case 0:
-        snprintf(what, n, "the text at %s is not valid UTF-8", ptr);
+        snprintf(what, n, "the text at %s is not valid UTF-8", ptr[0] ? ptr : "the top level");
         break;
     case 1:
-        snprintf(what, n, "the number at %s is out of range", ptr);
+        snprintf(what, n, "the number at %s is out of range", ptr[0] ? ptr : "the top level");
         break;
     case 2:
-        snprintf(what, n, "a member name in %s is not valid UTF-8", ptr);
+        snprintf(what, n, "a member name %s is not valid UTF-8", in);
         break;
     default: {
         char tok[96];
         size_t at = 0;
         put_token(tok, sizeof tok, &at, name);
-        snprintf(what, n, "member name \"%s\" appears more than once in %s (which one counts would depend on the reader)",
-                 tok, ptr);
+        snprintf(what, n, "member name \"%s\" appears more than once %s (which one counts would depend on the reader)",
+                 tok, in);
     }
     }
     return -1;
