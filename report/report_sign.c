@@ -310,15 +310,21 @@ hp_status hp_report_sign(const hp_report_sign_opts *o, int *revision, hp_error *
         tmp[0] = '\0';
         goto done;
     }
-    snprintf(path, sizeof path, "%s/report.json", tmp);
+    if (snprintf(path, sizeof path, "%s/report.json", tmp) >= (int)sizeof path) {
+        st = hp_error_set(err, HP_ERR_INVALID, "%s: path too long", tmp);
+        goto done;
+    }
     hp_atomic_file af;
     if ((st = hp_atomic_open(path, &af, err)))
         goto done;
     int ok = fwrite(bytes, 1, len, af.f) == len;
     if ((st = hp_atomic_finish(path, &af, ok, err)))
         goto done;
+    if (snprintf(path, sizeof path, "%s/signature.json", tmp) >= (int)sizeof path) {
+        st = hp_error_set(err, HP_ERR_INVALID, "%s: path too long", tmp);
+        goto done;
+    }
     char *sig_text = cJSON_Print(sig);
-    snprintf(path, sizeof path, "%s/signature.json", tmp);
     st = hp_atomic_write_text(path, sig_text, err);
     free(sig_text);
     if (st || (st = hp_report_render(report, sig, tmp, o->dir, err)))
@@ -348,8 +354,8 @@ done:
         char p2[PATH_MAX];
         static const char *const files[] = {"report.json", "signature.json", "report.fhir.json", "report.html"};
         for (int i = 0; i < 4; i++) {
-            snprintf(p2, sizeof p2, "%s/%s", tmp, files[i]);
-            unlink(p2);
+            if (snprintf(p2, sizeof p2, "%s/%s", tmp, files[i]) < (int)sizeof p2)
+                unlink(p2);
         }
         rmdir(tmp);
     }
