@@ -71,6 +71,10 @@ hp_status hp_analyze_dir_begin(const char *out_dir, const char *slide_id, int ov
     if (!exists(d->final_dir) && hp_output_dir_is_kind(d->old_dir, HP_OUTPUT_KIND_ANALYSIS) &&
         !exists(d->part_dir))
         rename(d->old_dir, d->final_dir);
+    /* One that died after putting the new result in place: the old one is only in the way. */
+    else if (hp_output_dir_is_kind(d->final_dir, HP_OUTPUT_KIND_ANALYSIS) &&
+             hp_output_dir_is_kind(d->old_dir, HP_OUTPUT_KIND_ANALYSIS))
+        hp_remove_tree(d->old_dir);
 
     if (exists(d->final_dir)) {
         if (!hp_output_dir_is_kind(d->final_dir, HP_OUTPUT_KIND_ANALYSIS))

@@ -77,6 +77,19 @@ else
   bad "--overwrite of histoplan's own folder: exit $rc"
 fi
 
+# A run killed between moving the old result aside and putting the new one in place leaves
+# OUT/<id>.replaced and no OUT/<id>: the next run puts the old result back (then, without
+# --overwrite, refuses to replace it).
+mv "$tmp/out/again" "$tmp/out/again.replaced"
+"$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id again >"$tmp/log" 2>&1
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "a completed run" "$tmp/log" && [ -f "$tmp/out/again/findings.json" ] &&
+   [ ! -e "$tmp/out/again.replaced" ]; then
+  ok "a result a killed run had moved aside is put back"
+else
+  bad "restoring a moved-aside result: exit $rc"
+fi
+
 # A run in progress: its .partial folder is left alone by other runs, and a second run of the
 # same slide is refused; once the run is killed, the next run removes what it left.
 "$bin" synth --out "$tmp/slow.tiff" --size 8192x8192 --seed 1602 >/dev/null 2>&1 || { echo "synth failed"; exit 1; }
