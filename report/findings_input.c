@@ -119,6 +119,43 @@ static int check_extent(const char *path, const cJSON *root, const char *key, hp
                : 0;
 }
 
+typedef struct {
+    double id;
+    int index;
+} region_id;
+
+static int by_id(const void *a, const void *b)
+{
+    const region_id *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id ? 1 : x->index - y->index;
+}
+
+/* Region ids are distinct: each names its region's thumbnails, and a second region of one id
+ * would overwrite the first one's. Sorted, so a file of many regions costs n log n. */
+static int check_region_ids(const char *path, const cJSON *regions, int n, hp_error *err)
+{
+    if (n < 2)
+        return 0;
+    region_id *v = malloc((size_t)n * sizeof *v);
+    if (!v)
+        return hp_error_set(err, HP_ERR_NOMEM, "findings %s: out of memory", path), -1;
+    int k = 0;
+    for (const cJSON *r = regions->child; r && k < n; r = r->next, k++)
+        v[k] = (region_id){cJSON_GetObjectItemCaseSensitive(r, "id")->valuedouble, k};
+    qsort(v, (size_t)n, sizeof *v, by_id);
+    int rc = 0;
+    for (k = 1; k < n && !rc; k++)
+        if (v[k].id == v[k - 1].id) {
+            hp_error_set(err, HP_ERR_INVALID,
+                         "findings %s: /regions/%d/id is the id of /regions/%d too (region ids must differ: each "
+                         "names its own thumbnails)",
+                         path, v[k].index, v[k - 1].index);
+            rc = -1;
+        }
+    free(v);
+    return rc;
+}
+
 /* A region's box and its evidence tiles lie on the slide: they start inside it and reach past its
  * far edge by at most one tile (the tile grid covers the slide's last partial tile). */
 static int check_regions(const char *path, const cJSON *root, hp_error *err)
@@ -150,15 +187,6 @@ static int check_regions(const char *path, const cJSON *root, hp_error *err)
             return hp_error_set(err, HP_ERR_INVALID, "findings %s: %s/class is not one of /model/card/classes", path,
                                 base),
                    -1;
-        double id = cJSON_GetObjectItemCaseSensitive(r, "id")->valuedouble;
-        int j = 0;
-        for (const cJSON *o = regions->child; o != r; o = o->next, j++)
-            if (cJSON_GetObjectItemCaseSensitive(o, "id")->valuedouble == id)
-                return hp_error_set(err, HP_ERR_INVALID,
-                                    "findings %s: %s/id is the id of /regions/%d too (region ids must differ: each "
-                                    "names its own thumbnails)",
-                                    path, base, j),
-                       -1;
         const cJSON *bb = cJSON_GetObjectItemCaseSensitive(r, "bbox_level0");
         if (cJSON_GetArraySize(bb) != 4)
             return hp_error_set(err, HP_ERR_INVALID, "findings %s: %s/bbox_level0 must have 4 numbers", path, base), -1;
@@ -179,7 +207,7 @@ static int check_regions(const char *path, const cJSON *root, hp_error *err)
                                 "tile past the edge)",
                                 path, base),
                    -1;
-        j = 0;
+        int j = 0;
         for (const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "evidence_tiles")->child; t; t = t->next, j++) {
             char tb[96];
             snprintf(tb, sizeof tb, "%s/evidence_tiles/%d", base, j);
@@ -190,6 +218,8 @@ static int check_regions(const char *path, const cJSON *root, hp_error *err)
                 return -1;
         }
     }
+    if (check_region_ids(path, regions, i, err))
+        return -1;
     /* The largest focus of each extent names a region of this file. */
     static const char *const extents[2] = {"invasive", "in_situ_extent"};
     for (int e = 0; e < 2; e++) {
