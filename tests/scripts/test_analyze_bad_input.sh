@@ -114,11 +114,17 @@ else
   bad "another run while one is live: exit $rc"
 fi
 kill -9 "$live" 2>/dev/null; wait "$live" 2>/dev/null
-if [ -d "$tmp/out/live.partial" ]; then ok "a killed run leaves its .partial folder"; else bad "no .partial after kill"; fi
+"$bin" analyze "$tmp/slow.tiff" --model "$model" --out "$tmp/out" --slide-id killed --threads 1 --batch 2 \
+  >"$tmp/killed.log" 2>&1 &
+killed=$!
+for _ in $(seq 600); do [ -d "$tmp/out/killed.partial" ] && break; sleep 0.1; done
+kill -9 "$killed" 2>/dev/null; wait "$killed" 2>/dev/null
+if [ -d "$tmp/out/killed.partial" ]; then ok "a killed run leaves its .partial folder"; else bad "no .partial after kill"; fi
 "$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id third >"$tmp/log" 2>&1
 rc=$?
-if [ "$rc" -eq 0 ] && [ ! -e "$tmp/out/live.partial" ] && [ -f "$tmp/out/other/findings.json" ]; then
-  ok "the next run removes the killed run's .partial folder"
+if [ "$rc" -eq 0 ] && [ ! -e "$tmp/out/killed.partial" ] && [ ! -e "$tmp/out/live.partial" ] &&
+   [ -f "$tmp/out/other/findings.json" ]; then
+  ok "the next run removes the killed runs' .partial folders"
 else
   bad "after a killed run: exit $rc, $(ls "$tmp/out" | tr '\n' ' ')"
 fi

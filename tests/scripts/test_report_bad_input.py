@@ -43,6 +43,7 @@ with tempfile.TemporaryDirectory() as tmp:
         secret = [s for s in (lib.PATIENT["name"], lib.ACCESSION, "MRN-QX", "OTHER-999") if s in log]
         ck(rc == 1 and want.lower() in log.lower() and not leftovers(tmp, "out") and not secret,
            f"{label}: exit {rc}, '{log.strip()[:150]}'")
+        shutil.rmtree(out, ignore_errors=True)  # a wrongly built report must not fail the next case
 
     def case_text(name, text):
         p = os.path.join(tmp, name)
