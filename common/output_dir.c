@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,14 +56,22 @@ static void boot_id(char out[64])
     out[strcspn(out, "\r\n")] = '\0';
 }
 
+/* The host as a 64-bit FNV-1a hash in hex: enough to tell this host from another, while a report
+ * folder that is passed on does not name the machine that made it. */
 static void host_name(char out[256])
 {
-    if (gethostname(out, 256) != 0)
+    char name[256];
+    if (gethostname(name, sizeof name) != 0)
+        name[0] = '\0';
+    name[255] = '\0';
+    if (!name[0]) {
         out[0] = '\0';
-    out[255] = '\0';
-    for (char *p = out; *p; p++)
-        if (*p <= ' ' || *p > '~')
-            *p = '_';
+        return;
+    }
+    uint64_t h = 14695981039346656037ull;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    snprintf(out, 256, "%016llx", (unsigned long long)h);
 }
 
 static int join(char *out, size_t n, const char *dir, const char *name)
@@ -171,9 +180,9 @@ static hp_output_owner owner_of(const char *text, char *who, size_t who_len)
     field(text, "start", start_s, sizeof start_s);
     long pid = strtol(pid_s, NULL, 10);
     unsigned long long start = strtoull(start_s, NULL, 10);
-    if (who)
-        snprintf(who, who_len, "process %ld on host %s", pid, host);
     host_name(my_host);
+    if (who)
+        snprintf(who, who_len, "process %ld on %s", pid, host[0] && !strcmp(host, my_host) ? "this host" : "another host");
     if (pid <= 0 || !host[0] || strcmp(host, my_host))
         return HP_OUTPUT_OWNER_UNKNOWN;
     boot_id(my_boot);

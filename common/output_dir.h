@@ -2,7 +2,7 @@
  * everything else by a marker file written when the folder is created:
  *
  *   DIR/.histoplan-output     "histoplan-output 1", the kind of folder, and the process that
- *                             made it (host, boot id, pid, process start time)
+ *                             made it (a hash of the host name, boot id, pid, process start time)
  *
  * Two rules rest on it:
  *  - `--overwrite` replaces only a folder that carries the marker of its kind; any other folder
@@ -43,7 +43,7 @@ typedef enum {
 } hp_output_owner;
 
 /* Whether the process that marked `dir` still runs. `who` (may be NULL) receives a short
- * description for messages ("process 4242 on host lab-7"). */
+ * description for messages ("process 4242 on this host"). */
 hp_output_owner hp_output_dir_owner(const char *dir, char *who, size_t who_len);
 
 /* Removes the partial folder `dir` when it carries a marker of `kind` and its process has ended

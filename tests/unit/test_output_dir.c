@@ -90,7 +90,7 @@ static void test_live_child(void)
     char who[256];
     CHECK(hp_output_dir_owner(dir, who, sizeof who) == HP_OUTPUT_OWNER_RUNNING);
     char want[64];
-    snprintf(want, sizeof want, "process %ld", (long)pid);
+    snprintf(want, sizeof want, "process %ld on this host", (long)pid);
     CHECK_MSG(strstr(who, want) != NULL, "%s", who);
     CHECK(hp_output_dir_is_kind(dir, HP_OUTPUT_KIND_ANALYSIS));
     CHECK(!hp_output_dir_is_kind(dir, HP_OUTPUT_KIND_REPORT));
@@ -115,6 +115,18 @@ static void test_own_marker(void)
     CHECK(mkdir(dir, 0755) == 0 && hp_output_dir_mark(dir, HP_OUTPUT_KIND_REPORT, &err) == HP_OK);
     CHECK(hp_output_dir_mark(dir, HP_OUTPUT_KIND_REPORT, &err) != HP_OK); /* never overwritten */
     write_text(sub("mine.partial/report.json"), "{}");
+    /* The marker tells hosts apart without naming this one (report folders are passed on). */
+    char mpath[600], text[1024] = "", host[256] = "";
+    snprintf(mpath, sizeof mpath, "%s/%s", dir, HP_OUTPUT_MARKER);
+    FILE *f = fopen(mpath, "r");
+    if (f) {
+        text[fread(text, 1, sizeof text - 1, f)] = '\0';
+        fclose(f);
+    }
+    gethostname(host, sizeof host - 1);
+    char line[300];
+    snprintf(line, sizeof line, "host %s\n", host);
+    CHECK_MSG(strstr(text, "\nhost ") && !strstr(text, line), "marker: %s", text);
     CHECK(hp_output_dir_owner(dir, NULL, 0) == HP_OUTPUT_OWNER_RUNNING); /* this process */
     CHECK(hp_output_dir_reclaim(dir, HP_OUTPUT_KIND_REPORT) == 0 && exists(dir));
     /* The same pid with another start time: a later process reusing the number. */
