@@ -64,7 +64,7 @@ def slide_path(a):
         print(f"generating {path} ...", flush=True)
         tmp = path[:-5] + ".partial.tiff"
         run([a.histoplan, "synth", "--out", tmp, "--size", f"{a.size}x{a.size}", "--seed",
-             str(a.seed), "--mpp", str(a.mpp)])
+             str(a.seed), "--mpp", str(a.mpp), "--overwrite"])
         os.replace(tmp, path)
     return path
 

@@ -113,7 +113,7 @@ def main():
     if not os.path.exists(slide):
         print(f"generating {slide} ...", flush=True)
         subprocess.run([a.histoplan, "synth", "--out", slide, "--size", f"{a.size}x{a.size}",
-                        "--seed", "1", "--mpp", str(a.mpp)], check=True)
+                        "--seed", "1", "--mpp", str(a.mpp), "--overwrite"], check=True)
     tiles_path = os.path.join(outdir, "tiles-list.txt")
     dump_path = os.path.join(outdir, "tile-dump.rgb")
 

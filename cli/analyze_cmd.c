@@ -128,24 +128,55 @@ static int default_model(char *out, size_t n)
     return -1;
 }
 
-/* Messages from the readers name the file; batch-summary.json must not. */
-static void scrub(char *msg, const char *path)
+/* A byte that can be part of a path written into a message. */
+static int path_byte(char c)
+{
+    return c != ' ' && c != '\'' && c != '"' && c != ':' && c != '(' && c != ')' && c != ',' && c != '\n';
+}
+
+/* Messages from the readers name the file; batch-summary.json must not: the file name, or a
+ * folder above it, may hold a patient's name. Every occurrence of the path or of its last
+ * component becomes "<slide>", and so does a message's tail that is the start of either: a
+ * message cut short at HP_ERROR_MSG_MAX (a long path) ends inside the path, where a whole-path
+ * match would miss it. The result never grows past `cap` bytes. */
+static void scrub(char *msg, size_t cap, const char *path)
 {
     const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
+    base = base && base[1] ? base + 1 : path;
     const char *needles[2] = {path, base};
-    for (int w = 0; w < 2; w++) {
-        size_t ln = strlen(needles[w]);
-        if (!ln)
-            continue;
-        char *hit;
-        while ((hit = strstr(msg, needles[w]))) {
-            const char *rep = "<slide>";
-            size_t lr = strlen(rep);
-            memmove(hit + lr, hit + ln, strlen(hit + ln) + 1);
-            memcpy(hit, rep, lr);
+    size_t nl[2] = {strlen(path), strlen(base)};
+    static const char rep[] = "<slide>";
+    char *out = malloc(cap);
+    if (!out || cap == 0) {
+        free(out);
+        if (cap)
+            snprintf(msg, cap, "(message withheld: it may name the slide file)");
+        return;
+    }
+    size_t o = 0, n = strlen(msg);
+    for (size_t i = 0; i < n;) {
+        size_t skip = 0;
+        for (int w = 0; w < 2 && !skip; w++) {
+            if (!nl[w])
+                continue;
+            size_t rest = n - i;
+            if (rest >= nl[w] ? !memcmp(msg + i, needles[w], nl[w])
+                              : (!memcmp(msg + i, needles[w], rest) && (i == 0 || !path_byte(msg[i - 1]))))
+                skip = rest >= nl[w] ? nl[w] : rest;
+        }
+        if (skip) {
+            for (size_t k = 0; rep[k] && o + 1 < cap; k++)
+                out[o++] = rep[k];
+            i += skip;
+        } else {
+            if (o + 1 < cap)
+                out[o++] = msg[i];
+            i++;
         }
     }
+    out[o] = '\0';
+    memcpy(msg, out, o + 1);
+    free(out);
 }
 
 static void json_str(FILE *f, const char *s)
@@ -414,7 +445,7 @@ int hp_cli_analyze(int argc, char **argv)
             res[i].status = "failed";
             fprintf(stderr, "histoplan analyze: %s: %s\n", slides[i], e.msg);
             snprintf(res[i].msg, sizeof res[i].msg, "%s", e.msg);
-            scrub(res[i].msg, slides[i]);
+            scrub(res[i].msg, sizeof res[i].msg, slides[i]);
         } else if (oc == HP_ANALYZE_SKIPPED) {
             res[i].status = "skipped";
             skipped++;

@@ -22,7 +22,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: histoplan report build CASE.json FINDINGS.json... --out DIR [--slide SLIDE]... [--rules RULES.json]\n"
-            "                             [--overwrite]\n"
+            "                             [--overwrite] [--assign-case]\n"
             "       histoplan report sign DIR --pathologist ID --key KEY.pem [--amend FILE] [--registry FILE]\n"
             "       histoplan report verify DIR [--pubkey ID=PUB.pem]... [--registry FILE]\n"
             "       histoplan report signers add --pathologist ID --pubkey PUB.pem [--registry FILE]\n"
@@ -38,9 +38,11 @@ static void usage(FILE *f)
             "        from a rule table (default: report/rules/care-plan-rules.json). Findings of another case,\n"
             "        of another model than the case file asks for, or of mixed models are refused. --slide\n"
             "        (repeatable) gives a slide file, matched to its findings by SHA-256, so each leading\n"
-            "        region gets a thumbnail of the tissue itself beside the heatmap's. A folder with a\n"
-            "        signed report (in revisions/ or in its audit log) is never rebuilt; an unsigned one only\n"
-            "        with --overwrite.\n"
+            "        region gets a thumbnail of the tissue itself beside the heatmap's. Findings that carry\n"
+            "        no case accession (analyze without --case) are refused unless --assign-case states\n"
+            "        that they belong to this case (recorded in the audit log). A folder with a signed\n"
+            "        report (in revisions/ or in its audit log) is never rebuilt; an unsigned one only with\n"
+            "        --overwrite, and only when histoplan made it (its .histoplan-output marker).\n"
             "sign    signs the latest revision with the pathologist's Ed25519 key (PEM, mode 600, e.g. made by\n"
             "        `openssl genpkey -algorithm ed25519 -out KEY.pem`) into DIR/revisions/N/: report.json\n"
             "        (RFC 8785 canonical) with its SHA-256 signed, its HTML and FHIR, and a signed manifest of\n"
@@ -104,6 +106,8 @@ static int cmd_build(int argc, char **argv)
                 o.rules_path = argv[++i];
         } else if (!strcmp(a, "--overwrite")) {
             o.overwrite = 1;
+        } else if (!strcmp(a, "--assign-case")) {
+            o.assign_case = 1;
         } else if (a[0] == '-' && a[1]) {
             free(findings);
             free(slides);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/commands.h"
 #include "cli/progress.h"
@@ -33,6 +34,7 @@ static void usage(FILE *f)
             "  --quality Q         JPEG quality 1..100 (default 90)\n"
             "  --truth-scale S     label mask downscale, 1..4096 (default 64)\n"
             "  --threads N         rendering threads (default: all CPUs; output does not change)\n"
+            "  --overwrite         replace the slide and truth files if they exist (else refused)\n"
             "  --help              this text\n"
             "\n"
             "exit status: 0 written, 1 failed, 2 bad usage\n");
@@ -60,6 +62,7 @@ static void on_progress(void *user, long done, long total)
 int hp_cli_synth(int argc, char **argv)
 {
     const char *out = NULL, *size = NULL, *seed = NULL;
+    int overwrite = 0;
     hp_synth_params p = {.mpp = 0.25};
     hp_synth_write_options o;
     hp_synth_write_options_init(&o);
@@ -68,6 +71,10 @@ int hp_cli_synth(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return HP_EXIT_OK;
+        }
+        if (!strcmp(a, "--overwrite")) {
+            overwrite = 1;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "histoplan synth: %s needs a value (or is unknown)\n\n", a);
@@ -140,6 +147,23 @@ int hp_cli_synth(int argc, char **argv)
     p.width = w;
     p.height = h;
     p.seed = (uint64_t)sd;
+
+    /* The slide and its truth are written together: any of them already there (a slide of a
+     * study, a ground truth someone annotated) is refused unless --overwrite says to replace it. */
+    if (!overwrite) {
+        static const char *const suffixes[] = {NULL, ".truth.png", ".truth.geojson", ".truth.json"};
+        for (int k = 0; k < 4; k++) {
+            char *path = suffixes[k] ? hp_synth_truth_path(out, suffixes[k]) : strdup(out);
+            struct stat st;
+            int there = path && lstat(path, &st) == 0;
+            if (there)
+                fprintf(stderr, "histoplan synth: %s exists; give --overwrite to replace it (and the slide's "
+                                "other files)\n", path);
+            free(path);
+            if (there)
+                return HP_EXIT_FAILED;
+        }
+    }
 
     /* JPEG at quality 90 on this tissue runs near 1.5 bits per pixel; the pyramid adds ~7%. */
     double est_gb = (double)w * h * (1.5 / 8) * 1.07 * (o.quality / 90.0) / 1e9;

@@ -15,6 +15,8 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
+#include "common/json_check.h"
+
 /* A card is a few kilobytes; anything far larger is not a card, so do not read it into memory. */
 #define CARD_MAX_BYTES (1 << 20)
 
@@ -75,18 +77,6 @@ static void line_col(const char *text, size_t off, int *line, int *col)
             (*col)++;
         }
     }
-}
-
-/* cJSON keeps duplicate keys and returns the first; JSON tools differ on which wins, so a card
- * with a duplicate key is ambiguous and refused. */
-static hp_status check_duplicates(const char *path, const cJSON *obj, const char *where, hp_error *err)
-{
-    for (const cJSON *a = obj->child; a; a = a->next)
-        for (const cJSON *b = a->next; b; b = b->next)
-            if (a->string && b->string && strcmp(a->string, b->string) == 0)
-                return hp_error_set(err, HP_ERR_INVALID, "%s: field \"%s%s\" appears more than once",
-                                    path, where, a->string);
-    return HP_OK;
 }
 
 static hp_status get_string(const char *path, const cJSON *root, const char *key, int required,
@@ -206,9 +196,8 @@ static hp_status parse_normalization(const char *path, const cJSON *root, hp_car
     if (!cJSON_IsObject(norm))
         return hp_error_set(err, HP_ERR_INVALID,
                             "%s: field \"normalization\" must be an object {\"mean\", \"std\"}", path);
-    hp_status st = check_duplicates(path, norm, "normalization.", err);
-    if (st)
-        return st;
+    /* Duplicate names were refused when the file was read (common/json_check.h). */
+    hp_status st;
     for (const cJSON *k = norm->child; k; k = k->next)
         if (strcmp(k->string, "mean") != 0 && strcmp(k->string, "std") != 0)
             return hp_error_set(err, HP_ERR_INVALID,
@@ -266,9 +255,7 @@ static hp_status parse_card(const char *path, const cJSON *root, hp_card *card, 
 {
     if (!cJSON_IsObject(root))
         return hp_error_set(err, HP_ERR_INVALID, "%s: a model card must be a JSON object", path);
-    hp_status st = check_duplicates(path, root, "", err);
-    if (st)
-        return st;
+    hp_status st;
     for (const cJSON *k = root->child; k; k = k->next) {
         int known = strncmp(k->string, "x-", 2) == 0;
         for (size_t i = 0; !known && i < sizeof known_keys / sizeof known_keys[0]; i++)
@@ -335,6 +322,11 @@ hp_status hp_card_load(const char *path, hp_card *card, hp_error *err)
             line_col(text, (size_t)(end - text), &line, &col);
         st = hp_error_set(err, HP_ERR_INVALID, "%s:%d:%d: model card is not valid JSON", path, line,
                           col);
+        goto fail;
+    }
+    char fault[512];
+    if (hp_json_check(text, len, root, fault, sizeof fault)) {
+        st = hp_error_set(err, HP_ERR_INVALID, "%s: model card: %s", path, fault);
         goto fail;
     }
     st = parse_card(path, root, card, err);

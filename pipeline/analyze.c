@@ -9,13 +9,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "common/remove_tree.h"
 #include "io/slide.h"
 #include "io/write_asap_xml.h"
 #include "io/write_geojson.h"
 #include "io/write_heatmap.h"
 #include "io/write_tiles_csv.h"
 #include "kernels/backend.h"
+#include "pipeline/analyze_dir.h"
 #include "pipeline/analyze_stain.h"
 #include "pipeline/heatmap.h"
 #include "pipeline/regions.h"
@@ -52,12 +52,6 @@ static double now_s(void)
 }
 
 static char *sdup(const char *s) { return s ? strdup(s) : NULL; }
-
-static int is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 static int valid_id(const char *id)
 {
@@ -178,8 +172,9 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     hp_regions *rs = NULL;
     float *logits = NULL, *smooth = NULL, *ent = NULL;
     uint8_t *thumb = NULL;
-    char *final_dir = NULL, *part_dir = NULL, *old_dir = NULL, *p = NULL;
-    int part_made = 0;
+    hp_analyze_dir od = {0};
+    const char *part_dir = NULL;
+    char *p = NULL;
     double t0 = now_s(), t;
 
     slide_id[0] = 0;
@@ -217,36 +212,15 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     }
     f->slide_id = sdup(slide_id);
 
-    final_dir = path_join(o->out_dir, slide_id);
-    size_t n = strlen(final_dir) + 16;
-    part_dir = malloc(n);
-    old_dir = malloc(n);
-    if (!final_dir || !part_dir || !old_dir) {
-        st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
+    int skipped = 0;
+    if ((st = hp_analyze_dir_begin(o->out_dir, slide_id, o->overwrite, o->skip_completed, &od, &skipped,
+                                   err)) != HP_OK)
         goto fail;
+    if (skipped) {
+        *outcome = HP_ANALYZE_SKIPPED;
+        goto done;
     }
-    snprintf(part_dir, n, "%s.partial", final_dir);
-    snprintf(old_dir, n, "%s.replaced", final_dir);
-    if (is_dir(final_dir) && !o->overwrite) {
-        if (o->skip_completed) {
-            *outcome = HP_ANALYZE_SKIPPED;
-            goto done;
-        }
-        st = hp_error_set(err, HP_ERR_INVALID,
-                          "slide %s: output folder %s exists (a completed run); --overwrite "
-                          "replaces it", slide_id, final_dir);
-        goto fail;
-    }
-    if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST) {
-        st = hp_error_set(err, HP_ERR_IO, "cannot create %s: %s", o->out_dir, strerror(errno));
-        goto fail;
-    }
-    hp_remove_tree(part_dir);
-    if (mkdir(part_dir, 0755) != 0) {
-        st = hp_error_set(err, HP_ERR_IO, "cannot create %s: %s", part_dir, strerror(errno));
-        goto fail;
-    }
-    part_made = 1;
+    part_dir = od.part_dir;
 
     hp_slide_options so = {.mpp = o->mpp};
     s = hp_slide_open(slide_path, &so, &herr);
@@ -575,22 +549,8 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
 #undef OUTFILE
 
     /* Complete: the folder takes its final name (an older one is replaced only now). */
-    if (is_dir(final_dir)) {
-        hp_remove_tree(old_dir);
-        if (rename(final_dir, old_dir) != 0) {
-            st = hp_error_set(err, HP_ERR_IO, "cannot move %s aside: %s", final_dir,
-                              strerror(errno));
-            goto fail;
-        }
-    }
-    if (rename(part_dir, final_dir) != 0) {
-        st = hp_error_set(err, HP_ERR_IO, "cannot rename %s to %s: %s", part_dir, final_dir,
-                          strerror(errno));
-        if (is_dir(old_dir))
-            rename(old_dir, final_dir); /* put the previous run back */
+    if ((st = hp_analyze_dir_commit(&od, err)) != HP_OK)
         goto fail;
-    }
-    hp_remove_tree(old_dir);
     goto done;
 
 fail_io:
@@ -598,9 +558,8 @@ fail_io:
         st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
 
 fail:
-    if (part_made)
-        hp_remove_tree(part_dir);
 done:
+    hp_analyze_dir_end(&od); /* removes this run's .partial folder unless it was renamed */
     hp_tile_loader_destroy(ld);
     hp_regions_destroy(rs);
     hp_heatmap_grid_destroy(hg);
@@ -611,9 +570,6 @@ done:
     free(smooth);
     free(ent);
     free(thumb);
-    free(final_dir);
-    free(part_dir);
-    free(old_dir);
     free(p);
     return st;
 }

@@ -5,8 +5,11 @@
  * Completion. Everything is written into OUT/<slide-id>.partial/ (each file also through a
  * temporary name), and that folder is renamed to OUT/<slide-id> only when every file, findings.json
  * last, is complete. So OUT/<slide-id>/ exists only for a finished run: a crash leaves at most a
- * .partial folder, which the next run removes. With `overwrite`, an existing folder is replaced
- * only after the new one is complete (renamed aside, the new one renamed in, the old removed).
+ * .partial folder, which the next run into OUT removes once the process that made it has ended
+ * (never while it runs). With `overwrite`, an existing folder is replaced only after the new one
+ * is complete (renamed aside, the new one renamed in, the old removed), and only when histoplan
+ * made it: each folder carries a .histoplan-output marker (pipeline/analyze_dir.h), and a folder
+ * without one is never replaced, removed or skipped as done.
  *
  * Privacy: the slide's file name never appears in an output path or file; the slide id is the
  * caller's (A-Za-z0-9_-, 1..64 characters) or the first 12 hex digits of the file's SHA-256.

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json_check.h"
 #include "io/atomic_file.h"
 #include "pipeline/stain.h"
 
@@ -90,6 +91,11 @@ hp_status hp_stain_params_from_json(const char *text, hp_stain_params *out, hp_e
     if (!root)
         return hp_error_set(err, HP_ERR_INVALID, "stain parameters: not valid JSON (near byte %ld)",
                             (long)(end ? end - text : 0));
+    char fault[512];
+    if (hp_json_check(text, end && end >= text ? (size_t)(end - text) : strlen(text), root, fault, sizeof fault)) {
+        st = hp_error_set(err, HP_ERR_INVALID, "stain parameters: %s", fault);
+        goto fail;
+    }
     if (!cJSON_IsObject(root)) {
         st = hp_error_set(err, HP_ERR_INVALID, "stain parameters: the JSON is not an object");
         goto fail;

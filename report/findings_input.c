@@ -1,10 +1,14 @@
 #include "report/findings_input.h"
 
+#include <errno.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "io/slide.h"
 #include "report/json_file.h"
 #include "report/json_pointer.h"
 
@@ -58,6 +62,39 @@ static int need(const char *path, const cJSON *base, const char *base_ptr, const
     return 0;
 }
 
+#define INT_LIMIT 2147483647.0 /* counts, ids and pixel sizes are used as int */
+
+/* Checks the number at `pointer` (already known to be a number, or null when null_ok) lies in
+ * [lo, hi]; with lo_open, above lo. Numbers are finite (the file check refuses 1e999). */
+static int need_range(const char *path, const cJSON *base, const char *base_ptr, const char *pointer, double lo,
+                      int lo_open, double hi, hp_error *err)
+{
+    const cJSON *v = hp_json_pointer_get(base, pointer);
+    if (!cJSON_IsNumber(v))
+        return 0; /* null where allowed */
+    double x = v->valuedouble;
+    if (lo_open ? x > lo : x >= lo) {
+        if (x <= hi)
+            return 0;
+    }
+    char upper[48] = "";
+    if (hi < HUGE_VAL)
+        snprintf(upper, sizeof upper, " and at most %g", hi);
+    hp_error_set(err, HP_ERR_INVALID, "findings %s: %s%s is out of range (must be %s %g%s)", path, base_ptr, pointer,
+                 lo_open ? "above" : "at least", lo, upper);
+    return -1;
+}
+
+/* A whole number in [lo, hi]. */
+static int need_int(const char *path, const cJSON *base, const char *base_ptr, const char *pointer, double lo,
+                    double hi, hp_error *err)
+{
+    return need(path, base, base_ptr, pointer, K_INT, err) ||
+                   need_range(path, base, base_ptr, pointer, lo, 0, hi, err)
+               ? -1
+               : 0;
+}
+
 static int check_extent(const char *path, const cJSON *root, const char *key, hp_error *err)
 {
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, key);
@@ -68,46 +105,135 @@ static int check_extent(const char *path, const cJSON *root, const char *key, hp
     if (cJSON_IsNull(e))
         return 0;
     return need(path, e, base, "/class", K_STR, err) || need(path, e, base, "/total_area_mm2", K_NUM, err) ||
+                   need_range(path, e, base, "/total_area_mm2", 0, 0, HUGE_VAL, err) ||
                    need(path, e, base, "/extent_mm", K_NUM, err) ||
+                   need_range(path, e, base, "/extent_mm", 0, 0, HUGE_VAL, err) ||
                    need(path, e, base, "/largest_focus_diameter_mm", K_NUM, err) ||
+                   need_range(path, e, base, "/largest_focus_diameter_mm", 0, 0, HUGE_VAL, err) ||
                    (hp_json_pointer_get(e, "/largest_region_id") &&
                             cJSON_IsNull(hp_json_pointer_get(e, "/largest_region_id"))
                         ? 0
-                        : need(path, e, base, "/largest_region_id", K_INT, err)) ||
-                   need(path, e, base, "/region_count", K_INT, err)
+                        : need_int(path, e, base, "/largest_region_id", 1, INT_LIMIT, err)) ||
+                   need_int(path, e, base, "/region_count", 0, INT_LIMIT, err)
                ? -1
                : 0;
 }
 
+typedef struct {
+    double id;
+    int index;
+} region_id;
+
+static int by_id(const void *a, const void *b)
+{
+    const region_id *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id ? 1 : x->index - y->index;
+}
+
+/* Region ids are distinct: each names its region's thumbnails, and a second region of one id
+ * would overwrite the first one's. Sorted, so a file of many regions costs n log n. */
+static int check_region_ids(const char *path, const cJSON *regions, int n, hp_error *err)
+{
+    if (n < 2)
+        return 0;
+    region_id *v = malloc((size_t)n * sizeof *v);
+    if (!v)
+        return hp_error_set(err, HP_ERR_NOMEM, "findings %s: out of memory", path), -1;
+    int k = 0;
+    for (const cJSON *r = regions->child; r && k < n; r = r->next, k++)
+        v[k] = (region_id){cJSON_GetObjectItemCaseSensitive(r, "id")->valuedouble, k};
+    qsort(v, (size_t)n, sizeof *v, by_id);
+    int rc = 0;
+    for (k = 1; k < n && !rc; k++)
+        if (v[k].id == v[k - 1].id) {
+            hp_error_set(err, HP_ERR_INVALID,
+                         "findings %s: /regions/%d/id is the id of /regions/%d too (region ids must differ: each "
+                         "names its own thumbnails)",
+                         path, v[k].index, v[k - 1].index);
+            rc = -1;
+        }
+    free(v);
+    return rc;
+}
+
+/* A region's box and its evidence tiles lie on the slide: they start inside it and reach past its
+ * far edge by at most one tile (the tile grid covers the slide's last partial tile). */
 static int check_regions(const char *path, const cJSON *root, hp_error *err)
 {
     const cJSON *regions = cJSON_GetObjectItemCaseSensitive(root, "regions");
+    const cJSON *card_classes = hp_json_pointer_get(root, "/model/card/classes");
+    double sw = hp_json_pointer_get(root, "/slide/level0_width_px")->valuedouble;
+    double sh = hp_json_pointer_get(root, "/slide/level0_height_px")->valuedouble;
+    double tile = hp_json_pointer_get(root, "/analysis/tile_size_level0")->valuedouble;
     int i = 0;
     for (const cJSON *r = regions->child; r; r = r->next, i++) {
         char base[64];
         snprintf(base, sizeof base, "/regions/%d", i);
-        if (need(path, r, base, "", K_OBJ, err) || need(path, r, base, "/id", K_INT, err) ||
+        if (need(path, r, base, "", K_OBJ, err) || need_int(path, r, base, "/id", 1, INT_LIMIT, err) ||
             need(path, r, base, "/class", K_STR, err) || need(path, r, base, "/area_mm2", K_NUM, err) ||
-            need(path, r, base, "/diameter_mm", K_NUM, err) || need(path, r, base, "/tile_count", K_INT, err) ||
-            need(path, r, base, "/mean_prob", K_NUM, err) || need(path, r, base, "/max_prob", K_NUM, err) ||
-            need(path, r, base, "/bbox_level0", K_ARR, err) || need(path, r, base, "/evidence_tiles", K_ARR, err))
+            need_range(path, r, base, "/area_mm2", 0, 0, HUGE_VAL, err) ||
+            need(path, r, base, "/diameter_mm", K_NUM, err) ||
+            need_range(path, r, base, "/diameter_mm", 0, 0, HUGE_VAL, err) ||
+            need_int(path, r, base, "/tile_count", 1, INT_LIMIT, err) || need(path, r, base, "/mean_prob", K_NUM, err) ||
+            need_range(path, r, base, "/mean_prob", 0, 0, 1, err) || need(path, r, base, "/max_prob", K_NUM, err) ||
+            need_range(path, r, base, "/max_prob", 0, 0, 1, err) || need(path, r, base, "/bbox_level0", K_ARR, err) ||
+            need(path, r, base, "/evidence_tiles", K_ARR, err))
             return -1;
+        const char *cls = cJSON_GetObjectItemCaseSensitive(r, "class")->valuestring;
+        int known = 0;
+        for (const cJSON *c = card_classes->child; c && !known; c = c->next)
+            known = cJSON_IsString(c) && !strcmp(c->valuestring, cls);
+        if (!known)
+            return hp_error_set(err, HP_ERR_INVALID, "findings %s: %s/class is not one of /model/card/classes", path,
+                                base),
+                   -1;
         const cJSON *bb = cJSON_GetObjectItemCaseSensitive(r, "bbox_level0");
         if (cJSON_GetArraySize(bb) != 4)
             return hp_error_set(err, HP_ERR_INVALID, "findings %s: %s/bbox_level0 must have 4 numbers", path, base), -1;
-        for (int k = 0; k < 4; k++)
-            if (!cJSON_IsNumber(cJSON_GetArrayItem(bb, k)))
+        double box[4];
+        for (int k = 0; k < 4; k++) {
+            const cJSON *v = cJSON_GetArrayItem(bb, k);
+            if (!cJSON_IsNumber(v))
                 return hp_error_set(err, HP_ERR_INVALID, "findings %s: %s/bbox_level0/%d must be a number", path,
                                     base, k),
                        -1;
+            box[k] = v->valuedouble;
+        }
+        if (!(box[0] >= 0 && box[0] < sw && box[1] >= 0 && box[1] < sh && box[2] > 0 && box[3] > 0 &&
+              box[0] + box[2] <= sw + tile + 1 && box[1] + box[3] <= sh + tile + 1))
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "findings %s: %s/bbox_level0 [x, y, w, h] does not lie on the slide (x, y inside "
+                                "/slide/level0_width_px and /slide/level0_height_px, w and h above 0, at most one "
+                                "tile past the edge)",
+                                path, base),
+                   -1;
         int j = 0;
         for (const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "evidence_tiles")->child; t; t = t->next, j++) {
             char tb[96];
             snprintf(tb, sizeof tb, "%s/evidence_tiles/%d", base, j);
-            if (need(path, t, tb, "/x", K_NUM, err) || need(path, t, tb, "/y", K_NUM, err) ||
-                need(path, t, tb, "/size", K_NUM, err) || need(path, t, tb, "/prob", K_NUM, err))
+            if (need(path, t, tb, "/x", K_NUM, err) || need_range(path, t, tb, "/x", 0, 0, sw, err) ||
+                need(path, t, tb, "/y", K_NUM, err) || need_range(path, t, tb, "/y", 0, 0, sh, err) ||
+                need(path, t, tb, "/size", K_NUM, err) || need_range(path, t, tb, "/size", 0, 1, tile + 1, err) ||
+                need(path, t, tb, "/prob", K_NUM, err) || need_range(path, t, tb, "/prob", 0, 0, 1, err))
                 return -1;
         }
+    }
+    if (check_region_ids(path, regions, i, err))
+        return -1;
+    /* The largest focus of each extent names a region of this file. */
+    static const char *const extents[2] = {"invasive", "in_situ_extent"};
+    for (int e = 0; e < 2; e++) {
+        const cJSON *ex = cJSON_GetObjectItemCaseSensitive(root, extents[e]);
+        const cJSON *rid = cJSON_IsObject(ex) ? cJSON_GetObjectItemCaseSensitive(ex, "largest_region_id") : NULL;
+        if (!cJSON_IsNumber(rid))
+            continue;
+        int found = 0;
+        for (const cJSON *r = regions->child; r && !found; r = r->next)
+            found = cJSON_GetObjectItemCaseSensitive(r, "id")->valuedouble == rid->valuedouble;
+        if (!found)
+            return hp_error_set(err, HP_ERR_INVALID, "findings %s: /%s/largest_region_id names no region in /regions",
+                                path, extents[e]),
+                   -1;
     }
     return 0;
 }
@@ -125,8 +251,11 @@ static int check_classes(const char *path, const cJSON *root, hp_error *err)
         char base[64];
         snprintf(base, sizeof base, "/classes/%d", i);
         if (need(path, c, base, "", K_OBJ, err) || need(path, c, base, "/name", K_STR, err) ||
-            need(path, c, base, "/area_mm2", K_NUM, err) || need(path, c, base, "/fraction_of_tissue", K_NUM_OR_NULL, err) ||
-            need(path, c, base, "/tile_count", K_INT, err) || need(path, c, base, "/region_count", K_INT, err))
+            need(path, c, base, "/area_mm2", K_NUM, err) || need_range(path, c, base, "/area_mm2", 0, 0, HUGE_VAL, err) ||
+            need(path, c, base, "/fraction_of_tissue", K_NUM_OR_NULL, err) ||
+            need_range(path, c, base, "/fraction_of_tissue", 0, 0, 1, err) ||
+            need_int(path, c, base, "/tile_count", 0, INT_LIMIT, err) ||
+            need_int(path, c, base, "/region_count", 0, INT_LIMIT, err))
             return -1;
     }
     return 0;
@@ -169,7 +298,8 @@ static int check_findings(const char *path, const cJSON *root, hp_error *err)
         enum kind k;
     } fields[] = {
         {"/generated_at", K_STR},       {"/slide/slide_id", K_STR},        {"/slide/sha256", K_STR},
-        {"/slide/format", K_STR},       {"/slide/mpp_x", K_NUM}, {"/slide/level0_width_px", K_NUM},           {"/case", K_OBJ},
+        {"/slide/format", K_STR},       {"/slide/mpp_x", K_NUM}, {"/slide/level0_width_px", K_INT},
+        {"/slide/level0_height_px", K_INT}, {"/analysis/tile_size_level0", K_NUM}, {"/case", K_OBJ},
         {"/case/accession", K_STR_OR_NULL}, {"/model/name", K_STR},        {"/model/version", K_STR_OR_NULL},
         {"/model/sha256", K_STR},       {"/model/backend", K_STR},         {"/model/precision", K_STR},
         {"/model/card/classes", K_ARR}, {"/model/card/intended_use", K_STR_OR_NULL},
@@ -183,6 +313,17 @@ static int check_findings(const char *path, const cJSON *root, hp_error *err)
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (need(path, root, "", fields[i].ptr, fields[i].k, err))
             return -1;
+    /* Ranges: sizes drive image arithmetic (a width of 1e-300 made an overlay scale of 1e300). */
+    if (need_range(path, root, "", "/slide/mpp_x", HP_SLIDE_MPP_MIN, 0, HP_SLIDE_MPP_MAX, err) ||
+        need_range(path, root, "", "/slide/level0_width_px", 1, 0, INT_LIMIT, err) ||
+        need_range(path, root, "", "/slide/level0_height_px", 1, 0, INT_LIMIT, err) ||
+        need_range(path, root, "", "/analysis/tile_size_level0", 0, 1, INT_LIMIT, err) ||
+        need_range(path, root, "", "/analysis/tiles_analysed", 0, 0, INT_LIMIT, err) ||
+        need_range(path, root, "", "/tissue/area_mm2", 0, 0, HUGE_VAL, err) ||
+        need_range(path, root, "", "/uncertainty/mean_entropy", 0, 0, 1, err) ||
+        need_range(path, root, "", "/uncertainty/fraction_uncertain", 0, 0, 1, err) ||
+        need_range(path, root, "", "/uncertainty/threshold", 0, 0, 1, err))
+        return -1;
     const char *sid = hp_json_pointer_get(root, "/slide/slide_id")->valuestring;
     if (!sid[0] || strlen(sid) > 64 || strspn(sid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(sid))
         return hp_error_set(err, HP_ERR_INVALID, "findings %s: /slide/slide_id must be 1 to 64 letters, digits, '_' or '-'", path), -1;
@@ -204,16 +345,49 @@ static int check_findings(const char *path, const cJSON *root, hp_error *err)
                : 0;
 }
 
+/* An image the findings name (`rel`, already a relative path without '..') must be a regular
+ * file inside the findings' folder: no component may be a symbolic link, so findings cannot
+ * smuggle another slide's overlay (or any other file) into a report. */
+static int check_image(const char *path, const char *dir, const char *pointer, const char *rel, hp_error *err)
+{
+    size_t n = strlen(dir) + strlen(rel) + 2;
+    char *p = malloc(n);
+    if (!p)
+        return hp_error_set(err, HP_ERR_NOMEM, "findings %s: out of memory", path), -1;
+    int at = snprintf(p, n, "%s/", dir);
+    const char *why = NULL;
+    for (const char *seg = rel; seg && !why;) {
+        const char *slash = strchr(seg, '/');
+        size_t len = slash ? (size_t)(slash - seg) : strlen(seg);
+        memcpy(p + at, seg, len);
+        at += (int)len;
+        p[at] = '\0';
+        struct stat st;
+        if (lstat(p, &st) != 0)
+            why = errno == ENOENT ? "is missing from the findings' folder" : "cannot be read";
+        else if (S_ISLNK(st.st_mode))
+            why = "is (or lies under) a symbolic link; images must be regular files inside the findings' folder";
+        else if (slash ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+            why = "is not a regular file inside the findings' folder";
+        if (slash) {
+            p[at++] = '/';
+            seg = slash + 1;
+        } else {
+            seg = NULL;
+        }
+    }
+    free(p);
+    if (why)
+        return hp_error_set(err, HP_ERR_INVALID, "findings %s: %s (%s) %s", path, pointer, rel, why), -1;
+    return 0;
+}
+
 hp_status hp_findings_input_load(const char *path, hp_findings_input *fi, hp_error *err)
 {
     memset(fi, 0, sizeof *fi);
     hp_status st = hp_json_file_read(path, "findings", &fi->root, fi->sha256, err);
     if (st)
         return st;
-    if (check_findings(path, fi->root, err)) {
-        hp_findings_input_free(fi);
-        return err && err->code ? err->code : HP_ERR_INVALID;
-    }
     fi->path = strdup(path);
     char *tmp = strdup(path);
     fi->dir = tmp ? strdup(dirname(tmp)) : NULL;
@@ -221,6 +395,13 @@ hp_status hp_findings_input_load(const char *path, hp_findings_input *fi, hp_err
     if (!fi->path || !fi->dir) {
         hp_findings_input_free(fi);
         return hp_error_set(err, HP_ERR_NOMEM, "findings %s: out of memory", path);
+    }
+    const cJSON *ov = NULL;
+    if (check_findings(path, fi->root, err) ||
+        (cJSON_IsString(ov = hp_json_pointer_get(fi->root, "/outputs/overlay")) &&
+         check_image(path, fi->dir, "/outputs/overlay", ov->valuestring, err))) {
+        hp_findings_input_free(fi);
+        return err && err->code ? err->code : HP_ERR_INVALID;
     }
     return HP_OK;
 }

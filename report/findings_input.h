@@ -1,6 +1,10 @@
 /* A findings.json (schemas/findings.schema.json, written by `histoplan analyze`) read as input
  * of a report: parsed, hashed, and checked for every member the report uses, so the report
- * builder can rely on their presence and types. */
+ * builder can rely on their presence, types and ranges: sizes positive and counts whole,
+ * probabilities and fractions in 0..1, region boxes and evidence tiles on the slide, region ids
+ * distinct (each names its thumbnails), the overlay a regular file inside the findings' folder
+ * (no symbolic link on the way). The file itself passes common/json_check.h (no duplicate member
+ * names, valid UTF-8). */
 #ifndef HP_FINDINGS_INPUT_H
 #define HP_FINDINGS_INPUT_H
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/json_check.h"
 #include "report/signature.h"
 
 static hp_status read_json(const char *path, const char *what, cJSON **root, char sha256_hex[65], char **bytes,
@@ -69,6 +70,14 @@ static hp_status read_json(const char *path, const char *what, cJSON **root, cha
         free(buf);
         return hp_error_set(err, HP_ERR_INVALID, "%s %s: not valid JSON (error near line %ld, column %ld)", what,
                             path, line, col);
+    }
+    /* What cJSON accepts but other readers would read differently, or a signature could not
+     * cover: duplicate names, invalid UTF-8, \u0000, numbers out of range. */
+    char fault[512];
+    if (hp_json_check(buf, n, t, fault, sizeof fault)) {
+        cJSON_Delete(t);
+        free(buf);
+        return hp_error_set(err, HP_ERR_INVALID, "%s %s: %s", what, path, fault);
     }
     *root = t;
     if (bytes) {

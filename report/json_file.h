@@ -1,5 +1,7 @@
 /* Reading the JSON files a report is built from (case file, findings, rule table, report.json):
- * size-limited, hashed as read, and parse errors located by line and column. */
+ * size-limited, hashed as read, parse errors located by line and column, and what other readers
+ * would read differently refused (common/json_check.h: duplicate member names, invalid UTF-8,
+ * \u0000, numbers out of range), with the place named. */
 #ifndef HP_JSON_FILE_H
 #define HP_JSON_FILE_H
 

@@ -26,12 +26,18 @@ typedef struct {
     int n_slides;
     const char *rules_path;      /* NULL: the shipped rule table */
     const char *out_dir;
-    int overwrite;               /* replace an unsigned report in out_dir */
+    int overwrite;               /* replace an unsigned report in out_dir (only a folder histoplan
+                                    made: common/output_dir.h) */
+    int assign_case;             /* findings without a case accession belong to this case (else
+                                    they are refused); recorded in the audit log */
 } hp_report_build_opts;
 
 /* Builds the preliminary report into opts->out_dir: everything is made in a temporary folder
- * beside it and renamed into place, so a failure leaves nothing half-written and an existing
- * report untouched. A folder holding a signed revision is never rebuilt. *report_out (may be
+ * beside it (OUT.partial-PID, marked as a report folder) and renamed into place, so a failure
+ * leaves nothing half-written and an existing report untouched. A folder holding a signed
+ * revision is never rebuilt, and a folder histoplan did not make is never replaced. Temporary
+ * folders that an interrupted build left beside OUT are removed first when their process has
+ * ended (a report it had moved aside is put back when OUT is missing). *report_out (may be
  * NULL) receives the report (caller frees). */
 hp_status hp_report_build(const hp_report_build_opts *opts, cJSON **report_out, hp_error *err);
 

@@ -51,27 +51,28 @@ hp_status hp_report_image_thumbnail(const hp_overlay *ov, const double bbox[4], 
                                     const char *name, cJSON **record, hp_error *err)
 {
     *record = NULL;
+    if (!isfinite(bbox[0]) || !isfinite(bbox[1]) || !(bbox[2] > 0) || !(bbox[3] > 0) || !isfinite(bbox[2]) ||
+        !isfinite(bbox[3]) || !(ov->scale > 0) || !isfinite(ov->scale) || ov->w < 1 || ov->h < 1)
+        return hp_error_set(err, HP_ERR_INVALID, "report: a region box or the overlay's scale is not usable");
     /* The region's box in overlay pixels, with a quarter of its size as margin on each side
-     * (the reviewer sees the surroundings), at least 8 px across. */
+     * (the reviewer sees the surroundings), at least 8 px across. Worked in double and clamped
+     * to the overlay before any conversion to int, whatever the box's numbers. */
     double mx = bbox[2] * 0.25, my = bbox[3] * 0.25;
-    int x0 = (int)floor((bbox[0] - mx) * ov->scale), y0 = (int)floor((bbox[1] - my) * ov->scale);
-    int x1 = (int)ceil((bbox[0] + bbox[2] + mx) * ov->scale), y1 = (int)ceil((bbox[1] + bbox[3] + my) * ov->scale);
-    if (x1 - x0 < 8) {
-        x0 -= (8 - (x1 - x0)) / 2;
-        x1 = x0 + 8;
+    double fx0 = floor((bbox[0] - mx) * ov->scale), fy0 = floor((bbox[1] - my) * ov->scale);
+    double fx1 = ceil((bbox[0] + bbox[2] + mx) * ov->scale), fy1 = ceil((bbox[1] + bbox[3] + my) * ov->scale);
+    if (fx1 - fx0 < 8) {
+        fx0 -= floor((8 - (fx1 - fx0)) / 2);
+        fx1 = fx0 + 8;
     }
-    if (y1 - y0 < 8) {
-        y0 -= (8 - (y1 - y0)) / 2;
-        y1 = y0 + 8;
+    if (fy1 - fy0 < 8) {
+        fy0 -= floor((8 - (fy1 - fy0)) / 2);
+        fy1 = fy0 + 8;
     }
-    if (x0 < 0)
-        x0 = 0;
-    if (y0 < 0)
-        y0 = 0;
-    if (x1 > ov->w)
-        x1 = ov->w;
-    if (y1 > ov->h)
-        y1 = ov->h;
+    fx0 = fx0 < 0 ? 0 : fx0 > ov->w ? ov->w : fx0;
+    fy0 = fy0 < 0 ? 0 : fy0 > ov->h ? ov->h : fy0;
+    fx1 = fx1 < 0 ? 0 : fx1 > ov->w ? ov->w : fx1;
+    fy1 = fy1 < 0 ? 0 : fy1 > ov->h ? ov->h : fy1;
+    int x0 = (int)fx0, y0 = (int)fy0, x1 = (int)fx1, y1 = (int)fy1;
     int cw = x1 - x0, ch = y1 - y0;
     if (cw < 1 || ch < 1)
         return hp_error_set(err, HP_ERR_INVALID, "report: region box lies outside the overlay image");
@@ -130,6 +131,9 @@ hp_status hp_report_image_from_slide(struct hp_slide *slide, const double bbox[4
     int64_t sw, sh;
     if (hp_slide_level_dimensions(slide, 0, &sw, &sh))
         return hp_error_set(err, HP_ERR_INVALID, "report: %s", hp_slide_error(slide));
+    for (int k = 0; k < 4; k++)
+        if (!isfinite(bbox[k]))
+            return hp_error_set(err, HP_ERR_INVALID, "report: a region's box is not a set of finite numbers");
     /* The box with a quarter of its size as margin, inside the slide. */
     double x0 = bbox[0] - bbox[2] * 0.25, y0 = bbox[1] - bbox[3] * 0.25;
     double x1 = bbox[0] + bbox[2] * 1.25, y1 = bbox[1] + bbox[3] * 1.25;

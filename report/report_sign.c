@@ -396,7 +396,10 @@ hp_status hp_report_sign(const hp_report_sign_opts *o, int *revision, hp_error *
     cJSON_AddStringToObject(sig, "key_fingerprint", fpr);
     cJSON_AddStringToObject(sig, "pathologist_id", o->pathologist_id);
     cJSON_AddStringToObject(sig, "signed_at", now);
-    snprintf(path, sizeof path, "%s/report.json", tmp);
+    if (snprintf(path, sizeof path, "%s/report.json", tmp) >= (int)sizeof path) {
+        st = hp_error_set(err, HP_ERR_INVALID, "%s: path too long", tmp);
+        goto done;
+    }
     if ((st = write_exact(path, bytes, len, err)) || (st = hp_report_render(report, sig, tmp, o->dir, err)))
         goto done;
 
@@ -415,7 +418,10 @@ hp_status hp_report_sign(const hp_report_sign_opts *o, int *revision, hp_error *
     }
     cJSON_AddStringToObject(sig, "manifest_sha256", mhex);
     cJSON_AddStringToObject(sig, "manifest_signature", msig_b64);
-    snprintf(path, sizeof path, "%s/signature.json", tmp);
+    if (snprintf(path, sizeof path, "%s/signature.json", tmp) >= (int)sizeof path) {
+        st = hp_error_set(err, HP_ERR_INVALID, "%s: path too long", tmp);
+        goto done;
+    }
     if (!(sbytes = hp_json_canonicalize(sig, &slen, err)) || (st = write_exact(path, sbytes, slen, err))) {
         st = err->code ? err->code : HP_ERR_INVALID;
         goto done;

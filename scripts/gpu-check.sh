@@ -416,7 +416,7 @@ else
   if [ ! -s "$e2e_slide" ]; then
     note "synth ${e2e_size}x${e2e_size} slide, seed 2001, 0.25 um/px"
     run_hp 150 "$cli" synth --out "${e2e_slide%.tiff}.partial.tiff" --size "${e2e_size}x${e2e_size}" \
-      --seed 2001 --mpp 0.25 >"$logs/e2e_synth.log" 2>&1 &&
+      --seed 2001 --mpp 0.25 --overwrite >"$logs/e2e_synth.log" 2>&1 &&
       mv -f "${e2e_slide%.tiff}.partial.tiff" "$e2e_slide"
   fi
   if [ ! -s "$e2e_slide" ]; then

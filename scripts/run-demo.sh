@@ -13,7 +13,7 @@ model=models/zoo/histoplan-default-densenet.onnx
 mkdir -p out
 slide=out/demo-slide.tiff
 if [ ! -f out/demo-slide.truth.json ]; then
-  "$bin" synth --out "$slide" --size 12288x12288 --seed 42 --mpp 0.25
+  "$bin" synth --out "$slide" --size 12288x12288 --seed 42 --mpp 0.25 --overwrite
 fi
 "$bin" model info "$model" --batch 16
 "$bin" analyze "$slide" --model "$model" --out out/analysis --overwrite --slide-id demo-slide \

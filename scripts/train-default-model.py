@@ -95,7 +95,7 @@ def log(*a):
 def synth(hp_bin, out, size, seed):
     t = time.time()
     subprocess.run(["nice", "-n", "10", hp_bin, "synth", "--out", out, "--size", f"{size}x{size}",
-                    "--seed", str(seed), "--mpp", str(SLIDE_MPP), "--threads", "2"],
+                    "--seed", str(seed), "--mpp", str(SLIDE_MPP), "--threads", "2", "--overwrite"],
                    check=True, capture_output=True)
     log(f"  synth seed {seed} {size}x{size}: {time.time() - t:.1f} s")
 

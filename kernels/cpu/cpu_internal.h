@@ -65,6 +65,13 @@ static inline int64_t hp_cpu_ceil_div(int64_t a, int64_t b)
     return (a + b - 1) / b;
 }
 
+/* max(m, v) that propagates NaN, as ONNX's and PyTorch's MaxPool do: a NaN in a window makes
+ * the result NaN (a plain '>' would drop it, so an all-NaN input gave finite outputs). */
+static inline float hp_cpu_max_nan(float m, float v)
+{
+    return (v > m || v != v) ? v : m;
+}
+
 static inline int64_t hp_cpu_numel(const hp_cpu_tensor *t)
 {
     int64_t k = 1;

@@ -19,7 +19,7 @@ static void gp_task(void *arg, int64_t task, int tid)
         if (j->is_max) {
             float m = -INFINITY;
             for (int64_t i = 0; i < j->inner; i++)
-                m = xp[i] > m ? xp[i] : m;
+                m = hp_cpu_max_nan(m, xp[i]); /* NaN propagates, as in MaxPool */
             r = m;
         } else {
             /* Eight partial sums: vectorizes, and keeps rounding error low on big planes. */
@@ -62,7 +62,7 @@ hp_status hp_cpu_global_pool(hp_cpu_ctx *c, const hp_node *n, const hp_cpu_tenso
                 float m = -INFINITY;
                 for (int64_t i = 0; i < inner; i++) {
                     s += xp[i];
-                    m = xp[i] > m ? xp[i] : m;
+                    m = hp_cpu_max_nan(m, xp[i]); /* NaN propagates, as in MaxPool */
                 }
                 out->p[b * out->bstride + ch] = is_max ? m : (float)(s / (double)inner);
             }

@@ -1,5 +1,6 @@
 /* MaxPool and AveragePool, 2-D, with dilation and asymmetric padding (ONNX semantics; ceil_mode
- * is already in the output shape). Padded positions never win a max; an average divides by the
+ * is already in the output shape). Padded positions never win a max, and a NaN in a window makes
+ * its max NaN (ONNX and PyTorch propagate NaN through MaxPool); an average divides by the
  * window positions inside the input, or with count_include_pad by those inside the padded input
  * (a ceil_mode window running past the end counts only up to input + pads). A window with no
  * position to count yields 0. */
@@ -44,8 +45,7 @@ static void pool_reference(const pool_geom *q, const hp_cpu_tensor *x, const hp_
                             if (ih < 0 || ih >= q->H || iw < 0 || iw >= q->W)
                                 continue;
                             float v = xp[ih * q->W + iw];
-                            if (v > m)
-                                m = v;
+                            m = hp_cpu_max_nan(m, v);
                             s += v;
                             cnt++;
                         }
@@ -78,9 +78,7 @@ static float pool_edge(const pool_geom *q, const float *xp, int64_t hs, int64_t 
         for (int64_t ky = ky0; ky < ky1; ky++) {
             const float *row = xp + (hs + ky * q->dh) * q->W;
             for (int64_t kx = kx0; kx < kx1; kx++) {
-                float v = row[ws + kx * q->dw];
-                if (v > m)
-                    m = v;
+                m = hp_cpu_max_nan(m, row[ws + kx * q->dw]);
             }
         }
         return (ky1 > ky0 && kx1 > kx0) ? m : 0.0f;
@@ -125,9 +123,7 @@ static void pool_plane(const pool_geom *q, const float *xp, float *yp)
                 for (int64_t ky = ky0; ky < ky1; ky++) {
                     const float *row = base + (hs + ky * q->dh) * q->W;
                     for (int64_t kx = 0; kx < q->kw; kx++) {
-                        float v = row[kx * q->dw];
-                        if (v > m)
-                            m = v;
+                        m = hp_cpu_max_nan(m, row[kx * q->dw]);
                     }
                 }
                 yr[ow] = ky1 > ky0 ? m : 0.0f;

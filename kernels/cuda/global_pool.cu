@@ -1,6 +1,13 @@
 /* GlobalAveragePool / GlobalMaxPool: one block per (n, c) reduces every element after dim 1
- * (a channel's elements are contiguous even inside a strided view). Accumulates in float. */
+ * (a channel's elements are contiguous even inside a strided view). Accumulates in float. Max
+ * propagates NaN, as in the CPU reference. */
 #include "kernels/cuda/cuda_internal.h"
+
+/* max(m, v) propagating NaN: kernels/cpu/cpu_internal.h's hp_cpu_max_nan. */
+static __device__ __forceinline__ float max_nan(float m, float v)
+{
+    return (v > m || v != v) ? v : m;
+}
 
 template <typename T>
 __global__ void k_global_pool(const void *x, int xf32, int64_t xbs, void *y, int yf32,
@@ -14,7 +21,7 @@ __global__ void k_global_pool(const void *x, int xf32, int64_t xbs, void *y, int
         for (int64_t s = threadIdx.x; s < S; s += blockDim.x) {
             float v = hp_ld<T>(x, xf32, base + s);
             if (is_max)
-                acc = v > acc ? v : acc; /* NaN never wins, as in the CPU reference */
+                acc = max_nan(acc, v);
             else
                 acc += v;
         }
@@ -24,7 +31,7 @@ __global__ void k_global_pool(const void *x, int xf32, int64_t xbs, void *y, int
             if ((int)threadIdx.x < k) {
                 float o = red[threadIdx.x + k], m = red[threadIdx.x];
                 if (is_max)
-                    red[threadIdx.x] = o > m ? o : m;
+                    red[threadIdx.x] = max_nan(m, o);
                 else
                     red[threadIdx.x] = m + o;
             }

@@ -2,8 +2,15 @@
  * includes ceil_mode. Max ignores padding; average divides by the number
  * of window positions inside the input, or with count_include_pad by those inside the padded
  * input (windows that ceil_mode lets run past the padding do not count those positions). A window
- * with no input position yields 0. Max compares with '>' so NaN never wins (as the CPU reference). */
+ * with no input position yields 0. A NaN in a window makes its max NaN, as in the CPU reference
+ * (and ONNX and PyTorch). */
 #include "kernels/cuda/cuda_internal.h"
+
+/* max(m, v) propagating NaN: kernels/cpu/cpu_internal.h's hp_cpu_max_nan. */
+static __device__ __forceinline__ float max_nan(float m, float v)
+{
+    return (v > m || v != v) ? v : m;
+}
 
 typedef struct {
     int64_t C, H, W, OH, OW;
@@ -64,8 +71,7 @@ __global__ void k_pool(const void *x, int xf32, int64_t xbs, void *y, int yf32, 
                     continue;
                 float v = hp_ld<T>(x, xf32, base + ih * p.W + iw);
                 if (p.is_max) {
-                    if (v > acc) /* NaN never wins, as in the CPU reference */
-                        acc = v;
+                    acc = max_nan(acc, v);
                 } else {
                     acc += v;
                 }

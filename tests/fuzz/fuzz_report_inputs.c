@@ -3,7 +3,10 @@
  *   0  a case file          -> hp_case_file_load
  *   1  a findings.json      -> hp_findings_input_load, then the whole report content with a fixed
  *                              case and the shipped rule table, canonicalized and rendered to FHIR
- *                              and HTML
+ *                              and HTML. Beside the input lie an overlay (overlay.png, 256 x 256),
+ *                              a symbolic link to it (linked.png) and a 2048 x 2048 slide (PNG)
+ *                              given as the findings' slide, so the region boxes reach the
+ *                              overlay crops and the tissue thumbnails read from the slide
  *   2  a care-plan rule table -> hp_care_rules_load, then applied to fixed facts
  *   3  a report.json        -> canonicalized, rendered to FHIR and HTML (as sign and verify do)
  * An error return is the expected outcome for most inputs, and its message must not be empty;
@@ -16,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/image.h"
+#include "io/slide.h"
 #include "report/canonical_json.h"
 #include "report/care_rules.h"
 #include "report/case_file.h"
@@ -27,6 +32,26 @@
 static char g_dir[128], g_input[160], g_case[160], g_html[160];
 static hp_case_file g_cf;
 static hp_care_rules g_rules;
+static hp_slide *g_slide;
+
+/* A smooth RGB image of w x h with some structure, written as PNG. */
+static int write_image(const char *path, int w, int h)
+{
+    uint8_t *rgb = malloc((size_t)w * h * 3);
+    if (!rgb)
+        return -1;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *p = rgb + ((size_t)y * w + x) * 3;
+            p[0] = (uint8_t)(x * 255 / w);
+            p[1] = (uint8_t)(y * 255 / h);
+            p[2] = (uint8_t)(((x / 32) ^ (y / 32)) & 1 ? 200 : 60);
+        }
+    hp_error err = {0};
+    hp_status st = hp_image_write_png(path, rgb, w, h, &err);
+    free(rgb);
+    return st == HP_OK ? 0 : -1;
+}
 
 static void need_message(hp_status st, const hp_error *err)
 {
@@ -64,6 +89,16 @@ static void setup(void)
         "{\"accession\":\"S26-0042\",\"clinical\":{\"age_years\":44,\"birads\":5,\"history\":[\"BRCA1\"]},"
         "\"preferences\":[\"fertility\"]}";
     hp_error err = {0};
+    char overlay[200], linked[200], slide[200];
+    snprintf(overlay, sizeof overlay, "%s/overlay.png", g_dir);
+    snprintf(linked, sizeof linked, "%s/linked.png", g_dir);
+    snprintf(slide, sizeof slide, "%s/slide.png", g_dir);
+    unlink(linked);
+    if (write_image(overlay, 256, 256) || symlink("overlay.png", linked) || write_image(slide, 2048, 2048) ||
+        !(g_slide = hp_slide_open(slide, NULL, &err))) {
+        fprintf(stderr, "fuzz_report_inputs: setup of the images failed: %s\n", err.msg);
+        abort();
+    }
     if (write_file(g_case, (const uint8_t *)case_json, sizeof case_json - 1) ||
         hp_case_file_load(g_case, &g_cf, &err) || hp_care_rules_load(hp_care_rules_default_path(), &g_rules, &err)) {
         fprintf(stderr, "fuzz_report_inputs: setup failed: %s\n", err.msg);
@@ -106,7 +141,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         need_message(st, &err);
         if (st == HP_OK) {
             cJSON *report = NULL;
-            st = hp_report_content_build(&g_cf, &fi, 1, NULL, &g_rules, g_dir, "2026-01-01T00:00:00Z", &report, &err);
+            hp_slide *slides[1] = {g_slide};
+            st = hp_report_content_build(&g_cf, &fi, 1, slides, &g_rules, g_dir, "2026-01-01T00:00:00Z", &report,
+                                         &err);
             need_message(st, &err);
             if (report)
                 render(report);

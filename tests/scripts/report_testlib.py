@@ -5,6 +5,7 @@ Not a test itself (its name does not start with test_)."""
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -103,13 +104,13 @@ def variant(base_path, out_path, edit):
     """Writes a copy of findings `base_path` changed by `edit(doc)`, with its overlay reachable."""
     doc = copy.deepcopy(load(base_path))
     edit(doc)
-    # The overlay and other outputs stay where analyze wrote them: point at them absolutely
-    # through a link beside the copy.
+    # The images beside the copy, as regular files: the report reads only regular files inside
+    # the findings' folder, never through a symbolic link.
     src_dir = os.path.dirname(base_path)
     dst_dir = os.path.dirname(out_path)
     os.makedirs(dst_dir, exist_ok=True)
     for k, v in doc["outputs"].items():
-        if isinstance(v, str) and os.path.exists(os.path.join(src_dir, v)) and \
+        if isinstance(v, str) and v.endswith(".png") and os.path.exists(os.path.join(src_dir, v)) and \
                 not os.path.exists(os.path.join(dst_dir, v)):
-            os.symlink(os.path.join(src_dir, v), os.path.join(dst_dir, v))
+            shutil.copyfile(os.path.join(src_dir, v), os.path.join(dst_dir, v))
     return write_json(out_path, doc)

@@ -2,6 +2,10 @@
 # `histoplan analyze` on inputs that are not slides: a text file named .svs, an empty file, a
 # PNG header followed by garbage, a missing file. Each fails with exit 1 and a message naming
 # the cause, leaves no result folder behind, and does not stop a good slide given after it.
+# A slide path longer than a message can hold, under a folder named like a patient, stays out of
+# batch-summary.json. Output folders: --overwrite never replaces a folder histoplan did not make;
+# a run's .partial folder is never touched while that run is alive (a second run of the slide is
+# refused), and is removed by the next run once the run that made it has been killed.
 set -u
 bin=${HP_BIN:?} src=${HP_SOURCE_DIR:?}
 model=$src/models/zoo/histoplan-default-densenet.onnx
@@ -37,6 +41,100 @@ rc=$?
 done_dirs=$(find "$tmp/out" -name findings.json | wc -l)
 if [ "$rc" -eq 1 ] && [ "$done_dirs" -eq 1 ]; then ok "batch: exit 1, the good slide completed"; else bad "batch: exit $rc, $done_dirs results"; fi
 if grep -rqi "quixley\|zanthorpe" "$tmp/out"; then bad "an output repeats the file name"; else ok "no output repeats the file name"; fi
+
+# A path longer than an error message (1024 bytes) under a patient-named folder: the message is
+# cut inside the path, and the cut path must not reach batch-summary.json either.
+deep="$tmp/Quixley_Zanthorpe"
+for i in 1 2 3 4 5 6; do deep="$deep/$(printf 'folder%.0s' $(seq 30))"; done
+mkdir -p "$deep"
+echo "not a slide" >"$deep/Zanthorpe_Quixley_biopsy.svs"
+rm -rf "$tmp/out"
+"$bin" analyze "$deep/Zanthorpe_Quixley_biopsy.svs" "$tmp/good.tiff" --model "$model" --out "$tmp/out" \
+  >"$tmp/log" 2>&1
+if [ ${#deep} -gt 1100 ] && [ -s "$tmp/out/batch-summary.json" ] && \
+   ! grep -qi "quixley\|zanthorpe" "$tmp/out/batch-summary.json"; then
+  ok "a ${#deep}-byte slide path stays out of batch-summary.json"
+else
+  cp "$tmp/out/batch-summary.json" "$tmp/log" 2>/dev/null; bad "long path: the folder or file name is in batch-summary.json"
+fi
+
+# --overwrite replaces only a folder histoplan made: OUT/images holding a user's files is refused.
+rm -rf "$tmp/out"; mkdir -p "$tmp/out/images"; echo "a user's file" >"$tmp/out/images/notes.txt"
+"$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id images --overwrite >"$tmp/log" 2>&1
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "not an analysis folder made by histoplan" "$tmp/log" && \
+   [ "$(ls -A "$tmp/out/images")" = notes.txt ]; then
+  ok "--overwrite refuses OUT/images that histoplan did not make, its files untouched"
+else
+  bad "--overwrite on a user's folder: exit $rc, files: $(ls -A "$tmp/out/images" | tr '\n' ' ')"
+fi
+"$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id again >"$tmp/log" 2>&1 &&
+"$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id again --overwrite >"$tmp/log" 2>&1
+rc=$?
+if [ "$rc" -eq 0 ] && [ -f "$tmp/out/again/findings.json" ] && [ ! -e "$tmp/out/again.replaced" ]; then
+  ok "--overwrite replaces a folder histoplan made"
+else
+  bad "--overwrite of histoplan's own folder: exit $rc"
+fi
+
+# A run killed between moving the old result aside and putting the new one in place leaves
+# OUT/<id>.replaced and no OUT/<id>: the next run puts the old result back (then, without
+# --overwrite, refuses to replace it).
+mv "$tmp/out/again" "$tmp/out/again.replaced"
+"$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id again >"$tmp/log" 2>&1
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "a completed run" "$tmp/log" && [ -f "$tmp/out/again/findings.json" ] &&
+   [ ! -e "$tmp/out/again.replaced" ]; then
+  ok "a result a killed run had moved aside is put back"
+else
+  bad "restoring a moved-aside result: exit $rc"
+fi
+
+# A run in progress: its .partial folder is left alone by other runs, and a second run of the
+# same slide is refused; once the run is killed, the next run removes what it left.
+"$bin" synth --out "$tmp/slow.tiff" --size 8192x8192 --seed 1602 >/dev/null 2>&1 || { echo "synth failed"; exit 1; }
+rm -rf "$tmp/out"
+"$bin" analyze "$tmp/slow.tiff" --model "$model" --out "$tmp/out" --slide-id live --threads 1 --batch 2 \
+  >"$tmp/live.log" 2>&1 &
+live=$!
+for _ in $(seq 600); do [ -d "$tmp/out/live.partial" ] && break; sleep 0.1; done
+"$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id live >"$tmp/log" 2>&1
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "being written by another histoplan run" "$tmp/log" && kill -0 "$live" 2>/dev/null &&
+   [ -d "$tmp/out/live.partial" ]; then
+  ok "a second run of a slide being analysed is refused, its .partial folder kept"
+else
+  bad "second run of a live slide: exit $rc"
+fi
+"$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id other >"$tmp/log" 2>&1
+rc=$?
+if [ "$rc" -eq 0 ] && kill -0 "$live" 2>/dev/null && [ -d "$tmp/out/live.partial" ]; then
+  ok "another slide's run into the same OUT leaves the live .partial folder alone"
+else
+  bad "another run while one is live: exit $rc"
+fi
+kill -9 "$live" 2>/dev/null; wait "$live" 2>/dev/null
+"$bin" analyze "$tmp/slow.tiff" --model "$model" --out "$tmp/out" --slide-id killed --threads 1 --batch 2 \
+  >"$tmp/killed.log" 2>&1 &
+killed=$!
+for _ in $(seq 600); do [ -d "$tmp/out/killed.partial" ] && break; sleep 0.1; done
+kill -9 "$killed" 2>/dev/null; wait "$killed" 2>/dev/null
+if [ -d "$tmp/out/killed.partial" ]; then ok "a killed run leaves its .partial folder"; else bad "no .partial after kill"; fi
+"$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id third >"$tmp/log" 2>&1
+rc=$?
+if [ "$rc" -eq 0 ] && [ ! -e "$tmp/out/killed.partial" ] && [ ! -e "$tmp/out/live.partial" ] &&
+   [ -f "$tmp/out/other/findings.json" ]; then
+  ok "the next run removes the killed runs' .partial folders"
+else
+  bad "after a killed run: exit $rc, $(ls "$tmp/out" | tr '\n' ' ')"
+fi
+mkdir -p "$tmp/out/mine.partial"; echo "a user's file" >"$tmp/out/mine.partial/notes.txt"
+"$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id fourth >"$tmp/log" 2>&1
+if [ -f "$tmp/out/mine.partial/notes.txt" ]; then
+  ok "a folder named *.partial without histoplan's marker is left alone"
+else
+  bad "a user's *.partial folder was removed"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -3,12 +3,23 @@ what was wrong (never the patient's or the case's identifiers), no report folder
 left behind, and an existing unsigned report is left as it was when a rebuild fails.
 
 Inputs: case files that are not JSON, empty, not an object, without accession, with an unknown
-or mistyped field, out-of-range age or BI-RADS, a bad birth date or laterality; findings of
-another case, findings of another model version than the case file asks for, findings of two
+or mistyped field, out-of-range age or BI-RADS, a bad birth date or laterality, invalid UTF-8,
+a duplicate member name; findings of another case, findings without a case accession (unless
+--assign-case), findings of another model version than the case file asks for, findings of two
 different models, the same slide twice, a truncated findings file, a findings file of another
-schema version, a missing findings file, a findings file missing a member; usage errors (exit 2).
+schema version, a missing findings file, a findings file missing a member, numbers out of range
+(a region box far off the slide, a slide width of 1e-300, a probability above 1, 1e999),
+duplicate member names, duplicate region ids, an overlay that is a symbolic link to another
+slide's; a rule table with a duplicate member name; usage errors (exit 2).
+
+Folders: --overwrite never replaces a folder histoplan did not make (its files stay), and the
+temporaries of a build that was killed (OUT.partial-PID, OUT.old-PID) are cleaned up by the next
+build once their process has ended (a report moved aside is put back).
 """
+import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -32,6 +43,7 @@ with tempfile.TemporaryDirectory() as tmp:
         secret = [s for s in (lib.PATIENT["name"], lib.ACCESSION, "MRN-QX", "OTHER-999") if s in log]
         ck(rc == 1 and want.lower() in log.lower() and not leftovers(tmp, "out") and not secret,
            f"{label}: exit {rc}, '{log.strip()[:150]}'")
+        shutil.rmtree(out, ignore_errors=True)  # a wrongly built report must not fail the next case
 
     def case_text(name, text):
         p = os.path.join(tmp, name)
@@ -102,6 +114,133 @@ with tempfile.TemporaryDirectory() as tmp:
     noover = lib.variant(findings, os.path.join(tmp, "noover", "findings.json"), lambda d: None)
     os.remove(os.path.join(tmp, "noover", "overlay.png"))
     refused("findings whose overlay image is missing", good, [noover], "overlay.png")
+
+    # Numbers out of range: refused with the member named, no crash, nothing left behind.
+    def region0(**kw):
+        return lambda d: d["regions"][0].update(**kw)
+    refused("a region box far off the slide", good,
+            [lib.variant(findings, os.path.join(tmp, "bbox", "findings.json"),
+                         region0(bbox_level0=[1e12, 1e12, 1e12, 1e12]))], "/regions/0/bbox_level0")
+    refused("a region box of negative size", good,
+            [lib.variant(findings, os.path.join(tmp, "bbox2", "findings.json"),
+                         region0(bbox_level0=[10, 10, -5, 20]))], "/regions/0/bbox_level0")
+    refused("a slide width of 1e-300", good,
+            [lib.variant(findings, os.path.join(tmp, "tiny", "findings.json"),
+                         lambda d: d["slide"].update(level0_width_px=1e-300))], "/slide/level0_width_px")
+    refused("a probability above 1", good,
+            [lib.variant(findings, os.path.join(tmp, "prob", "findings.json"), region0(mean_prob=1.5))],
+            "/regions/0/mean_prob")
+    refused("an evidence tile off the slide", good,
+            [lib.variant(findings, os.path.join(tmp, "tile", "findings.json"),
+                         lambda d: d["regions"][0]["evidence_tiles"][0].update(x=-4e9))],
+            "/regions/0/evidence_tiles/0/x")
+    refused("an area below 0", good,
+            [lib.variant(findings, os.path.join(tmp, "area", "findings.json"),
+                         lambda d: d["tissue"].update(area_mm2=-1))], "/tissue/area_mm2")
+
+    def text_variant(name, edit):
+        """A findings copy whose JSON text is changed by `edit(text)` (what json.dump cannot write)."""
+        path = lib.variant(findings, os.path.join(tmp, name, "findings.json"), lambda d: None)
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(edit(text))
+        return path
+    refused("a number beyond a double (1e999)", good,
+            [text_variant("inf", lambda t: t.replace('"area_mm2": ', '"area_mm2": 1e999, "x_was": ', 1))],
+            "out of range")
+    refused("findings with a duplicate member name", good,
+            [text_variant("dupkey", lambda t: t.replace('{', '{"status": "draft", ', 1))],
+            'member name "status" appears more than once')
+    with open(findings) as f:
+        nregions = len(json.load(f)["regions"])
+    ck(nregions >= 2, f"the test findings have {nregions} regions")
+    dup_ids = lib.variant(findings, os.path.join(tmp, "dupid", "findings.json"),
+                          lambda d: d["regions"][1].update(id=d["regions"][0]["id"]))
+    refused("findings with two regions of one id", good, [dup_ids], "/regions/1/id")
+
+    # Images only from inside the findings' folder, never through a link: an overlay that is a
+    # symbolic link to another slide's file is refused.
+    linked = lib.variant(findings, os.path.join(tmp, "linked", "findings.json"), lambda d: None)
+    other_overlay = os.path.join(tmp, "another-slide-overlay.png")
+    shutil.copyfile(os.path.join(os.path.dirname(findings), "overlay.png"), other_overlay)
+    os.remove(os.path.join(tmp, "linked", "overlay.png"))
+    os.symlink(other_overlay, os.path.join(tmp, "linked", "overlay.png"))
+    refused("an overlay that is a symbolic link", good, [linked], "symbolic link")
+
+    # Invalid UTF-8 in a case file: refused at build (a report quoting it could never be signed),
+    # naming the field, never quoting it.
+    bad_utf8 = os.path.join(tmp, "c14.json")
+    with open(bad_utf8, "wb") as f:
+        f.write(b'{"accession": "S26-0042", "patient": {"name": "Quixley \xff\xfe Zanthorpe"}}')
+    refused("a case file with invalid UTF-8", bad_utf8, [findings], "/patient/name is not valid UTF-8")
+    refused("a case file with a duplicate member name",
+            case_text("c15.json", '{"accession": "S26-0042", "clinical": {"birads": 2, "birads": 5}}'), [findings],
+            "more than once")
+    with open(os.path.join(lib.SRC, "report", "rules", "care-plan-rules.json")) as f:
+        rules_text = f.read()
+    dup_rules = os.path.join(tmp, "dup-rules.json")
+    with open(dup_rules, "w") as f:
+        f.write(rules_text.replace('{', '{"version": "9", ', 1))
+    refused("a rule table with a duplicate member name", good, [findings], 'member name "version"',
+            ["--rules", dup_rules])
+
+    # Findings without a case accession belong to no case: refused unless --assign-case.
+    anon = lib.variant(findings, os.path.join(tmp, "anon", "findings.json"),
+                       lambda d: d["case"].update(accession=None))
+    refused("findings without a case accession", good, [anon], "--assign-case")
+    assigned = os.path.join(tmp, "assigned")
+    rc, log = lib.build(good, [anon], assigned, ["--assign-case"])
+    audit = [json.loads(l) for l in open(os.path.join(assigned, "audit.jsonl"))] if rc == 0 else []
+    ck(rc == 0 and audit and audit[-1]["details"].get("findings_assigned_to_case_sha256"),
+       f"--assign-case builds the report and the audit log records the assigned findings (exit {rc})")
+    rc, log = lib.build(good, [other], os.path.join(tmp, "assigned2"), ["--assign-case"])
+    ck(rc == 1 and "another case" in log, "--assign-case does not take findings of another case")
+    shutil.rmtree(assigned, ignore_errors=True)
+    shutil.rmtree(os.path.join(tmp, "assigned2"), ignore_errors=True)
+
+    # --overwrite replaces only a report folder histoplan made.
+    mine = os.path.join(tmp, "mydata")
+    os.makedirs(os.path.join(mine, "sub"))
+    with open(os.path.join(mine, "sub", "notes.txt"), "w") as f:
+        f.write("a user's file\n")
+    rc, log = lib.build(good, [findings], mine, ["--overwrite"])
+    ck(rc == 1 and "not a report folder made by histoplan" in log and
+       os.path.isfile(os.path.join(mine, "sub", "notes.txt")) and sorted(os.listdir(mine)) == ["sub"]
+       and not leftovers(tmp, "mydata."),
+       f"--overwrite refuses a folder histoplan did not make and leaves its files (exit {rc})")
+
+    # A build killed before its last rename leaves OUT.partial-PID; the next build removes it once
+    # that process has ended. A build killed between moving the old report aside and putting the
+    # new one in place leaves OUT.old-PID and no OUT: the old report is put back.
+    def dead_build_folder(name):
+        """A complete report folder made by a build process that has since ended, and its pid."""
+        p = subprocess.Popen([lib.BIN, "report", "build", good, findings, "--out", os.path.join(tmp, name)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p.wait()
+        return os.path.join(tmp, name), p.pid
+    stale, pid = dead_build_folder("killed-build")
+    part = os.path.join(tmp, f"rep.partial-{pid}")
+    os.rename(stale, part)
+    rc, log = lib.build(good, [findings], os.path.join(tmp, "rep"))
+    ck(rc == 0 and not os.path.exists(part) and not leftovers(tmp, "rep."),
+       f"a dead build's rep.partial-{pid} is removed by the next build (exit {rc})")
+    user_part = os.path.join(tmp, "rep.partial-1")
+    os.makedirs(user_part)
+    with open(os.path.join(user_part, "keep.txt"), "w") as f:
+        f.write("not histoplan's\n")
+    rc, log = lib.build(good, [findings], os.path.join(tmp, "rep"), ["--overwrite"])
+    ck(rc == 0 and os.path.isfile(os.path.join(user_part, "keep.txt")),
+       "a folder named like a temporary but without histoplan's marker is left alone")
+    shutil.rmtree(user_part)
+    kept, pid = dead_build_folder("moved-aside")
+    with open(os.path.join(kept, "report.json"), "rb") as f:
+        kept_bytes = f.read()
+    os.rename(kept, os.path.join(tmp, f"back.old-{pid}"))
+    rc, log = lib.build(good, [findings], os.path.join(tmp, "back"))
+    with open(os.path.join(tmp, "back", "report.json"), "rb") as f:
+        ck(rc == 1 and "--overwrite" in log and f.read() == kept_bytes and not leftovers(tmp, "back."),
+           f"a report a dead build had moved aside is put back, and then needs --overwrite (exit {rc})")
 
     # An existing unsigned report survives a failed rebuild; it needs --overwrite to be replaced.
     out = os.path.join(tmp, "kept")

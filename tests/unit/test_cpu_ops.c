@@ -759,6 +759,102 @@ static void test_pool(void)
     }
 }
 
+/* NaN through MaxPool and GlobalMaxPool: ONNX's definition (numpy's max) and PyTorch propagate
+ * NaN, so a window that holds a NaN yields NaN and the others their max; an all-NaN input yields
+ * only NaN, never a finite number a model would turn into confident probabilities. Expected
+ * outputs are computed here from the definition, for the reference and the fast path at 1, 2
+ * and 3 threads, on geometries that reach the fast path's interior and its clipped edges. */
+static void check_pool_nan(const char *label, hp_graph *g, int all_nan)
+{
+    const hp_node *nd = &g->nodes[0];
+    const hp_value *xv = &g->values[g->inputs[0]], *yv = &g->values[g->outputs[0]];
+    int64_t N = xv->dims[0], C = xv->dims[1], H = xv->dims[2], W = xv->dims[3];
+    int64_t OH = yv->dims[2], OW = yv->dims[3];
+    int global = nd->op == HP_OP_GLOBAL_MAXPOOL;
+    const hp_pool_attr *a = &nd->attr.pool;
+    hp_plan p = contiguous_plan(g);
+    io base = make_io(g, 777u);
+    int64_t nx = N * C * H * W, ny = N * C * OH * OW;
+    /* Planes by index mod 3: scattered NaNs, all NaN, none. */
+    for (int64_t i = 0; i < nx; i++) {
+        int64_t plane = i / (H * W);
+        if (all_nan || plane % 3 == 1 || (plane % 3 == 0 && i % 23 == 5))
+            base.in[0][i] = NAN;
+    }
+    float *expect = malloc(sizeof(float) * (size_t)ny);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    int seen = 0, has_nan = 0;
+                    float m = 0;
+                    for (int64_t ih = 0; ih < H; ih++)
+                        for (int64_t iw = 0; iw < W; iw++) {
+                            if (!global) {
+                                int64_t dy = ih - (oh * a->stride[0] - a->pad[0]);
+                                int64_t dx = iw - (ow * a->stride[1] - a->pad[1]);
+                                if (dy < 0 || dx < 0 || dy % a->dil[0] || dx % a->dil[1] ||
+                                    dy / a->dil[0] >= a->kh || dx / a->dil[1] >= a->kw)
+                                    continue;
+                            }
+                            float v = base.in[0][((n * C + c) * H + ih) * W + iw];
+                            if (isnan(v))
+                                has_nan = 1;
+                            else if (!seen || v > m)
+                                m = v;
+                            seen = 1;
+                        }
+                    expect[((n * C + c) * OH + oh) * OW + ow] = has_nan ? NAN : seen ? m : 0.0f;
+                }
+    char msg[HP_ERROR_MSG_MAX];
+    int64_t nan_out = 0;
+    for (int64_t k = 0; k < ny; k++)
+        nan_out += isnan(expect[k]);
+    CHECK_MSG(nan_out > 0 && (all_nan ? nan_out == ny : nan_out < ny), "%s: the case holds %lld NaN outputs of %lld",
+              label, (long long)nan_out, (long long)ny);
+    for (int run = 0; run < 4; run++) {
+        io x = make_io(g, 777u);
+        memcpy(x.in[0], base.in[0], sizeof(float) * (size_t)nx);
+        int reference = run == 0, threads = run == 0 ? 1 : run;
+        hp_status st = run_backend(g, &p, threads, reference, &x, msg, sizeof msg);
+        CHECK_MSG(st == HP_OK, "%s: %s", label, msg);
+        int64_t bad = 0, first = -1;
+        for (int64_t k = 0; k < ny; k++)
+            if (isnan(expect[k]) ? !isnan(x.out[0][k]) : x.out[0][k] != expect[k]) {
+                bad++;
+                if (first < 0)
+                    first = k;
+            }
+        CHECK_MSG(bad == 0, "%s (%s, %d thread(s)): %lld of %lld outputs wrong (first %lld: %g, expected %g)", label,
+                  reference ? "reference" : "fast", threads, (long long)bad, (long long)ny, (long long)first,
+                  first >= 0 ? x.out[0][first] : 0.0, first >= 0 ? expect[first] : 0.0);
+        free_io(&x);
+    }
+    passed++;
+    free(expect);
+    free_io(&base);
+    hp_plan_free(&p);
+    hp_graph_destroy(g);
+}
+
+static void test_pool_nan(void)
+{
+    for (int all = 0; all < 2; all++) {
+        check_pool_nan(all ? "maxpool 3x3 s2 p1, all NaN" : "maxpool 3x3 s2 p1, NaN",
+                       pool_graph(HP_OP_MAXPOOL, 2, 3, 17, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0), all);
+        check_pool_nan(all ? "maxpool 2x2 s2, all NaN" : "maxpool 2x2 s2, NaN",
+                       pool_graph(HP_OP_MAXPOOL, 1, 3, 16, 16, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0), all);
+        check_pool_nan(all ? "maxpool dilated ceil, all NaN" : "maxpool dilated ceil, NaN",
+                       pool_graph(HP_OP_MAXPOOL, 1, 3, 11, 12, 3, 3, 1, 2, 2, 2, 2, 1, 2, 1, 0, 1), all);
+        hp_graph *g = new_graph();
+        int x = input(g, "x", DIMS(2, 3, 9, 13));
+        int y = runtime(g, "y", DIMS(2, 3, 1, 1));
+        node(g, HP_OP_GLOBAL_MAXPOOL, "GlobalMaxPool", INS(x), y);
+        output(g, y);
+        check_pool_nan(all ? "global maxpool, all NaN" : "global maxpool, NaN", g, all);
+    }
+}
+
 static void test_layout_ops(void)
 {
     /* Concat along each axis of a 3-D tensor, and 4-D axis 1 with three inputs (one constant). */
@@ -1399,6 +1495,7 @@ int main(void)
     test_winograd();
     test_elementwise();
     test_pool();
+    test_pool_nan();
     test_layout_ops();
     test_resize();
     test_matrix_ops();

@@ -481,8 +481,31 @@ static int64_t pool_out(int64_t in, int k, int s, int d, int p0, int p1, int cei
     return o;
 }
 
+/* NaN in pooled inputs: planes by index mod 3 get scattered NaNs, all NaN, none. MaxPool must
+ * give NaN where a window holds one (ONNX, PyTorch), in the same places as the CPU reference. */
+static long nan_plane = 1;
+static void fill_pool_nan(int i, float *x, long n)
+{
+    if (i != 0)
+        return;
+    for (long k = 0; k < n; k++) {
+        long plane = k / nan_plane;
+        if (plane % 3 == 1 || (plane % 3 == 0 && k % 23 == 5))
+            x[k] = NAN;
+    }
+}
+
+static void pool_case_fill(const char *name, hp_op op, int k, int s, int d, int pt, int pl, int pb,
+                           int pr, int ceil_mode, int include_pad, fill_fn fill);
+
 static void pool_case(const char *name, hp_op op, int k, int s, int d, int pt, int pl, int pb,
                       int pr, int ceil_mode, int include_pad)
+{
+    pool_case_fill(name, op, k, s, d, pt, pl, pb, pr, ceil_mode, include_pad, NULL);
+}
+
+static void pool_case_fill(const char *name, hp_op op, int k, int s, int d, int pt, int pl, int pb,
+                           int pr, int ceil_mode, int include_pad, fill_fn fill)
 {
     int64_t xd[4] = {2, 3, 11, 10};
     int64_t yd[4] = {2, 3, pool_out(11, k, s, d, pt, pb, ceil_mode),
@@ -499,7 +522,8 @@ static void pool_case(const char *name, hp_op op, int k, int s, int d, int pt, i
     n->attr.pool.pad[3] = pr;
     n->attr.pool.count_include_pad = include_pad;
     output(g, y);
-    run_case(name, g, NULL);
+    nan_plane = xd[2] * xd[3];
+    run_case(name, g, fill);
 }
 
 static void test_pool(void)
@@ -510,13 +534,17 @@ static void test_pool(void)
     pool_case("avgpool3_excl_pad_asym", HP_OP_AVGPOOL, 3, 2, 1, 1, 0, 2, 1, 0, 0);
     pool_case("avgpool3_incl_pad_ceil", HP_OP_AVGPOOL, 3, 2, 1, 1, 1, 1, 1, 1, 1);
     pool_case("avgpool2_s2", HP_OP_AVGPOOL, 2, 2, 1, 0, 0, 0, 0, 0, 0);
-    for (int m = 0; m < 2; m++) {
+    pool_case_fill("maxpool3_s2_p1_nan", HP_OP_MAXPOOL, 3, 2, 1, 1, 1, 1, 1, 0, 0, fill_pool_nan);
+    pool_case_fill("maxpool2_dil2_asym_nan", HP_OP_MAXPOOL, 2, 1, 2, 1, 0, 0, 1, 0, 0, fill_pool_nan);
+    for (int m = 0; m < 3; m++) {
         int64_t xd[4] = {3, 5, 7, 6}, yd[4] = {3, 5, 1, 1};
         hp_graph *g = new_graph();
         int x = input(g, "x", 4, xd), y = rt(g, "y", 4, yd);
         add_node(g, m ? HP_OP_GLOBAL_MAXPOOL : HP_OP_GLOBAL_AVGPOOL, "GlobalPool", 1, &x, y);
         output(g, y);
-        run_case(m ? "global_maxpool" : "global_avgpool", g, NULL);
+        nan_plane = xd[2] * xd[3];
+        run_case(m == 2 ? "global_maxpool_nan" : m ? "global_maxpool" : "global_avgpool", g,
+                 m == 2 ? fill_pool_nan : NULL);
     }
 }
 
