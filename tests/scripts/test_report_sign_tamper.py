@@ -58,10 +58,14 @@ def flip_middle(path):
 
 
 def all_files(d):
+    """Every file of the report folder but .histoplan-output, the marker that says histoplan
+    made the folder (for --overwrite, which a signed report refuses anyway): not report content."""
     out = []
     for root, _, files in os.walk(d):
         for f in files:
-            out.append(os.path.relpath(os.path.join(root, f), d))
+            rel = os.path.relpath(os.path.join(root, f), d)
+            if rel != ".histoplan-output":
+                out.append(rel)
     return sorted(out)
 
 
