@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/sha256.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "io/atomic_file.h"

@@ -3,6 +3,7 @@
  *
  * Validation is strict because a card decides how tiles are fed to a model: a wrong mean/std, a
  * misspelt key or a class list in the wrong order changes every prediction without any error. */
+#include "common/sha256.h"
 #include "models/card.h"
 
 #include <ctype.h>
@@ -357,58 +358,4 @@ void hp_card_free(hp_card *card)
     cJSON_free(card->metrics_json);
     free(card->license);
     memset(card, 0, sizeof *card);
-}
-
-hp_status hp_sha256_file(const char *path, char hex[65], hp_error *err)
-{
-    if (!path || !hex)
-        return hp_error_set(err, HP_ERR_INVALID, "hp_sha256_file: NULL argument");
-    hex[0] = '\0';
-    hp_status st = HP_OK;
-    unsigned char *buf = NULL;
-    EVP_MD_CTX *ctx = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return hp_error_set(err, HP_ERR_IO, "%s: cannot open for hashing: %s", path, strerror(errno));
-    /* Streamed in blocks: model files can be hundreds of megabytes. */
-    enum { BLOCK = 1 << 16 };
-    buf = malloc(BLOCK);
-    ctx = EVP_MD_CTX_new();
-    if (!buf || !ctx) {
-        st = hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory hashing", path);
-        goto fail;
-    }
-    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        st = hp_error_set(err, HP_ERR_IO, "%s: OpenSSL could not start SHA-256", path);
-        goto fail;
-    }
-    size_t n;
-    while ((n = fread(buf, 1, BLOCK, f)) > 0) {
-        if (EVP_DigestUpdate(ctx, buf, n) != 1) {
-            st = hp_error_set(err, HP_ERR_IO, "%s: OpenSSL SHA-256 update failed", path);
-            goto fail;
-        }
-    }
-    if (ferror(f)) {
-        st = hp_error_set(err, HP_ERR_IO, "%s: read error while hashing", path);
-        goto fail;
-    }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32) {
-        st = hp_error_set(err, HP_ERR_IO, "%s: OpenSSL SHA-256 final failed", path);
-        goto fail;
-    }
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
-
-fail:
-    EVP_MD_CTX_free(ctx);
-    free(buf);
-    fclose(f);
-    return st;
 }

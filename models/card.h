@@ -33,7 +33,5 @@ hp_status hp_card_load(const char *path, hp_card *card, hp_error *err);
 /* Frees what hp_card_load allocated; the struct itself is the caller's. Accepts a zeroed card. */
 void hp_card_free(hp_card *card);
 
-/* SHA-256 of a file as 64 lower-case hex digits plus NUL. */
-hp_status hp_sha256_file(const char *path, char hex[65], hp_error *err);
 
 #endif

@@ -1,5 +1,6 @@
 /* The model API (model.h): a loaded graph, its card, and one instance per batch size
  * (shape-inferred, optimized, planned, prepared on a backend). */
+#include "common/sha256.h"
 #include "models/model.h"
 
 #include <math.h>

@@ -1,4 +1,5 @@
 /* The analyze run for one slide (pipeline/analyze.h). */
+#include "common/sha256.h"
 #include "pipeline/analyze.h"
 
 #include <errno.h>
@@ -10,10 +11,10 @@
 #include <time.h>
 
 #include "io/slide.h"
-#include "io/write_asap_xml.h"
-#include "io/write_geojson.h"
-#include "io/write_heatmap.h"
-#include "io/write_tiles_csv.h"
+#include "pipeline/write_asap_xml.h"
+#include "pipeline/write_geojson.h"
+#include "pipeline/write_heatmap.h"
+#include "pipeline/write_tiles_csv.h"
 #include "kernels/backend.h"
 #include "pipeline/analyze_dir.h"
 #include "pipeline/analyze_stain.h"

@@ -1,5 +1,5 @@
 /* Findings of one whole-slide analysis: what `histoplan analyze` measured on one slide, as plain
- * data, and the writer of findings.json (io/write_findings.c; schema
+ * data, and the writer of findings.json (pipeline/write_findings.c; schema
  * schemas/findings.schema.json). findings.json is the one input the report generator (report/)
  * needs besides the case file, so it carries everything a report states and the evidence behind
  * each statement: slide identity, model identity, class areas and fractions, the largest focus

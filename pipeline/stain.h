@@ -4,7 +4,7 @@
  * Use per slide: fit the target parameters once (from a reference image, or read stored ones
  * from JSON), fit the source parameters once per slide from a few tissue tiles, build a
  * normalizer from the pair, then transform every tile of the slide with it, on the CPU
- * (hp_stain_normalize_cpu) or on a GPU (kernels/cuda/stain_normalize.h).
+ * (hp_stain_normalize_cpu, kernels/stain_normalize.h) or on a GPU (kernels/cuda/stain_normalize.h).
  *
  * Macenko, following Macenko et al. 2009 and its reference implementation (HEnorm_python):
  *   optical density  OD = -ln((I + 1) / I0) per channel, I0 = 240;
@@ -36,6 +36,7 @@ extern "C" {
 
 /* The project's headers carry no extern "C" guards of their own. */
 #include "common/status.h"
+#include "kernels/stain_normalize.h" /* the method, the normalizer and its CPU transform */
 
 #define HP_STAIN_I0 240.0f   /* background intensity of the OD model (Macenko's reference) */
 #define HP_STAIN_BETA 0.15f  /* OD below this in any channel: transparent, not fitted */
@@ -43,10 +44,6 @@ extern "C" {
 #define HP_STAIN_MAXC_PCT 99.0 /* percentile of the maximal concentrations */
 #define HP_STAIN_MIN_PIXELS 100 /* fewer stained pixels than this: refuse to fit Macenko */
 
-typedef enum {
-    HP_STAIN_MACENKO = 1,
-    HP_STAIN_REINHARD = 2,
-} hp_stain_method;
 
 /* Fitted (or stored) stain parameters of one image or slide. */
 typedef struct {
@@ -59,17 +56,6 @@ typedef struct {
     float std[3];
 } hp_stain_params;
 
-/* The per-pixel transform from one source to one target, precomputed by
- * hp_stain_normalizer_init. A plain value: copy it, share it between threads, pass it to the
- * CUDA kernel. */
-typedef struct {
-    hp_stain_method method;
-    /* Macenko: OD' = m * OD, m = S_tgt diag(max_t / max_s) pinv(S_src) (row-major 3x3). */
-    float m[3][3];
-    /* Reinhard: lab' = lab * gain + offset */
-    float gain[3];
-    float offset[3];
-} hp_stain_normalizer;
 
 /* A name for a method ("macenko", "reinhard"); "unknown" otherwise. */
 const char *hp_stain_method_name(hp_stain_method m);
@@ -96,10 +82,6 @@ hp_status hp_stain_params_check(const hp_stain_params *p, hp_error *err);
 hp_status hp_stain_normalizer_init(hp_stain_normalizer *n, const hp_stain_params *target,
                                    const hp_stain_params *source, hp_error *err);
 
-/* Transforms `npix` RGB8 pixels from `src` into `dst` (the same buffer is allowed). The CPU
- * reference of kernels/cuda/stain_normalize.cu. */
-hp_status hp_stain_normalize_cpu(const hp_stain_normalizer *n, const uint8_t *src, uint8_t *dst,
-                                 size_t npix, hp_error *err);
 
 /* ---- stored parameters (JSON) ----------------------------------------------------------
  * {"method": "macenko", "stain_matrix": [[H_r, H_g, H_b], [E_r, E_g, E_b]], "max_conc": [H, E]}
@@ -117,11 +99,6 @@ hp_status hp_stain_params_to_json(const hp_stain_params *p, char **text, hp_erro
 hp_status hp_stain_params_read(const char *path, hp_stain_params *out, hp_error *err);
 hp_status hp_stain_params_write(const char *path, const hp_stain_params *p, hp_error *err);
 
-/* ---- colour conversions shared by the fit, the CPU transform and the tests -------------- */
-
-/* sRGB8 -> CIELAB (D65), and back (clipped to 0..255, rounded). */
-void hp_stain_rgb_to_lab(const uint8_t rgb[3], float lab[3]);
-void hp_stain_lab_to_rgb(const float lab[3], uint8_t rgb[3]);
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "io/atomic_file.h"
-#include "models/card.h"
+#include "common/sha256.h"
 #include "report/canonical_json.h"
 #include "report/json_file.h"
 #include "report/signature.h"

@@ -16,7 +16,7 @@
 #include "common/utc_time.h"
 #include "io/atomic_file.h"
 #include "io/slide.h"
-#include "models/card.h"
+#include "common/sha256.h"
 #include "report/audit_log.h"
 #include "report/build_record.h"
 #include "report/care_rules.h"

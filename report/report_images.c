@@ -7,7 +7,7 @@
 
 #include "io/image.h"
 #include "io/slide.h"
-#include "models/card.h"
+#include "common/sha256.h"
 
 #define THUMB_MAX 192
 

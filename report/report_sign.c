@@ -13,7 +13,7 @@
 #include "common/remove_tree.h"
 #include "common/utc_time.h"
 #include "io/atomic_file.h"
-#include "models/card.h"
+#include "common/sha256.h"
 #include "report/audit_log.h"
 #include "report/build_record.h"
 #include "report/canonical_json.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "models/card.h"
+#include "common/sha256.h"
 #include "report/audit_log.h"
 #include "report/build_record.h"
 #include "report/canonical_json.h"

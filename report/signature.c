@@ -1,4 +1,4 @@
-/* Ed25519, SHA-256 and Base64 over OpenSSL 3: see signature.h. */
+/* Ed25519 and Base64 over OpenSSL 3: see signature.h. */
 #include "report/signature.h"
 
 #include <errno.h>
@@ -16,16 +16,6 @@
 /* Key files are a few hundred bytes; anything much larger is not a key. */
 enum { PEM_MAX = 1 << 16 };
 
-static void to_hex(const unsigned char *b, size_t n, char *hex)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        hex[2 * i] = digits[b[i] >> 4];
-        hex[2 * i + 1] = digits[b[i] & 15];
-    }
-    hex[2 * n] = '\0';
-}
-
 /* OpenSSL's last reason, for a message, and an emptied error queue so a later caller on this
  * thread does not see our failure as its own. */
 static const char *ossl_reason(char buf[256])
@@ -37,32 +27,6 @@ static const char *ossl_reason(char buf[256])
         snprintf(buf, 256, "no detail from OpenSSL");
     ERR_clear_error();
     return buf;
-}
-
-hp_status hp_sha256(const void *data, size_t len, unsigned char digest[32], char hex[65])
-{
-    if (!digest || (!data && len))
-        return HP_ERR_INVALID;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(len ? data : "", len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
-        ERR_clear_error();
-        if (hex)
-            hex[0] = '\0';
-        return HP_ERR_INVALID;
-    }
-    memcpy(digest, md, 32);
-    if (hex)
-        to_hex(md, 32, hex);
-    return HP_OK;
-}
-
-hp_status hp_sha256_hex(const void *data, size_t len, char hex[65])
-{
-    unsigned char digest[32];
-    if (!hex)
-        return HP_ERR_INVALID;
-    return hp_sha256(data, len, digest, hex);
 }
 
 hp_status hp_key_fingerprint(const unsigned char pub[32], char out[65])

@@ -1,4 +1,4 @@
-/* Ed25519 signatures, SHA-256 and Base64 for signed reports, over OpenSSL 3 libcrypto.
+/* Ed25519 signatures and Base64 for signed reports, over OpenSSL 3 libcrypto.
  *
  * Signatures are pure Ed25519 (RFC 8032) over the bytes given; the report signer decides what
  * those bytes are (for example the canonical JSON of a report, or its SHA-256). Keys are PEM
@@ -11,17 +11,11 @@
 
 #include <stddef.h>
 
+#include "common/sha256.h" /* the digests signed reports are built from */
 #include "common/status.h"
 
 #define HP_ED25519_SIG_LEN 64
 #define HP_ED25519_PUB_LEN 32
-
-/* SHA-256 of `len` bytes at `data`: the 32-byte digest, and (when `hex` is not NULL) its
- * lower-case hex, NUL-terminated. */
-hp_status hp_sha256(const void *data, size_t len, unsigned char digest[32], char hex[65]);
-
-/* Lower-case hex SHA-256 of `len` bytes at `data`, NUL-terminated. */
-hp_status hp_sha256_hex(const void *data, size_t len, char hex[65]);
 
 /* Signs `len` bytes at `msg` with the Ed25519 private key in the PEM file at
  * `private_key_pem_path`, writing the 64-byte signature to `sig` and the key's raw 32-byte

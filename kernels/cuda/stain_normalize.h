@@ -1,6 +1,6 @@
-/* Stain normalization on a CUDA device: the transform of pipeline/stain.h (Macenko or
- * Reinhard, precomputed by hp_stain_normalizer_init on the host) over a batch of interleaved
- * RGB8 pixels. Same arithmetic as hp_stain_normalize_cpu (kernels/stain_pixel.h); results
+/* Stain normalization on a CUDA device: the transform of kernels/stain_normalize.h (Macenko
+ * or Reinhard, precomputed by the pipeline's hp_stain_normalizer_init on the host) over a
+ * batch of interleaved RGB8 pixels. Same arithmetic as hp_stain_normalize_cpu (kernels/stain_pixel.h); results
  * agree with it to within one level (rounding of the last bits of expf/powf).
  * In builds without CUDA these functions exist and return HP_ERR_UNSUPPORTED.
  * Thread-safe: no state besides the caller's buffers and stream. */
@@ -16,7 +16,7 @@ extern "C" {
 
 /* The project's headers carry no extern "C" guards of their own. */
 #include "common/status.h"
-#include "pipeline/stain.h"
+#include "kernels/stain_normalize.h"
 
 /* Enqueues the transform of `npix` pixels from device buffer `d_src` into device buffer `d_dst`
  * (the same buffer is allowed) on `stream` (a cudaStream_t; NULL = the default stream) on the

@@ -15,6 +15,7 @@
 #include <jpeglib.h>
 #include <tiffio.h>
 
+#include "common/sha256.h"
 #include "io/image.h"
 #include "io/npy.h"
 #include "models/card.h"

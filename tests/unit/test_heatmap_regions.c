@@ -14,10 +14,10 @@
 #include <cjson/cJSON.h>
 
 #include "io/image.h"
-#include "io/write_asap_xml.h"
-#include "io/write_geojson.h"
-#include "io/write_heatmap.h"
-#include "io/write_tiles_csv.h"
+#include "pipeline/write_asap_xml.h"
+#include "pipeline/write_geojson.h"
+#include "pipeline/write_heatmap.h"
+#include "pipeline/write_tiles_csv.h"
 #include "pipeline/contour.h"
 #include "pipeline/heatmap.h"
 #include "pipeline/regions.h"

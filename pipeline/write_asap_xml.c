@@ -1,5 +1,5 @@
 /* regions.xml for ASAP (see the header for the layout and how holes are written). */
-#include "io/write_asap_xml.h"
+#include "pipeline/write_asap_xml.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* regions.geojson (see the header for the layout). cJSON builds the document; it prints
  * doubles with up to 17 significant digits, so coordinates survive the round trip exactly. */
-#include "io/write_geojson.h"
+#include "pipeline/write_geojson.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* Heatmap images (see the header for the colours and the TIFF's geometry). */
-#include "io/write_heatmap.h"
+#include "pipeline/write_heatmap.h"
 
 #include <math.h>
 #include <png.h>

@@ -1,5 +1,5 @@
 /* tiles.csv (see the header for the columns). */
-#include "io/write_tiles_csv.h"
+#include "pipeline/write_tiles_csv.h"
 
 #include <math.h>
 #include <stdio.h>
