@@ -364,6 +364,13 @@ hp_status hp_graph_infer(hp_graph *g, int batch, hp_error *err)
         hp_value *v = &g->values[g->inputs[i]];
         if (v->kind != HP_VAL_INPUT)
             continue; /* bound as a constant */
+        /* The loader admits int64 inputs only as data to bind (shapes, pads, indices): one left
+         * unbound is a caller's omission, not a model histoplan cannot run. */
+        if (v->dtype == HP_DT_INT64)
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "%s: input '%s' is int64 data (a shape, pads, axes or indices): give "
+                                "its values (hp_model_bind_constant; model run --input %s=FILE.npy)",
+                                g->source, v->name, v->name);
         if (v->dtype != HP_DT_FLOAT)
             return hp_error_set(err, HP_ERR_UNSUPPORTED,
                                 "%s: input '%s' has data type %s; histoplan runs float32 tensors",

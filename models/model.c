@@ -130,6 +130,16 @@ hp_model *hp_model_open(const char *path, const hp_model_options *opt, hp_error 
     }
     free(cp);
 
+    /* The CPU backends compute in float32 only: a result labelled fp16 or bf16 that was computed
+     * in float32 would mislead anyone comparing precisions. */
+    if (m->opt.backend != HP_BACKEND_CUDA && m->opt.precision != HP_PREC_FP32) {
+        hp_error_set(err, HP_ERR_INVALID,
+                     "%s: precision %s needs the CUDA backend; the CPU backends compute in float32 "
+                     "only (use fp32)",
+                     path, m->opt.precision == HP_PREC_FP16 ? "fp16" : "bf16");
+        goto fail;
+    }
+
     switch (m->opt.backend) {
     case HP_BACKEND_CPU: m->backend = hp_cpu_backend_create(m->opt.threads, 0); break;
     case HP_BACKEND_CPU_REFERENCE: m->backend = hp_cpu_backend_create(m->opt.threads, 1); break;
@@ -193,9 +203,10 @@ hp_status hp_model_set_classes(hp_model *m, int n, const char *const *names)
 void hp_model_input_shape(const hp_model *m, int *c, int *h, int *w)
 {
     const hp_value *v = &m->base->values[m->base->inputs[0]];
-    *c = v->ndim > 1 ? (int)v->dims[1] : 0;
-    *h = v->ndim > 2 ? (int)v->dims[2] : 0;
-    *w = v->ndim > 3 ? (int)v->dims[3] : 0;
+    int image = v->ndim == 4;
+    *c = image ? (int)v->dims[1] : 0;
+    *h = image ? (int)v->dims[2] : 0;
+    *w = image ? (int)v->dims[3] : 0;
 }
 
 hp_status hp_model_bind_constant(hp_model *m, const char *name, hp_dtype dtype, int ndim,
@@ -283,24 +294,44 @@ int64_t hp_model_output_size(const hp_model *m, int i)
         return 0;
     const hp_value *v = &g->values[g->outputs[i]];
     if (!m->inst) {
-        /* Not instantiated: numel of the declared dims after the batch. */
+        /* Not instantiated: numel of the declared dims after the batch (unknown dims count 0). */
         int64_t n = 1;
         for (int d = 1; d < v->ndim; d++)
-            n *= v->dims[d];
+            n *= v->dims[d] > 0 ? v->dims[d] : 0;
         return n;
     }
-    int64_t n0 = v->ndim > 0 && v->dims[0] > 0 ? v->dims[0] : 1;
-    return hp_value_numel(v) / n0;
+    /* Per batch item of the instance: the output's first dim need not be the batch (Flatten
+     * with axis > 1 makes it batch x something), so divide by the batch, not by dims[0]. */
+    return hp_value_numel(v) / (m->inst_batch > 0 ? m->inst_batch : 1);
 }
 
+/* Instantiates for n items and checks that the single-input API fits the instance: one runtime
+ * input whose first dim is the batch n, and a first output of n equal items, so the caller's
+ * buffers (n items in, n * hp_model_output_size out) hold exactly what the backend reads and
+ * writes. */
 static hp_status single_io(hp_model *m, int n)
 {
+    if (n < 1)
+        return hp_error_set(&m->err, HP_ERR_INVALID, "%s: %d items (at least 1)", m->path, n);
     hp_status st = hp_model_instantiate(m, n);
     if (st)
         return st;
-    if (m->inst->n_inputs != 1)
-        return hp_error_set(&m->err, HP_ERR_UNSUPPORTED,
-                            "%s: the model has %d inputs; use hp_model_run_all", m->path, m->inst->n_inputs);
+    const hp_graph *g = m->inst;
+    if (g->n_inputs != 1)
+        return hp_error_set(&m->err, HP_ERR_INVALID,
+                            "%s: the model has %d inputs; use hp_model_run_all", m->path, g->n_inputs);
+    const hp_value *in = &g->values[g->inputs[0]];
+    if (in->ndim < 1 || in->dims[0] != n)
+        return hp_error_set(&m->err, HP_ERR_INVALID,
+                            "%s: input '%s' has a fixed first dimension of %lld, not a batch of %d "
+                            "items; use hp_model_run_all",
+                            m->path, in->name, (long long)(in->ndim ? in->dims[0] : 1), n);
+    const hp_value *out = &g->values[g->outputs[0]];
+    if (hp_value_numel(out) % n != 0)
+        return hp_error_set(&m->err, HP_ERR_INVALID,
+                            "%s: output '%s' (%lld values) does not split into %d items; use "
+                            "hp_model_run_all",
+                            m->path, out->name, (long long)hp_value_numel(out), n);
     return HP_OK;
 }
 
