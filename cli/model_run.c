@@ -400,15 +400,21 @@ done:
 
 int hp_cli_model_run(const model_args *a)
 {
-    if (a->n_inputs == 0) {
-        fprintf(stderr, "histoplan: model run needs --input\n");
-        return HP_EXIT_USAGE;
-    }
+    /* The model first: a model that cannot be loaded is refused for that, whatever the inputs. */
     int rc;
     hp_model *m = hp_cli_open_model(a, &rc);
     if (!m)
         return rc;
     const hp_graph *g = hp_model_graph(m);
+    if (a->n_inputs == 0 && g->n_inputs > 0) {
+        char shape[256];
+        const hp_value *v = &g->values[g->inputs[0]];
+        hp_cli_dims_str(shape, sizeof shape, v->ndim, v->dims);
+        fprintf(stderr, "histoplan: model run needs --input (the model's first input is '%s' %s)\n",
+                v->name, shape);
+        hp_model_destroy(m);
+        return HP_EXIT_USAGE;
+    }
     if (g->n_inputs > HP_CLI_MAX_IO || g->n_outputs > HP_CLI_MAX_IO) {
         fprintf(stderr, "histoplan: %s has %d inputs and %d outputs (the command line takes %d)\n",
                 a->model, g->n_inputs, g->n_outputs, HP_CLI_MAX_IO);
