@@ -112,6 +112,11 @@ int hp_cli_inputs_load(hp_model *m, const char *const *files, hp_cli_inputs *ins
     memset(ins, 0, sizeof *ins);
     const char *batch_from = NULL;
     char want[256];
+    if (g->n_inputs > HP_CLI_MAX_IO) {
+        fprintf(stderr, "histoplan: the model has %d inputs (the command line takes %d)\n", g->n_inputs,
+                HP_CLI_MAX_IO);
+        return HP_EXIT_FAILED;
+    }
     for (int k = 0; k < g->n_inputs && !params_only; k++) {
         const hp_value *v = &g->values[g->inputs[k]];
         if (!files[k]) {
@@ -125,7 +130,7 @@ int hp_cli_inputs_load(hp_model *m, const char *const *files, hp_cli_inputs *ins
     }
     /* Binding turns inputs into constants and takes them out of g->inputs: read the list first. */
     int values[HP_CLI_MAX_IO];
-    int n = g->n_inputs < HP_CLI_MAX_IO ? g->n_inputs : HP_CLI_MAX_IO;
+    int n = g->n_inputs;
     for (int k = 0; k < n; k++)
         values[k] = g->inputs[k];
     int is_param[HP_CLI_MAX_IO];
@@ -157,7 +162,7 @@ int hp_cli_inputs_load(hp_model *m, const char *const *files, hp_cli_inputs *ins
             hp_cli_dims_str(got, sizeof got, in->ndim, in->dims);
             fprintf(stderr, "histoplan: %s: shape %s does not match the model input '%s' %s%s\n",
                     in->file, got, in->name, want,
-                    v->ndim > 0 && v->dims[0] < 0 ? " (N: any size)" : "");
+                    v->ndim > 0 && v->dims[0] < 0 ? " (N: any size from 1)" : "");
             return HP_EXIT_FAILED;
         }
         if (!in->bound && v->ndim > 0 && v->dims[0] < 0) {

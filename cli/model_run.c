@@ -272,6 +272,14 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
             goto done;
         }
         scale = a->mpp / card->mpp;
+        double pixels = (double)iw * scale * (double)ih * scale;
+        if (pixels > (double)HP_IMAGE_MAX_PIXELS) {
+            fprintf(stderr,
+                    "histoplan: %s at %.4g um/px would be %.0f megapixels at the card's %.4g um/px "
+                    "(at most %lld); check --mpp, or crop the image\n",
+                    file, a->mpp, pixels / 1e6, card->mpp, HP_IMAGE_MAX_PIXELS / 1000000);
+            goto done;
+        }
         rw = (int)lround(iw * scale);
         rh = (int)lround(ih * scale);
         if (rw < tw || rh < th) {
