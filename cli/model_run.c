@@ -321,8 +321,13 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
         rc = hp_cli_load_status(st);
         goto done;
     }
+    /* The shape of the first output for `chunk` items, copied: a smaller last chunk
+     * re-instantiates the model, which frees this instance. */
     const hp_graph *inst = hp_model_instance(m);
     const hp_value *ov = &inst->values[inst->outputs[0]];
+    int out_ndim = ov->ndim;
+    int64_t out_dims[HP_MAX_DIMS];
+    memcpy(out_dims, ov->dims, sizeof out_dims);
     int64_t per = hp_model_output_size(m, 0);
     size_t tile_bytes = (size_t)tw * (size_t)th * 3;
     tiles = malloc(tile_bytes * (size_t)chunk);
@@ -352,9 +357,9 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
     /* --output: the first output of every tile, stacked along the first dimension. */
     if (a->n_outputs) {
         const char *names[HP_CLI_MAX_IO], *files[HP_CLI_MAX_IO];
-        int no = inst->n_outputs < HP_CLI_MAX_IO ? inst->n_outputs : HP_CLI_MAX_IO;
+        int no = g->n_outputs < HP_CLI_MAX_IO ? g->n_outputs : HP_CLI_MAX_IO;
         for (int k = 0; k < no; k++)
-            names[k] = inst->values[inst->outputs[k]].name;
+            names[k] = g->values[g->outputs[k]].name;
         if (hp_cli_assign("output", a->outputs, a->n_outputs, names, no, files)) {
             rc = HP_EXIT_USAGE;
             goto done;
@@ -370,10 +375,10 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
         int nd = 2;
         dims[0] = T;
         dims[1] = per;
-        if (ov->ndim >= 1 && ov->dims[0] == chunk) {
-            nd = ov->ndim;
+        if (out_ndim >= 1 && out_dims[0] == chunk) {
+            nd = out_ndim;
             for (int d = 1; d < nd; d++)
-                dims[d] = ov->dims[d];
+                dims[d] = out_dims[d];
         }
         if (files[0] && hp_npy_write(files[0], out, nd, dims, &err)) {
             fprintf(stderr, "histoplan: %s\n", err.msg);

@@ -225,6 +225,24 @@ def images(tmp):
             one = np.load(out) if r.returncode == 0 else None
             check(one is not None and np.allclose(one[0], tiles[t], rtol=1e-5, atol=1e-5),
                   f"tile {t} equals a run on the same 224 x 224 cut by hand")
+    # 36 tiles: more than one batch of tiles (32), the last batch smaller.
+    many = rng.integers(0, 256, (6 * 224, 6 * 224, 3), dtype=np.uint8)
+    pm = os.path.join(tmp, "many.png")
+    Image.fromarray(many).save(pm)
+    r = hp("model", "run", DEMO, "--input", pm, "--mpp", "0.5", "--output", out)
+    ok = r.returncode == 0
+    tiles = np.load(out) if ok else None
+    check(ok and tiles.shape == (36, 4), "36 tiles in batches of 32 and 4: one output row each",
+          r.stderr.strip()[-300:] + (f" shape {tiles.shape}" if tiles is not None else ""))
+    if ok:
+        for t in (0, 31, 32, 35):
+            ty, tx = divmod(t, 6)
+            p = os.path.join(tmp, f"mtile{t}.png")
+            Image.fromarray(many[ty * 224:(ty + 1) * 224, tx * 224:(tx + 1) * 224]).save(p)
+            r = hp("model", "run", DEMO, "--input", p, "--output", out)
+            one = np.load(out) if r.returncode == 0 else None
+            check(one is not None and np.allclose(one[0], tiles[t], rtol=1e-5, atol=1e-5),
+                  f"tile {t} of 36 equals a run on the same 224 x 224 cut by hand")
     # --mpp 0.25: the image is halved to 280 x 246 at 0.5 um/px: one tile.
     r = hp("model", "run", DEMO, "--input", big, "--mpp", "0.25", "--output", out)
     check(r.returncode == 0 and np.load(out).shape == (1, 4) and "resampled" in r.stdout,
