@@ -241,7 +241,8 @@ static int cmd_info(const model_args *a)
     if (card && card->mpp > 0)
         printf("trained at: %.3f um/px\n", card->mpp);
 
-    /* Planning needs the values of inputs that are parameters (a Reshape's shape, pads). */
+    /* Planning needs the values of inputs that are parameters (a Reshape's shape, pads) and the
+     * sizes of symbolic input dims other than the batch (from an example .npy). */
     const char *names[HP_CLI_MAX_IO], *files[HP_CLI_MAX_IO];
     hp_cli_inputs ins;
     memset(&ins, 0, sizeof ins);
@@ -255,17 +256,20 @@ static int cmd_info(const model_args *a)
     char missing[1024] = "";
     for (int k = 0; k < n_names; k++) {
         const hp_value *v = &g->values[g->inputs[k]];
-        int param = hp_model_input_is_parameter(m, k) || v->dtype == HP_DT_INT64;
+        int param = hp_model_input_is_parameter(m, k) || v->dtype == HP_DT_INT64, free_dims = 0;
+        for (int d = 1; d < v->ndim; d++)
+            free_dims |= v->dims[d] < 0;
         size_t used = strlen(missing);
-        if (param && !files[k] && used + strlen(v->name) + 24 < sizeof missing) {
+        if ((param || free_dims) && !files[k] && used + strlen(v->name) + 24 < sizeof missing) {
             int w = snprintf(missing + used, sizeof missing - used, " --input %s=FILE.npy", v->name);
             (void)w;
         }
-        if (!param)
+        if (!param && !free_dims)
             files[k] = NULL;
     }
     if (*missing) {
-        printf("planned memory: the model takes parameters as inputs; give them:%s\n", missing);
+        printf("planned memory: give the values of parameter inputs and an example of inputs with "
+               "symbolic dims other than the batch:%s\n", missing);
         hp_model_destroy(m);
         return HP_EXIT_OK;
     }
@@ -343,8 +347,10 @@ int hp_cli_apply_overrides(hp_model *m, const model_args *a, int image_input)
 }
 
 /* Random data of the declared shape for every runtime input (a symbolic first dimension takes
- * --batch); inputs the model uses as parameters (shapes, pads, scales) come from --input
- * NAME=FILE, since random values there would be meaningless. */
+ * --batch), unless --input NAME=FILE gives data (its shape then fixes the symbolic dims, which
+ * an input with symbolic dims other than the batch needs); inputs the model uses as parameters
+ * (shapes, pads, scales) always come from --input NAME=FILE, since random values there would
+ * be meaningless. */
 static int cmd_bench(const model_args *a)
 {
     int rc;
@@ -355,7 +361,7 @@ static int cmd_bench(const model_args *a)
     hp_cli_inputs ins;
     memset(&ins, 0, sizeof ins);
     float **in = NULL, **out = NULL;
-    int n_in = 0, n_out = 0;
+    int n_in = 0, n_out = 0, *given = NULL;
     double *times = NULL;
     const hp_graph *g = hp_model_graph(m);
     const char *names[HP_CLI_MAX_IO], *files[HP_CLI_MAX_IO];
@@ -370,7 +376,7 @@ static int cmd_bench(const model_args *a)
         rc = HP_EXIT_USAGE;
         goto done;
     }
-    int symbolic = 0, items = 1, first_runtime = 1;
+    int symbolic = 0, items = 1, first_runtime = 1, from_file = 0;
     for (int k = 0; k < g->n_inputs; k++) {
         const hp_value *v = &g->values[g->inputs[k]];
         int param = hp_model_input_is_parameter(m, k) || v->dtype == HP_DT_INT64;
@@ -382,32 +388,45 @@ static int cmd_bench(const model_args *a)
             rc = HP_EXIT_USAGE;
             goto done;
         }
-        if (!param && files[k]) {
-            fprintf(stderr, "histoplan: bench makes random data of the declared shape for input "
-                            "'%s'; --input gives only parameter inputs\n", v->name);
+        if (param)
+            continue;
+        int free_dims = 0;
+        for (int d = 1; d < v->ndim; d++)
+            free_dims |= v->dims[d] < 0;
+        if (free_dims && !files[k]) {
+            char shape[256];
+            hp_cli_dims_str(shape, sizeof shape, v->ndim, v->dims);
+            fprintf(stderr,
+                    "histoplan: the model input '%s' %s has symbolic dims other than the batch; give "
+                    "data of the shape to measure with --input %s=FILE.npy\n",
+                    v->name, shape, v->name);
             rc = HP_EXIT_USAGE;
             goto done;
         }
-        if (param)
-            continue;
-        if (v->ndim > 0 && v->dims[0] < 0)
+        if (v->ndim > 0 && v->dims[0] < 0) {
             symbolic = 1;
-        else if (first_runtime)
+            from_file |= files[k] != NULL;
+        } else if (first_runtime) {
             items = v->ndim > 0 ? (int)v->dims[0] : 1;
+        }
         first_runtime = 0;
-    }
-    if (symbolic)
-        items = a->batch;
-    else if (a->batch_given && a->batch != items) {
-        fprintf(stderr, "histoplan: the model's inputs have fixed shapes (a batch of %d); --batch %d "
-                        "does not apply\n", items, a->batch);
-        rc = HP_EXIT_USAGE;
-        goto done;
     }
     if ((rc = hp_cli_inputs_load(m, files, &ins, 1)))
         goto done;
+    rc = HP_EXIT_USAGE;
+    if (from_file && a->batch_given && a->batch != ins.batch) {
+        fprintf(stderr, "histoplan: --batch %d, but the --input data holds %d items\n", a->batch, ins.batch);
+        goto done;
+    }
+    if (!symbolic && a->batch_given && a->batch != items) {
+        fprintf(stderr, "histoplan: the model's inputs have fixed shapes (a batch of %d); --batch %d "
+                        "does not apply\n", items, a->batch);
+        goto done;
+    }
+    if (symbolic)
+        items = from_file ? ins.batch : a->batch;
     rc = HP_EXIT_FAILED;
-    hp_status st = hp_model_instantiate(m, symbolic ? a->batch : 1);
+    hp_status st = hp_model_instantiate(m, symbolic ? items : 1);
     if (st) {
         fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
         rc = hp_cli_load_status(st);
@@ -418,12 +437,21 @@ static int cmd_bench(const model_args *a)
     n_out = inst->n_outputs;
     in = calloc((size_t)n_in + 1, sizeof *in);
     out = calloc((size_t)n_out + 1, sizeof *out);
+    given = calloc((size_t)n_in + 1, sizeof *given);
     times = calloc((size_t)a->iterations, sizeof(double));
-    if (!in || !out || !times)
+    if (!in || !out || !given || !times)
         goto oom;
     unsigned s = 12345;
     for (int k = 0; k < n_in; k++) {
-        int64_t n = hp_value_numel(&inst->values[inst->inputs[k]]);
+        const hp_value *v = &inst->values[inst->inputs[k]];
+        for (int j = 0; j < ins.n && !given[k]; j++)
+            if (!ins.in[j].bound && !strcmp(ins.in[j].name, v->name)) {
+                in[k] = ins.in[j].f; /* owned by ins */
+                given[k] = 1;
+            }
+        if (given[k])
+            continue;
+        int64_t n = hp_value_numel(v);
         if (!(in[k] = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1))))
             goto oom;
         for (int64_t i = 0; i < n; i++) {
@@ -476,7 +504,9 @@ oom:
     rc = HP_EXIT_FAILED;
 done:
     for (int k = 0; in && k < n_in; k++)
-        free(in[k]);
+        if (!given || !given[k])
+            free(in[k]);
+    free(given);
     for (int k = 0; out && k < n_out; k++)
         free(out[k]);
     free(in);

@@ -89,7 +89,7 @@ void hp_cli_dims_str(char *buf, size_t cap, int ndim, const int64_t *dims)
     size_t o = (size_t)snprintf(buf, cap, "[");
     for (int d = 0; d < ndim && o < cap; d++) {
         if (dims[d] < 0)
-            o += (size_t)snprintf(buf + o, cap - o, d ? ", N" : "N");
+            o += (size_t)snprintf(buf + o, cap - o, d ? ", ?" : "N");
         else
             o += (size_t)snprintf(buf + o, cap - o, d ? ", %lld" : "%lld", (long long)dims[d]);
     }
@@ -154,16 +154,24 @@ int hp_cli_inputs_load(hp_model *m, const char *const *files, hp_cli_inputs *ins
             fprintf(stderr, "histoplan: input '%s': %s\n", in->name, err.msg);
             return HP_EXIT_FAILED;
         }
-        int ok = in->ndim == v->ndim;
-        for (int d = 0; ok && d < v->ndim; d++)
+        int ok = in->ndim == v->ndim, symbolic = 0;
+        for (int d = 0; ok && d < v->ndim; d++) {
             ok = v->dims[d] < 0 ? in->dims[d] >= 1 : in->dims[d] == v->dims[d];
+            symbolic |= d > 0 && v->dims[d] < 0;
+        }
         if (!ok) {
             hp_cli_dims_str(want, sizeof want, v->ndim, v->dims);
             hp_cli_dims_str(got, sizeof got, in->ndim, in->dims);
             fprintf(stderr, "histoplan: %s: shape %s does not match the model input '%s' %s%s\n",
                     in->file, got, in->name, want,
-                    v->ndim > 0 && v->dims[0] < 0 ? " (N: any size from 1)" : "");
+                    strchr(want, 'N') || strchr(want, '?') ? " (N, ?: any size from 1)" : "");
             return HP_EXIT_FAILED;
+        }
+        /* Symbolic dims after the first (height and width of a fully convolutional net) take
+         * the file's sizes. */
+        if (!in->bound && symbolic && (st = hp_model_set_input_shape(m, in->name, in->ndim, in->dims))) {
+            fprintf(stderr, "histoplan: input '%s': %s\n", in->name, hp_model_error(m));
+            return hp_cli_load_status(st);
         }
         if (!in->bound && v->ndim > 0 && v->dims[0] < 0) {
             if (in->dims[0] > 65536) {

@@ -377,6 +377,12 @@ hp_status hp_graph_infer(hp_graph *g, int batch, hp_error *err)
                                 g->source, v->name, hp_dtype_name(v->dtype));
         if (v->ndim > 0 && v->dims[0] < 0)
             v->dims[0] = batch;
+        for (int d = 1; d < v->ndim; d++)
+            if (v->dims[d] < 0)
+                return hp_error_set(err, HP_ERR_INVALID,
+                                    "%s: input '%s' dim %d is symbolic and its size was not given "
+                                    "(hp_model_set_input_shape; model run takes it from the .npy)",
+                                    g->source, v->name, d);
         int64_t numel;
         if (!hp_dims_valid(v->ndim, v->dims, &numel))
             return hp_error_set(err, HP_ERR_INVALID, "%s: input '%s' would hold more than %lld elements",

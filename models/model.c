@@ -26,6 +26,13 @@ struct hp_model {
     int inst_batch;
     float *norm_buf;    /* scratch for hp_model_run_rgb8 */
     size_t norm_cap;
+    /* Sizes given for symbolic input dims after the first (hp_model_set_input_shape), by value
+     * index in `base`; applied to each instance before shape inference. */
+    struct input_shape {
+        int value;
+        int64_t dims[HP_MAX_DIMS];
+    } *shapes;
+    int n_shapes;
 };
 
 hp_model_options hp_model_default_options(void)
@@ -75,6 +82,7 @@ void hp_model_destroy(hp_model *m)
     hp_graph_destroy(m->base);
     hp_card_free(&m->card);
     free(m->norm_buf);
+    free(m->shapes);
     free(m->path);
     free(m);
 }
@@ -222,6 +230,41 @@ hp_status hp_model_bind_constant(hp_model *m, const char *name, hp_dtype dtype, 
     return hp_value_set_const(&m->base->values[v], dtype, ndim, dims, data, &m->err);
 }
 
+hp_status hp_model_set_input_shape(hp_model *m, const char *name, int ndim, const int64_t *dims)
+{
+    int v = hp_graph_find_value(m->base, name);
+    if (v < 0 || m->base->values[v].kind != HP_VAL_INPUT)
+        return hp_error_set(&m->err, HP_ERR_INVALID, "%s: no graph input named '%s'", m->path, name);
+    const hp_value *val = &m->base->values[v];
+    if (ndim != val->ndim)
+        return hp_error_set(&m->err, HP_ERR_INVALID, "%s: input '%s' has rank %d, not %d", m->path,
+                            name, val->ndim, ndim);
+    for (int d = 1; d < ndim; d++) {
+        if (val->dims[d] >= 0 ? dims[d] != val->dims[d] : dims[d] < 1 || dims[d] > (1 << 24))
+            return hp_error_set(&m->err, HP_ERR_INVALID,
+                                "%s: input '%s' dim %d: %lld where the model declares %s%lld", m->path,
+                                name, d, (long long)dims[d], val->dims[d] >= 0 ? "" : "a symbolic size, 1 to ",
+                                (long long)(val->dims[d] >= 0 ? val->dims[d] : (1 << 24)));
+    }
+    int k = 0;
+    while (k < m->n_shapes && m->shapes[k].value != v)
+        k++;
+    if (k == m->n_shapes) {
+        struct input_shape *ns = realloc(m->shapes, sizeof *ns * (size_t)(m->n_shapes + 1));
+        if (!ns)
+            return hp_error_set(&m->err, HP_ERR_NOMEM, "out of memory");
+        m->shapes = ns;
+        m->shapes[k].value = v;
+        memset(m->shapes[k].dims, 0, sizeof m->shapes[k].dims);
+        m->n_shapes++;
+    }
+    if (memcmp(m->shapes[k].dims + 1, dims + 1, sizeof(int64_t) * (size_t)(ndim > 1 ? ndim - 1 : 0))) {
+        memcpy(m->shapes[k].dims + 1, dims + 1, sizeof(int64_t) * (size_t)(ndim > 1 ? ndim - 1 : 0));
+        drop_instance(m);
+    }
+    return HP_OK;
+}
+
 int hp_model_input_is_parameter(const hp_model *m, int i)
 {
     const hp_graph *g = m->base;
@@ -249,6 +292,12 @@ hp_status hp_model_instantiate(hp_model *m, int n)
     hp_graph *g = hp_graph_clone(m->base);
     if (!g)
         return hp_error_set(&m->err, HP_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < m->n_shapes; k++) {
+        hp_value *v = &g->values[m->shapes[k].value];
+        for (int d = 1; d < v->ndim; d++)
+            if (v->dims[d] < 0)
+                v->dims[d] = m->shapes[k].dims[d];
+    }
     hp_status st = hp_graph_infer(g, n, &m->err);
     if (!st)
         st = hp_graph_optimize(g, &m->err);

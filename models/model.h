@@ -38,7 +38,7 @@ void hp_model_destroy(hp_model *m);
 /* The error recorded on the model by its last failed call ("" when none). */
 const char *hp_model_error(const hp_model *m);
 
-/* The loaded graph before instantiation (inputs, outputs, ops; batch dim may be symbolic: -1). */
+/* The loaded graph before instantiation (inputs, outputs, ops; symbolic input dims are -1). */
 const hp_graph *hp_model_graph(const hp_model *m);
 /* The model card; NULL when the model has none. */
 const hp_card *hp_model_card(const hp_model *m);
@@ -74,6 +74,13 @@ hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *outpu
  * Must be called before the first run. */
 hp_status hp_model_bind_constant(hp_model *m, const char *name, hp_dtype dtype, int ndim,
                                  const int64_t *dims, const void *data);
+
+/* Gives the size of the symbolic dims of graph input `name` other than the first (the height
+ * and width of a fully convolutional export, for example) for the following instantiations.
+ * `dims` is the whole shape: ndim must be the declared rank and fixed dims must agree; dims[0]
+ * is ignored (the batch comes from hp_model_instantiate). A change drops the current instance.
+ * A model whose input keeps a symbolic dim other than the first cannot be instantiated. */
+hp_status hp_model_set_input_shape(hp_model *m, const char *name, int ndim, const int64_t *dims);
 
 /* Whether graph input i only feeds parameter slots that must be constant (a Reshape shape, Pad
  * pads, Resize scales or sizes, Clip bounds, Unsqueeze axes, ...), so it should be bound. */

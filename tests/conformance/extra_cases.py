@@ -160,6 +160,31 @@ def folded_chains(root):
     write_case(root, "constant_gather_add", nodes, [("x", x)], [("y", f32(x + table[idx]))])
 
 
+def symbolic_dims(root):
+    """A fully convolutional net exported with symbolic height and width: the harness gives the
+    test data's sizes (hp_model_set_input_shape), the command line the .npy's."""
+    # Small integers, as ONNX's own Conv cases use: every sum is exact in float32, so the
+    # harness's tolerance (1e-7 absolute near zero) compares values, not summation order.
+    r = rng(9)
+    x = f32(r.integers(-4, 5, (2, 3, 9, 13)))
+    w = f32(r.integers(-2, 3, (4, 3, 3, 3)))
+    b = f32(r.integers(-3, 4, 4))
+    y = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=1).numpy()
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])], "conv_symbolic_hw",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "height", "width"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4, "height", "width"])],
+        initializer=[to_proto(w, "w"), to_proto(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model)
+    d = os.path.join(root, "node", "test_conv_symbolic_height_width")
+    os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)
+    onnx.save(model, os.path.join(d, "model.onnx"))
+    for kind, name, a in (("input", "x", x), ("output", "y", f32(y))):
+        with open(os.path.join(d, "test_data_set_0", f"{kind}_0.pb"), "wb") as f:
+            f.write(to_proto(a, name).SerializeToString())
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -169,6 +194,7 @@ def main():
     pads(root)
     integer_cases_as_float(root)
     folded_chains(root)
+    symbolic_dims(root)
     n = len(os.listdir(os.path.join(root, "node")))
     print(f"{n} cases written under {root}/node")
     return 0

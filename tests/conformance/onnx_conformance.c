@@ -182,6 +182,21 @@ static void run_one(const char *dir, const conf_model *mi, const conf_tensor *in
             goto out;
         }
     }
+    /* Symbolic dims other than the first take the test data's sizes. */
+    for (int k = 0; k < g->n_inputs; k++) {
+        const hp_value *v = &g->values[g->inputs[k]];
+        int symbolic = 0;
+        for (int d = 1; d < v->ndim; d++)
+            symbolic |= v->dims[d] < 0;
+        const conf_tensor *t = symbolic && v->kind == HP_VAL_INPUT ? find_tensor(ins, mi->n_in, v->name) : NULL;
+        if (!t)
+            continue;
+        hp_status s = hp_model_set_input_shape(m, v->name, t->ndim, t->dims);
+        if (s != HP_OK) {
+            engine_error(r, "bind", s, hp_model_error(m));
+            goto out;
+        }
+    }
     int batch = 1;
     if (first_runtime) {
         const conf_tensor *t = find_tensor(ins, mi->n_in, first_runtime);

@@ -2,7 +2,8 @@
 
 Models are built here with onnx's helper; expected values come from NumPy. Checked through the
 command line on both CPU backends:
-- inputs of any rank: [3, 4, 5] and a symbolic first dimension [N, 4] (N taken from the .npy);
+- inputs of any rank: [3, 4, 5], a symbolic first dimension [N, 4] (N taken from the .npy) and
+  symbolic height and width [N, 3, H, W] (a Conv checked against PyTorch at two sizes);
 - Flatten with axis 3 / -1 on [2, 3, 4, 5] (the first output dimension is not the batch): ran off
   the end of the output buffer before;
 - several inputs: by name in any order, or plain in declaration order; refused with exit 2 and
@@ -116,6 +117,31 @@ def tensors(tmp):
     mfs = model(os.path.join(tmp, "flatten_sym.onnx"), [helper.make_node("Flatten", ["x"], ["y"], axis=3)],
                 [tvi("x", ["n", 3, 4, 5])], [tvi("y", None)])
     run_ok("Flatten axis 3 on [N, 3, 4, 5], N = 2", [mfs, "--input", npy(tmp, "xf.npy", xf)], out, xf.reshape(24, 5))
+
+    # Symbolic height and width (a fully convolutional export): the .npy's sizes, two of them.
+    import torch
+    w = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(2).astype(np.float32)
+    mc = model(os.path.join(tmp, "fcn.onnx"), [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])],
+               [tvi("x", ["n", 3, "height", "width"])], [tvi("y", ["n", 2, "height", "width"])],
+               inits=[("w", w), ("b", bias)])
+    for shape in ((2, 3, 17, 23), (1, 3, 8, 40)):
+        xc = rng.standard_normal(shape).astype(np.float32)
+        want = torch.nn.functional.conv2d(torch.from_numpy(xc), torch.from_numpy(w), torch.from_numpy(bias), padding=1).numpy()
+        run_ok(f"symbolic height and width, {list(shape)}", [mc, "--input", npy(tmp, "xc.npy", xc)], out, want,
+               rtol=1e-4, atol=1e-5)
+    refused("symbolic height and width given a 3-D .npy", [mc, "--input", npy(tmp, "xc3.npy", np.zeros((3, 8, 8), np.float32))],
+            1, ["[3, 8, 8]", "[N, 3, ?, ?]"])
+    refused("bench with symbolic height and width and no example", [mc, "--iterations", "1"], 2,
+            ["symbolic dims other than the batch", "--input x=FILE.npy"], cmd="bench")
+    r = hp("model", "bench", mc, "--input", f"x={npy(tmp, 'xc.npy', np.zeros((4, 3, 16, 16), np.float32))}",
+           "--iterations", "2", "--warmup", "0", "--json")
+    check(r.returncode == 0 and '"batch":4' in r.stdout, "bench with an example of the shape", r.stderr.strip()[-300:])
+    r = hp("model", "info", mc)
+    check(r.returncode == 0 and "--input x=FILE.npy" in r.stdout, "info asks for an example of the shape", r.stdout[-300:])
+    r = hp("model", "info", mc, "--input", f"x={npy(tmp, 'xc.npy', np.zeros((1, 3, 64, 64), np.float32))}")
+    check(r.returncode == 0 and "planned peak activation memory" in r.stdout, "info plans with an example of the shape",
+          r.stderr[-300:])
 
     # Two inputs: Sub is not symmetric, so a swap shows.
     ms = model(os.path.join(tmp, "sub.onnx"), [helper.make_node("Sub", ["a", "b"], ["y"])],
