@@ -19,8 +19,7 @@
 #include "pipeline/analyze.h"
 #include "pipeline/analyze_stain.h"
 #include "pipeline/tissue.h"
-
-#define DEFAULT_MODEL "histoplan-default-densenet.onnx"
+#include "cli/default_model.h"
 
 static void usage(FILE *f)
 {
@@ -35,8 +34,9 @@ static void usage(FILE *f)
             "\n"
             "options:\n"
             "  --model M.onnx      model with its card beside it (default: the zoo's\n"
-            "                      " DEFAULT_MODEL ", from $HP_MODEL_DIR,\n"
-            "                      <bin>/../share/histoplan/zoo or <bin>/../models/zoo)\n"
+            "                      " HP_DEFAULT_MODEL ", from $HP_MODEL_DIR,\n"
+            "                      <bin>/../share/histoplan/zoo, the source tree's models/zoo\n"
+            "                      or the installed zoo)\n"
             "  --backend cpu|cuda  default cpu\n"
             "  --mpp X             microns per pixel at level 0, overriding the slide's\n"
             "  --out DIR           output folder (default: out)\n"
@@ -94,39 +94,6 @@ static int parse_roi(const char *s, int64_t v[4])
         q = end + 1;
     }
     return 0;
-}
-
-static int file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* The default model: $HP_MODEL_DIR, the installed zoo, then the source tree's zoo beside the
- * build folder. */
-static int default_model(char *out, size_t n)
-{
-    const char *env = getenv("HP_MODEL_DIR");
-    if (env && *env) {
-        snprintf(out, n, "%s/%s", env, DEFAULT_MODEL);
-        return file_exists(out) ? 0 : -1;
-    }
-    char exe[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k <= 0)
-        return -1;
-    exe[k] = 0;
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return -1;
-    *slash = 0;
-    static const char *const rel[] = {"../share/histoplan/zoo", "../models/zoo"};
-    for (int i = 0; i < 2; i++) {
-        int w = snprintf(out, n, "%.3000s/%s/%s", exe, rel[i], DEFAULT_MODEL);
-        if (w > 0 && (size_t)w < n && file_exists(out))
-            return 0;
-    }
-    return -1;
 }
 
 /* A byte that can be part of a path written into a message. */
@@ -391,9 +358,10 @@ int hp_cli_analyze(int argc, char **argv)
 
     char defpath[PATH_MAX];
     if (!model_path) {
-        if (default_model(defpath, sizeof defpath)) {
-            fprintf(stderr, "histoplan analyze: default model %s not found (set HP_MODEL_DIR or "
-                            "give --model)\n", DEFAULT_MODEL);
+        char tried[4 * PATH_MAX];
+        if (hp_cli_default_model(defpath, sizeof defpath, tried, sizeof tried)) {
+            fprintf(stderr, "histoplan analyze: default model %s not found (looked in %s); set "
+                            "HP_MODEL_DIR or give --model\n", HP_DEFAULT_MODEL, tried);
             rc = HP_EXIT_FAILED;
             goto out;
         }

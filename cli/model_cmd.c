@@ -1,4 +1,6 @@
-/* `histoplan model info|run|bench`: inspect a model, run it on one input, measure throughput. */
+/* `histoplan model info|run|bench`: inspect a model, run it on one input, measure throughput.
+ * `model run` lives in cli/model_run.c; the mapping of --input / --output files to the model's
+ * inputs and outputs in cli/model_io.c. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -7,49 +9,45 @@
 #include <sys/resource.h>
 
 #include "cli/commands.h"
+#include "cli/model_cmd.h"
+#include "cli/model_io.h"
 #include "cli/progress.h"
-#include "io/image.h"
-#include "io/npy.h"
 #include "models/model.h"
 #include "models/onnx_ops.h"
-
-typedef struct {
-    const char *model;
-    const char *input;
-    const char *output;
-    const char *card;
-    const char *mean, *std_, *classes;
-    hp_model_options mo;
-    int batch;
-    int iterations, warmup;
-    int top;
-    int json;
-} model_args;
 
 static void model_usage(FILE *f)
 {
     fprintf(f,
             "usage:\n"
             "  histoplan model info M.onnx [--batch N]\n"
-            "  histoplan model run M.onnx --input X [--output Y.npy] [options]\n"
+            "  histoplan model run M.onnx --input X [--input X2...] [--output Y.npy...] [options]\n"
             "  histoplan model bench M.onnx [--batch N] [--iterations K] [options]\n"
             "\n"
-            "  --input X          an image (PNG, JPEG, TIFF; resized to the model input and normalized\n"
-            "                     as its card says) or a float32 NCHW tensor in NumPy .npy format\n"
-            "  --output Y.npy     write the raw output tensor\n"
+            "  --input X          a .npy tensor of the shape the model declares for its input (any\n"
+            "                     rank; a symbolic first dimension N takes the file's), or an image\n"
+            "                     (PNG, JPEG, TIFF) for a model with one [N, 3, H, W] input, normalized\n"
+            "                     as its card says. Several inputs: --input NAME=FILE for each, or one\n"
+            "                     plain --input per model input in declaration order\n"
+            "  --mpp M            the image's microns per pixel: resample it to the card's MPP and\n"
+            "                     cut it into input-sized tiles (without --mpp an image must be\n"
+            "                     exactly the input size; it is never squashed)\n"
+            "  --output Y.npy     write an output tensor (NAME=Y.npy for a given output; plain ones\n"
+            "                     in declaration order)\n"
             "  --backend B        cpu (default), cpu-reference, cuda\n"
-            "  --precision P      fp32 (default), fp16, bf16 (CUDA only)\n"
+            "  --precision P      fp32 (default); fp16, bf16 with --backend cuda\n"
             "  --threads T        CPU threads (default: all cores)\n"
             "  --device D         CUDA device index (default 0)\n"
             "  --card C.json      model card (default: <model>.card.json beside the model)\n"
             "  --mean a,b,c --std a,b,c --classes n1,n2,...\n"
             "                     for a model without a card\n"
             "  --top K            classes to print (default 5)\n"
-            "  --batch N          batch size for info (planned memory) and bench (default 8)\n"
+            "  --batch N          batch size for info (planned memory) and bench (default 8): the\n"
+            "                     size of a symbolic first input dimension\n"
             "  --iterations K     timed batches for bench (default 10), --warmup W (default 2)\n"
             "  --json             bench: print one JSON line\n"
             "\n"
-            "exit status: 0 ok, 1 failed, 2 bad usage\n");
+            "exit status: 0 ok, 1 failed, 2 bad usage, 3 the model uses an operator, attribute or\n"
+            "data type histoplan does not support (refused at load)\n");
 }
 
 static int parse_floats3(const char *s, float out[3])
@@ -75,6 +73,7 @@ static int parse_args(int argc, char **argv, model_args *a)
         {"top", required_argument, 0, 'k'},     {"batch", required_argument, 0, 'n'},
         {"iterations", required_argument, 0, 'I'}, {"warmup", required_argument, 0, 'W'},
         {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
+        {"mpp", required_argument, 0, 'm'},
         {0, 0, 0, 0},
     };
     a->mo = hp_model_default_options();
@@ -86,8 +85,27 @@ static int parse_args(int argc, char **argv, model_args *a)
     int c;
     while ((c = getopt_long(argc, argv, "i:o:b:p:t:d:c:k:n:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'i': a->input = optarg; break;
-        case 'o': a->output = optarg; break;
+        case 'i':
+        case 'o': {
+            int *n = c == 'i' ? &a->n_inputs : &a->n_outputs;
+            if (*n >= HP_CLI_MAX_IO) {
+                fprintf(stderr, "histoplan: more than %d --%s options\n", HP_CLI_MAX_IO,
+                        c == 'i' ? "input" : "output");
+                return 0;
+            }
+            (c == 'i' ? a->inputs : a->outputs)[(*n)++] = optarg;
+            break;
+        }
+        case 'm': {
+            char *end;
+            a->mpp = strtod(optarg, &end);
+            if (end == optarg || *end || !(a->mpp >= 0.01 && a->mpp <= 100)) {
+                fprintf(stderr, "histoplan: --mpp must be microns per pixel between 0.01 and 100, not '%s'\n",
+                        optarg);
+                return 0;
+            }
+            break;
+        }
         case 'b':
             if (!strcmp(optarg, "cpu"))
                 a->mo.backend = HP_BACKEND_CPU;
@@ -119,7 +137,10 @@ static int parse_args(int argc, char **argv, model_args *a)
         case 'S': a->std_ = optarg; break;
         case 'C': a->classes = optarg; break;
         case 'k': a->top = atoi(optarg); break;
-        case 'n': a->batch = atoi(optarg); break;
+        case 'n':
+            a->batch = atoi(optarg);
+            a->batch_given = 1;
+            break;
         case 'I': a->iterations = atoi(optarg); break;
         case 'W': a->warmup = atoi(optarg); break;
         case 'j': a->json = 1; break;
@@ -140,36 +161,47 @@ static int parse_args(int argc, char **argv, model_args *a)
         fprintf(stderr, "histoplan: --batch, --iterations, --warmup or --top out of range\n");
         return 0;
     }
+    if (a->mo.precision != HP_PREC_FP32 && a->mo.backend != HP_BACKEND_CUDA) {
+        fprintf(stderr,
+                "histoplan: --precision %s needs --backend cuda; the CPU backends compute in float32 "
+                "only\n",
+                a->mo.precision == HP_PREC_FP16 ? "fp16" : "bf16");
+        return 0;
+    }
     a->mo.card_path = a->card;
     return 1;
 }
 
-static hp_model *open_model(const model_args *a)
+int hp_cli_load_status(hp_status st)
+{
+    return st == HP_ERR_UNSUPPORTED ? HP_EXIT_UNSUPPORTED : HP_EXIT_FAILED;
+}
+
+hp_model *hp_cli_open_model(const model_args *a, int *rc)
 {
     hp_error err = {0};
     hp_model *m = hp_model_open(a->model, &a->mo, &err);
-    if (!m)
+    if (!m) {
         fprintf(stderr, "histoplan: %s\n", err.msg);
+        *rc = hp_cli_load_status(err.code);
+    }
     return m;
 }
 
 static int cmd_info(const model_args *a)
 {
-    hp_model *m = open_model(a);
+    int rc;
+    hp_model *m = hp_cli_open_model(a, &rc);
     if (!m)
-        return HP_EXIT_FAILED;
+        return rc;
     const hp_graph *g = hp_model_graph(m);
     printf("model: %s (opset %lld)\n", a->model, (long long)g->opset);
     for (int i = 0; i < g->n_inputs; i++) {
         const hp_value *v = &g->values[g->inputs[i]];
-        printf("input  %-20s [", v->name);
-        for (int d = 0; d < v->ndim; d++) {
-            if (v->dims[d] < 0)
-                printf(d ? ", N" : "N");
-            else
-                printf(d ? ", %lld" : "%lld", (long long)v->dims[d]);
-        }
-        printf("]\n");
+        char shape[256];
+        hp_cli_dims_str(shape, sizeof shape, v->ndim, v->dims);
+        printf("input  %-20s %s%s%s\n", v->name, shape, v->dtype == HP_DT_INT64 ? " int64" : "",
+               hp_model_input_is_parameter(m, i) ? " (a parameter: bound as a constant)" : "");
     }
     for (int i = 0; i < g->n_outputs; i++)
         printf("output %s\n", g->values[g->outputs[i]].name);
@@ -209,18 +241,56 @@ static int cmd_info(const model_args *a)
     if (card && card->mpp > 0)
         printf("trained at: %.3f um/px\n", card->mpp);
 
+    /* Planning needs the values of inputs that are parameters (a Reshape's shape, pads) and the
+     * sizes of symbolic input dims other than the batch (from an example .npy). */
+    const char *names[HP_CLI_MAX_IO], *files[HP_CLI_MAX_IO];
+    hp_cli_inputs ins;
+    memset(&ins, 0, sizeof ins);
+    int n_names = g->n_inputs < HP_CLI_MAX_IO ? g->n_inputs : HP_CLI_MAX_IO;
+    for (int k = 0; k < n_names; k++)
+        names[k] = g->values[g->inputs[k]].name;
+    if (hp_cli_assign("input", a->inputs, a->n_inputs, names, n_names, files)) {
+        hp_model_destroy(m);
+        return HP_EXIT_USAGE;
+    }
+    char missing[1024] = "";
+    for (int k = 0; k < n_names; k++) {
+        const hp_value *v = &g->values[g->inputs[k]];
+        int param = hp_model_input_is_parameter(m, k) || v->dtype == HP_DT_INT64, free_dims = 0;
+        for (int d = 1; d < v->ndim; d++)
+            free_dims |= v->dims[d] < 0;
+        size_t used = strlen(missing);
+        if ((param || free_dims) && !files[k] && used + strlen(v->name) + 24 < sizeof missing) {
+            int w = snprintf(missing + used, sizeof missing - used, " --input %s=FILE.npy", v->name);
+            (void)w;
+        }
+        if (!param && !free_dims)
+            files[k] = NULL;
+    }
+    if (*missing) {
+        printf("planned memory: give the values of parameter inputs and an example of inputs with "
+               "symbolic dims other than the batch:%s\n", missing);
+        hp_model_destroy(m);
+        return HP_EXIT_OK;
+    }
+    if ((rc = hp_cli_inputs_load(m, files, &ins, 1))) {
+        hp_cli_inputs_free(&ins);
+        hp_model_destroy(m);
+        return rc;
+    }
     int batches[] = {1, 8, 32, 256};
     int nb = 4;
     if (a->batch != 8) {
         batches[0] = a->batch;
         nb = 1;
     }
-    int rc = HP_EXIT_OK;
+    rc = HP_EXIT_OK;
     for (int i = 0; i < nb; i++) {
         hp_model_stats st;
-        if (hp_model_stats_for_batch(m, batches[i], &st)) {
+        hp_status s = hp_model_stats_for_batch(m, batches[i], &st);
+        if (s) {
             fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
-            rc = HP_EXIT_FAILED;
+            rc = hp_cli_load_status(s);
             break;
         }
         if (i == 0)
@@ -229,35 +299,12 @@ static int cmd_info(const model_args *a)
         printf("batch %4d: planned peak activation memory %.1f MiB (one buffer per tensor: %.1f MiB)\n",
                batches[i], st.arena_bytes / 1048576.0, st.naive_bytes / 1048576.0);
     }
+    hp_cli_inputs_free(&ins);
     hp_model_destroy(m);
     return rc;
 }
 
-/* Softmax for display when the output is not already a probability vector. */
-static void to_probabilities(const float *x, int n, float *p)
-{
-    int is_prob = 1;
-    double sum = 0;
-    for (int i = 0; i < n; i++) {
-        if (!(x[i] >= 0 && x[i] <= 1))
-            is_prob = 0;
-        sum += x[i];
-    }
-    if (is_prob && fabs(sum - 1.0) < 1e-3) {
-        memcpy(p, x, sizeof(float) * (size_t)n);
-        return;
-    }
-    float mx = x[0];
-    for (int i = 1; i < n; i++)
-        mx = x[i] > mx ? x[i] : mx;
-    double s = 0;
-    for (int i = 0; i < n; i++)
-        s += (p[i] = expf(x[i] - mx));
-    for (int i = 0; i < n; i++)
-        p[i] = (float)(p[i] / s);
-}
-
-static int apply_overrides(hp_model *m, const model_args *a, int image_input)
+int hp_cli_apply_overrides(hp_model *m, const model_args *a, int image_input)
 {
     const hp_card *card = hp_model_card(m);
     char missing[128] = "";
@@ -299,163 +346,129 @@ static int apply_overrides(hp_model *m, const model_args *a, int image_input)
     return HP_EXIT_OK;
 }
 
-static int has_suffix(const char *s, const char *suf)
-{
-    size_t n = strlen(s), k = strlen(suf);
-    return n >= k && !strcasecmp(s + n - k, suf);
-}
-
-static int cmd_run(const model_args *a)
-{
-    if (!a->input) {
-        fprintf(stderr, "histoplan: model run needs --input\n");
-        return HP_EXIT_USAGE;
-    }
-    int is_npy = has_suffix(a->input, ".npy");
-    hp_model *m = open_model(a);
-    if (!m)
-        return HP_EXIT_FAILED;
-    int rc = apply_overrides(m, a, !is_npy);
-    float *input = NULL, *out = NULL, *prob = NULL;
-    uint8_t *rgb = NULL, *tile = NULL;
-    hp_error err = {0};
-    int n = 1;
-    if (rc)
-        goto done;
-    rc = HP_EXIT_FAILED;
-    int c, h, w;
-    hp_model_input_shape(m, &c, &h, &w);
-    hp_status st;
-    if (is_npy) {
-        int ndim;
-        int64_t dims[HP_NPY_MAX_DIMS];
-        if (hp_npy_read(a->input, &input, &ndim, dims, &err)) {
-            fprintf(stderr, "histoplan: %s\n", err.msg);
-            goto done;
-        }
-        if (ndim != 4 || dims[1] != c || (h > 0 && dims[2] != h) || (w > 0 && dims[3] != w) || dims[0] < 1 ||
-            dims[0] > 65536) {
-            fprintf(stderr, "histoplan: %s: shape [%lld, %lld, %lld, %lld] does not match the model input [N, %d, %d, %d]\n",
-                    a->input, (long long)dims[0], (long long)(ndim > 1 ? dims[1] : 0), (long long)(ndim > 2 ? dims[2] : 0),
-                    (long long)(ndim > 3 ? dims[3] : 0), c, h, w);
-            goto done;
-        }
-        n = (int)dims[0];
-    }
-    /* Output buffer sized after instantiation. */
-    if (hp_model_instantiate(m, n)) {
-        fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
-        goto done;
-    }
-    int64_t per = hp_model_output_size(m, 0);
-    out = malloc(sizeof(float) * (size_t)(per * n));
-    prob = malloc(sizeof(float) * (size_t)per);
-    if (!out || !prob) {
-        fprintf(stderr, "histoplan: out of memory\n");
-        goto done;
-    }
-    if (is_npy) {
-        st = hp_model_run(m, input, n, out);
-    } else {
-        int iw, ih;
-        if (hp_image_read_rgb8(a->input, &iw, &ih, &rgb, &err)) {
-            fprintf(stderr, "histoplan: %s\n", err.msg);
-            goto done;
-        }
-        const hp_card *card = hp_model_card(m);
-        int th = h > 0 ? h : (card ? card->input_h : 0), tw = w > 0 ? w : (card ? card->input_w : 0);
-        if (th <= 0 || tw <= 0) {
-            fprintf(stderr, "histoplan: %s: the model input size is not fixed and the card gives none\n", a->model);
-            goto done;
-        }
-        tile = malloc((size_t)th * (size_t)tw * 3);
-        if (!tile || hp_image_resize_rgb8(rgb, iw, ih, tile, tw, th)) {
-            fprintf(stderr, "histoplan: cannot resize %s to %dx%d\n", a->input, tw, th);
-            goto done;
-        }
-        st = hp_model_run_rgb8(m, tile, 1, out);
-    }
-    if (st) {
-        fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
-        goto done;
-    }
-    if (a->output) {
-        const hp_graph *g = hp_model_instance(m);
-        const hp_value *ov = &g->values[g->outputs[0]];
-        if (hp_npy_write(a->output, out, ov->ndim, ov->dims, &err)) {
-            fprintf(stderr, "histoplan: %s\n", err.msg);
-            goto done;
-        }
-    }
-    const hp_card *card = hp_model_card(m);
-    for (int b = 0; b < n; b++) {
-        const float *o = out + (size_t)b * (size_t)per;
-        if (n > 1)
-            printf("item %d:\n", b);
-        if (per > 4096) {
-            printf("  output has %lld values per item (not a class vector)\n", (long long)per);
-            continue;
-        }
-        to_probabilities(o, (int)per, prob);
-        for (int k = 0; k < a->top && k < per; k++) {
-            int best = 0;
-            for (int j = 1; j < per; j++)
-                if (prob[j] > prob[best])
-                    best = j;
-            const char *name = card && best < card->n_classes ? card->classes[best] : NULL;
-            if (name)
-                printf("  %-16s %.4f\n", name, prob[best]);
-            else
-                printf("  class %-10d %.4f\n", best, prob[best]);
-            prob[best] = -1;
-        }
-    }
-    if (card && card->intended_use)
-        printf("note: %s\n", card->intended_use);
-    rc = HP_EXIT_OK;
-done:
-    free(input);
-    free(out);
-    free(prob);
-    free(rgb);
-    free(tile);
-    hp_model_destroy(m);
-    return rc;
-}
-
+/* Random data of the declared shape for every runtime input (a symbolic first dimension takes
+ * --batch), unless --input NAME=FILE gives data (its shape then fixes the symbolic dims, which
+ * an input with symbolic dims other than the batch needs); inputs the model uses as parameters
+ * (shapes, pads, scales) always come from --input NAME=FILE, since random values there would
+ * be meaningless. */
 static int cmd_bench(const model_args *a)
 {
-    hp_model *m = open_model(a);
+    int rc;
+    hp_model *m = hp_cli_open_model(a, &rc);
     if (!m)
-        return HP_EXIT_FAILED;
-    int rc = HP_EXIT_FAILED;
-    float *in = NULL, *out = NULL;
+        return rc;
+    rc = HP_EXIT_FAILED;
+    hp_cli_inputs ins;
+    memset(&ins, 0, sizeof ins);
+    float **in = NULL, **out = NULL;
+    int n_in = 0, n_out = 0, *given = NULL;
     double *times = NULL;
-    int c, h, w;
-    hp_model_input_shape(m, &c, &h, &w);
-    if (hp_model_instantiate(m, a->batch)) {
+    const hp_graph *g = hp_model_graph(m);
+    const char *names[HP_CLI_MAX_IO], *files[HP_CLI_MAX_IO];
+    if (g->n_inputs > HP_CLI_MAX_IO) {
+        fprintf(stderr, "histoplan: %s has %d inputs (the command line takes %d)\n", a->model,
+                g->n_inputs, HP_CLI_MAX_IO);
+        goto done;
+    }
+    for (int k = 0; k < g->n_inputs; k++)
+        names[k] = g->values[g->inputs[k]].name;
+    if (hp_cli_assign("input", a->inputs, a->n_inputs, names, g->n_inputs, files)) {
+        rc = HP_EXIT_USAGE;
+        goto done;
+    }
+    int symbolic = 0, items = 1, first_runtime = 1, from_file = 0;
+    for (int k = 0; k < g->n_inputs; k++) {
+        const hp_value *v = &g->values[g->inputs[k]];
+        int param = hp_model_input_is_parameter(m, k) || v->dtype == HP_DT_INT64;
+        if (param && !files[k]) {
+            fprintf(stderr,
+                    "histoplan: the model input '%s' is a parameter (a shape, pads, scales or "
+                    "bounds), not data; give its values with --input %s=FILE.npy\n",
+                    v->name, v->name);
+            rc = HP_EXIT_USAGE;
+            goto done;
+        }
+        if (param)
+            continue;
+        int free_dims = 0;
+        for (int d = 1; d < v->ndim; d++)
+            free_dims |= v->dims[d] < 0;
+        if (free_dims && !files[k]) {
+            char shape[256];
+            hp_cli_dims_str(shape, sizeof shape, v->ndim, v->dims);
+            fprintf(stderr,
+                    "histoplan: the model input '%s' %s has symbolic dims other than the batch; give "
+                    "data of the shape to measure with --input %s=FILE.npy\n",
+                    v->name, shape, v->name);
+            rc = HP_EXIT_USAGE;
+            goto done;
+        }
+        if (v->ndim > 0 && v->dims[0] < 0) {
+            symbolic = 1;
+            from_file |= files[k] != NULL;
+        } else if (first_runtime) {
+            items = v->ndim > 0 ? (int)v->dims[0] : 1;
+        }
+        first_runtime = 0;
+    }
+    if ((rc = hp_cli_inputs_load(m, files, &ins, 1)))
+        goto done;
+    rc = HP_EXIT_USAGE;
+    if (from_file && a->batch_given && a->batch != ins.batch) {
+        fprintf(stderr, "histoplan: --batch %d, but the --input data holds %d items\n", a->batch, ins.batch);
+        goto done;
+    }
+    if (!symbolic && a->batch_given && a->batch != items) {
+        fprintf(stderr, "histoplan: the model's inputs have fixed shapes (a batch of %d); --batch %d "
+                        "does not apply\n", items, a->batch);
+        goto done;
+    }
+    if (symbolic)
+        items = from_file ? ins.batch : a->batch;
+    rc = HP_EXIT_FAILED;
+    hp_status st = hp_model_instantiate(m, symbolic ? items : 1);
+    if (st) {
         fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
+        rc = hp_cli_load_status(st);
         goto done;
     }
-    const hp_graph *g = hp_model_instance(m);
-    int64_t in_n = hp_value_numel(&g->values[g->inputs[0]]);
-    in = malloc(sizeof(float) * (size_t)in_n);
-    out = malloc(sizeof(float) * (size_t)(hp_model_output_size(m, 0) * a->batch));
+    const hp_graph *inst = hp_model_instance(m);
+    n_in = inst->n_inputs;
+    n_out = inst->n_outputs;
+    in = calloc((size_t)n_in + 1, sizeof *in);
+    out = calloc((size_t)n_out + 1, sizeof *out);
+    given = calloc((size_t)n_in + 1, sizeof *given);
     times = calloc((size_t)a->iterations, sizeof(double));
-    if (!in || !out || !times) {
-        fprintf(stderr, "histoplan: out of memory\n");
-        goto done;
-    }
+    if (!in || !out || !given || !times)
+        goto oom;
     unsigned s = 12345;
-    for (int64_t i = 0; i < in_n; i++) {
-        s = s * 1664525u + 1013904223u;
-        in[i] = (float)((s >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+    for (int k = 0; k < n_in; k++) {
+        const hp_value *v = &inst->values[inst->inputs[k]];
+        for (int j = 0; j < ins.n && !given[k]; j++)
+            if (!ins.in[j].bound && !strcmp(ins.in[j].name, v->name)) {
+                in[k] = ins.in[j].f; /* owned by ins */
+                given[k] = 1;
+            }
+        if (given[k])
+            continue;
+        int64_t n = hp_value_numel(v);
+        if (!(in[k] = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1))))
+            goto oom;
+        for (int64_t i = 0; i < n; i++) {
+            s = s * 1664525u + 1013904223u;
+            in[k][i] = (float)((s >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+        }
+    }
+    for (int k = 0; k < n_out; k++) {
+        int64_t n = hp_value_numel(&inst->values[inst->outputs[k]]);
+        if (!(out[k] = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1))))
+            goto oom;
     }
     hp_progress prog;
     hp_progress_start(&prog, "bench", a->warmup + a->iterations);
     for (int i = 0; i < a->warmup + a->iterations; i++) {
         double t0 = hp_now_seconds();
-        if (hp_model_run(m, in, a->batch, out)) {
+        if (hp_model_run_all(m, (const float *const *)in, out)) {
             hp_progress_finish(&prog);
             fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
             goto done;
@@ -480,15 +493,26 @@ static int cmd_bench(const model_args *a)
     if (a->json)
         printf("{\"model\":\"%s\",\"backend\":\"%s\",\"precision\":\"%s\",\"batch\":%d,\"iterations\":%d,"
                "\"median_batch_s\":%.6f,\"items_per_s\":%.3f,\"peak_rss_mib\":%.1f}\n",
-               a->model, be, prec, a->batch, a->iterations, med, a->batch / med, ru.ru_maxrss / 1024.0);
+               a->model, be, prec, items, a->iterations, med, items / med, ru.ru_maxrss / 1024.0);
     else
         printf("%s: backend %s, %s, batch %d: %.2f ms per batch (median of %d), %.1f items/s, peak RSS %.1f MiB\n",
-               a->model, be, prec, a->batch, med * 1e3, a->iterations, a->batch / med, ru.ru_maxrss / 1024.0);
+               a->model, be, prec, items, med * 1e3, a->iterations, items / med, ru.ru_maxrss / 1024.0);
     rc = HP_EXIT_OK;
+    goto done;
+oom:
+    fprintf(stderr, "histoplan: out of memory\n");
+    rc = HP_EXIT_FAILED;
 done:
+    for (int k = 0; in && k < n_in; k++)
+        if (!given || !given[k])
+            free(in[k]);
+    free(given);
+    for (int k = 0; out && k < n_out; k++)
+        free(out[k]);
     free(in);
     free(out);
     free(times);
+    hp_cli_inputs_free(&ins);
     hp_model_destroy(m);
     return rc;
 }
@@ -508,7 +532,7 @@ int hp_cli_model(int argc, char **argv)
     if (!strcmp(sub, "info"))
         return cmd_info(&a);
     if (!strcmp(sub, "run"))
-        return cmd_run(&a);
+        return hp_cli_model_run(&a);
     if (!strcmp(sub, "bench"))
         return cmd_bench(&a);
     fprintf(stderr, "histoplan: unknown model command '%s'\n", sub);

@@ -207,25 +207,46 @@ static hp_status parse_header(const char *path, const char *text, size_t len, np
     return HP_OK;
 }
 
-/* Bytes per element for the dtypes we read, or an error naming the dtype. */
-static hp_status check_dtype(const char *path, const char *descr, size_t *width, hp_error *err)
+/* An element type as the header names it: float ('f') or integer ('i' signed, 'u' unsigned,
+ * 'b' bool) and its width in bytes. */
+typedef struct {
+    char kind;
+    size_t width;
+} npy_dtype;
+
+static int parse_dtype(const char *descr, npy_dtype *t)
 {
-    if (strcmp(descr, "<f4") == 0)
-        *width = 4;
-    else if (strcmp(descr, "<f8") == 0)
-        *width = 8;
-    else if (strcmp(descr, "<f2") == 0)
-        *width = 2;
-    else if (descr[0] == '>' && (strcmp(descr + 1, "f4") == 0 || strcmp(descr + 1, "f8") == 0 ||
-                                 strcmp(descr + 1, "f2") == 0))
+    /* '<' little-endian, '|' not applicable (one byte), '=' native: NumPy writes '<' or '|'. */
+    if ((descr[0] != '<' && descr[0] != '|') || !descr[1] || !descr[2] || descr[3])
+        return 0;
+    t->kind = descr[1];
+    t->width = (size_t)(descr[2] - '0');
+    switch (t->kind) {
+    case 'f': return t->width == 2 || t->width == 4 || t->width == 8;
+    case 'i': case 'u': return t->width == 1 || t->width == 2 || t->width == 4 || t->width == 8;
+    case 'b': return t->width == 1;
+    default: return 0;
+    }
+}
+
+/* Checks that `descr` is a dtype the caller can take (floats for float32, integers for int64). */
+static hp_status check_dtype(const char *path, const char *descr, int want_int, npy_dtype *t,
+                             hp_error *err)
+{
+    if (descr[0] == '>')
         return hp_error_set(err, HP_ERR_UNSUPPORTED,
                             "%s: .npy dtype '%s' is big-endian; save it little-endian "
-                            "(a.astype('<f4'))",
-                            path, descr);
-    else
+                            "(a.astype('<%s'))",
+                            path, descr, descr + 1);
+    int ok = parse_dtype(descr, t) && (want_int ? t->kind != 'f' : t->kind == 'f');
+    if (ok && want_int && t->kind == 'u' && t->width == 8)
+        ok = 0; /* values past INT64_MAX would wrap */
+    if (!ok)
         return hp_error_set(err, HP_ERR_UNSUPPORTED,
-                            "%s: .npy dtype '%s' is not supported (float32 '<f4', float64 '<f8' or "
-                            "float16 '<f2')",
+                            want_int ? "%s: .npy dtype '%s' is not an integer type (expected int64 "
+                                       "'<i8', int32, int16, int8, uint8 to uint32 or bool)"
+                                     : "%s: .npy dtype '%s' is not supported (float32 '<f4', float64 "
+                                       "'<f8' or float16 '<f2')",
                             path, descr);
     return HP_OK;
 }
@@ -277,18 +298,54 @@ static int read_elements(FILE *f, size_t width, int64_t n, float *out)
     return 1;
 }
 
-hp_status hp_npy_read(const char *path, float **data, int *ndim, int64_t dims[HP_NPY_MAX_DIMS],
-                      hp_error *err)
+/* Reads `n` integer elements of type `t` and stores them as int64 in `out`. */
+static int read_int_elements(FILE *f, npy_dtype t, int64_t n, int64_t *out)
 {
-    if (!path || !data || !ndim || !dims)
-        return hp_error_set(err, HP_ERR_INVALID, "hp_npy_read: NULL argument");
+    int le = host_is_little_endian();
+    enum { CHUNK = 8192 };
+    unsigned char buf[CHUNK * 8];
+    for (int64_t done = 0; done < n;) {
+        size_t k = (size_t)(n - done < CHUNK ? n - done : CHUNK);
+        if (fread(buf, t.width, k, f) != k)
+            return 0;
+        if (!le)
+            swap_bytes(buf, t.width, k);
+        for (size_t i = 0; i < k; i++) {
+            const unsigned char *p = buf + t.width * i;
+            int64_t v = 0;
+            if (t.kind == 'b') {
+                v = p[0] != 0;
+            } else if (t.width == 1) {
+                v = t.kind == 'i' ? (int64_t)(int8_t)p[0] : (int64_t)p[0];
+            } else if (t.width == 2) {
+                uint16_t u;
+                memcpy(&u, p, 2);
+                v = t.kind == 'i' ? (int64_t)(int16_t)u : (int64_t)u;
+            } else if (t.width == 4) {
+                uint32_t u;
+                memcpy(&u, p, 4);
+                v = t.kind == 'i' ? (int64_t)(int32_t)u : (int64_t)u;
+            } else {
+                memcpy(&v, p, 8);
+            }
+            out[done + (int64_t)i] = v;
+        }
+        done += (int64_t)k;
+    }
+    return 1;
+}
+
+/* Reads a .npy file into float32 (want_int = 0) or int64 (want_int = 1) elements. */
+static hp_status read_npy(const char *path, int want_int, void **data, int *ndim,
+                          int64_t dims[HP_NPY_MAX_DIMS], hp_error *err)
+{
     *data = NULL;
     *ndim = 0;
     memset(dims, 0, sizeof(int64_t) * HP_NPY_MAX_DIMS);
 
     hp_status st = HP_OK;
     char *htext = NULL;
-    float *out = NULL;
+    void *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
         return hp_error_set(err, HP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -332,9 +389,10 @@ hp_status hp_npy_read(const char *path, float **data, int *ndim, int64_t dims[HP
     npy_header h;
     if ((st = parse_header(path, htext, hlen, &h, err)))
         goto fail;
-    size_t width = 0;
-    if ((st = check_dtype(path, h.descr, &width, err)))
+    npy_dtype dt = {0, 0};
+    if ((st = check_dtype(path, h.descr, want_int, &dt, err)))
         goto fail;
+    size_t width = dt.width;
     if (h.fortran && h.ndim > 1) {
         /* A 0-D or 1-D array is the same in either order; NumPy sets the flag only for >= 2-D. */
         st = hp_error_set(err, HP_ERR_UNSUPPORTED,
@@ -366,13 +424,13 @@ hp_status hp_npy_read(const char *path, float **data, int *ndim, int64_t dims[HP
                           h.descr, (long long)need, (long long)have);
         goto fail;
     }
-    out = malloc(n > 0 ? (size_t)n * sizeof(float) : 1);
+    out = malloc(n > 0 ? (size_t)n * (want_int ? sizeof(int64_t) : sizeof(float)) : 1);
     if (!out) {
         st = hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory for %lld elements", path,
                           (long long)n);
         goto fail;
     }
-    if (!read_elements(f, width, n, out)) {
+    if (want_int ? !read_int_elements(f, dt, n, out) : !read_elements(f, width, n, out)) {
         st = hp_error_set(err, ferror(f) ? HP_ERR_IO : HP_ERR_INVALID,
                           "%s: .npy file is truncated in its data", path);
         goto fail;
@@ -389,6 +447,28 @@ fail:
     free(out);
     free(htext);
     fclose(f);
+    return st;
+}
+
+hp_status hp_npy_read(const char *path, float **data, int *ndim, int64_t dims[HP_NPY_MAX_DIMS],
+                      hp_error *err)
+{
+    if (!path || !data || !ndim || !dims)
+        return hp_error_set(err, HP_ERR_INVALID, "hp_npy_read: NULL argument");
+    void *p = NULL;
+    hp_status st = read_npy(path, 0, &p, ndim, dims, err);
+    *data = p;
+    return st;
+}
+
+hp_status hp_npy_read_int64(const char *path, int64_t **data, int *ndim,
+                            int64_t dims[HP_NPY_MAX_DIMS], hp_error *err)
+{
+    if (!path || !data || !ndim || !dims)
+        return hp_error_set(err, HP_ERR_INVALID, "hp_npy_read_int64: NULL argument");
+    void *p = NULL;
+    hp_status st = read_npy(path, 1, &p, ndim, dims, err);
+    *data = p;
     return st;
 }
 

@@ -364,12 +364,25 @@ hp_status hp_graph_infer(hp_graph *g, int batch, hp_error *err)
         hp_value *v = &g->values[g->inputs[i]];
         if (v->kind != HP_VAL_INPUT)
             continue; /* bound as a constant */
+        /* The loader admits int64 inputs only as data to bind (shapes, pads, indices): one left
+         * unbound is a caller's omission, not a model histoplan cannot run. */
+        if (v->dtype == HP_DT_INT64)
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "%s: input '%s' is int64 data (a shape, pads, axes or indices): give "
+                                "its values (hp_model_bind_constant; model run --input %s=FILE.npy)",
+                                g->source, v->name, v->name);
         if (v->dtype != HP_DT_FLOAT)
             return hp_error_set(err, HP_ERR_UNSUPPORTED,
                                 "%s: input '%s' has data type %s; histoplan runs float32 tensors",
                                 g->source, v->name, hp_dtype_name(v->dtype));
         if (v->ndim > 0 && v->dims[0] < 0)
             v->dims[0] = batch;
+        for (int d = 1; d < v->ndim; d++)
+            if (v->dims[d] < 0)
+                return hp_error_set(err, HP_ERR_INVALID,
+                                    "%s: input '%s' dim %d is symbolic and its size was not given "
+                                    "(hp_model_set_input_shape; model run takes it from the .npy)",
+                                    g->source, v->name, d);
         int64_t numel;
         if (!hp_dims_valid(v->ndim, v->dims, &numel))
             return hp_error_set(err, HP_ERR_INVALID, "%s: input '%s' would hold more than %lld elements",

@@ -27,6 +27,13 @@ struct hp_model {
     int inst_batch;
     float *norm_buf;    /* scratch for hp_model_run_rgb8 */
     size_t norm_cap;
+    /* Sizes given for symbolic input dims after the first (hp_model_set_input_shape), by value
+     * index in `base`; applied to each instance before shape inference. */
+    struct input_shape {
+        int value;
+        int64_t dims[HP_MAX_DIMS];
+    } *shapes;
+    int n_shapes;
 };
 
 hp_model_options hp_model_default_options(void)
@@ -76,6 +83,7 @@ void hp_model_destroy(hp_model *m)
     hp_graph_destroy(m->base);
     hp_card_free(&m->card);
     free(m->norm_buf);
+    free(m->shapes);
     free(m->path);
     free(m);
 }
@@ -130,6 +138,16 @@ hp_model *hp_model_open(const char *path, const hp_model_options *opt, hp_error 
         goto fail;
     }
     free(cp);
+
+    /* The CPU backends compute in float32 only: a result labelled fp16 or bf16 that was computed
+     * in float32 would mislead anyone comparing precisions. */
+    if (m->opt.backend != HP_BACKEND_CUDA && m->opt.precision != HP_PREC_FP32) {
+        hp_error_set(err, HP_ERR_INVALID,
+                     "%s: precision %s needs the CUDA backend; the CPU backends compute in float32 "
+                     "only (use fp32)",
+                     path, m->opt.precision == HP_PREC_FP16 ? "fp16" : "bf16");
+        goto fail;
+    }
 
     switch (m->opt.backend) {
     case HP_BACKEND_CPU: m->backend = hp_cpu_backend_create(m->opt.threads, 0); break;
@@ -194,9 +212,10 @@ hp_status hp_model_set_classes(hp_model *m, int n, const char *const *names)
 void hp_model_input_shape(const hp_model *m, int *c, int *h, int *w)
 {
     const hp_value *v = &m->base->values[m->base->inputs[0]];
-    *c = v->ndim > 1 ? (int)v->dims[1] : 0;
-    *h = v->ndim > 2 ? (int)v->dims[2] : 0;
-    *w = v->ndim > 3 ? (int)v->dims[3] : 0;
+    int image = v->ndim == 4;
+    *c = image ? (int)v->dims[1] : 0;
+    *h = image ? (int)v->dims[2] : 0;
+    *w = image ? (int)v->dims[3] : 0;
 }
 
 hp_status hp_model_bind_constant(hp_model *m, const char *name, hp_dtype dtype, int ndim,
@@ -210,6 +229,41 @@ hp_status hp_model_bind_constant(hp_model *m, const char *name, hp_dtype dtype, 
     if (dtype != HP_DT_FLOAT && dtype != HP_DT_INT64)
         return hp_error_set(&m->err, HP_ERR_UNSUPPORTED, "bind '%s': data type %s", name, hp_dtype_name(dtype));
     return hp_value_set_const(&m->base->values[v], dtype, ndim, dims, data, &m->err);
+}
+
+hp_status hp_model_set_input_shape(hp_model *m, const char *name, int ndim, const int64_t *dims)
+{
+    int v = hp_graph_find_value(m->base, name);
+    if (v < 0 || m->base->values[v].kind != HP_VAL_INPUT)
+        return hp_error_set(&m->err, HP_ERR_INVALID, "%s: no graph input named '%s'", m->path, name);
+    const hp_value *val = &m->base->values[v];
+    if (ndim != val->ndim)
+        return hp_error_set(&m->err, HP_ERR_INVALID, "%s: input '%s' has rank %d, not %d", m->path,
+                            name, val->ndim, ndim);
+    for (int d = 1; d < ndim; d++) {
+        if (val->dims[d] >= 0 ? dims[d] != val->dims[d] : dims[d] < 1 || dims[d] > (1 << 24))
+            return hp_error_set(&m->err, HP_ERR_INVALID,
+                                "%s: input '%s' dim %d: %lld where the model declares %s%lld", m->path,
+                                name, d, (long long)dims[d], val->dims[d] >= 0 ? "" : "a symbolic size, 1 to ",
+                                (long long)(val->dims[d] >= 0 ? val->dims[d] : (1 << 24)));
+    }
+    int k = 0;
+    while (k < m->n_shapes && m->shapes[k].value != v)
+        k++;
+    if (k == m->n_shapes) {
+        struct input_shape *ns = realloc(m->shapes, sizeof *ns * (size_t)(m->n_shapes + 1));
+        if (!ns)
+            return hp_error_set(&m->err, HP_ERR_NOMEM, "out of memory");
+        m->shapes = ns;
+        m->shapes[k].value = v;
+        memset(m->shapes[k].dims, 0, sizeof m->shapes[k].dims);
+        m->n_shapes++;
+    }
+    if (memcmp(m->shapes[k].dims + 1, dims + 1, sizeof(int64_t) * (size_t)(ndim > 1 ? ndim - 1 : 0))) {
+        memcpy(m->shapes[k].dims + 1, dims + 1, sizeof(int64_t) * (size_t)(ndim > 1 ? ndim - 1 : 0));
+        drop_instance(m);
+    }
+    return HP_OK;
 }
 
 int hp_model_input_is_parameter(const hp_model *m, int i)
@@ -239,6 +293,12 @@ hp_status hp_model_instantiate(hp_model *m, int n)
     hp_graph *g = hp_graph_clone(m->base);
     if (!g)
         return hp_error_set(&m->err, HP_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < m->n_shapes; k++) {
+        hp_value *v = &g->values[m->shapes[k].value];
+        for (int d = 1; d < v->ndim; d++)
+            if (v->dims[d] < 0)
+                v->dims[d] = m->shapes[k].dims[d];
+    }
     hp_status st = hp_graph_infer(g, n, &m->err);
     if (!st)
         st = hp_graph_optimize(g, &m->err);
@@ -284,24 +344,44 @@ int64_t hp_model_output_size(const hp_model *m, int i)
         return 0;
     const hp_value *v = &g->values[g->outputs[i]];
     if (!m->inst) {
-        /* Not instantiated: numel of the declared dims after the batch. */
+        /* Not instantiated: numel of the declared dims after the batch (unknown dims count 0). */
         int64_t n = 1;
         for (int d = 1; d < v->ndim; d++)
-            n *= v->dims[d];
+            n *= v->dims[d] > 0 ? v->dims[d] : 0;
         return n;
     }
-    int64_t n0 = v->ndim > 0 && v->dims[0] > 0 ? v->dims[0] : 1;
-    return hp_value_numel(v) / n0;
+    /* Per batch item of the instance: the output's first dim need not be the batch (Flatten
+     * with axis > 1 makes it batch x something), so divide by the batch, not by dims[0]. */
+    return hp_value_numel(v) / (m->inst_batch > 0 ? m->inst_batch : 1);
 }
 
+/* Instantiates for n items and checks that the single-input API fits the instance: one runtime
+ * input whose first dim is the batch n, and a first output of n equal items, so the caller's
+ * buffers (n items in, n * hp_model_output_size out) hold exactly what the backend reads and
+ * writes. */
 static hp_status single_io(hp_model *m, int n)
 {
+    if (n < 1)
+        return hp_error_set(&m->err, HP_ERR_INVALID, "%s: %d items (at least 1)", m->path, n);
     hp_status st = hp_model_instantiate(m, n);
     if (st)
         return st;
-    if (m->inst->n_inputs != 1)
-        return hp_error_set(&m->err, HP_ERR_UNSUPPORTED,
-                            "%s: the model has %d inputs; use hp_model_run_all", m->path, m->inst->n_inputs);
+    const hp_graph *g = m->inst;
+    if (g->n_inputs != 1)
+        return hp_error_set(&m->err, HP_ERR_INVALID,
+                            "%s: the model has %d inputs; use hp_model_run_all", m->path, g->n_inputs);
+    const hp_value *in = &g->values[g->inputs[0]];
+    if (in->ndim < 1 || in->dims[0] != n)
+        return hp_error_set(&m->err, HP_ERR_INVALID,
+                            "%s: input '%s' has a fixed first dimension of %lld, not a batch of %d "
+                            "items; use hp_model_run_all",
+                            m->path, in->name, (long long)(in->ndim ? in->dims[0] : 1), n);
+    const hp_value *out = &g->values[g->outputs[0]];
+    if (hp_value_numel(out) % n != 0)
+        return hp_error_set(&m->err, HP_ERR_INVALID,
+                            "%s: output '%s' (%lld values) does not split into %d items; use "
+                            "hp_model_run_all",
+                            m->path, out->name, (long long)hp_value_numel(out), n);
     return HP_OK;
 }
 

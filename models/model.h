@@ -19,7 +19,8 @@ typedef enum { HP_BACKEND_CPU = 0, HP_BACKEND_CPU_REFERENCE, HP_BACKEND_CUDA } h
 
 typedef struct {
     hp_backend_kind backend;
-    hp_precision precision; /* CUDA only; the CPU runs float32 */
+    hp_precision precision; /* fp16 / bf16 need the CUDA backend: the CPU backends compute in
+                               float32 only and hp_model_open refuses them (HP_ERR_INVALID) */
     int threads;            /* CPU threads; <= 0 for all cores */
     int device;             /* CUDA device index */
     const char *card_path;  /* NULL: "<model>.card.json" beside the model when it exists */
@@ -37,7 +38,7 @@ void hp_model_destroy(hp_model *m);
 /* The error recorded on the model by its last failed call ("" when none). */
 const char *hp_model_error(const hp_model *m);
 
-/* The loaded graph before instantiation (inputs, outputs, ops; batch dim may be symbolic: -1). */
+/* The loaded graph before instantiation (inputs, outputs, ops; symbolic input dims are -1). */
 const hp_graph *hp_model_graph(const hp_model *m);
 /* The model card; NULL when the model has none. */
 const hp_card *hp_model_card(const hp_model *m);
@@ -45,14 +46,21 @@ const hp_card *hp_model_card(const hp_model *m);
 hp_status hp_model_set_normalization(hp_model *m, const float mean[3], const float std_[3]);
 hp_status hp_model_set_classes(hp_model *m, int n, const char *const *names);
 
-/* Input geometry of the first input: channels, height, width (after the batch dim). */
+/* Input geometry of the first input when it is 4-D (NCHW): channels, height, width after the
+ * batch dim; all 0 for an input of another rank. */
 void hp_model_input_shape(const hp_model *m, int *c, int *h, int *w);
-/* Number of elements per batch item of output `i`. */
+/* Number of elements per batch item of output `i`: the instance's output size divided by the
+ * batch it was instantiated for (the output's first dim need not be the batch: Flatten with
+ * axis > 1 gives [N * k, m]). Before instantiation, the product of the declared dims after the
+ * first (unknown dims count 0). */
 int64_t hp_model_output_size(const hp_model *m, int i);
 
 /* Runs a batch of `n` items. `input` is contiguous float32 NCHW for the first input; `output`
  * receives the first output, n * hp_model_output_size(m, 0) floats. The model is instantiated
- * (shapes, passes, memory plan, backend prepare) for `n` on first use and when n changes. */
+ * (shapes, passes, memory plan, backend prepare) for `n` on first use and when n changes.
+ * Refused (HP_ERR_INVALID, nothing written) unless the model has one runtime input whose first
+ * dim is n (symbolic, or fixed at n) and a first output that splits into n equal items; other
+ * models run through hp_model_run_all. */
 hp_status hp_model_run(hp_model *m, const float *input, int n, float *output);
 
 /* Runs `n` RGB tiles (interleaved uint8, h x w each, matching the model input) after the card's
@@ -66,6 +74,13 @@ hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *outpu
  * Must be called before the first run. */
 hp_status hp_model_bind_constant(hp_model *m, const char *name, hp_dtype dtype, int ndim,
                                  const int64_t *dims, const void *data);
+
+/* Gives the size of the symbolic dims of graph input `name` other than the first (the height
+ * and width of a fully convolutional export, for example) for the following instantiations.
+ * `dims` is the whole shape: ndim must be the declared rank and fixed dims must agree; dims[0]
+ * is ignored (the batch comes from hp_model_instantiate). A change drops the current instance.
+ * A model whose input keeps a symbolic dim other than the first cannot be instantiated. */
+hp_status hp_model_set_input_shape(hp_model *m, const char *name, int ndim, const int64_t *dims);
 
 /* Whether graph input i only feeds parameter slots that must be constant (a Reshape shape, Pad
  * pads, Resize scales or sizes, Clip bounds, Unsqueeze axes, ...), so it should be bound. */

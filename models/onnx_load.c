@@ -502,16 +502,11 @@ static hp_status add_graph_input(load_ctx *c, const Onnx__ValueInfoProto *vi, in
                 return hp_error_set(c->err, HP_ERR_INVALID, "%s: input '%s' dim %d = %lld is absurd",
                                     c->path, name, i, (long long)d->dim_value);
             v->dims[i] = d->dim_value;
-        } else if (i == 0) {
-            v->dims[i] = -1; /* the batch */
         } else {
-            return hp_error_set(c->err, HP_ERR_UNSUPPORTED,
-                                "%s: input '%s' dim %d is symbolic ('%s'); only the batch dimension "
-                                "may be",
-                                c->path, name, i,
-                                d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
-                                    ? d->dim_param
-                                    : "");
+            /* Symbolic (or unknown): the first dim is the batch, sized at instantiation; others
+             * (a fully convolutional export's height and width) take the size the caller gives
+             * (hp_model_set_input_shape). */
+            v->dims[i] = -1;
         }
     }
     if (v->dtype != HP_DT_FLOAT && v->dtype != HP_DT_INT64)

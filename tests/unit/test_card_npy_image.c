@@ -620,6 +620,99 @@ static void test_npy(const char *py)
     free(ref);
 }
 
+/* Integer .npy (a model's shape, pads or axes inputs): every integer width read as int64, floats
+ * and uint64 refused; NumPy's own files when it is available. */
+static void test_npy_int(const char *py)
+{
+    hp_error err = {0};
+    int64_t *v = NULL, dims[8];
+    int nd;
+    const int64_t i8[3] = {-5, 0, INT64_C(1) << 40};
+    const char *p = tmp_path("i8.npy");
+    write_npy_raw(p, 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", i8, sizeof i8);
+    T(hp_npy_read_int64(p, &v, &nd, dims, &err) == HP_OK && nd == 1 && dims[0] == 3 && v &&
+      v[0] == -5 && v[1] == 0 && v[2] == (INT64_C(1) << 40));
+    free(v);
+    const int32_t i4[4] = {-7, 2, 3, 2147483647};
+    p = tmp_path("i4.npy");
+    write_npy_raw(p, 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }", i4, sizeof i4);
+    v = NULL;
+    T(hp_npy_read_int64(p, &v, &nd, dims, &err) == HP_OK && nd == 2 && v && v[0] == -7 && v[3] == 2147483647);
+    free(v);
+    const uint8_t u1[3] = {0, 200, 255}, b1[3] = {0, 1, 7};
+    p = tmp_path("u1.npy");
+    write_npy_raw(p, 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }", u1, sizeof u1);
+    v = NULL;
+    T(hp_npy_read_int64(p, &v, &nd, dims, &err) == HP_OK && v && v[1] == 200 && v[2] == 255);
+    free(v);
+    p = tmp_path("b1.npy");
+    write_npy_raw(p, 1, "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }", b1, sizeof b1);
+    v = NULL;
+    T(hp_npy_read_int64(p, &v, &nd, dims, &err) == HP_OK && v && v[0] == 0 && v[1] == 1 && v[2] == 1);
+    free(v);
+    /* A scalar. */
+    p = tmp_path("i8_scalar.npy");
+    write_npy_raw(p, 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (), }", i8, 8);
+    v = NULL;
+    T(hp_npy_read_int64(p, &v, &nd, dims, &err) == HP_OK && nd == 0 && v && v[0] == -5);
+    free(v);
+    /* Refused: floats where integers are expected, uint64 (could wrap), big-endian, and an
+     * integer file read as float. */
+    const float f4[3] = {1, 2, 3};
+    struct { const char *name, *dict; const void *data; size_t n; hp_status want; const char *needle; int as_int; } bad[] = {
+        {"int_f4.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", f4, sizeof f4,
+         HP_ERR_UNSUPPORTED, "not an integer type", 1},
+        {"int_u8.npy", "{'descr': '<u8', 'fortran_order': False, 'shape': (3,), }", i8, sizeof i8,
+         HP_ERR_UNSUPPORTED, "'<u8'", 1},
+        {"int_be.npy", "{'descr': '>i8', 'fortran_order': False, 'shape': (3,), }", i8, sizeof i8,
+         HP_ERR_UNSUPPORTED, "big-endian", 1},
+        {"int_short.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }", i8, sizeof i8,
+         HP_ERR_INVALID, "truncated", 1},
+        {"float_i8.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", i8, sizeof i8,
+         HP_ERR_UNSUPPORTED, "'<i8'", 0},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        p = tmp_path(bad[k].name);
+        write_npy_raw(p, 1, bad[k].dict, bad[k].data, bad[k].n);
+        hp_error e = {0};
+        hp_status st;
+        if (bad[k].as_int) {
+            v = (int64_t *)&e; /* must come back NULL */
+            st = hp_npy_read_int64(p, &v, &nd, dims, &e);
+            T(v == NULL);
+        } else {
+            float *f = NULL;
+            st = hp_npy_read(p, &f, &nd, dims, &e);
+            T(f == NULL);
+        }
+        TM(st == bad[k].want && strstr(e.msg, bad[k].needle) && strstr(e.msg, p), "%s: %s", bad[k].name, e.msg);
+    }
+    if (!py)
+        return;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "'%s' - '%s' <<'EOF'\n"
+             "import sys, numpy as np\n"
+             "d = sys.argv[1]\n"
+             "np.save(d + '/np_i8.npy', np.array([[1, -2, 3], [4, 5, -6]], np.int64))\n"
+             "np.save(d + '/np_i2.npy', np.array([[1, -2, 3], [4, 5, -6]], np.int16))\n"
+             "np.save(d + '/np_u4.npy', np.array([[1, 2, 3], [4, 5, 4000000000]], np.uint32))\n"
+             "EOF\n",
+             py, tmpdir);
+    TM(system(cmd) == 0, "NumPy could not write integer files");
+    const char *names[] = {"np_i8.npy", "np_i2.npy"};
+    for (int k = 0; k < 2; k++) {
+        v = NULL;
+        hp_error_clear(&err);
+        TM(hp_npy_read_int64(tmp_path(names[k]), &v, &nd, dims, &err) == HP_OK, "%s", err.msg);
+        T(v && nd == 2 && dims[0] == 2 && dims[1] == 3 && v[1] == -2 && v[5] == -6);
+        free(v);
+    }
+    v = NULL;
+    T(hp_npy_read_int64(tmp_path("np_u4.npy"), &v, &nd, dims, &err) == HP_OK && v && v[5] == INT64_C(4000000000));
+    free(v);
+}
+
 /* ---------------------------------------------------------------- images */
 
 static void write_jpeg(const char *path, const uint8_t *rgb, int w, int h, int gray)
@@ -913,38 +1006,27 @@ static void test_images(const char *py)
     free(img);
 
     /* Real H&E images from ../shared: a TIFF patch and BACH PNGs (RGB and RGBA). */
-    const char *shared = hp_test_env("HP_SHARED_DIR", NULL);
-    char dir[1024];
-    struct stat sb;
-    if (!shared || (snprintf(dir, sizeof dir, "%s/data/real", shared), stat(dir, &sb) != 0)) {
-        printf("note: HP_SHARED_DIR/data/real not found; skipping the real-image checks\n");
-        return;
-    }
-    char path[1200];
-    const char *real[] = {"patches/CRC-VAL-HE-7K_NORM_TCGA-YLVCMEHK.tif", "bach/BACH_Benign_sample.png",
-                          "bach/BACH_Invasive_sample.png", "patches/crc150_target.png"};
+    char path[4][1200];
+    const char *real[] = {"data/real/patches/CRC-VAL-HE-7K_NORM_TCGA-YLVCMEHK.tif", "data/real/bach/BACH_Benign_sample.png",
+                          "data/real/bach/BACH_Invasive_sample.png", "data/real/patches/crc150_target.png"};
+    int have[4];
     for (int i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, real[i]);
-        if (access(path, R_OK) != 0) {
-            printf("note: %s missing; skipped\n", path);
-            continue;
-        }
-        compare_with_pillow(py, path);
+        have[i] = hp_test_shared_path(real[i], path[i], sizeof path[i]) != NULL;
+        if (have[i])
+            compare_with_pillow(py, path[i]);
     }
     /* The real TIFF truncated: an error. */
-    snprintf(path, sizeof path, "%s/%s", dir, real[0]);
-    if (access(path, R_OK) == 0) {
+    if (have[0]) {
         size_t n = 0;
-        free(read_bytes(path, &n));
-        truncate_copy(path, tmp_path("real_trunc.tif"), n * 2 / 3);
+        free(read_bytes(path[0], &n));
+        truncate_copy(path[0], tmp_path("real_trunc.tif"), n * 2 / 3);
         expect_image_error(tmp_path("real_trunc.tif"), "TIFF");
     }
     /* A real image through JPEG: decode the BACH PNG, encode JPEG, decode, compare (and with
      * Pillow, which uses the same libjpeg, exactly). */
-    snprintf(path, sizeof path, "%s/%s", dir, real[1]);
     uint8_t *rgb = NULL;
     hp_error_clear(&err);
-    if (hp_image_read_rgb8(path, &w, &h, &rgb, &err) == HP_OK) {
+    if (have[1] && hp_image_read_rgb8(path[1], &w, &h, &rgb, &err) == HP_OK) {
         const char *rj = tmp_path("bach.jpg");
         write_jpeg(rj, rgb, w, h, 0);
         uint8_t *dec = NULL;
@@ -993,6 +1075,7 @@ int main(void)
         fclose(manifest);
     test_schema(py, manifest_path);
     test_npy(py);
+    test_npy_int(py);
     test_resize();
     test_images(py);
 

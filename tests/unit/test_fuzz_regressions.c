@@ -1,6 +1,7 @@
-/* Replays every input the fuzzer once failed on (the .onnx files in tests/fuzz/regressions: null inputs in
- * shape inference, overflowing shapes, float shape values beyond int64, tiny files claiming
- * billions of elements) through the same steps as the fuzzer. Each must end in an error with a
+/* Replays every input the fuzzer once failed on, or should have (the .onnx files in
+ * tests/fuzz/regressions: null inputs in shape inference, overflowing shapes, float shape values
+ * beyond int64, tiny files claiming billions of elements, a Flatten whose output's first dim is
+ * not the batch) through the same steps as the fuzzer. Each must end in an error with a
  * message or a clean run; in the sanitizer build any undefined behaviour fails the test too. */
 #include <dirent.h>
 #include <string.h>

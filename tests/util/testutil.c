@@ -1,13 +1,33 @@
 #include "util/testutil.h"
 
 #include <math.h>
+#include <string.h>
+#include <unistd.h>
 
 int hp_test_failures = 0;
+int hp_test_skipped = 0;
 
 int hp_test_finish(const char *name, int passed)
 {
-    printf("%s: %d passed, %d failed\n", name, passed, hp_test_failures);
-    return hp_test_failures ? 1 : 0;
+    printf("%s: %d passed, %d failed%s\n", name, passed, hp_test_failures,
+           hp_test_skipped ? ", parts skipped (shared data absent)" : "");
+    return hp_test_failures ? 1 : hp_test_skipped ? 77 : 0;
+}
+
+const char *hp_test_shared_path(const char *rel, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%s", hp_test_env("HP_SHARED_DIR", "../shared"), rel);
+    if (access(buf, R_OK) == 0)
+        return buf;
+    const char *req = getenv("HP_REQUIRE_SHARED");
+    if (req && !strcmp(req, "1")) {
+        fprintf(stderr, "check failed: shared data %s is absent and HP_REQUIRE_SHARED=1\n", buf);
+        hp_test_failures++;
+    } else {
+        printf("skipped: shared data %s is absent\n", buf);
+        hp_test_skipped++;
+    }
+    return NULL;
 }
 
 const char *hp_test_env(const char *name, const char *fallback)

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 
 extern int hp_test_failures;
+/* Parts of the test skipped because shared data is absent (see hp_test_shared_path). */
+extern int hp_test_skipped;
 
 #define CHECK(cond)                                                                          \
     do {                                                                                     \
@@ -37,8 +39,15 @@ extern int hp_test_failures;
         (counter) += ok_;                                                                    \
     } while (0)
 
-/* Prints "N passed, M failed" style summary for the program and returns its exit status. */
+/* Prints "N passed, M failed" style summary for the program and returns its exit status: 1 when
+ * a check failed, else 77 (skipped, as ctest counts it) when a part needing shared data was
+ * skipped, else 0. */
 int hp_test_finish(const char *name, int passed);
+
+/* The path of shared test data, $HP_SHARED_DIR/<rel> (default ../shared), in buf. When it is
+ * not readable: with HP_REQUIRE_SHARED=1 (CI, where the data is present) that is a failure;
+ * otherwise the part is skipped (hp_test_finish then exits 77). Returns buf, or NULL when absent. */
+const char *hp_test_shared_path(const char *rel, char *buf, size_t n);
 
 /* An environment variable or a default. */
 const char *hp_test_env(const char *name, const char *fallback);
