@@ -7,6 +7,7 @@
 #include "io/image.h"
 
 #include "io/atomic_file.h"
+#include "io/cv_image.h"
 
 #include <errno.h>
 #include <math.h>
@@ -373,126 +374,11 @@ hp_status hp_image_read_rgb8(const char *path, int *w, int *h, uint8_t **rgb, hp
 
 /* ---- resize ---- */
 
-/* One axis of a separable resampling: output i reads `count[i]` source samples from
- * `start[i]` with weights `weight[i * maxn ...]` (summing to 1). */
-typedef struct {
-    int *start, *count;
-    float *weight;
-    int maxn;
-} axis_taps;
-
-static void taps_free(axis_taps *t)
-{
-    free(t->start);
-    free(t->count);
-    free(t->weight);
-}
-
-static hp_status taps_make(int sn, int dn, axis_taps *t)
-{
-    double scale = (double)sn / dn;
-    int area = scale > 2.0;
-    t->maxn = area ? (int)ceil(scale) + 1 : 2;
-    t->start = malloc(sizeof(int) * (size_t)dn);
-    t->count = malloc(sizeof(int) * (size_t)dn);
-    t->weight = calloc((size_t)dn * (size_t)t->maxn, sizeof(float));
-    if (!t->start || !t->count || !t->weight) {
-        taps_free(t);
-        return HP_ERR_NOMEM;
-    }
-    for (int i = 0; i < dn; i++) {
-        float *wt = t->weight + (size_t)i * t->maxn;
-        if (area) {
-            /* Output pixel i covers source [lo, hi); weight each source pixel by its overlap. */
-            double lo = i * scale, hi = (i + 1) * scale;
-            int j0 = (int)floor(lo), j1 = (int)ceil(hi);
-            if (j1 > sn)
-                j1 = sn;
-            int k = 0;
-            for (int j = j0; j < j1 && k < t->maxn; j++) {
-                double a = j < lo ? lo : j, b = j + 1 > hi ? hi : j + 1;
-                wt[k++] = (float)((b - a) / scale);
-            }
-            t->start[i] = j0;
-            t->count[i] = k;
-        } else {
-            /* Half-pixel centres: output centre i + 0.5 maps to source (i + 0.5) * scale. */
-            double sx = (i + 0.5) * scale - 0.5;
-            if (sx < 0)
-                sx = 0;
-            if (sx > sn - 1)
-                sx = sn - 1;
-            int j0 = (int)floor(sx);
-            double f = sx - j0;
-            t->start[i] = j0;
-            if (j0 + 1 < sn && f > 0) {
-                wt[0] = (float)(1 - f);
-                wt[1] = (float)f;
-                t->count[i] = 2;
-            } else {
-                wt[0] = 1;
-                t->count[i] = 1;
-            }
-        }
-    }
-    return HP_OK;
-}
-
 hp_status hp_image_resize_rgb8(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh)
 {
     if (!src || !dst || sw <= 0 || sh <= 0 || dw <= 0 || dh <= 0)
         return HP_ERR_INVALID;
-    if (sw == dw && sh == dh) {
-        memcpy(dst, src, (size_t)sw * sh * 3);
-        return HP_OK;
-    }
-    axis_taps tx = {0}, ty = {0};
-    float *tmp = NULL;
-    hp_status st = HP_ERR_NOMEM;
-    if (taps_make(sw, dw, &tx) || taps_make(sh, dh, &ty))
-        goto fail;
-    /* Vertical pass into float rows (dh x sw x 3), then horizontal into dst. */
-    size_t srow = (size_t)sw * 3;
-    tmp = malloc(sizeof(float) * srow * (size_t)dh);
-    if (!tmp)
-        goto fail;
-    for (int y = 0; y < dh; y++) {
-        float *t = tmp + (size_t)y * srow;
-        const float *wt = ty.weight + (size_t)y * ty.maxn;
-        for (size_t x = 0; x < srow; x++)
-            t[x] = 0;
-        for (int k = 0; k < ty.count[y]; k++) {
-            const uint8_t *s = src + (size_t)(ty.start[y] + k) * srow;
-            float wk = wt[k];
-            for (size_t x = 0; x < srow; x++)
-                t[x] += wk * s[x];
-        }
-    }
-    for (int y = 0; y < dh; y++) {
-        const float *t = tmp + (size_t)y * srow;
-        uint8_t *d = dst + (size_t)y * dw * 3;
-        for (int x = 0; x < dw; x++) {
-            const float *wt = tx.weight + (size_t)x * tx.maxn;
-            float acc[3] = {0, 0, 0};
-            for (int k = 0; k < tx.count[x]; k++) {
-                const float *p = t + (size_t)(tx.start[x] + k) * 3;
-                acc[0] += wt[k] * p[0];
-                acc[1] += wt[k] * p[1];
-                acc[2] += wt[k] * p[2];
-            }
-            for (int c = 0; c < 3; c++) {
-                float v = acc[c] + 0.5f;
-                d[3 * x + c] = (uint8_t)(v < 0 ? 0 : v >= 255 ? 255 : (int)v);
-            }
-        }
-    }
-    st = HP_OK;
-
-fail:
-    free(tmp);
-    taps_free(&tx);
-    taps_free(&ty);
-    return st;
+    return hp_cv_resize_rgb8(src, sw, sh, 0, dst, dw, dh);
 }
 
 /* ---- PNG writing ---- */

@@ -23,8 +23,9 @@
 hp_status hp_image_read_rgb8(const char *path, int *w, int *h, uint8_t **rgb, hp_error *err);
 
 /* Resizes interleaved RGB8 `src` (sw x sh) into `dst` (dw x dh, caller-allocated dw*dh*3 bytes).
- * Bilinear with half-pixel centres; along an axis shrunk by more than 2x each output pixel is
- * the exact area average of the source pixels it covers, so fine texture does not alias.
+ * Along an axis that shrinks, by any factor, each output pixel is the exact area average of the
+ * source pixels it covers, so fine texture does not alias; along an axis that grows it is
+ * bilinear with half-pixel centres (OpenCV's INTER_AREA and INTER_LINEAR, io/cv_image.h).
  * Equal sizes copy. Returns HP_ERR_INVALID for bad arguments, HP_ERR_NOMEM. */
 hp_status hp_image_resize_rgb8(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh);
 

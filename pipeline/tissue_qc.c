@@ -52,29 +52,31 @@ const char *hp_qc_flag_description(unsigned flag)
     return NULL;
 }
 
-int hp_tissue_is_pen(const uint8_t *rgb)
+int hp_tissue_is_pen(const float *hsv)
 {
-    double hue, sat, val;
-    hp_tissue_hsv(rgb, &hue, &sat, &val);
-    if (val < 0.2)
+    const double HS = HP_CV_HUE_SLACK, SS = HP_CV_SAT_SLACK;
+    float hue = hsv[0], sat = hsv[1], val = hsv[2];
+    if (hp_tissue_lt(val, 0.2, SS))
         return 1;
-    if (hue >= 70 && hue < 190 && sat >= 0.2)
+    if (hp_tissue_ge(hue, 70, HS) && hp_tissue_lt(hue, 190, HS) && hp_tissue_ge(sat, 0.2, SS))
         return 1;
-    return hue >= 190 && hue < 235 && sat >= 0.4;
+    return hp_tissue_ge(hue, 190, HS) && hp_tissue_lt(hue, 235, HS) && hp_tissue_ge(sat, 0.4, SS);
 }
 
-void hp_tissue_qc_colour(const uint8_t *rgb, const uint8_t *mask, const uint8_t *pen, int w, int h,
-                         const hp_tissue_options *o, hp_tissue_mask *out)
+hp_status hp_tissue_qc_colour(const uint8_t *rgb, const uint8_t *mask, const uint8_t *pen, int w,
+                              int h, const hp_tissue_options *o, hp_tissue_mask *out)
 {
     int64_t tissue = 0, ink = 0, brown = 0;
+    hp_tissue_hsv_iter it;
+    hp_tissue_hsv_begin(&it, rgb, (size_t)w * h);
     for (size_t i = 0; i < (size_t)w * h; i++) {
         ink += pen[i] != 0;
         if (!mask[i])
             continue;
         tissue++;
-        double hue, sat, val;
-        hp_tissue_hsv(rgb + 3 * i, &hue, &sat, &val);
-        brown += hue >= 15 && hue < 65 && sat >= 0.15;
+        const float *p = hp_tissue_hsv_at(&it, i);
+        brown += hp_tissue_ge(p[0], 15, HP_CV_HUE_SLACK) && hp_tissue_lt(p[0], 65, HP_CV_HUE_SLACK) &&
+                 hp_tissue_ge(p[1], 0.15, HP_CV_SAT_SLACK);
     }
     out->pen_fraction = tissue + ink > 0 ? (double)ink / (double)(tissue + ink) : 0.0;
     out->brown_fraction = tissue > 0 ? (double)brown / (double)tissue : 0.0;
@@ -83,6 +85,7 @@ void hp_tissue_qc_colour(const uint8_t *rgb, const uint8_t *mask, const uint8_t 
         out->qc_flags |= HP_QC_PEN_MARKS;
     if (tissue > 0 && out->brown_fraction >= o->brown_fraction)
         out->qc_flags |= HP_QC_NOT_HE;
+    return it.st;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -91,17 +94,17 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The focus score of one region (side x side averaged pixels); NaN with too little tissue. */
+/* The focus score of one region (side x side averaged pixels); NaN with too little tissue.
+ * *st receives an out-of-memory failure of the colour conversions. */
 static double focus_score(const uint8_t *rgb, int side, double sat_thr, float *gray,
-                          uint8_t *tis)
+                          uint8_t *tis, hp_status *st)
 {
-    for (int i = 0; i < side * side; i++) {
-        const uint8_t *p = rgb + 3 * (size_t)i;
-        double hue, sat, val;
-        hp_tissue_hsv(p, &hue, &sat, &val);
-        gray[i] = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
-        tis[i] = sat >= sat_thr;
-    }
+    hp_tissue_hsv_iter it;
+    hp_tissue_hsv_begin(&it, rgb, (size_t)side * side);
+    for (int i = 0; i < side * side; i++)
+        tis[i] = hp_tissue_ge(hp_tissue_hsv_at(&it, (size_t)i)[1], sat_thr, HP_CV_SAT_SLACK);
+    if ((*st = it.st) || (*st = hp_cv_rgb8_to_gray_f32(rgb, (size_t)side * side, gray)))
+        return NAN;
     double sg = 0, sg2 = 0, sl = 0, sl2 = 0;
     int64_t cnt = 0;
     for (int y = 1; y < side - 1; y++)
@@ -195,16 +198,13 @@ hp_status hp_tissue_qc_focus(hp_slide *s, const hp_tissue_options *o, double mpp
             goto done;
         }
         /* Area average f x f down to ~FOCUS_MPP. */
-        for (int y = 0; y < FOCUS_SIDE; y++)
-            for (int x = 0; x < FOCUS_SIDE; x++)
-                for (int c = 0; c < 3; c++) {
-                    int sum = 0;
-                    for (int v = 0; v < f; v++)
-                        for (int u = 0; u < f; u++)
-                            sum += rgb[((size_t)(y * f + v) * R + x * f + u) * 3 + c];
-                    small[((size_t)y * FOCUS_SIDE + x) * 3 + c] = (uint8_t)((sum + f * f / 2) / (f * f));
-                }
-        double sc = focus_score(small, FOCUS_SIDE, sat_thr, gray, tis);
+        double sc = NAN;
+        if ((st = hp_cv_resize_rgb8(rgb, R, R, 0, small, FOCUS_SIDE, FOCUS_SIDE)) == HP_OK)
+            sc = focus_score(small, FOCUS_SIDE, sat_thr, gray, tis, &st);
+        if (st != HP_OK) {
+            hp_error_set(err, st, "tissue QC: out of memory measuring focus");
+            goto done;
+        }
         if (!isnan(sc))
             scores[nscore++] = sc;
     }

@@ -16,9 +16,12 @@ packages=(
   libcjson-dev libssl-dev
   # images: PNG, JPEG, TIFF; whole-slide images through OpenSlide
   libpng-dev libjpeg62-turbo-dev libtiff-dev libopenslide-dev
+  # image processing (resampling, morphology, Otsu, components, outlines, colour spaces): only
+  # OpenCV's core and imgproc are linked, behind io/cv_image.h
+  libopencv-dev
   # tests: ONNX's conformance data, PyTorch references, fuzzing (clang's libFuzzer)
   libonnx-testdata python3-torch python3-torchvision python3-onnx python3-numpy python3-jsonschema python3-pil
-  python3-openslide
+  python3-openslide python3-opencv
   clang
   # test-time validators from npm (the official FHIR R4 JSON schema): Node.js and npm
   nodejs npm
