@@ -155,6 +155,60 @@ hp_status hp_slide_check_file(const char *path, hp_error *err)
     return HP_OK;
 }
 
+/* Tile routing (io/slide.h, "Who decoded what"): OpenSlide's aperio and generic-tiff formats keep
+ * their levels as TIFF directories; a level that the plain reader has with the same size, in a
+ * layout it decodes to OpenSlide's bytes, and with an intact tile index is read through it. Any
+ * failure to set this up leaves every read with OpenSlide. */
+static void route_tiles(hp_slide *s)
+{
+    if (strcmp(s->format, "aperio") && strcmp(s->format, "generic-tiff"))
+        return;
+    hp_slide_options po = {.reader = HP_SLIDE_READER_PLAIN, .inspect = 1};
+    hp_error e = {0};
+    hp_slide *t = hp_slide_open(s->path, &po, &e);
+    int *route = t ? malloc((size_t)s->level_count * sizeof *route) : NULL;
+    int any = 0;
+    for (int l = 0; route && l < s->level_count; l++) {
+        route[l] = -1;
+        for (int k = 0; k < t->level_count && !s->index[l].damaged; k++)
+            if (t->level_w[k] == s->level_w[l] && t->level_h[k] == s->level_h[l] &&
+                !t->index[k].damaged && hp_slide_plain_exact_layout(t, k)) {
+                route[l] = k;
+                any = 1;
+                break;
+            }
+    }
+    if (!any) {
+        free(route);
+        hp_slide_close(t);
+        return;
+    }
+    s->tiles = t;
+    s->route = route;
+}
+
+/* The plain level that reads (level, x0, y0) with exactly OpenSlide's pixels, or -1: level 0
+ * always, another level where the region starts on its own pixel grid (OpenSlide paints a region
+ * between a level's pixels by interpolating them, which the plain reader does not). */
+static int routed_level(const hp_slide *s, int level, int64_t x0, int64_t y0)
+{
+    if (!s->route || s->route[level] < 0)
+        return -1;
+    if (level == 0)
+        return s->route[level];
+    double ds = s->level_ds[level];
+    int64_t d = (int64_t)ds;
+    if ((double)d != ds || d < 1 || x0 % d != 0 || y0 % d != 0 ||
+        s->tiles->level_ds[s->route[level]] != ds)
+        return -1;
+    return s->route[level];
+}
+
+static void count_read(hp_slide *s, hp_slide_read_kind k)
+{
+    __atomic_fetch_add(&s->reads[k], 1, __ATOMIC_RELAXED);
+}
+
 hp_slide *hp_slide_open(const char *path, const hp_slide_options *opt, hp_error *err)
 {
     if (!path) {
@@ -240,6 +294,8 @@ hp_slide *hp_slide_open(const char *path, const hp_slide_options *opt, hp_error 
     }
     if (hp_slide_index_check(s, o.inspect, err))
         goto fail;
+    if (use_openslide && o.reader == HP_SLIDE_READER_AUTO)
+        route_tiles(s);
     if (!(s->objective > 0) || !isfinite(s->objective))
         s->objective = 0;
     if (s->override_mpp == 0 && s->meta_src == HP_MPP_NONE && s->objective > 0 &&
@@ -261,6 +317,8 @@ void hp_slide_close(hp_slide *s)
         return;
     if (s->ops && s->ops->close)
         s->ops->close(s->impl);
+    hp_slide_close(s->tiles);
+    free(s->route);
     free(s->level_w);
     free(s->level_h);
     free(s->level_ds);
@@ -357,6 +415,10 @@ hp_status hp_slide_mpp(hp_slide *s, double *mpp_x, double *mpp_y, hp_mpp_source 
 
 /* ---- reading ---- */
 
+/* Thumbnails read their level in chunks of about this many rows, within this many pixels. */
+#define THUMB_CHUNK_ROWS 512
+#define THUMB_CHUNK_PIXELS (64LL * 1024 * 1024)
+
 hp_status hp_slide_read_region(hp_slide *s, int level, int64_t x0, int64_t y0, int w, int h,
                                uint8_t *rgb)
 {
@@ -373,7 +435,94 @@ hp_status hp_slide_read_region(hp_slide *s, int level, int64_t x0, int64_t y0, i
     if (x0 < -lim || x0 > lim || y0 < -lim || y0 > lim)
         return hp_slide_fail(s, HP_ERR_INVALID, "%s: region origin (%lld, %lld) is out of range",
                              s->path, (long long)x0, (long long)y0);
-    return s->ops->read_region(s, level, x0, y0, w, h, rgb);
+    int pl = routed_level(s, level, x0, y0);
+    if (pl >= 0) {
+        hp_status st = s->tiles->ops->read_region(s->tiles, pl, x0, y0, w, h, rgb);
+        if (st)
+            return hp_slide_fail(s, st, "%s", hp_slide_error(s->tiles));
+        count_read(s, HP_SLIDE_READ_LIBTIFF);
+        return HP_OK;
+    }
+    hp_status st = s->ops->read_region(s, level, x0, y0, w, h, rgb);
+    if (!st)
+        count_read(s, hp_slide_plain_level_dir(s, level) >= 0 ? HP_SLIDE_READ_LIBTIFF
+                      : s->ops->read_associated                 ? HP_SLIDE_READ_OPENSLIDE
+                                                                : HP_SLIDE_READ_IMAGE);
+    return st;
+}
+
+/* The plain reader's handle and level behind `level` of s, or NULL. */
+static hp_slide *plain_behind(const hp_slide *s, int level, int *pl)
+{
+    if (level < 0 || level >= s->level_count)
+        return NULL;
+    if (s->route && s->route[level] >= 0) {
+        *pl = s->route[level];
+        return s->tiles;
+    }
+    if (hp_slide_plain_level_dir(s, level) >= 0) {
+        *pl = level;
+        return (hp_slide *)s;
+    }
+    return NULL;
+}
+
+int hp_slide_reduced_max(const hp_slide *s, int level)
+{
+    int pl = 0;
+    const hp_slide *t = plain_behind(s, level, &pl);
+    return t ? hp_slide_plain_reduced_max(t, pl) : 1;
+}
+
+hp_status hp_slide_read_region_reduced(hp_slide *s, int level, int64_t x0, int64_t y0, int w,
+                                       int h, int denom, uint8_t *rgb)
+{
+    if (denom == 1)
+        return hp_slide_read_region(s, level, x0, y0, w, h, rgb);
+    int pl = 0;
+    hp_slide *t = plain_behind(s, level, &pl);
+    if (!t || denom < 1 || denom > hp_slide_plain_reduced_max(t, pl) || (denom & (denom - 1)))
+        return hp_slide_fail(s, HP_ERR_INVALID, "%s: level %d cannot be decoded at 1/%d scale",
+                             s->path, level, denom);
+    if (!rgb || w < denom || h < denom || (int64_t)w * h > HP_SLIDE_REGION_MAX_PIXELS)
+        return hp_slide_fail(s, HP_ERR_INVALID, "%s: bad region request %dx%d at 1/%d scale",
+                             s->path, w, h, denom);
+    if (s->index[level].damaged)
+        return hp_slide_fail(s, HP_ERR_INVALID, "%s", s->index[level].why);
+    const int64_t lim = (int64_t)1 << 40;
+    if (x0 < -lim || x0 > lim || y0 < -lim || y0 > lim)
+        return hp_slide_fail(s, HP_ERR_INVALID, "%s: region origin (%lld, %lld) is out of range",
+                             s->path, (long long)x0, (long long)y0);
+    double ds = t->level_ds[pl];
+    int64_t rx = llround((double)x0 / ds / denom), ry = llround((double)y0 / ds / denom);
+    hp_status st = hp_slide_plain_read_reduced(t, pl, rx, ry, w / denom, h / denom, denom, rgb);
+    if (st)
+        return t == s ? st : hp_slide_fail(s, st, "%s", hp_slide_error(t));
+    count_read(s, HP_SLIDE_READ_REDUCED);
+    return HP_OK;
+}
+
+void hp_slide_read_counts(const hp_slide *s, int64_t *counts, int n)
+{
+    for (int k = 0; k < n && k < HP_SLIDE_READ_KINDS; k++)
+        counts[k] = __atomic_load_n(&s->reads[k], __ATOMIC_RELAXED);
+}
+
+const char *hp_slide_read_kind_name(hp_slide_read_kind k)
+{
+    switch (k) {
+    case HP_SLIDE_READ_OPENSLIDE: return "openslide";
+    case HP_SLIDE_READ_LIBTIFF: return "libtiff";
+    case HP_SLIDE_READ_REDUCED: return "libjpeg-scaled";
+    case HP_SLIDE_READ_IMAGE: return "image";
+    case HP_SLIDE_READ_KINDS: break;
+    }
+    return "unknown";
+}
+
+int hp_slide_routes_tiles(const hp_slide *s)
+{
+    return s->tiles != NULL || hp_slide_plain_level_dir(s, 0) >= 0;
 }
 
 hp_status hp_slide_read_associated(hp_slide *s, const char *name, uint8_t **rgb, int *w, int *h)
@@ -409,19 +558,30 @@ hp_status hp_slide_read_thumbnail(hp_slide *s, int max_side, uint8_t **rgb, int 
             lev = l;
     int64_t lw = s->level_w[lev], lh = s->level_h[lev];
     double ds = s->level_ds[lev];
+    /* Level rows are read in chunks of whole output rows, at least THUMB_CHUNK_ROWS rows at a
+     * time: a reader without a tile cache (the plain TIFF reader) decodes each row of tiles once
+     * or twice, not once per output row. */
     int64_t band_max = (lh + th - 1) / th + 1;
+    int64_t chunk = band_max > THUMB_CHUNK_ROWS ? band_max : THUMB_CHUNK_ROWS;
+    if (chunk > lh + 1)
+        chunk = lh + 1;
     if (lw * band_max > HP_SLIDE_REGION_MAX_PIXELS)
         return hp_slide_fail(s, HP_ERR_UNSUPPORTED,
                              "%s: a thumbnail band of %lldx%lld pixels at level %d is too large",
                              s->path, (long long)lw, (long long)band_max, lev);
+    while (chunk > band_max && lw * chunk > THUMB_CHUNK_PIXELS)
+        chunk /= 2;
+    if (chunk < band_max)
+        chunk = band_max;
     uint8_t *out = malloc((size_t)(tw * th * 3));
-    uint8_t *band = malloc((size_t)(lw * band_max * 3));
+    uint8_t *band = malloc((size_t)(lw * chunk * 3));
     if (!out || !band) {
         free(out);
         free(band);
         return hp_slide_fail(s, HP_ERR_NOMEM, "%s: out of memory for a thumbnail", s->path);
     }
     hp_status st = HP_OK;
+    int64_t have0 = 0, have1 = 0; /* level rows [have0, have1) are in band */
     for (int64_t j = 0; j < th && !st; j++) {
         /* Area average: output row j covers level rows [r0, r1), output column i covers
          * [c0, c1); each output pixel is the mean of its box. */
@@ -429,14 +589,22 @@ hp_status hp_slide_read_thumbnail(hp_slide *s, int max_side, uint8_t **rgb, int 
         if (r1 <= r0)
             r1 = r0 + 1;
         int bh = (int)(r1 - r0);
-        st = hp_slide_read_region(s, lev, 0, llround((double)r0 * ds), (int)lw, bh, band);
+        if (r0 < have0 || r1 > have1) {
+            int64_t n = chunk;
+            if (r0 + n > lh)
+                n = lh - r0 > bh ? lh - r0 : bh;
+            st = hp_slide_read_region(s, lev, 0, llround((double)r0 * ds), (int)lw, (int)n, band);
+            have0 = r0;
+            have1 = r0 + n;
+        }
+        const uint8_t *rows = band + (size_t)(r0 - have0) * (size_t)lw * 3;
         for (int64_t i = 0; i < tw && !st; i++) {
             int64_t c0 = i * lw / tw, c1 = (i + 1) * lw / tw;
             if (c1 <= c0)
                 c1 = c0 + 1;
             uint64_t sum[3] = {0, 0, 0}, n = (uint64_t)((c1 - c0) * bh);
             for (int r = 0; r < bh; r++) {
-                const uint8_t *px = band + ((size_t)r * (size_t)lw + (size_t)c0) * 3;
+                const uint8_t *px = rows + ((size_t)r * (size_t)lw + (size_t)c0) * 3;
                 for (int64_t c = c0; c < c1; c++, px += 3) {
                     sum[0] += px[0];
                     sum[1] += px[1];

@@ -157,6 +157,45 @@ hp_status hp_slide_read_region(hp_slide *s, int level, int64_t x0, int64_t y0, i
  * memory stays bounded whatever the slide's size. *rgb is w*h*3 bytes, freed with free(). */
 hp_status hp_slide_read_thumbnail(hp_slide *s, int max_side, uint8_t **rgb, int *w, int *h);
 
+/* Reduced reads: JPEG tiles decoded at 1/2, 1/4 or 1/8 of their size by libjpeg-turbo's DCT
+ * scaling, for a caller that shrinks what it reads by 2 or more anyway (the tile loader). The
+ * largest reduction `level` allows: 2, 4 or 8 when its tiles are JPEG-compressed 8-bit RGB that
+ * the plain TIFF reader decodes (read directly or routed, see hp_slide_read_counts) and their
+ * sides divide by it; 1 when no reduced decoding is possible (OpenSlide, PNG, uncompressed...). */
+int hp_slide_reduced_max(const hp_slide *s, int level);
+
+/* Reads the region hp_slide_read_region(s, level, x0, y0, w, h) would, reduced by `denom` (1 or
+ * a power of two up to hp_slide_reduced_max): *rgb receives (w / denom) x (h / denom) pixels,
+ * each the DCT-scaled decoding of a denom x denom block of the level. The region starts at the
+ * level pixel nearest to (x0, y0) rounded to the nearest multiple of denom (at most denom / 2
+ * level pixels from where hp_slide_read_region starts). Outside the slide reads white.
+ * Thread-safe like hp_slide_read_region. */
+hp_status hp_slide_read_region_reduced(hp_slide *s, int level, int64_t x0, int64_t y0, int w,
+                                       int h, int denom, uint8_t *rgb);
+
+/* Who decoded what. An OpenSlide slide whose levels are TIFF directories of 8-bit RGB JPEG tiles
+ * (Aperio, generic pyramidal TIFF) reads its regions through the plain libtiff reader, which
+ * decodes the same bytes 3x faster and returns exactly OpenSlide's pixels, wherever the region
+ * lies on the level's own pixel grid (level 0 always; a level whose downsample is a whole number
+ * at multiples of it); everything else goes through OpenSlide, which stays the authority for
+ * the format, properties, MPP and associated images. Only with hp_slide_reader AUTO. */
+typedef enum {
+    HP_SLIDE_READ_OPENSLIDE = 0, /* regions read by OpenSlide */
+    HP_SLIDE_READ_LIBTIFF,       /* regions read by the plain TIFF reader (routed or direct) */
+    HP_SLIDE_READ_REDUCED,       /* reduced reads decoded by libjpeg-turbo's DCT scaling */
+    HP_SLIDE_READ_IMAGE,         /* regions of a PNG or JPEG decoded at open */
+    HP_SLIDE_READ_KINDS
+} hp_slide_read_kind;
+
+/* Regions read so far through each reader, indexed by hp_slide_read_kind (n entries at most). */
+void hp_slide_read_counts(const hp_slide *s, int64_t *counts, int n);
+
+/* A short name of a reader kind: "openslide", "libtiff", "libjpeg-scaled", "image". */
+const char *hp_slide_read_kind_name(hp_slide_read_kind k);
+
+/* 1 when some level of the slide is read through the plain reader (routed or direct). */
+int hp_slide_routes_tiles(const hp_slide *s);
+
 /* An OpenSlide property ("aperio.AppMag", "tiff.XResolution", ...) or NULL; plain images have
  * none. The string lives as long as the handle. */
 const char *hp_slide_property(const hp_slide *s, const char *name);

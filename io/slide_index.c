@@ -48,12 +48,14 @@ static uint64_t union_bytes(span *v, size_t n)
 }
 
 /* The directory that holds level `l`: the first one with the level's dimensions and image data
- * (the plain reader's only level is the first directory). -1 when none: OpenSlide builds some
+ * (the plain reader's levels are the directories it chose). -1 when none: OpenSlide builds some
  * levels itself (NDPI's scaled JPEG levels) and some formats are not TIFF at all. */
 static long find_dir(const hp_tiff_file *t, const hp_slide *s, int l, hp_error *err, hp_status *st)
 {
-    if (!strcmp(s->format, "tiff"))
-        return l == 0 && t->n_ifds > 0 ? 0 : -1;
+    if (!strcmp(s->format, "tiff")) { /* the plain reader's own levels */
+        int d = hp_slide_plain_level_dir(s, l);
+        return d >= 0 && (size_t)d < t->n_ifds ? d : -1;
+    }
     /* Tiled directories first: an associated image stored in strips could share a level's size,
      * and so could an NDPI macro one of the levels OpenSlide scales down itself. */
     int ndpi = !strcmp(s->format, "hamamatsu");

@@ -44,6 +44,13 @@ struct hp_slide {
 
     const hp_slide_ops *ops;
     void *impl;
+
+    /* Tile routing (slide.c): for an OpenSlide slide whose levels are TIFF directories that the
+     * plain reader decodes to OpenSlide's very bytes, a plain-reader handle on the same file and,
+     * per level, its level there (-1: read through OpenSlide). */
+    hp_slide *tiles;
+    int *route;
+    int64_t reads[HP_SLIDE_READ_KINDS]; /* per hp_slide_read_kind; atomic */
 };
 
 /* Records an error on the handle (first wins, thread-safe) and returns `code`. */
@@ -75,5 +82,26 @@ hp_status hp_slide_plain_open(hp_slide *s, hp_error *err);
 
 /* 1 when OpenSlide recognizes `path` (openslide_detect_vendor). */
 int hp_slide_openslide_detect(const char *path);
+
+/* The plain reader's levels (io/slide_plain.c), for the dispatcher and the index check: the TIFF
+ * directory of a level (-1: none, a PNG or JPEG); 1 when the level's tiles are a layout that
+ * decodes to exactly OpenSlide's bytes (8-bit RGB JPEG tiles, YCbCr or RGB, which both decode
+ * with the same libjpeg-turbo and the same settings); the largest DCT-scaling reduction its
+ * tiles allow (1 when none); and a reduced read, in the level's coordinates divided by denom. */
+int hp_slide_plain_level_dir(const hp_slide *s, int level);
+int hp_slide_plain_exact_layout(const hp_slide *s, int level);
+int hp_slide_plain_reduced_max(const hp_slide *s, int level);
+hp_status hp_slide_plain_read_reduced(hp_slide *s, int level, int64_t lx, int64_t ly, int w,
+                                      int h, int denom, uint8_t *rgb);
+
+/* Decodes JPEG tile `tile` (tw x th, a multiple of denom) of the current directory of `tif` at
+ * 1/denom (1, 2, 4 or 8) into `out` (tw/denom x th/denom RGB8), through libjpeg-turbo with the
+ * directory's JPEGTables; *raw (capacity *raw_cap) is a reusable buffer for the tile's bytes.
+ * HP_ERR_UNSUPPORTED when the tile's JPEG frame is not the tile's size (decode it another way);
+ * other failures HP_ERR_INVALID or HP_ERR_NOMEM, `why` saying what. (io/slide_jpeg.c) */
+struct tiff;
+hp_status hp_slide_jpeg_tile(struct tiff *tif, uint32_t tile, uint32_t tw, uint32_t th, int ycbcr,
+                             int denom, uint8_t **raw, size_t *raw_cap, uint8_t *out, char *why,
+                             size_t why_cap);
 
 #endif

@@ -1,5 +1,11 @@
 /* The plain-image reader: TIFFs OpenSlide does not open (stripped, or forced with
- * HP_SLIDE_READER_PLAIN), and PNG and JPEG photos, each as a single-level slide.
+ * HP_SLIDE_READER_PLAIN), the tiles of TIFF-based slides that OpenSlide describes (routed here
+ * by io/slide.c, which decodes them 3x faster), and PNG and JPEG photos.
+ *
+ * Levels: the first TIFF directory is level 0; when it is tiled, every later tiled directory
+ * that is smaller than the one before and has level 0's aspect ratio is a pyramid level (an
+ * Aperio or generic pyramidal TIFF's levels; strips such as Aperio's thumbnail, label and macro
+ * are not). Downsamples are computed as OpenSlide computes them. PNG and JPEG have one level.
  *
  * TIFF is read by region, never whole: only the tiles or strips that a region touches are
  * decoded. 8-bit RGB and grey images (including JPEG-compressed YCbCr, which libtiff converts
@@ -9,8 +15,12 @@
  * scanline by scanline in the direct modes, and refused in the RGBA mode.
  *
  * Threads: a libtiff handle holds decoder state, so it cannot serve two reads at once. Reads
- * take a handle from a small pool (opening another when all are busy) and return it, so
- * concurrent reads run in parallel without re-parsing the header on every call. Each handle
+ * take a handle from a small pool per level (opening another, set to that level's directory,
+ * when all are busy) and return it, so concurrent reads run in parallel without re-parsing the
+ * header on every call.
+ *
+ * Reduced reads: a JPEG-compressed tiled level can be read at 1/2, 1/4 or 1/8 of its size, each
+ * tile decoded by libjpeg-turbo's DCT scaling (io/slide_jpeg.c). Each handle
  * captures its own libtiff messages (per-handle handlers, libtiff >= 4.5).
  *
  * PNG and JPEG have no random access worth having at these sizes: they are decoded once at
@@ -23,6 +33,7 @@
 
 #include "io/image.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +42,7 @@
 
 #include <tiffio.h>
 
+#include "io/cv_image.h"
 #include "io/tiff_message.h"
 
 #define TIFF_MAX_ALLOC ((tmsize_t)1 << 30)
@@ -48,19 +60,28 @@ typedef struct tiff_h {
 } tiff_h;
 
 typedef struct {
+    int dir;           /* TIFF directory */
     plain_mode mode;
-    uint8_t *pixels; /* MODE_DECODED: the whole image, RGB8 */
     int64_t W, H;
     int tiled;
     uint32_t tw, th;   /* tile size, or (W, rows per strip) */
     int spp;           /* samples per pixel in the direct modes: 3 or 1 */
     int jpeg_ycbcr;    /* set JPEGCOLORMODE_RGB on every handle */
+    int jpeg_tiles;    /* 8-bit, 3-sample JPEG tiles: libjpeg can decode them at reduced scale */
     int scanlines;     /* strips too large to decode whole */
     int compressed;    /* scanlines cannot seek: read forwards from the strip start */
-    pthread_mutex_t mu;
-    tiff_h *pool;
+    tiff_h *pool;      /* under plain_impl.mu */
     int pooled;
+} plain_level;
+
+typedef struct {
+    uint8_t *pixels;   /* PNG and JPEG: the whole image, RGB8 (level 0 only) */
+    int n_levels;
+    plain_level *lev;
+    pthread_mutex_t mu;
 } plain_impl;
+
+#define MAX_LEVELS 32
 
 /* ---- libtiff handles ---- */
 
@@ -118,23 +139,29 @@ static void tiff_h_close(tiff_h *h)
     free(h);
 }
 
-static tiff_h *pool_get(hp_slide *s, plain_impl *p)
+static tiff_h *pool_get(hp_slide *s, plain_impl *p, plain_level *L)
 {
     pthread_mutex_lock(&p->mu);
-    tiff_h *h = p->pool;
+    tiff_h *h = L->pool;
     if (h) {
-        p->pool = h->next;
-        p->pooled--;
+        L->pool = h->next;
+        L->pooled--;
     }
     pthread_mutex_unlock(&p->mu);
     if (!h) {
         char why[512];
         hp_status st = tiff_h_open(s->path, &h, why, sizeof why);
+        if (!st && L->dir > 0 && !TIFFSetDirectory(h->tif, (tdir_t)L->dir)) {
+            snprintf(why, sizeof why, "%s", h->have ? h->msg : "cannot read the directory");
+            tiff_h_close(h);
+            h = NULL;
+            st = HP_ERR_INVALID;
+        }
         if (st) {
             hp_slide_fail(s, st, "%s: cannot reopen the TIFF: %s", s->path, why);
             return NULL;
         }
-        if (p->jpeg_ycbcr)
+        if (L->jpeg_ycbcr)
             TIFFSetField(h->tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
     }
     h->have = 0;
@@ -143,16 +170,16 @@ static tiff_h *pool_get(hp_slide *s, plain_impl *p)
 }
 
 /* A handle that failed may hold half-decoded state: close it rather than reuse it. */
-static void pool_put(plain_impl *p, tiff_h *h, int failed)
+static void pool_put(plain_impl *p, plain_level *L, tiff_h *h, int failed)
 {
     if (!h)
         return;
     if (!failed) {
         pthread_mutex_lock(&p->mu);
-        if (p->pooled < POOL_MAX) {
-            h->next = p->pool;
-            p->pool = h;
-            p->pooled++;
+        if (L->pooled < POOL_MAX) {
+            h->next = L->pool;
+            L->pool = h;
+            L->pooled++;
             h = NULL;
         }
         pthread_mutex_unlock(&p->mu);
@@ -208,31 +235,81 @@ static void put_rgba_block(const request *q, int64_t bx, int64_t by, int64_t bw,
     }
 }
 
-static hp_status read_tiff_region(hp_slide *s, plain_impl *p, const request *q)
+/* Reads the request from level L; with denom > 1 (a JPEG-tiled level whose tiles divide by
+ * denom), the request is in the coordinates of the level reduced by denom, whose size is
+ * W / denom x H / denom (a last partial reduced pixel at the right and bottom edges reads as
+ * outside). */
+static hp_status read_tiff_region(hp_slide *s, plain_impl *p, plain_level *L, const request *q,
+                                  int denom)
 {
+    int64_t RW = L->W / denom, RH = L->H / denom;
     int64_t ix0 = q->x0 > 0 ? q->x0 : 0, iy0 = q->y0 > 0 ? q->y0 : 0;
-    int64_t ix1 = q->x0 + q->w < p->W ? q->x0 + q->w : p->W;
-    int64_t iy1 = q->y0 + q->h < p->H ? q->y0 + q->h : p->H;
+    int64_t ix1 = q->x0 + q->w < RW ? q->x0 + q->w : RW;
+    int64_t iy1 = q->y0 + q->h < RH ? q->y0 + q->h : RH;
     if (ix0 >= ix1 || iy0 >= iy1)
         return HP_OK;
-    tiff_h *h = pool_get(s, p);
+    tiff_h *h = pool_get(s, p, L);
     if (!h)
         return HP_ERR_IO;
     TIFF *tif = h->tif;
-    size_t bw = p->tw, bh = p->th;
+    size_t bw = L->tw, bh = L->th;
     void *buf = NULL;
     hp_status st = HP_OK;
     const char *what = "";
     int64_t where_x = 0, where_y = 0;
 
-    if (p->scanlines) {
+    if (denom > 1) {
+        /* Whole tiles decoded at 1/denom by libjpeg; a tile it cannot scale (a JPEG frame of
+         * another size) is decoded whole by libtiff and area-averaged instead. */
+        size_t rbw = bw / (size_t)denom, rbh = bh / (size_t)denom;
+        uint8_t *raw = NULL, *full = NULL;
+        size_t raw_cap = 0;
+        tmsize_t fs = TIFFTileSize(tif);
+        buf = malloc(rbw * rbh * 3);
+        char why[600];
+        for (int64_t by = iy0 / (int64_t)rbh * (int64_t)rbh; by < iy1 && buf && !st; by += (int64_t)rbh) {
+            for (int64_t bx = ix0 / (int64_t)rbw * (int64_t)rbw; bx < ix1 && !st; bx += (int64_t)rbw) {
+                uint32_t t = TIFFComputeTile(tif, (uint32_t)(bx * denom), (uint32_t)(by * denom), 0, 0);
+                hp_status js = hp_slide_jpeg_tile(tif, t, L->tw, L->th, L->jpeg_ycbcr, denom, &raw,
+                                                  &raw_cap, buf, why, sizeof why);
+                if (js == HP_ERR_UNSUPPORTED) {
+                    if (!full && fs >= (tmsize_t)(bw * bh * 3))
+                        full = malloc((size_t)fs);
+                    js = full && TIFFReadEncodedTile(tif, t, full, fs) >= (tmsize_t)(bw * bh * 3) && !h->have
+                             ? hp_cv_resize_rgb8(full, (int)bw, (int)bh, 0, buf, (int)rbw, (int)rbh)
+                             : HP_ERR_INVALID;
+                    if (js)
+                        snprintf(why, sizeof why, "%s", h->have ? h->msg : "short or unreadable data");
+                }
+                if (js) {
+                    hp_slide_fail(s, js, "%s: corrupt TIFF: cannot decode the tile at (%lld, %lld) "
+                                  "of level %d: %s", s->path, (long long)(bx * denom),
+                                  (long long)(by * denom), (int)(L - p->lev), why);
+                    st = js == HP_ERR_NOMEM ? HP_ERR_NOMEM : HP_ERR_IO;
+                    break;
+                }
+                int64_t rows = by + (int64_t)rbh <= RH ? (int64_t)rbh : RH - by;
+                int64_t cols = bx + (int64_t)rbw <= RW ? (int64_t)rbw : RW - bx;
+                put_block(q, bx, by, cols, rows, buf, rbw * 3, 3);
+            }
+        }
+        free(raw);
+        free(full);
+        if (!buf)
+            st = hp_slide_fail(s, HP_ERR_NOMEM, "%s: out of memory decoding a TIFF tile", s->path);
+        free(buf);
+        pool_put(p, L, h, st != HP_OK);
+        return st;
+    }
+
+    if (L->scanlines) {
         /* Compressed strips decode only forwards: start at the strip's first row, or where this
          * handle stopped last time if that is earlier in the same strip, and skip to iy0. */
         tmsize_t ls = TIFFScanlineSize(tif);
         buf = ls > 0 ? malloc((size_t)ls) : NULL;
         int64_t y = iy0;
-        if (p->compressed) {
-            int64_t s0 = iy0 / (int64_t)p->th * (int64_t)p->th;
+        if (L->compressed) {
+            int64_t s0 = iy0 / (int64_t)L->th * (int64_t)L->th;
             y = h->next_row >= s0 && h->next_row <= iy0 ? h->next_row : s0;
         }
         for (; y < iy1 && buf && !st; y++) {
@@ -243,50 +320,50 @@ static hp_status read_tiff_region(hp_slide *s, plain_impl *p, const request *q)
             }
             h->next_row = y + 1;
             if (y >= iy0)
-                put_block(q, 0, y, p->W, 1, buf, (size_t)ls, p->spp);
+                put_block(q, 0, y, L->W, 1, buf, (size_t)ls, L->spp);
         }
-    } else if (p->mode == MODE_RGBA) {
+    } else if (L->mode == MODE_RGBA) {
         buf = malloc(bw * bh * sizeof(uint32_t));
-        int64_t bx0 = p->tiled ? ix0 / (int64_t)bw * (int64_t)bw : 0;
+        int64_t bx0 = L->tiled ? ix0 / (int64_t)bw * (int64_t)bw : 0;
         for (int64_t by = iy0 / (int64_t)bh * (int64_t)bh; by < iy1 && buf && !st; by += (int64_t)bh) {
             for (int64_t bx = bx0; bx < ix1 && !st; bx += (int64_t)bw) {
-                int ok = p->tiled ? TIFFReadRGBATileExt(tif, (uint32_t)bx, (uint32_t)by, buf, 1)
+                int ok = L->tiled ? TIFFReadRGBATileExt(tif, (uint32_t)bx, (uint32_t)by, buf, 1)
                                   : TIFFReadRGBAStripExt(tif, (uint32_t)by, buf, 1);
                 if (!ok || h->have) {
-                    what = p->tiled ? "tile" : "strip", where_x = bx, where_y = by;
+                    what = L->tiled ? "tile" : "strip", where_x = bx, where_y = by;
                     st = HP_ERR_INVALID;
                     break;
                 }
                 /* Tiles come back padded to full height; a short last strip does not. */
-                int64_t rows = by + (int64_t)bh <= p->H ? (int64_t)bh : p->H - by;
-                int64_t cols = bx + (int64_t)bw <= p->W ? (int64_t)bw : p->W - bx;
-                put_rgba_block(q, bx, by, cols, rows, buf, bw, p->tiled ? (int64_t)bh : rows);
+                int64_t rows = by + (int64_t)bh <= L->H ? (int64_t)bh : L->H - by;
+                int64_t cols = bx + (int64_t)bw <= L->W ? (int64_t)bw : L->W - bx;
+                put_rgba_block(q, bx, by, cols, rows, buf, bw, L->tiled ? (int64_t)bh : rows);
             }
         }
     } else {
-        tmsize_t need = (tmsize_t)(bw * bh * (size_t)p->spp);
-        tmsize_t bs = p->tiled ? TIFFTileSize(tif) : TIFFStripSize(tif);
+        tmsize_t need = (tmsize_t)(bw * bh * (size_t)L->spp);
+        tmsize_t bs = L->tiled ? TIFFTileSize(tif) : TIFFStripSize(tif);
         if (bs < need)
             bs = need;
         buf = malloc((size_t)bs);
-        int64_t bx0 = p->tiled ? ix0 / (int64_t)bw * (int64_t)bw : 0;
+        int64_t bx0 = L->tiled ? ix0 / (int64_t)bw * (int64_t)bw : 0;
         for (int64_t by = iy0 / (int64_t)bh * (int64_t)bh; by < iy1 && buf && !st; by += (int64_t)bh) {
             for (int64_t bx = bx0; bx < ix1 && !st; bx += (int64_t)bw) {
                 tmsize_t got;
-                if (p->tiled)
+                if (L->tiled)
                     got = TIFFReadEncodedTile(tif, TIFFComputeTile(tif, (uint32_t)bx, (uint32_t)by, 0, 0),
                                               buf, bs);
                 else
                     got = TIFFReadEncodedStrip(tif, TIFFComputeStrip(tif, (uint32_t)by, 0), buf, bs);
-                int64_t rows = by + (int64_t)bh <= p->H ? (int64_t)bh : p->H - by;
-                tmsize_t want = (tmsize_t)((size_t)(p->tiled ? (int64_t)bh : rows) * bw * (size_t)p->spp);
+                int64_t rows = by + (int64_t)bh <= L->H ? (int64_t)bh : L->H - by;
+                tmsize_t want = (tmsize_t)((size_t)(L->tiled ? (int64_t)bh : rows) * bw * (size_t)L->spp);
                 if (got < want || h->have) {
-                    what = p->tiled ? "tile" : "strip", where_x = bx, where_y = by;
+                    what = L->tiled ? "tile" : "strip", where_x = bx, where_y = by;
                     st = HP_ERR_INVALID;
                     break;
                 }
-                int64_t cols = bx + (int64_t)bw <= p->W ? (int64_t)bw : p->W - bx;
-                put_block(q, bx, by, cols, rows, buf, bw * (size_t)p->spp, p->spp);
+                int64_t cols = bx + (int64_t)bw <= L->W ? (int64_t)bw : L->W - bx;
+                put_block(q, bx, by, cols, rows, buf, bw * (size_t)L->spp, L->spp);
             }
         }
     }
@@ -297,24 +374,72 @@ static hp_status read_tiff_region(hp_slide *s, plain_impl *p, const request *q)
                       what, (long long)where_x, (long long)where_y,
                       h->have ? h->msg : "short or unreadable data");
     free(buf);
-    pool_put(p, h, st != HP_OK);
+    pool_put(p, L, h, st != HP_OK);
     return st;
 }
 
 static hp_status plain_read_region(hp_slide *s, int level, int64_t x0, int64_t y0, int w, int h,
                                    uint8_t *rgb)
 {
-    (void)level; /* one level; the dispatcher checked it */
     plain_impl *p = s->impl;
-    request q = {x0, y0, w, h, rgb};
-    int inside = x0 >= 0 && y0 >= 0 && x0 + w <= p->W && y0 + h <= p->H;
+    plain_level *L = &p->lev[level];
+    /* Level-0 coordinates to the level's own, to the nearest pixel (io/slide.c routes a read
+     * here only when this is exact). */
+    int64_t lx = level ? llround((double)x0 / s->level_ds[level]) : x0;
+    int64_t ly = level ? llround((double)y0 / s->level_ds[level]) : y0;
+    request q = {lx, ly, w, h, rgb};
+    int inside = lx >= 0 && ly >= 0 && lx + w <= L->W && ly + h <= L->H;
     if (!inside)
         hp_slide_fill_white(rgb, w, h);
-    if (p->mode == MODE_DECODED) {
-        put_block(&q, 0, 0, p->W, p->H, p->pixels, (size_t)p->W * 3, 3);
+    if (p->pixels) {
+        put_block(&q, 0, 0, L->W, L->H, p->pixels, (size_t)L->W * 3, 3);
         return HP_OK;
     }
-    return read_tiff_region(s, p, &q);
+    return read_tiff_region(s, p, L, &q, 1);
+}
+
+static const hp_slide_ops plain_ops;
+
+static const plain_impl *plain_of(const hp_slide *s)
+{
+    return s && s->ops == &plain_ops ? s->impl : NULL;
+}
+
+int hp_slide_plain_reduced_max(const hp_slide *s, int level)
+{
+    const plain_impl *p = plain_of(s);
+    if (!p)
+        return 1;
+    if (level < 0 || level >= p->n_levels || !p->lev[level].jpeg_tiles)
+        return 1;
+    int d = 8;
+    while (d > 1 && (p->lev[level].tw % (uint32_t)d || p->lev[level].th % (uint32_t)d))
+        d /= 2;
+    return d;
+}
+
+hp_status hp_slide_plain_read_reduced(hp_slide *s, int level, int64_t lx, int64_t ly, int w,
+                                      int h, int denom, uint8_t *rgb)
+{
+    plain_impl *p = s->impl;
+    plain_level *L = &p->lev[level];
+    request q = {lx, ly, w, h, rgb};
+    if (!(lx >= 0 && ly >= 0 && lx + w <= L->W / denom && ly + h <= L->H / denom))
+        hp_slide_fill_white(rgb, w, h);
+    return read_tiff_region(s, p, L, &q, denom);
+}
+
+int hp_slide_plain_level_dir(const hp_slide *s, int level)
+{
+    const plain_impl *p = plain_of(s);
+    return p && level >= 0 && level < p->n_levels ? p->lev[level].dir : -1;
+}
+
+int hp_slide_plain_exact_layout(const hp_slide *s, int level)
+{
+    const plain_impl *p = plain_of(s);
+    return p && !p->pixels && level >= 0 && level < p->n_levels && p->lev[level].jpeg_tiles &&
+           p->lev[level].mode == MODE_RGB;
 }
 
 static void plain_close(void *impl)
@@ -322,12 +447,14 @@ static void plain_close(void *impl)
     plain_impl *p = impl;
     if (!p)
         return;
-    while (p->pool) {
-        tiff_h *n = p->pool->next;
-        tiff_h_close(p->pool);
-        p->pool = n;
-    }
+    for (int l = 0; l < p->n_levels; l++)
+        while (p->lev[l].pool) {
+            tiff_h *n = p->lev[l].pool->next;
+            tiff_h_close(p->lev[l].pool);
+            p->lev[l].pool = n;
+        }
     pthread_mutex_destroy(&p->mu);
+    free(p->lev);
     free(p->pixels);
     free(p);
 }
@@ -401,10 +528,115 @@ static hp_status open_decoded(hp_slide *s, plain_impl *p, hp_error *err)
     if ((int64_t)iw * ih > HP_SLIDE_PLAIN_DECODED_MAX_PIXELS) /* a header the scan misread */
         return hp_error_set(err, HP_ERR_UNSUPPORTED, "%s: %dx%d is over the %lld-megapixel limit",
                             s->path, iw, ih, HP_SLIDE_PLAIN_DECODED_MAX_PIXELS / 1000000);
-    p->mode = MODE_DECODED;
-    p->W = iw;
-    p->H = ih;
+    if (!(p->lev = calloc(1, sizeof *p->lev)))
+        return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", s->path);
+    p->n_levels = 1;
+    p->lev[0].mode = MODE_DECODED;
+    p->lev[0].dir = -1;
+    p->lev[0].W = iw;
+    p->lev[0].H = ih;
     return HP_OK;
+}
+
+/* Describes the current directory of `tif` as level L: its size, blocks and decoding mode.
+ * `first`: level 0, whose failures are the slide's (a later directory that fails is simply not
+ * a level). */
+static hp_status describe_level(hp_slide *s, TIFF *tif, plain_level *L, int first, hp_error *err)
+{
+    uint32_t w = 0, ht = 0;
+    uint16_t spp = 1, bps = 1, photo = 0, planar = PLANARCONFIG_CONTIG, comp = COMPRESSION_NONE;
+    uint16_t fmt = SAMPLEFORMAT_UINT, nextra = 0, *extra = NULL;
+    const char *lv = first ? "" : " (a pyramid level)";
+    if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &ht))
+        return hp_error_set(err, HP_ERR_INVALID, "%s: corrupt TIFF%s: no image size", s->path, lv);
+    if (w == 0 || ht == 0 || w > HP_SLIDE_MAX_SIDE || ht > HP_SLIDE_MAX_SIDE)
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "%s: corrupt TIFF: the header claims %ux%u pixels, outside 1..%lld per side",
+                            s->path, (unsigned)w, (unsigned)ht, HP_SLIDE_MAX_SIDE);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bps);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &comp);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &fmt);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_EXTRASAMPLES, &nextra, &extra);
+    if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photo))
+        photo = spp >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
+    if (!TIFFIsCODECConfigured(comp))
+        return hp_error_set(err, HP_ERR_UNSUPPORTED,
+                            "%s: TIFF compression %u is not supported by this libtiff", s->path,
+                            (unsigned)comp);
+    L->dir = (int)TIFFCurrentDirectory(tif);
+    L->W = w;
+    L->H = ht;
+    L->tiled = TIFFIsTiled(tif);
+    if (L->tiled) {
+        if (!TIFFGetField(tif, TIFFTAG_TILEWIDTH, &L->tw) ||
+            !TIFFGetField(tif, TIFFTAG_TILELENGTH, &L->th) || L->tw == 0 || L->th == 0 ||
+            (uint64_t)L->tw * L->th > (1u << 26))
+            return hp_error_set(err, HP_ERR_INVALID, "%s: corrupt TIFF%s: bad tile size", s->path, lv);
+    } else {
+        uint32_t rps = ht;
+        TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rps);
+        L->tw = w;
+        L->th = rps == 0 || rps > ht ? ht : rps;
+    }
+    int direct8 = bps == 8 && fmt == SAMPLEFORMAT_UINT && (planar == PLANARCONFIG_CONTIG || spp == 1) &&
+                  nextra == 0;
+    if (direct8 && spp == 3 && photo == PHOTOMETRIC_RGB) {
+        L->mode = MODE_RGB, L->spp = 3;
+    } else if (direct8 && spp == 3 && photo == PHOTOMETRIC_YCBCR && comp == COMPRESSION_JPEG) {
+        L->mode = MODE_RGB, L->spp = 3, L->jpeg_ycbcr = 1;
+        TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+    } else if (direct8 && spp == 1 && photo == PHOTOMETRIC_MINISBLACK) {
+        L->mode = MODE_GRAY, L->spp = 1;
+    } else {
+        char emsg[1024] = "";
+        if (!TIFFRGBAImageOK(tif, emsg))
+            return hp_error_set(err, HP_ERR_UNSUPPORTED, "%s: unsupported TIFF%s: %s", s->path, lv,
+                                emsg);
+        L->mode = MODE_RGBA;
+    }
+    L->jpeg_tiles = L->tiled && L->mode == MODE_RGB && comp == COMPRESSION_JPEG;
+    size_t block = (size_t)L->tw * L->th * (L->mode == MODE_RGBA ? 4 : (size_t)L->spp);
+    if (!L->tiled && block > (size_t)STRIP_MAX_BYTES) {
+        if (L->mode == MODE_RGBA)
+            return hp_error_set(err, HP_ERR_UNSUPPORTED,
+                                "%s: this TIFF stores %u rows per strip in a colour layout read "
+                                "through libtiff's RGBA interface, which decodes whole strips "
+                                "(%zu MB each); store it tiled or as 8-bit RGB",
+                                s->path, (unsigned)L->th, block >> 20);
+        L->scanlines = 1;
+        L->compressed = comp != COMPRESSION_NONE;
+    }
+    /* Every strip or tile must lie inside the file; a truncated file fails here, by name,
+     * rather than at some later read. */
+    struct stat fst;
+    uint64_t *offs = NULL, *cnts = NULL;
+    uint32_t nblk = L->tiled ? TIFFNumberOfTiles(tif) : TIFFNumberOfStrips(tif);
+    if (stat(s->path, &fst) == 0 &&
+        TIFFGetField(tif, L->tiled ? TIFFTAG_TILEOFFSETS : TIFFTAG_STRIPOFFSETS, &offs) &&
+        TIFFGetField(tif, L->tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &cnts) &&
+        offs && cnts) {
+        for (uint32_t i = 0; i < nblk; i++) {
+            if (cnts[i] && (offs[i] > (uint64_t)fst.st_size || cnts[i] > (uint64_t)fst.st_size - offs[i]))
+                return hp_error_set(err, HP_ERR_INVALID,
+                                    "%s: truncated or corrupt TIFF: %s %u of %u%s lies beyond the "
+                                    "end of the file (%llu bytes)",
+                                    s->path, L->tiled ? "tile" : "strip", (unsigned)i,
+                                    (unsigned)nblk, lv, (unsigned long long)fst.st_size);
+        }
+    }
+    return HP_OK;
+}
+
+/* 1 when a directory of w x h is the next pyramid level below `prev`: smaller on both sides and
+ * of level 0's aspect ratio, up to the rounding of each side to whole pixels. */
+static int is_next_level(const plain_level *l0, const plain_level *prev, int64_t w, int64_t h)
+{
+    if (w >= prev->W || h >= prev->H || w < 1 || h < 1)
+        return 0;
+    double dx = (double)l0->W / (double)w, dy = (double)l0->H / (double)h;
+    return fabs(dx / dy - 1.0) <= 1.0 / (double)w + 1.0 / (double)h + 1e-3;
 }
 
 static hp_status open_tiff(hp_slide *s, plain_impl *p, hp_error *err)
@@ -415,77 +647,9 @@ static hp_status open_tiff(hp_slide *s, plain_impl *p, hp_error *err)
     if (st)
         return hp_error_set(err, st, "%s: corrupt or truncated TIFF: %s", s->path, why);
     TIFF *tif = h->tif;
-    uint32_t w = 0, ht = 0;
-    uint16_t spp = 1, bps = 1, photo = 0, planar = PLANARCONFIG_CONTIG, comp = COMPRESSION_NONE;
-    uint16_t fmt = SAMPLEFORMAT_UINT, nextra = 0, *extra = NULL;
-    if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &ht)) {
-        st = hp_error_set(err, HP_ERR_INVALID, "%s: corrupt TIFF: no image size", s->path);
+    plain_level first = {0};
+    if ((st = describe_level(s, tif, &first, 1, err)))
         goto done;
-    }
-    if (w == 0 || ht == 0 || w > HP_SLIDE_MAX_SIDE || ht > HP_SLIDE_MAX_SIDE) {
-        st = hp_error_set(err, HP_ERR_INVALID,
-                          "%s: corrupt TIFF: the header claims %ux%u pixels, outside 1..%lld per side",
-                          s->path, (unsigned)w, (unsigned)ht, HP_SLIDE_MAX_SIDE);
-        goto done;
-    }
-    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
-    TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bps);
-    TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
-    TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &comp);
-    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &fmt);
-    TIFFGetFieldDefaulted(tif, TIFFTAG_EXTRASAMPLES, &nextra, &extra);
-    if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photo))
-        photo = spp >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
-    if (!TIFFIsCODECConfigured(comp)) {
-        st = hp_error_set(err, HP_ERR_UNSUPPORTED, "%s: TIFF compression %u is not supported by this libtiff",
-                          s->path, (unsigned)comp);
-        goto done;
-    }
-    p->W = w;
-    p->H = ht;
-    p->tiled = TIFFIsTiled(tif);
-    if (p->tiled) {
-        if (!TIFFGetField(tif, TIFFTAG_TILEWIDTH, &p->tw) || !TIFFGetField(tif, TIFFTAG_TILELENGTH, &p->th) ||
-            p->tw == 0 || p->th == 0 || (uint64_t)p->tw * p->th > (1u << 26)) {
-            st = hp_error_set(err, HP_ERR_INVALID, "%s: corrupt TIFF: bad tile size", s->path);
-            goto done;
-        }
-    } else {
-        uint32_t rps = ht;
-        TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rps);
-        p->tw = w;
-        p->th = rps == 0 || rps > ht ? ht : rps;
-    }
-    int direct8 = bps == 8 && fmt == SAMPLEFORMAT_UINT && (planar == PLANARCONFIG_CONTIG || spp == 1) &&
-                  nextra == 0;
-    if (direct8 && spp == 3 && photo == PHOTOMETRIC_RGB) {
-        p->mode = MODE_RGB, p->spp = 3;
-    } else if (direct8 && spp == 3 && photo == PHOTOMETRIC_YCBCR && comp == COMPRESSION_JPEG) {
-        p->mode = MODE_RGB, p->spp = 3, p->jpeg_ycbcr = 1;
-        TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
-    } else if (direct8 && spp == 1 && photo == PHOTOMETRIC_MINISBLACK) {
-        p->mode = MODE_GRAY, p->spp = 1;
-    } else {
-        char emsg[1024] = "";
-        if (!TIFFRGBAImageOK(tif, emsg)) {
-            st = hp_error_set(err, HP_ERR_UNSUPPORTED, "%s: unsupported TIFF: %s", s->path, emsg);
-            goto done;
-        }
-        p->mode = MODE_RGBA;
-    }
-    size_t block = (size_t)p->tw * p->th * (p->mode == MODE_RGBA ? 4 : (size_t)p->spp);
-    if (!p->tiled && block > (size_t)STRIP_MAX_BYTES) {
-        if (p->mode == MODE_RGBA) {
-            st = hp_error_set(err, HP_ERR_UNSUPPORTED,
-                              "%s: this TIFF stores %u rows per strip in a colour layout read "
-                              "through libtiff's RGBA interface, which decodes whole strips "
-                              "(%zu MB each); store it tiled or as 8-bit RGB",
-                              s->path, (unsigned)p->th, block >> 20);
-            goto done;
-        }
-        p->scanlines = 1;
-        p->compressed = comp != COMPRESSION_NONE;
-    }
 
     /* A truncated whole-slide file can fail OpenSlide's detection while its first directory
      * still opens here: refuse it rather than read it as a plain image without its metadata. */
@@ -496,25 +660,6 @@ static hp_status open_tiff(hp_slide *s, plain_impl *p, hp_error *err)
                           "%s: an Aperio slide that OpenSlide cannot open: the file is truncated or corrupt",
                           s->path);
         goto done;
-    }
-    /* Every strip or tile must lie inside the file; a truncated file fails here, by name,
-     * rather than at some later read. */
-    struct stat fst;
-    uint64_t *offs = NULL, *cnts = NULL;
-    uint32_t nblk = p->tiled ? TIFFNumberOfTiles(tif) : TIFFNumberOfStrips(tif);
-    if (stat(s->path, &fst) == 0 &&
-        TIFFGetField(tif, p->tiled ? TIFFTAG_TILEOFFSETS : TIFFTAG_STRIPOFFSETS, &offs) &&
-        TIFFGetField(tif, p->tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &cnts) && offs && cnts) {
-        for (uint32_t i = 0; i < nblk; i++) {
-            if (cnts[i] && (offs[i] > (uint64_t)fst.st_size || cnts[i] > (uint64_t)fst.st_size - offs[i])) {
-                st = hp_error_set(err, HP_ERR_INVALID,
-                                  "%s: truncated or corrupt TIFF: %s %u of %u lies beyond the end of "
-                                  "the file (%llu bytes)",
-                                  s->path, p->tiled ? "tile" : "strip", (unsigned)i, (unsigned)nblk,
-                                  (unsigned long long)fst.st_size);
-                goto done;
-            }
-        }
     }
 
     /* Resolution: pixels per unit; unit none (1) has no physical size. */
@@ -530,11 +675,40 @@ static hp_status open_tiff(hp_slide *s, plain_impl *p, hp_error *err)
         st = hp_error_set(err, HP_ERR_INVALID, "%s: corrupt TIFF: %s", s->path, h->msg);
         goto done;
     }
+    if (!(p->lev = calloc(MAX_LEVELS, sizeof *p->lev))) {
+        st = hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", s->path);
+        goto done;
+    }
+    p->lev[0] = first;
+    p->n_levels = 1;
+    /* The pyramid: later tiled directories, each the next level down. A directory that cannot
+     * be described (a codec this libtiff lacks, say) ends the pyramid rather than the slide. */
+    for (int d = 1; first.tiled && p->n_levels < MAX_LEVELS && TIFFSetDirectory(tif, (tdir_t)d); d++) {
+        uint32_t w = 0, ht = 0;
+        if (!TIFFIsTiled(tif) || !TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w) ||
+            !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &ht) ||
+            !is_next_level(&p->lev[0], &p->lev[p->n_levels - 1], w, ht))
+            continue;
+        plain_level L = {0};
+        hp_error e2 = {0};
+        if (describe_level(s, tif, &L, 0, &e2) != HP_OK)
+            break;
+        p->lev[p->n_levels++] = L;
+    }
+    h->have = 0;
+    /* The handle goes back to level 0's pool, on level 0's directory and colour mode. */
+    if (!TIFFSetDirectory(tif, 0)) {
+        st = hp_error_set(err, HP_ERR_INVALID, "%s: corrupt TIFF: cannot return to the first directory",
+                          s->path);
+        goto done;
+    }
+    if (first.jpeg_ycbcr)
+        TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
 done:
-    if (st)
+    if (st || !p->lev)
         tiff_h_close(h);
     else
-        pool_put(p, h, 0);
+        pool_put(p, &p->lev[0], h, 0);
     return st;
 }
 
@@ -549,11 +723,16 @@ hp_status hp_slide_plain_open(hp_slide *s, hp_error *err)
     hp_status st = strcmp(s->format, "tiff") ? open_decoded(s, p, err) : open_tiff(s, p, err);
     if (st)
         return st;
-    st = hp_slide_alloc_levels(s, 1, err);
+    st = hp_slide_alloc_levels(s, p->n_levels, err);
     if (st)
         return st;
-    s->level_w[0] = p->W;
-    s->level_h[0] = p->H;
-    s->level_ds[0] = 1.0;
+    for (int l = 0; l < p->n_levels; l++) {
+        s->level_w[l] = p->lev[l].W;
+        s->level_h[l] = p->lev[l].H;
+        /* As OpenSlide computes it: the mean of the two axes' ratios. */
+        s->level_ds[l] = l == 0 ? 1.0
+                                : ((double)p->lev[0].W / (double)p->lev[l].W +
+                                   (double)p->lev[0].H / (double)p->lev[l].H) / 2.0;
+    }
     return HP_OK;
 }

@@ -38,6 +38,7 @@ struct hp_tile_loader {
     hp_slide *slide;
     const hp_tile_grid *grid;
     int batch_size, n_threads, n_slots;
+    int reduce; /* tiles decoded at 1/reduce (hp_tile_reduction), 1: full size */
     int64_t n_batches;
     size_t batch_bytes, tile_bytes;
     hp_tile_allocator alloc;
@@ -66,19 +67,53 @@ static double now_seconds(void)
 static void *default_alloc(size_t bytes, void *user) { return malloc(bytes); }
 static void default_free(void *p, void *user) { free(p); }
 
+int hp_tile_reduction(hp_slide *slide, const hp_tile_grid *grid)
+{
+    int side = grid->read_w < grid->read_h ? grid->read_w : grid->read_h;
+    int max = hp_slide_reduced_max(slide, grid->level), d = 1;
+    while (d * 2 <= max && side >= d * 2 * grid->tile_size)
+        d *= 2;
+    return d;
+}
+
+/* Reads tile `tile` into out: directly when the read is the tile's size, else into scratch and
+ * resampled; with reduce > 1 the read is decoded at 1/reduce and resampled from there. */
+static hp_status read_tile(hp_slide *slide, const hp_tile_grid *g, const hp_tile *tile, int reduce,
+                           uint8_t *scratch, uint8_t *out, int *resample_failed, double *t_read)
+{
+    int direct = g->read_w == g->tile_size && g->read_h == g->tile_size;
+    uint8_t *dst = direct ? out : scratch;
+    *resample_failed = 0;
+    if (!dst)
+        return HP_ERR_INVALID;
+    double t0 = now_seconds();
+    hp_status st = reduce > 1 ? hp_slide_read_region_reduced(slide, g->level, tile->x0, tile->y0,
+                                                             g->read_w, g->read_h, reduce, dst)
+                              : hp_slide_read_region(slide, g->level, tile->x0, tile->y0,
+                                                     g->read_w, g->read_h, dst);
+    *t_read = now_seconds() - t0;
+    if (st != HP_OK || direct)
+        return st;
+    st = hp_image_resize_rgb8(scratch, g->read_w / reduce, g->read_h / reduce, out, g->tile_size,
+                              g->tile_size);
+    *resample_failed = st != HP_OK;
+    return st;
+}
+
 hp_status hp_tile_read(hp_slide *slide, const hp_tile_grid *grid, const hp_tile *tile,
                        uint8_t *scratch, uint8_t *out)
 {
-    int direct = grid->read_w == grid->tile_size && grid->read_h == grid->tile_size;
-    uint8_t *dst = direct ? out : scratch;
-    if (!dst)
-        return HP_ERR_INVALID;
-    hp_status st = hp_slide_read_region(slide, grid->level, tile->x0, tile->y0, grid->read_w,
-                                        grid->read_h, dst);
-    if (st != HP_OK || direct)
-        return st;
-    return hp_image_resize_rgb8(scratch, grid->read_w, grid->read_h, out, grid->tile_size,
-                                grid->tile_size);
+    int rf = 0;
+    double t = 0;
+    return read_tile(slide, grid, tile, hp_tile_reduction(slide, grid), scratch, out, &rf, &t);
+}
+
+hp_status hp_tile_read_full(hp_slide *slide, const hp_tile_grid *grid, const hp_tile *tile,
+                            uint8_t *scratch, uint8_t *out)
+{
+    int rf = 0;
+    double t = 0;
+    return read_tile(slide, grid, tile, 1, scratch, out, &rf, &t);
 }
 
 /* Records the first failure and wakes everyone: readers stop, the consumer returns the error.
@@ -104,7 +139,6 @@ static void *reader_main(void *arg)
     reader *r = arg;
     hp_tile_loader *l = r->l;
     const hp_tile_grid *g = l->grid;
-    int direct = g->read_w == g->tile_size && g->read_h == g->tile_size;
     pthread_mutex_lock(&l->mu);
     for (;;) {
         if (l->stop || l->failed || l->next_tile >= g->n_tiles)
@@ -137,17 +171,11 @@ static void *reader_main(void *arg)
         pthread_mutex_unlock(&l->mu);
 
         const hp_tile *tile = &g->tiles[t];
-        double t0 = now_seconds();
-        hp_status st = hp_slide_read_region(l->slide, g->level, tile->x0, tile->y0, g->read_w,
-                                            g->read_h, direct ? out : r->scratch);
-        double t1 = now_seconds();
+        double t0 = now_seconds(), t_read = 0;
         int resample_failed = 0;
-        if (st == HP_OK && !direct) {
-            st = hp_image_resize_rgb8(r->scratch, g->read_w, g->read_h, out, g->tile_size,
-                                      g->tile_size);
-            resample_failed = st != HP_OK;
-        }
-        double t2 = now_seconds();
+        hp_status st = read_tile(l->slide, g, tile, l->reduce, r->scratch, out, &resample_failed,
+                                 &t_read);
+        double t2 = now_seconds(), t1 = t0 + t_read;
 
         pthread_mutex_lock(&l->mu);
         r->stats.read_seconds += t1 - t0;
@@ -163,7 +191,7 @@ static void *reader_main(void *arg)
             break;
         }
         r->stats.tiles++;
-        r->stats.bytes_read += (int64_t)g->read_w * g->read_h * 3;
+        r->stats.bytes_read += (int64_t)(g->read_w / l->reduce) * (g->read_h / l->reduce) * 3;
         slot *sl = &l->slots[s];
         if (++sl->done == sl->batch.count) {
             sl->state = SLOT_READY;
@@ -216,6 +244,7 @@ hp_status hp_tile_loader_create(hp_slide *slide, const hp_tile_grid *grid, int b
     l->batch_bytes = tile_bytes * (size_t)batch_size;
     l->n_batches = (grid->n_tiles + batch_size - 1) / batch_size;
     l->n_slots = l->n_batches < queue_depth ? (int)l->n_batches : queue_depth;
+    l->reduce = opt && opt->full_decode ? 1 : hp_tile_reduction(slide, grid);
     l->alloc.alloc = default_alloc;
     l->alloc.free = default_free;
     if (opt && opt->allocator.alloc) {

@@ -6,9 +6,14 @@
  * may be CUDA pinned memory), plus one read buffer per thread.
  *
  * Order and content are fixed: batch k holds kept tiles k*B .. k*B+B-1 of the grid, whatever the
- * thread count, queue depth or timing, and each tile's bytes are those of hp_slide_read_region at
- * the grid's level and read size followed by hp_image_resize_rgb8 to tile x tile (bilinear, area
- * averages when shrinking by 2x or more). Threads share the tiles of one batch, so a queue depth
+ * thread count, queue depth or timing, and each tile's bytes are those of hp_tile_read: the read
+ * at the grid's level and read size, followed by hp_image_resize_rgb8 to tile x tile (area
+ * averages when shrinking, bilinear when enlarging). When the read shrinks by 2 or more and the
+ * slide's level is stored as JPEG tiles that the plain TIFF reader decodes, the read is decoded
+ * at 1/2, 1/4 or 1/8 by libjpeg-turbo's DCT scaling (hp_tile_reduction, hp_slide.h "Reduced
+ * reads") and resampled from there: decoding costs a fraction, and the pixels differ from a
+ * full decode followed by area averaging by about one grey level on average (tests/unit/
+ * test_tile_loader.c measures it). Threads share the tiles of one batch, so a queue depth
  * of 1 still keeps every thread busy until the batch is full.
  *
  * Errors: a failed tile read fails the loader with the tile and the slide named; hp_tile_loader_next
@@ -38,6 +43,7 @@ typedef struct {
 
 typedef struct {
     hp_tile_allocator allocator;
+    int full_decode; /* 1: never decode at reduced scale (hp_tile_read_full's pixels) */
 } hp_tile_loader_options;
 
 /* A batch handed out by hp_tile_loader_next; valid until hp_tile_loader_release. */
@@ -97,10 +103,18 @@ int64_t hp_tile_loader_batch_count(const hp_tile_loader *l);
  * buffers, held batches included. Accepts NULL. */
 void hp_tile_loader_destroy(hp_tile_loader *l);
 
-/* Reads one kept tile exactly as the loader does, into `out` (tile x tile x 3 bytes); `scratch`
- * holds read_w x read_h x 3 bytes (may be NULL when the read size equals the tile size). For
- * callers that need a single tile, and for tests. */
+/* Reads one kept tile exactly as the loader does by default, into `out` (tile x tile x 3 bytes);
+ * `scratch` holds read_w x read_h x 3 bytes (may be NULL when the read size equals the tile
+ * size). For callers that need a single tile, and for tests. hp_tile_read_full reads it as the
+ * loader does with full_decode: never at reduced scale. */
 hp_status hp_tile_read(struct hp_slide *slide, const hp_tile_grid *grid, const hp_tile *tile,
                        uint8_t *scratch, uint8_t *out);
+hp_status hp_tile_read_full(struct hp_slide *slide, const hp_tile_grid *grid, const hp_tile *tile,
+                            uint8_t *scratch, uint8_t *out);
+
+/* The reduction the loader decodes the grid's tiles at: the largest of 1, 2, 4, 8 that
+ * hp_slide_reduced_max allows for the grid's level and that still leaves the read at least the
+ * tile's size (so resampling only shrinks). */
+int hp_tile_reduction(struct hp_slide *slide, const hp_tile_grid *grid);
 
 #endif
