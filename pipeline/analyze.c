@@ -374,6 +374,10 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
             if (o->progress)
                 o->progress(o->progress_user, done, (long)grid->n_tiles);
         }
+        hp_tile_loader_stats ls;
+        hp_tile_loader_stats_get(ld, &ls, NULL);
+        memcpy(f->tile_reads, ls.reads, sizeof f->tile_reads);
+        f->tile_decode_scale = ls.reduce;
         hp_tile_loader_destroy(ld);
         ld = NULL;
     }

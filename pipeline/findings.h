@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "common/status.h"
+#include "io/slide.h"
 #include "models/card.h"
 
 /* Bumped on any change a consumer could notice; the schema's schema_version const matches it. */
@@ -112,6 +113,10 @@ typedef struct {
     int tile_size_px;          /* at target_mpp (the model's input) */
     double tile_size_level0;   /* level-0 pixels per tile side */
     int level;                 /* pyramid level read */
+    /* Which reader decoded the analysed tiles: counts per hp_slide_read_kind (io/slide.h), and
+     * the reduction the JPEG tiles were decoded at (1: full size; 2, 4, 8: DCT scaling). */
+    int64_t tile_reads[HP_SLIDE_READ_KINDS];
+    int tile_decode_scale;
     int64_t grid_w, grid_h;    /* tile grid */
     int64_t tiles_total, tiles_analysed;
     double tissue_threshold;   /* minimum tissue fraction of a tile */

@@ -7,6 +7,7 @@
  * mutex is held only for bookkeeping, never across a read (a read takes milliseconds). */
 #include "pipeline/tile_loader.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ struct hp_tile_loader {
     const hp_tile_grid *grid;
     int batch_size, n_threads, n_slots;
     int reduce; /* tiles decoded at 1/reduce (hp_tile_reduction), 1: full size */
+    int64_t reads0[HP_SLIDE_READ_KINDS]; /* the slide's read counts at create */
     int64_t n_batches;
     size_t batch_bytes, tile_bytes;
     hp_tile_allocator alloc;
@@ -73,6 +75,19 @@ int hp_tile_reduction(hp_slide *slide, const hp_tile_grid *grid)
     int max = hp_slide_reduced_max(slide, grid->level), d = 1;
     while (d * 2 <= max && side >= d * 2 * grid->tile_size)
         d *= 2;
+    /* Only where every read falls on whole reduced pixels: a read shifted by part of one would
+     * move the tile by up to half an output pixel, which on real tissue changes more than the
+     * decoding itself (a few grey levels against a tenth of one). */
+    double ds = grid->level_downsample;
+    for (; d > 1; d /= 2) {
+        int ok = grid->read_w % d == 0 && grid->read_h % d == 0;
+        for (int64_t k = 0; k < grid->n_tiles && ok; k++) {
+            double lx = (double)grid->tiles[k].x0 / ds, ly = (double)grid->tiles[k].y0 / ds;
+            ok = lx == floor(lx) && ly == floor(ly) && (int64_t)lx % d == 0 && (int64_t)ly % d == 0;
+        }
+        if (ok)
+            break;
+    }
     return d;
 }
 
@@ -245,6 +260,7 @@ hp_status hp_tile_loader_create(hp_slide *slide, const hp_tile_grid *grid, int b
     l->n_batches = (grid->n_tiles + batch_size - 1) / batch_size;
     l->n_slots = l->n_batches < queue_depth ? (int)l->n_batches : queue_depth;
     l->reduce = opt && opt->full_decode ? 1 : hp_tile_reduction(slide, grid);
+    hp_slide_read_counts(slide, l->reads0, HP_SLIDE_READ_KINDS);
     l->alloc.alloc = default_alloc;
     l->alloc.free = default_free;
     if (opt && opt->allocator.alloc) {
@@ -358,6 +374,10 @@ void hp_tile_loader_stats_get(hp_tile_loader *l, hp_tile_loader_stats *stats,
     memset(stats, 0, sizeof *stats);
     pthread_mutex_lock(&l->mu);
     stats->n_threads = l->n_threads;
+    stats->reduce = l->reduce;
+    hp_slide_read_counts(l->slide, stats->reads, HP_SLIDE_READ_KINDS);
+    for (int k = 0; k < HP_SLIDE_READ_KINDS; k++)
+        stats->reads[k] -= l->reads0[k];
     stats->wait_seconds = l->wait_seconds;
     for (int t = 0; t < l->n_threads; t++) {
         const hp_tile_thread_stats *r = &l->readers[t].stats;

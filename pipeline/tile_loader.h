@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "common/status.h"
+#include "io/slide.h"
 #include "pipeline/tile_grid.h"
 
 struct hp_slide;
@@ -66,6 +67,10 @@ typedef struct {
 
 typedef struct {
     hp_tile_thread_stats total; /* sums over the threads */
+    /* The slide's reads per reader (hp_slide_read_kind) since the loader started, and the
+     * reduction tiles are decoded at (hp_tile_reduction; 1 with full_decode). */
+    int64_t reads[HP_SLIDE_READ_KINDS];
+    int reduce;
     double wait_seconds;        /* time hp_tile_loader_next spent waiting for a batch */
     int n_threads;
 } hp_tile_loader_stats;
@@ -113,8 +118,10 @@ hp_status hp_tile_read_full(struct hp_slide *slide, const hp_tile_grid *grid, co
                             uint8_t *scratch, uint8_t *out);
 
 /* The reduction the loader decodes the grid's tiles at: the largest of 1, 2, 4, 8 that
- * hp_slide_reduced_max allows for the grid's level and that still leaves the read at least the
- * tile's size (so resampling only shrinks). */
+ * hp_slide_reduced_max allows for the grid's level, that still leaves the read at least the
+ * tile's size (so resampling only shrinks), and at which every tile's read starts and ends on
+ * whole reduced pixels (a grid whose step is not a multiple of it is read at full size, so no
+ * tile moves). */
 int hp_tile_reduction(struct hp_slide *slide, const hp_tile_grid *grid);
 
 #endif

@@ -389,6 +389,21 @@ static void put_model(wctx *w, cJSON *root, const hp_findings *f)
     added(w, cJSON_AddBoolToObject(card, "not_for_diagnosis", c->not_for_diagnosis != 0));
 }
 
+/* Which reader decoded the tiles: the one that read the most ("none" before any tile), the
+ * reads per reader, and the JPEG decoding scale. */
+static void put_tile_reader(wctx *w, cJSON *o, const hp_findings *f)
+{
+    int best = -1;
+    for (int k = 0; k < HP_SLIDE_READ_KINDS; k++)
+        if (f->tile_reads[k] > 0 && (best < 0 || f->tile_reads[k] > f->tile_reads[best]))
+            best = k;
+    put_str(w, o, "tile_reader", best < 0 ? "none" : hp_slide_read_kind_name(best), 0);
+    cJSON *r = added(w, cJSON_AddObjectToObject(o, "tile_reads"));
+    for (int k = 0; r && k < HP_SLIDE_READ_KINDS; k++)
+        put_int(w, r, hp_slide_read_kind_name(k), f->tile_reads[k], 0);
+    put_int(w, o, "tile_decode_scale", f->tile_decode_scale > 0 ? f->tile_decode_scale : 1, 1);
+}
+
 static void put_analysis(wctx *w, cJSON *root, const hp_findings *f)
 {
     cJSON *o = added(w, cJSON_AddObjectToObject(root, "analysis"));
@@ -397,6 +412,7 @@ static void put_analysis(wctx *w, cJSON *root, const hp_findings *f)
     put_int(w, o, "tile_size", f->tile_size_px, 1);
     put_num(w, o, "tile_size_level0", f->tile_size_level0, N_POS);
     put_int(w, o, "level", f->level, 0);
+    put_tile_reader(w, o, f);
     put_int(w, o, "grid_w", f->grid_w, 1);
     put_int(w, o, "grid_h", f->grid_h, 1);
     put_int(w, o, "tiles_total", f->tiles_total, 0);

@@ -79,7 +79,8 @@ static hp_tile_grid *make_grid(hp_slide *s, const hp_synth *syn, double target, 
     return grid;
 }
 
-/* Each kept tile read directly: hp_slide_read_region at the grid's level, then resized. */
+/* Each kept tile read on its own with hp_tile_read (the read at the grid's level, decoded at
+ * reduced scale where the loader does so, then resized). */
 static uint8_t *reference_tiles(hp_slide *s, const hp_tile_grid *g)
 {
     size_t tb = (size_t)g->tile_size * g->tile_size * 3;
@@ -87,9 +88,7 @@ static uint8_t *reference_tiles(hp_slide *s, const hp_tile_grid *g)
     uint8_t *buf = malloc((size_t)g->read_w * g->read_h * 3);
     for (int64_t k = 0; k < g->n_tiles; k++) {
         const hp_tile *t = &g->tiles[k];
-        CHECK(hp_slide_read_region(s, g->level, t->x0, t->y0, g->read_w, g->read_h, buf) == HP_OK);
-        CHECK(hp_image_resize_rgb8(buf, g->read_w, g->read_h, ref + tb * k, g->tile_size,
-                                   g->tile_size) == HP_OK);
+        CHECK(hp_tile_read(s, g, t, buf, ref + tb * k) == HP_OK);
     }
     free(buf);
     return ref;
@@ -134,7 +133,10 @@ static int64_t run_and_check(hp_slide *s, const hp_tile_grid *g, const uint8_t *
     hp_tile_thread_stats per[8];
     hp_tile_loader_stats_get(l, &st, per);
     CHECK(st.n_threads == threads && st.total.tiles == g->n_tiles);
-    CHECK(st.total.bytes_read == g->n_tiles * (int64_t)g->read_w * g->read_h * 3);
+    /* Reads decoded at reduced scale are smaller by the reduction on each side. */
+    CHECK(st.reduce == hp_tile_reduction(s, g));
+    CHECK(st.total.bytes_read ==
+          g->n_tiles * (int64_t)(g->read_w / st.reduce) * (g->read_h / st.reduce) * 3);
     CHECK(st.total.read_seconds > 0 && st.total.resample_seconds >= 0 && st.wait_seconds >= 0);
     int64_t sum = 0;
     for (int t = 0; t < threads; t++)
