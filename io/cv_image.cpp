@@ -72,10 +72,17 @@ extern "C" hp_status hp_cv_rgb8_to_hsv(const uint8_t *rgb, size_t n, float *hsv)
     return guarded([&] {
         cv::Mat in(1, (int)n, CV_8UC3, const_cast<uint8_t *>(rgb));
         cv::Mat out(1, (int)n, CV_32FC3, hsv);
-        // On float input OpenCV gives hue in degrees and saturation and value in 0..1.
-        in.convertTo(out, CV_32FC3, 1.0 / 255.0);
+        // On float input OpenCV gives hue in degrees and saturation as a fraction, dividing
+        // by (V + FLT_EPSILON): with V in 0..255 rather than 0..1 that epsilon shifts a
+        // saturation by at most 1.2e-7 relative even for the darkest pixels. V is then scaled
+        // to 0..1.
+        in.convertTo(out, CV_32FC3);
         cv::cvtColor(out, out, cv::COLOR_RGB2HSV);
-        return out.data == (uchar *)hsv ? HP_OK : HP_ERR_NOMEM;
+        if (out.data != (uchar *)hsv)
+            return HP_ERR_NOMEM;
+        for (size_t i = 0; i < n; i++)
+            hsv[3 * i + 2] /= 255.0f;
+        return HP_OK;
     });
 }
 
@@ -337,6 +344,11 @@ extern "C" hp_status hp_cv_trace_region(const uint8_t *mask, int w, int h, int32
         h > (1 << 28) || (int64_t)(2 * w + 2) * (2 * h + 2) > INT32_MAX)
         return HP_ERR_INVALID;
     return guarded([&] {
+        // One 4-connected region, as the header requires (findContours would join cells that
+        // touch only at a corner).
+        cv::Mat cells(h, w, CV_8UC1, const_cast<uint8_t *>(mask)), on = cells != 0, lab;
+        if (cv::connectedComponents(on, lab, 4, CV_32S) != 2)
+            return HP_ERR_INVALID;
         cv::Mat big = cv::Mat::zeros(2 * h + 2, 2 * w + 2, CV_8UC1);
         for (int y = 0; y < h; y++) {
             const uint8_t *m = mask + (size_t)y * w;

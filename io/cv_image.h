@@ -30,10 +30,11 @@ hp_status hp_cv_resize_rgb8(const uint8_t *src, int sw, int sh, size_t src_strid
                             int dw, int dh);
 
 /* HSV of n RGB8 pixels as floats (cv::COLOR_RGB2HSV on float input): hue in degrees [0, 360),
- * saturation and value in [0, 1]; `hsv` holds 3n floats. OpenCV computes in float and divides
- * by (value + FLT_EPSILON), so a saturation that is exactly a fraction such as 51/255 comes out a
- * few 1e-8 below it: compare with HP_CV_SAT_SLACK / HP_CV_HUE_SLACK (distinct 8-bit pixels differ
- * by at least 1.5e-5 in saturation and 9e-4 degrees in hue, far more than the slack). */
+ * saturation and value in [0, 1]; `hsv` holds 3n floats. OpenCV computes in float (and adds
+ * FLT_EPSILON to the value it divides by), so a saturation that is exactly a fraction such as
+ * 51/255 can come out a few 1e-8 below it: compare with HP_CV_SAT_SLACK / HP_CV_HUE_SLACK
+ * (distinct 8-bit pixels differ by at least 1.5e-5 in saturation and 9e-4 degrees in hue, far
+ * more than the slack, and the float error stays under a tenth of it). */
 hp_status hp_cv_rgb8_to_hsv(const uint8_t *rgb, size_t n, float *hsv);
 #define HP_CV_SAT_SLACK 1e-6
 #define HP_CV_HUE_SLACK 2e-4
