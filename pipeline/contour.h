@@ -1,4 +1,5 @@
-/* Outlines of connected regions in a label grid, traced along cell edges: the one tracer behind
+/* Outlines of connected regions in a label grid, traced along cell edges (by OpenCV's
+ * connectedComponents and findContours, io/cv_image.h): the one tracer behind
  * the synthetic ground truth (pipeline/synth_truth.c) and the measured regions
  * (pipeline/regions.c), so both draw the same polygons for the same cells.
  *

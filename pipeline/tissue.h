@@ -10,6 +10,7 @@
  * split between pale and dark tissue); a minimum optical density (near-white pixels are glass
  * whatever their hue); closing then opening; removal of small components; filling of small
  * holes; and last, removal of pen ink (which the earlier steps would otherwise bridge or fill).
+ * The image processing in these steps is OpenCV's (io/cv_image.h).
  *
  * QC flags (pipeline/tissue_qc.c) come from the same thumbnail, plus a few ~1 um/px regions
  * sampled on tissue for focus. Their thresholds are in hp_tissue_options, documented there.
