@@ -284,6 +284,14 @@ int hp_cli_batch_run(const hp_cli_batch *b)
                 later[n_later++] = i;
         for (int k = 0; k < n_later && !g_stop; k++)
             run_one(&bs, later[k], 1);
+        for (int i = 0; i < n; i++) {
+            if (bs.e[i].status != HP_BATCH_NOT_STARTED || bs.ended[i])
+                continue;
+            snprintf(bs.e[i].message, sizeof bs.e[i].message, "not started: the run was stopped by %s",
+                     g_stop == SIGINT ? "SIGINT" : g_stop == SIGTERM ? "SIGTERM" : "a signal");
+            if (b->json)
+                emit_end(&bs.e[i], i, n);
+        }
     }
 
     int totals[5] = {0};

@@ -28,9 +28,12 @@ static char *with_suffix(const char *a, const char *b, const char *suffix)
     return p;
 }
 
-/* Every OUT/<x>.partial whose run has ended, whichever slide it was for: a killed batch leaves
- * one, and the next run into OUT may not analyze that slide again. */
-static void reclaim_partials(const char *out_dir)
+/* Leftovers of ended runs, whichever slide they were for (a killed batch leaves them, and the
+ * next run into OUT may not analyze that slide again): every OUT/<x>.partial whose run has ended,
+ * and every lock file no process holds (a killed holder leaves its file; taking the lock and
+ * releasing it removes the file, and a lock someone holds, this process's own included, is
+ * left alone). */
+static void reclaim_leftovers(const char *out_dir)
 {
     DIR *d = opendir(out_dir);
     if (!d)
@@ -38,11 +41,21 @@ static void reclaim_partials(const char *out_dir)
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
-        if (n <= 8 || strcmp(e->d_name + n - 8, ".partial"))
+        int partial = n > 8 && !strcmp(e->d_name + n - 8, ".partial");
+        int lock = n > 5 && !strcmp(e->d_name + n - 5, ".lock");
+        if (!partial && !lock)
             continue;
         char *p = with_suffix(out_dir, e->d_name, "");
-        if (p)
+        if (p && partial) {
             hp_output_dir_reclaim(p, HP_OUTPUT_KIND_ANALYSIS);
+        } else if (p) {
+            hp_file_lock l;
+            int busy = 1;
+            struct stat st;
+            if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) && hp_file_lock_take(p, 0, NULL, &l, &busy, NULL) == HP_OK &&
+                !busy)
+                hp_file_lock_release(&l);
+        }
         free(p);
     }
     closedir(d);
@@ -118,7 +131,7 @@ hp_status hp_analyze_dir_begin(const char *out_dir, const char *slide_id, const 
         return HP_OK;
     }
 
-    reclaim_partials(out_dir);
+    reclaim_leftovers(out_dir);
     /* A run that died between moving a completed result aside and putting the new one in its
      * place: the completed result goes back (nothing a user had is lost). */
     if (!exists(d->final_dir) && hp_output_dir_is_kind(d->old_dir, HP_OUTPUT_KIND_ANALYSIS))
