@@ -2,9 +2,11 @@
  * (report/report_dir.h, report/report_sign.h, report/report_verify.h); `report signers` is in
  * cli/report_signers_cmd.c. Messages never print patient identifiers: errors
  * name files and fields, not values. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -184,6 +186,11 @@ static int cmd_sign(int argc, char **argv)
         return hp_cli_usage_error(&p, "sign needs DIR, --pathologist ID and --key KEY.pem");
     if (!hp_pathologist_id_valid(o.pathologist_id))
         return hp_cli_usage_error(&p, "--pathologist must be 1 to 128 characters, without control characters or '='");
+    if (!hp_cli_is_dir(o.dir)) {
+        hp_cli_fail("report sign", "%s is not a report folder: %s", o.dir,
+                    access(o.dir, F_OK) == 0 ? "not a directory" : strerror(errno));
+        return HP_EXIT_FAILED;
+    }
     hp_error err = {0};
     int rev = 0;
     if (hp_report_sign(&o, &rev, &err)) {
@@ -232,6 +239,11 @@ static int cmd_verify(int argc, char **argv)
     }
     if (!dir)
         return hp_cli_usage_error(&p, "verify needs DIR");
+    if (!hp_cli_is_dir(dir)) {
+        hp_cli_fail("report verify", "%s is not a report folder: %s", dir,
+                    access(dir, F_OK) == 0 ? "not a directory" : strerror(errno));
+        return HP_EXIT_FAILED;
+    }
     o.keys = keys;
     hp_error err = {0};
     hp_report_verify_result res;
