@@ -18,7 +18,7 @@ import time
 import analyze_testlib as t
 
 
-def stop_during_second(slides, out, sig):
+def stop_during_second(slides, out, sig, delay):
     p = subprocess.Popen([t.HP_BIN, "analyze", "--model", t.MODEL, "-o", out, "--json", "-b", "2", "-j", "1", *slides],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
@@ -32,7 +32,7 @@ def stop_during_second(slides, out, sig):
     deadline = time.time() + 120
     while started and time.time() < deadline and not any(n.endswith(".partial") for n in os.listdir(out)):
         time.sleep(0.05)
-    time.sleep(0.5)
+    time.sleep(delay)
     p.send_signal(sig)
     rest, err = p.communicate(timeout=120)
     lines += rest.splitlines()
@@ -46,11 +46,13 @@ def main():
         large = t.synth(os.path.join(tmp, "large.tiff"), 8192, 2302)
         small2 = t.synth(os.path.join(tmp, "small2.tiff"), 1024, 2303)
         slides = [small1, large, small2]
-        for sig, want in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        # SIGINT soon after the slide starts (while the tissue is found), SIGTERM later (among
+        # the batches of tiles): the run stops at its next stage or batch either way.
+        for sig, want, delay in ((signal.SIGINT, 130, 0.5), (signal.SIGTERM, 143, 4.0)):
             name = signal.Signals(sig).name
             out = os.path.join(tmp, "out_" + name)
             os.makedirs(out)
-            rc, events, err = stop_during_second(slides, out, sig)
+            rc, events, err = stop_during_second(slides, out, sig, delay)
             t.check(rc == want, f"{name}: exit {want} (got {rc}; {err.strip()[-200:]})")
             t.check(name in err and "batch-summary.json" in err, f"{name}: the terminal names the signal and the summary")
             summ = t.load_summary(out) if os.path.exists(os.path.join(out, "batch-summary.json")) else {}
