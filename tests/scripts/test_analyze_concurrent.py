@@ -28,8 +28,8 @@ def scenario(tmp, slides, n_proc):
     out = os.path.join(tmp, f"out{n_proc}")
     lists = shard_lists(slides, n_proc)
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    procs = [subprocess.Popen(["nice", "-n", "10", t.HP_BIN, "analyze", "--model", t.MODEL, "-o", out, "--json",
-                               "-j", "1", *lst], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    procs = [subprocess.Popen(["nice", "-n", "10", t.HP_BIN, "analyze", "--model", t.MODEL, "--out", out, "--json",
+                               "--threads", "1", *lst], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=env)
              for lst in lists]
     results = [p.communicate(timeout=900) for p in procs]

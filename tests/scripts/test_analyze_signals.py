@@ -19,7 +19,7 @@ import analyze_testlib as t
 
 
 def stop_during_second(slides, out, sig, delay):
-    p = subprocess.Popen([t.HP_BIN, "analyze", "--model", t.MODEL, "-o", out, "--json", "-b", "2", "-j", "1", *slides],
+    p = subprocess.Popen([t.HP_BIN, "analyze", "--model", t.MODEL, "--out", out, "--json", "--batch", "2", "--threads", "1", *slides],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     # The second slide has started once its start event is out and its .partial folder exists.
@@ -74,7 +74,7 @@ def main():
             t.check(not bad, f"{name}: no partial folder, lock or temporary file left ({bad})")
         # Resume after SIGINT: the done slide is skipped, the others run.
         out = os.path.join(tmp, "out_SIGINT")
-        rc, so, se = t.run("analyze", "--model", t.MODEL, "-o", out, "--json", *slides)
+        rc, so, se = t.run("analyze", "--model", t.MODEL, "--out", out, "--json", *slides)
         kinds = [ev.get("event") for ev in t.json_lines(so) if ev.get("event") != "start"]
         t.check(rc == 0 and kinds == ["skipped", "done", "done", "summary"],
                 f"a rerun after SIGINT resumes: skipped, done, done ({rc}, {kinds})")

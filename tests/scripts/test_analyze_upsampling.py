@@ -28,7 +28,7 @@ def main():
         slide = t.synth(os.path.join(tmp, "s.tiff"), 1024, 2501)
         out = os.path.join(tmp, "coarse")
         mpp = 2 * card_mpp
-        rc, so, se = t.run("analyze", "-m", t.MODEL, "-o", out, "--json", "--mpp", mpp, slide)
+        rc, so, se = t.run("analyze", "--model", t.MODEL, "--out", out, "--json", "--mpp", mpp, slide)
         t.check(rc == 0, f"a slide at {mpp} um/px (the card: {card_mpp}) is analysed ({rc}, {se.strip()[-200:]})")
         doc = findings(out, slide)
         err = t.valid(doc, "findings.schema.json")
@@ -48,7 +48,7 @@ def main():
         for mpp, what in ((1.2 * card_mpp, "a factor of 1.2"), (None, "the slide's own 0.25 um/px")):
             out = os.path.join(tmp, "fine" if mpp is None else "slight")
             args = ["--mpp", mpp] if mpp else []
-            rc, so, se = t.run("analyze", "-m", t.MODEL, "-o", out, *args, slide)
+            rc, so, se = t.run("analyze", "--model", t.MODEL, "--out", out, *args, slide)
             doc = findings(out, slide) if rc == 0 else {"analysis": {}}
             t.check(rc == 0 and "resolution_warning" in doc["analysis"] and doc["analysis"]["resolution_warning"] is None
                     and "upsampled" not in se and t.valid(doc, "findings.schema.json") is None,
