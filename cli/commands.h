@@ -2,7 +2,9 @@
 #ifndef HP_CLI_COMMANDS_H
 #define HP_CLI_COMMANDS_H
 
-enum { HP_EXIT_OK = 0, HP_EXIT_FAILED = 1, HP_EXIT_USAGE = 2 };
+/* Exit statuses. analyze: HP_EXIT_NOT_RUN when nothing could run (the model or the output
+ * folder); the model commands use 3 for a model refused at load (cli/model_cmd.h). */
+enum { HP_EXIT_OK = 0, HP_EXIT_FAILED = 1, HP_EXIT_USAGE = 2, HP_EXIT_NOT_RUN = 3 };
 
 int hp_cli_model(int argc, char **argv);   /* cli/model_cmd.c */
 int hp_cli_synth(int argc, char **argv);   /* cli/synth_cmd.c */

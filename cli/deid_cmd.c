@@ -1,11 +1,12 @@
 /* `histoplan deid SLIDE --out COPY`: a de-identified copy of a whole-slide image. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "io/deid.h"
 
 static void deid_usage(FILE *f)
@@ -23,7 +24,7 @@ static void deid_usage(FILE *f)
             "  checked to open in OpenSlide as SLIDE does. SLIDE is only read.\n"
             "\n"
             "  SLIDE          Aperio SVS, Hamamatsu NDPI (< 4 GiB), Philips TIFF or generic TIFF\n"
-            "  --out COPY     where to write the copy (must not be SLIDE)\n"
+            "  -o, --out COPY where to write the copy (must not be SLIDE)\n"
             "  --overwrite    replace COPY if it exists\n"
             "  --json         print one JSON object instead of one line per change\n"
             "\n"
@@ -80,39 +81,40 @@ static int print_json(const char *src, const char *dst, const hp_deid_report *r)
 
 int hp_cli_deid(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"out", required_argument, 0, 'o'}, {"overwrite", no_argument, 0, 'f'},
-        {"json", no_argument, 0, 'j'},      {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+    enum { O_OUT = 1, O_OVERWRITE, O_JSON };
+    static const hp_cli_option opts[] = {
+        {"out", 'o', 1, O_OUT}, {"overwrite", 0, 0, O_OVERWRITE}, {"json", 0, 0, O_JSON}, {0},
     };
-    const char *out = NULL;
+    const char *out = NULL, *src = NULL;
     int overwrite = 0, json = 0, c;
-    optind = 1;
-    opterr = 1;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    hp_cli_parser p;
+    hp_cli_parser_init(&p, "deid", "deid", opts, argc, argv);
+    while ((c = hp_cli_next(&p)) != HP_CLI_END) {
         switch (c) {
-        case 'o': out = optarg; break;
-        case 'f': overwrite = 1; break;
-        case 'j': json = 1; break;
-        case 'h': deid_usage(stdout); return HP_EXIT_OK;
-        default: deid_usage(stderr); return HP_EXIT_USAGE;
+        case O_OUT: out = p.value; break;
+        case O_OVERWRITE: overwrite = 1; break;
+        case O_JSON: json = 1; break;
+        case HP_CLI_HELP: deid_usage(stdout); return HP_EXIT_OK;
+        case HP_CLI_ARG:
+            if (src)
+                return hp_cli_usage_error(&p, "unexpected argument '%s' (one slide at a time)", p.value);
+            src = p.value;
+            break;
+        default: return HP_EXIT_USAGE;
         }
     }
-    if (optind >= argc || !out) {
-        fprintf(stderr, "histoplan deid: %s\n",
-                optind >= argc ? "no slide file given" : "--out COPY is required");
-        deid_usage(stderr);
-        return HP_EXIT_USAGE;
-    }
-    if (optind + 1 < argc) {
-        fprintf(stderr, "histoplan deid: unexpected argument '%s'\n", argv[optind + 1]);
-        return HP_EXIT_USAGE;
-    }
-    const char *src = argv[optind];
+    if (!src)
+        return hp_cli_usage_error(&p, "no slide file given");
+    if (!out)
+        return hp_cli_usage_error(&p, "--out COPY is required");
+    int rc;
+    if ((rc = hp_cli_refuse_dir_output("deid", "--out", out, "the copy")))
+        return rc;
     hp_deid_report rep;
     hp_error err = {0};
     if (hp_deid_slide(src, out, overwrite, &rep, &err) != HP_OK) {
-        fprintf(stderr, "histoplan deid: %s\n", err.msg);
+        /* The message names the slide or the copy it is about; the slide when neither. */
+        hp_cli_fail_path("deid", strstr(err.msg, out) ? out : src, err.msg);
         return HP_EXIT_FAILED;
     }
     if (json) {

@@ -1,4 +1,6 @@
-/* The histoplan command: a thin shell over the library. Exit status: 0 ok, 1 failed, 2 usage. */
+/* The histoplan command: a thin shell over the library. Exit status: 0 ok, 1 failed, 2 usage
+ * (and per command: 3, 4, 130, 143; see each command's --help). Options are parsed by
+ * cli/options.h for every command. */
 #include <stdio.h>
 #include <string.h>
 
@@ -20,7 +22,7 @@ static void usage(FILE *f)
             "  deid SLIDE --out COPY       de-identified copy of a slide (no label, macro or identifying fields)\n"
             "\n"
             "  --version                   print the version\n"
-            "  --help                      this text; `histoplan model --help` for the model commands\n");
+            "  -h, --help                  this text; `histoplan COMMAND --help` for each command\n");
 }
 
 int main(int argc, char **argv)
@@ -49,7 +51,6 @@ int main(int argc, char **argv)
         return hp_cli_report(argc - 1, argv + 1);
     if (!strcmp(argv[1], "deid"))
         return hp_cli_deid(argc - 1, argv + 1);
-    fprintf(stderr, "histoplan: unknown command '%s'\n\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "histoplan: unknown command '%s'\nsee 'histoplan --help'\n", argv[1]);
     return HP_EXIT_USAGE;
 }

@@ -1,7 +1,6 @@
 /* `histoplan model info|run|bench`: inspect a model, run it on one input, measure throughput.
  * `model run` lives in cli/model_run.c; the mapping of --input / --output files to the model's
  * inputs and outputs in cli/model_io.c. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/model_cmd.h"
 #include "cli/model_io.h"
+#include "cli/options.h"
 #include "cli/progress.h"
 #include "models/model.h"
 #include "models/onnx_ops.h"
@@ -23,7 +23,7 @@ static void model_usage(FILE *f)
             "  histoplan model run M.onnx --input X [--input X2...] [--output Y.npy...] [options]\n"
             "  histoplan model bench M.onnx [--batch N] [--iterations K] [options]\n"
             "\n"
-            "  --input X          a .npy tensor of the shape the model declares for its input (any\n"
+            "  -i, --input X      a .npy tensor of the shape the model declares for its input (any\n"
             "                     rank; a symbolic first dimension N takes the file's), or an image\n"
             "                     (PNG, JPEG, TIFF) for a model with one [N, 3, H, W] input, normalized\n"
             "                     as its card says. Several inputs: --input NAME=FILE for each, or one\n"
@@ -31,17 +31,17 @@ static void model_usage(FILE *f)
             "  --mpp M            the image's microns per pixel: resample it to the card's MPP and\n"
             "                     cut it into input-sized tiles (without --mpp an image must be\n"
             "                     exactly the input size; it is never squashed)\n"
-            "  --output Y.npy     write an output tensor (NAME=Y.npy for a given output; plain ones\n"
+            "  -o, --output Y.npy write an output tensor (NAME=Y.npy for a given output; plain ones\n"
             "                     in declaration order)\n"
             "  --backend B        cpu (default), cpu-reference, cuda\n"
             "  --precision P      fp32 (default); fp16, bf16 with --backend cuda\n"
-            "  --threads T        CPU threads (default: all cores)\n"
+            "  -j, --threads T    CPU threads (default: all cores)\n"
             "  --device D         CUDA device index (default 0)\n"
             "  --card C.json      model card (default: <model>.card.json beside the model)\n"
             "  --mean a,b,c --std a,b,c --classes n1,n2,...\n"
             "                     for a model without a card\n"
             "  --top K            classes to print (default 5)\n"
-            "  --batch N          batch size for info (planned memory) and bench (default 8): the\n"
+            "  -b, --batch N      batch size for info (planned memory) and bench (default 8): the\n"
             "                     size of a symbolic first input dimension\n"
             "  --iterations K     timed batches for bench (default 10), --warmup W (default 2)\n"
             "  --json             bench: print one JSON line\n"
@@ -62,110 +62,113 @@ static int parse_floats3(const char *s, float out[3])
     return 1;
 }
 
+/* Returns 1 ok, 0 bad usage (message printed), -1 --help printed. */
 static int parse_args(int argc, char **argv, model_args *a)
 {
-    static const struct option opts[] = {
-        {"input", required_argument, 0, 'i'},   {"output", required_argument, 0, 'o'},
-        {"backend", required_argument, 0, 'b'}, {"precision", required_argument, 0, 'p'},
-        {"threads", required_argument, 0, 't'}, {"device", required_argument, 0, 'd'},
-        {"card", required_argument, 0, 'c'},    {"mean", required_argument, 0, 'M'},
-        {"std", required_argument, 0, 'S'},     {"classes", required_argument, 0, 'C'},
-        {"top", required_argument, 0, 'k'},     {"batch", required_argument, 0, 'n'},
-        {"iterations", required_argument, 0, 'I'}, {"warmup", required_argument, 0, 'W'},
-        {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
-        {"mpp", required_argument, 0, 'm'},
-        {0, 0, 0, 0},
+    enum { O_INPUT = 1, O_OUTPUT, O_BACKEND, O_PRECISION, O_THREADS, O_DEVICE, O_CARD, O_MEAN, O_STD,
+           O_CLASSES, O_TOP, O_BATCH, O_ITERATIONS, O_WARMUP, O_JSON, O_MPP };
+    static const hp_cli_option opts[] = {
+        {"input", 'i', 1, O_INPUT},     {"output", 'o', 1, O_OUTPUT},       {"backend", 0, 1, O_BACKEND},
+        {"precision", 0, 1, O_PRECISION}, {"threads", 'j', 1, O_THREADS},   {"device", 0, 1, O_DEVICE},
+        {"card", 0, 1, O_CARD},         {"mean", 0, 1, O_MEAN},             {"std", 0, 1, O_STD},
+        {"classes", 0, 1, O_CLASSES},   {"top", 0, 1, O_TOP},               {"batch", 'b', 1, O_BATCH},
+        {"iterations", 0, 1, O_ITERATIONS}, {"warmup", 0, 1, O_WARMUP},     {"json", 0, 0, O_JSON},
+        {"mpp", 0, 1, O_MPP},           {0},
     };
+    static const char *const backends[] = {"cpu", "cpu-reference", "cuda", NULL};
+    static const hp_backend_kind backend_ids[] = {HP_BACKEND_CPU, HP_BACKEND_CPU_REFERENCE, HP_BACKEND_CUDA};
+    static const char *const precisions[] = {"fp32", "fp16", "bf16", NULL};
+    static const hp_precision precision_ids[] = {HP_PREC_FP32, HP_PREC_FP16, HP_PREC_BF16};
     a->mo = hp_model_default_options();
     a->batch = 8;
     a->iterations = 10;
     a->warmup = 2;
     a->top = 5;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "i:o:b:p:t:d:c:k:n:h", opts, NULL)) != -1) {
+    hp_cli_parser p;
+    hp_cli_parser_init(&p, a->cmd, "model", opts, argc, argv);
+    int c, k;
+    long long v;
+    while ((c = hp_cli_next(&p)) != HP_CLI_END) {
         switch (c) {
-        case 'i':
-        case 'o': {
-            int *n = c == 'i' ? &a->n_inputs : &a->n_outputs;
+        case O_INPUT:
+        case O_OUTPUT: {
+            int *n = c == O_INPUT ? &a->n_inputs : &a->n_outputs;
             if (*n >= HP_CLI_MAX_IO) {
-                fprintf(stderr, "histoplan: more than %d --%s options\n", HP_CLI_MAX_IO,
-                        c == 'i' ? "input" : "output");
+                hp_cli_usage_error(&p, "more than %d --%s options", HP_CLI_MAX_IO, p.option);
                 return 0;
             }
-            (c == 'i' ? a->inputs : a->outputs)[(*n)++] = optarg;
+            (c == O_INPUT ? a->inputs : a->outputs)[(*n)++] = p.value;
             break;
         }
-        case 'm': {
-            char *end;
-            a->mpp = strtod(optarg, &end);
-            if (end == optarg || *end || !(a->mpp >= 0.01 && a->mpp <= 100)) {
-                fprintf(stderr, "histoplan: --mpp must be microns per pixel between 0.01 and 100, not '%s'\n",
-                        optarg);
+        case O_MPP:
+            if (hp_cli_double_value(&p, 0.01, 100, &a->mpp))
                 return 0;
-            }
             break;
-        }
-        case 'b':
-            if (!strcmp(optarg, "cpu"))
-                a->mo.backend = HP_BACKEND_CPU;
-            else if (!strcmp(optarg, "cpu-reference"))
-                a->mo.backend = HP_BACKEND_CPU_REFERENCE;
-            else if (!strcmp(optarg, "cuda"))
-                a->mo.backend = HP_BACKEND_CUDA;
-            else {
-                fprintf(stderr, "histoplan: --backend must be cpu, cpu-reference or cuda, not '%s'\n", optarg);
+        case O_BACKEND:
+            if ((k = hp_cli_choice_value(&p, backends)) < 0)
                 return 0;
-            }
+            a->mo.backend = backend_ids[k];
             break;
-        case 'p':
-            if (!strcmp(optarg, "fp32"))
-                a->mo.precision = HP_PREC_FP32;
-            else if (!strcmp(optarg, "fp16"))
-                a->mo.precision = HP_PREC_FP16;
-            else if (!strcmp(optarg, "bf16"))
-                a->mo.precision = HP_PREC_BF16;
-            else {
-                fprintf(stderr, "histoplan: --precision must be fp32, fp16 or bf16, not '%s'\n", optarg);
+        case O_PRECISION:
+            if ((k = hp_cli_choice_value(&p, precisions)) < 0)
                 return 0;
-            }
+            a->mo.precision = precision_ids[k];
             break;
-        case 't': a->mo.threads = atoi(optarg); break;
-        case 'd': a->mo.device = atoi(optarg); break;
-        case 'c': a->card = optarg; break;
-        case 'M': a->mean = optarg; break;
-        case 'S': a->std_ = optarg; break;
-        case 'C': a->classes = optarg; break;
-        case 'k': a->top = atoi(optarg); break;
-        case 'n':
-            a->batch = atoi(optarg);
+        case O_THREADS:
+            if (hp_cli_int_value(&p, 1, 1024, &v))
+                return 0;
+            a->mo.threads = (int)v;
+            break;
+        case O_DEVICE:
+            if (hp_cli_int_value(&p, 0, 1024, &v))
+                return 0;
+            a->mo.device = (int)v;
+            break;
+        case O_CARD: a->card = p.value; break;
+        case O_MEAN: a->mean = p.value; break;
+        case O_STD: a->std_ = p.value; break;
+        case O_CLASSES: a->classes = p.value; break;
+        case O_TOP:
+            if (hp_cli_int_value(&p, 0, 100000, &v))
+                return 0;
+            a->top = (int)v;
+            break;
+        case O_BATCH:
+            if (hp_cli_int_value(&p, 1, 65536, &v))
+                return 0;
+            a->batch = (int)v;
             a->batch_given = 1;
             break;
-        case 'I': a->iterations = atoi(optarg); break;
-        case 'W': a->warmup = atoi(optarg); break;
-        case 'j': a->json = 1; break;
-        case 'h': model_usage(stdout); exit(HP_EXIT_OK);
+        case O_ITERATIONS:
+            if (hp_cli_int_value(&p, 1, 1000000, &v))
+                return 0;
+            a->iterations = (int)v;
+            break;
+        case O_WARMUP:
+            if (hp_cli_int_value(&p, 0, 1000000, &v))
+                return 0;
+            a->warmup = (int)v;
+            break;
+        case O_JSON: a->json = 1; break;
+        case HP_CLI_HELP: model_usage(stdout); return -1;
+        case HP_CLI_ARG:
+            if (a->model) {
+                hp_cli_usage_error(&p, "unexpected argument '%s' (one model; inputs go with --input)", p.value);
+                return 0;
+            }
+            a->model = p.value;
+            break;
         default: return 0;
         }
     }
-    if (optind >= argc) {
-        fprintf(stderr, "histoplan: no model file given\n");
-        return 0;
-    }
-    a->model = argv[optind];
-    if (optind + 1 < argc) {
-        fprintf(stderr, "histoplan: unexpected argument '%s'\n", argv[optind + 1]);
-        return 0;
-    }
-    if (a->batch < 1 || a->batch > 65536 || a->iterations < 1 || a->warmup < 0 || a->top < 0) {
-        fprintf(stderr, "histoplan: --batch, --iterations, --warmup or --top out of range\n");
+    if (!a->model) {
+        hp_cli_usage_error(&p, "no model file given");
         return 0;
     }
     if (a->mo.precision != HP_PREC_FP32 && a->mo.backend != HP_BACKEND_CUDA) {
-        fprintf(stderr,
-                "histoplan: --precision %s needs --backend cuda; the CPU backends compute in float32 "
-                "only\n",
-                a->mo.precision == HP_PREC_FP16 ? "fp16" : "bf16");
+        hp_cli_usage_error(&p,
+                           "--precision %s needs --backend cuda; the CPU backends compute in float32 only",
+                           a->mo.precision == HP_PREC_FP16 ? "fp16" : "bf16");
         return 0;
     }
     a->mo.card_path = a->card;
@@ -182,7 +185,7 @@ hp_model *hp_cli_open_model(const model_args *a, int *rc)
     hp_error err = {0};
     hp_model *m = hp_model_open(a->model, &a->mo, &err);
     if (!m) {
-        fprintf(stderr, "histoplan: %s\n", err.msg);
+        fprintf(stderr, "histoplan model: %s\n", err.msg);
         *rc = hp_cli_load_status(err.code);
     }
     return m;
@@ -289,7 +292,7 @@ static int cmd_info(const model_args *a)
         hp_model_stats st;
         hp_status s = hp_model_stats_for_batch(m, batches[i], &st);
         if (s) {
-            fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
+            fprintf(stderr, "histoplan model: %s\n", hp_model_error(m));
             rc = hp_cli_load_status(s);
             break;
         }
@@ -312,11 +315,11 @@ int hp_cli_apply_overrides(hp_model *m, const model_args *a, int image_input)
     if (a->mean || a->std_) {
         float mean[3], sd[3];
         if (!a->mean || !a->std_ || !parse_floats3(a->mean, mean) || !parse_floats3(a->std_, sd)) {
-            fprintf(stderr, "histoplan: --mean and --std take three comma-separated numbers each\n");
+            fprintf(stderr, "histoplan model: --mean and --std take three comma-separated numbers each\n");
             return HP_EXIT_USAGE;
         }
         if (hp_model_set_normalization(m, mean, sd)) {
-            fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
+            fprintf(stderr, "histoplan model: %s\n", hp_model_error(m));
             return HP_EXIT_USAGE;
         }
         have_norm = 1;
@@ -330,7 +333,7 @@ int hp_cli_apply_overrides(hp_model *m, const model_args *a, int image_input)
         int bad = hp_model_set_classes(m, n, names);
         free(copy);
         if (bad) {
-            fprintf(stderr, "histoplan: --classes: %s\n", hp_model_error(m));
+            fprintf(stderr, "histoplan model: --classes: %s\n", hp_model_error(m));
             return HP_EXIT_USAGE;
         }
         have_classes = 1;
@@ -340,7 +343,7 @@ int hp_cli_apply_overrides(hp_model *m, const model_args *a, int image_input)
     if (image_input && !have_classes)
         strcat(missing, " --classes");
     if (*missing) {
-        fprintf(stderr, "histoplan: %s has no model card; give the missing options:%s\n", a->model, missing);
+        fprintf(stderr, "histoplan model: %s has no model card; give the missing options:%s\n", a->model, missing);
         return HP_EXIT_USAGE;
     }
     return HP_EXIT_OK;
@@ -366,7 +369,7 @@ static int cmd_bench(const model_args *a)
     const hp_graph *g = hp_model_graph(m);
     const char *names[HP_CLI_MAX_IO], *files[HP_CLI_MAX_IO];
     if (g->n_inputs > HP_CLI_MAX_IO) {
-        fprintf(stderr, "histoplan: %s has %d inputs (the command line takes %d)\n", a->model,
+        fprintf(stderr, "histoplan model: %s has %d inputs (the command line takes %d)\n", a->model,
                 g->n_inputs, HP_CLI_MAX_IO);
         goto done;
     }
@@ -382,7 +385,7 @@ static int cmd_bench(const model_args *a)
         int param = hp_model_input_is_parameter(m, k) || v->dtype == HP_DT_INT64;
         if (param && !files[k]) {
             fprintf(stderr,
-                    "histoplan: the model input '%s' is a parameter (a shape, pads, scales or "
+                    "histoplan model: the model input '%s' is a parameter (a shape, pads, scales or "
                     "bounds), not data; give its values with --input %s=FILE.npy\n",
                     v->name, v->name);
             rc = HP_EXIT_USAGE;
@@ -397,7 +400,7 @@ static int cmd_bench(const model_args *a)
             char shape[256];
             hp_cli_dims_str(shape, sizeof shape, v->ndim, v->dims);
             fprintf(stderr,
-                    "histoplan: the model input '%s' %s has symbolic dims other than the batch; give "
+                    "histoplan model: the model input '%s' %s has symbolic dims other than the batch; give "
                     "data of the shape to measure with --input %s=FILE.npy\n",
                     v->name, shape, v->name);
             rc = HP_EXIT_USAGE;
@@ -415,11 +418,11 @@ static int cmd_bench(const model_args *a)
         goto done;
     rc = HP_EXIT_USAGE;
     if (from_file && a->batch_given && a->batch != ins.batch) {
-        fprintf(stderr, "histoplan: --batch %d, but the --input data holds %d items\n", a->batch, ins.batch);
+        fprintf(stderr, "histoplan model: --batch %d, but the --input data holds %d items\n", a->batch, ins.batch);
         goto done;
     }
     if (!symbolic && a->batch_given && a->batch != items) {
-        fprintf(stderr, "histoplan: the model's inputs have fixed shapes (a batch of %d); --batch %d "
+        fprintf(stderr, "histoplan model: the model's inputs have fixed shapes (a batch of %d); --batch %d "
                         "does not apply\n", items, a->batch);
         goto done;
     }
@@ -428,7 +431,7 @@ static int cmd_bench(const model_args *a)
     rc = HP_EXIT_FAILED;
     hp_status st = hp_model_instantiate(m, symbolic ? items : 1);
     if (st) {
-        fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
+        fprintf(stderr, "histoplan model: %s\n", hp_model_error(m));
         rc = hp_cli_load_status(st);
         goto done;
     }
@@ -470,7 +473,7 @@ static int cmd_bench(const model_args *a)
         double t0 = hp_now_seconds();
         if (hp_model_run_all(m, (const float *const *)in, out)) {
             hp_progress_finish(&prog);
-            fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
+            fprintf(stderr, "histoplan model: %s\n", hp_model_error(m));
             goto done;
         }
         if (i >= a->warmup)
@@ -500,7 +503,7 @@ static int cmd_bench(const model_args *a)
     rc = HP_EXIT_OK;
     goto done;
 oom:
-    fprintf(stderr, "histoplan: out of memory\n");
+    fprintf(stderr, "histoplan model: out of memory\n");
     rc = HP_EXIT_FAILED;
 done:
     for (int k = 0; in && k < n_in; k++)
@@ -519,23 +522,30 @@ done:
 
 int hp_cli_model(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        model_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? HP_EXIT_USAGE : HP_EXIT_OK;
-    }
+    if (argc < 2)
+        return hp_cli_usage_error_for("model", "model", "missing subcommand (info, run or bench)");
     const char *sub = argv[1];
-    model_args a = {0};
-    if (!parse_args(argc - 1, argv + 1, &a)) {
-        model_usage(stderr);
-        return HP_EXIT_USAGE;
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+        model_usage(stdout);
+        return HP_EXIT_OK;
     }
-    if (!strcmp(sub, "info"))
-        return cmd_info(&a);
-    if (!strcmp(sub, "run"))
-        return hp_cli_model_run(&a);
-    if (!strcmp(sub, "bench"))
-        return cmd_bench(&a);
-    fprintf(stderr, "histoplan: unknown model command '%s'\n", sub);
-    model_usage(stderr);
-    return HP_EXIT_USAGE;
+    int (*fn)(const model_args *) = !strcmp(sub, "info")    ? cmd_info
+                                    : !strcmp(sub, "run")   ? hp_cli_model_run
+                                    : !strcmp(sub, "bench") ? cmd_bench
+                                                            : NULL;
+    if (!fn)
+        return hp_cli_usage_error_for("model", "model", "unknown subcommand '%s' (info, run or bench)", sub);
+    model_args a = {0};
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "model %s", sub);
+    a.cmd = cmd;
+    int p = parse_args(argc - 1, argv + 1, &a);
+    if (p < 0)
+        return HP_EXIT_OK;
+    if (!p)
+        return HP_EXIT_USAGE;
+    int rc;
+    if ((rc = hp_cli_refuse_dir(cmd, a.model, "a model file (.onnx)")))
+        return rc;
+    return fn(&a);
 }

@@ -14,6 +14,7 @@
 #define HP_CLI_MAX_IO 64
 
 typedef struct {
+    const char *cmd; /* "model run", ...: the prefix of messages */
     const char *model;
     const char *inputs[HP_CLI_MAX_IO];  /* --input, as given: FILE or NAME=FILE */
     int n_inputs;

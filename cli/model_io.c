@@ -41,7 +41,7 @@ int hp_cli_assign(const char *what, const char *const *specs, int n_specs,
         int is_input = !strcmp(what, "input");
         if (match >= 0 && is_input && file_exists(spec)) {
             fprintf(stderr,
-                    "histoplan: --input '%s' is ambiguous: it names the model input '%s' and is also "
+                    "histoplan model: --input '%s' is ambiguous: it names the model input '%s' and is also "
                     "an existing file; write '%s=%s' or './%s'\n",
                     spec, names[match], names[match], spec, spec);
             return -1;
@@ -49,14 +49,14 @@ int hp_cli_assign(const char *what, const char *const *specs, int n_specs,
         if (match < 0 && eq && (is_input ? !file_exists(spec) : !memchr(spec, '/', (size_t)(eq - spec)) &&
                                                                     !memchr(spec, '.', (size_t)(eq - spec)))) {
             fprintf(stderr,
-                    "histoplan: --%s '%s': the model has no %s named '%.*s' (its %ss: %s)%s\n", what,
+                    "histoplan model: --%s '%s': the model has no %s named '%.*s' (its %ss: %s)%s\n", what,
                     spec, what, (int)(eq - spec), spec, what, known,
                     is_input ? " and no such file exists" : "");
             return -1;
         }
         if (match >= 0) {
             if (files[match]) {
-                fprintf(stderr, "histoplan: %s '%s' is given twice (--%s)\n", what, names[match], what);
+                fprintf(stderr, "histoplan model: %s '%s' is given twice (--%s)\n", what, names[match], what);
                 return -1;
             }
             files[match] = eq + 1;
@@ -67,14 +67,14 @@ int hp_cli_assign(const char *what, const char *const *specs, int n_specs,
     }
     if (n_plain && n_named) {
         fprintf(stderr,
-                "histoplan: give every --%s as NAME=FILE or none of them (the model's %ss, in "
+                "histoplan model: give every --%s as NAME=FILE or none of them (the model's %ss, in "
                 "order: %s)\n",
                 what, what, known);
         return -1;
     }
     if (n_plain > n_names) {
         fprintf(stderr,
-                "histoplan: --%s is given %d times but the model has %d %s%s (%s); each --%s "
+                "histoplan model: --%s is given %d times but the model has %d %s%s (%s); each --%s "
                 "feeds the next %s in declaration order, or use NAME=FILE\n",
                 what, n_plain, n_names, what, n_names == 1 ? "" : "s", known, what, what);
         return -1;
@@ -113,7 +113,7 @@ int hp_cli_inputs_load(hp_model *m, const char *const *files, hp_cli_inputs *ins
     const char *batch_from = NULL;
     char want[256];
     if (g->n_inputs > HP_CLI_MAX_IO) {
-        fprintf(stderr, "histoplan: the model has %d inputs (the command line takes %d)\n", g->n_inputs,
+        fprintf(stderr, "histoplan model: the model has %d inputs (the command line takes %d)\n", g->n_inputs,
                 HP_CLI_MAX_IO);
         return HP_EXIT_FAILED;
     }
@@ -122,7 +122,7 @@ int hp_cli_inputs_load(hp_model *m, const char *const *files, hp_cli_inputs *ins
         if (!files[k]) {
             hp_cli_dims_str(want, sizeof want, v->ndim, v->dims);
             fprintf(stderr,
-                    "histoplan: no --input for the model input '%s' %s (%s); give it as --input "
+                    "histoplan model: no --input for the model input '%s' %s (%s); give it as --input "
                     "%s=FILE.npy\n",
                     v->name, want, v->dtype == HP_DT_INT64 ? "int64" : "float32", v->name);
             return HP_EXIT_USAGE;
@@ -151,7 +151,7 @@ int hp_cli_inputs_load(hp_model *m, const char *const *files, hp_cli_inputs *ins
         hp_status st = in->is_int ? hp_npy_read_int64(in->file, &in->i, &in->ndim, in->dims, &err)
                                   : hp_npy_read(in->file, &in->f, &in->ndim, in->dims, &err);
         if (st) {
-            fprintf(stderr, "histoplan: input '%s': %s\n", in->name, err.msg);
+            fprintf(stderr, "histoplan model: input '%s': %s\n", in->name, err.msg);
             return HP_EXIT_FAILED;
         }
         int ok = in->ndim == v->ndim, symbolic = 0;
@@ -162,7 +162,7 @@ int hp_cli_inputs_load(hp_model *m, const char *const *files, hp_cli_inputs *ins
         if (!ok) {
             hp_cli_dims_str(want, sizeof want, v->ndim, v->dims);
             hp_cli_dims_str(got, sizeof got, in->ndim, in->dims);
-            fprintf(stderr, "histoplan: %s: shape %s does not match the model input '%s' %s%s\n",
+            fprintf(stderr, "histoplan model: %s: shape %s does not match the model input '%s' %s%s\n",
                     in->file, got, in->name, want,
                     strchr(want, 'N') || strchr(want, '?') ? " (N, ?: any size from 1)" : "");
             return HP_EXIT_FAILED;
@@ -170,18 +170,18 @@ int hp_cli_inputs_load(hp_model *m, const char *const *files, hp_cli_inputs *ins
         /* Symbolic dims after the first (height and width of a fully convolutional net) take
          * the file's sizes. */
         if (!in->bound && symbolic && (st = hp_model_set_input_shape(m, in->name, in->ndim, in->dims))) {
-            fprintf(stderr, "histoplan: input '%s': %s\n", in->name, hp_model_error(m));
+            fprintf(stderr, "histoplan model: input '%s': %s\n", in->name, hp_model_error(m));
             return hp_cli_load_status(st);
         }
         if (!in->bound && v->ndim > 0 && v->dims[0] < 0) {
             if (in->dims[0] > 65536) {
-                fprintf(stderr, "histoplan: %s: %lld items in one run (at most 65536)\n", in->file,
+                fprintf(stderr, "histoplan model: %s: %lld items in one run (at most 65536)\n", in->file,
                         (long long)in->dims[0]);
                 return HP_EXIT_FAILED;
             }
             if (batch_from && in->dims[0] != ins->batch) {
                 fprintf(stderr,
-                        "histoplan: the batch sizes of the inputs differ: '%s' has %d items, '%s' "
+                        "histoplan model: the batch sizes of the inputs differ: '%s' has %d items, '%s' "
                         "has %lld; the model's symbolic first dimension is one batch\n",
                         batch_from, ins->batch, in->name, (long long)in->dims[0]);
                 return HP_EXIT_FAILED;
@@ -198,7 +198,7 @@ int hp_cli_inputs_load(hp_model *m, const char *const *files, hp_cli_inputs *ins
                                               in->ndim, in->dims,
                                               in->is_int ? (const void *)in->i : (const void *)in->f);
         if (st) {
-            fprintf(stderr, "histoplan: input '%s': %s\n", in->name, hp_model_error(m));
+            fprintf(stderr, "histoplan model: input '%s': %s\n", in->name, hp_model_error(m));
             return hp_cli_load_status(st);
         }
     }

@@ -119,7 +119,7 @@ static int write_outputs(const model_args *a, const hp_graph *inst, float *const
         const hp_value *v = &inst->values[inst->outputs[k]];
         hp_error err = {0};
         if (hp_npy_write(files[k], outs[k], v->ndim, v->dims, &err)) {
-            fprintf(stderr, "histoplan: %s\n", err.msg);
+            fprintf(stderr, "histoplan model: %s\n", err.msg);
             return HP_EXIT_FAILED;
         }
     }
@@ -146,7 +146,7 @@ static int run_tensors(const model_args *a, hp_model *m)
     for (int k = 0; k < g->n_inputs; k++) {
         if (files[k] && is_image_file(files[k])) {
             fprintf(stderr,
-                    "histoplan: %s is an image; images feed only a model with one input of shape "
+                    "histoplan model: %s is an image; images feed only a model with one input of shape "
                     "[N, 3, H, W] (this model has %d input%s); give a .npy\n",
                     files[k], g->n_inputs, g->n_inputs == 1 ? "" : "s");
             rc = HP_EXIT_FAILED;
@@ -157,7 +157,7 @@ static int run_tensors(const model_args *a, hp_model *m)
         goto done;
     hp_status st = hp_model_instantiate(m, ins.batch);
     if (st) {
-        fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
+        fprintf(stderr, "histoplan model: %s\n", hp_model_error(m));
         rc = hp_cli_load_status(st);
         goto done;
     }
@@ -179,7 +179,7 @@ static int run_tensors(const model_args *a, hp_model *m)
         if (!in || in->ndim != v->ndim || memcmp(in->dims, v->dims, sizeof(int64_t) * (size_t)v->ndim)) {
             char want[256];
             hp_cli_dims_str(want, sizeof want, v->ndim, v->dims);
-            fprintf(stderr, "histoplan: the model input '%s' resolved to %s, which no --input gives\n",
+            fprintf(stderr, "histoplan model: the model input '%s' resolved to %s, which no --input gives\n",
                     v->name, want);
             goto done;
         }
@@ -192,7 +192,7 @@ static int run_tensors(const model_args *a, hp_model *m)
             goto oom;
     }
     if (hp_model_run_all(m, in_ptr, outs)) {
-        fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
+        fprintf(stderr, "histoplan model: %s\n", hp_model_error(m));
         goto done;
     }
     if ((rc = write_outputs(a, inst, outs)))
@@ -220,7 +220,7 @@ static int run_tensors(const model_args *a, hp_model *m)
     rc = HP_EXIT_OK;
     goto done;
 oom:
-    fprintf(stderr, "histoplan: out of memory\n");
+    fprintf(stderr, "histoplan model: out of memory\n");
     rc = HP_EXIT_FAILED;
 done:
     for (int k = 0; outs && k < no; k++)
@@ -242,7 +242,7 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
     hp_cli_dims_str(shape, sizeof shape, v->ndim, v->dims);
     if (g->n_inputs != 1 || v->ndim != 4 || v->dims[1] != 3 || v->dims[2] <= 0 || v->dims[3] <= 0) {
         fprintf(stderr,
-                "histoplan: %s is an image, but the model input '%s' %s is not an image input "
+                "histoplan model: %s is an image, but the model input '%s' %s is not an image input "
                 "[N, 3, H, W]%s; give a .npy\n",
                 file, v->name, shape, g->n_inputs != 1 ? " (and the model has several inputs)" : "");
         return HP_EXIT_FAILED;
@@ -258,7 +258,7 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
     rc = HP_EXIT_FAILED;
     int iw, ih;
     if (hp_image_read_rgb8(file, &iw, &ih, &img, &err)) {
-        fprintf(stderr, "histoplan: %s\n", err.msg);
+        fprintf(stderr, "histoplan model: %s\n", err.msg);
         goto done;
     }
     double scale = 1.0;
@@ -266,7 +266,7 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
     if (a->mpp > 0) {
         if (!(card && card->mpp > 0)) {
             fprintf(stderr,
-                    "histoplan: --mpp resamples the image to the model's resolution, but the model "
+                    "histoplan model: --mpp resamples the image to the model's resolution, but the model "
                     "card gives no MPP; crop the image to %dx%d instead\n", tw, th);
             rc = HP_EXIT_USAGE;
             goto done;
@@ -275,7 +275,7 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
         double pixels = (double)iw * scale * (double)ih * scale;
         if (pixels > (double)HP_IMAGE_MAX_PIXELS) {
             fprintf(stderr,
-                    "histoplan: %s at %.4g um/px would be %.0f megapixels at the card's %.4g um/px "
+                    "histoplan model: %s at %.4g um/px would be %.0f megapixels at the card's %.4g um/px "
                     "(at most %lld); check --mpp, or crop the image\n",
                     file, a->mpp, pixels / 1e6, card->mpp, HP_IMAGE_MAX_PIXELS / 1000000);
             goto done;
@@ -284,7 +284,7 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
         rh = (int)lround(ih * scale);
         if (rw < tw || rh < th) {
             fprintf(stderr,
-                    "histoplan: %s: %dx%d pixels at %.4g um/px are %dx%d at the card's %.4g um/px, "
+                    "histoplan model: %s: %dx%d pixels at %.4g um/px are %dx%d at the card's %.4g um/px, "
                     "smaller than one %dx%d input; pad or crop it to the input size\n",
                     file, iw, ih, a->mpp, rw, rh, card->mpp, tw, th);
             goto done;
@@ -294,7 +294,7 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
         if (card && card->mpp > 0)
             snprintf(res, sizeof res, " at %.4g um/px", card->mpp);
         fprintf(stderr,
-                "histoplan: %s is %dx%d pixels; the model takes %dx%d%s. It is neither squashed "
+                "histoplan model: %s is %dx%d pixels; the model takes %dx%d%s. It is neither squashed "
                 "nor resampled without being asked: give --mpp M (the image's microns per pixel) to "
                 "resample it to the card's resolution and cut it into %dx%d tiles, each reported, "
                 "or crop it to %dx%d\n",
@@ -305,7 +305,7 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
     if (rw != iw || rh != ih) {
         scaled = malloc((size_t)rw * (size_t)rh * 3);
         if (!scaled || hp_image_resize_rgb8(img, iw, ih, scaled, rw, rh)) {
-            fprintf(stderr, "histoplan: cannot resample %s to %dx%d\n", file, rw, rh);
+            fprintf(stderr, "histoplan model: cannot resample %s to %dx%d\n", file, rw, rh);
             goto done;
         }
         free(img);
@@ -317,7 +317,7 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
     int chunk = fixed ? fixed : (T < IMAGE_CHUNK ? T : IMAGE_CHUNK);
     hp_status st = hp_model_instantiate(m, chunk);
     if (st) {
-        fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
+        fprintf(stderr, "histoplan model: %s\n", hp_model_error(m));
         rc = hp_cli_load_status(st);
         goto done;
     }
@@ -334,7 +334,7 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
     out = malloc(sizeof(float) * (size_t)per * (size_t)(T + chunk));
     prob = malloc(sizeof(float) * (size_t)(per > 0 ? per : 1));
     if (!tiles || !out || !prob) {
-        fprintf(stderr, "histoplan: out of memory\n");
+        fprintf(stderr, "histoplan model: out of memory\n");
         goto done;
     }
     for (int t0 = 0; t0 < T; t0 += chunk) {
@@ -350,7 +350,7 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
         }
         int run_n = fixed ? fixed : n;
         if (hp_model_run_rgb8(m, tiles, run_n, out + (size_t)t0 * (size_t)per)) {
-            fprintf(stderr, "histoplan: %s\n", hp_model_error(m));
+            fprintf(stderr, "histoplan model: %s\n", hp_model_error(m));
             goto done;
         }
     }
@@ -366,7 +366,7 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
         }
         for (int k = 1; k < no; k++)
             if (files[k]) {
-                fprintf(stderr, "histoplan: an image run writes the first output ('%s') only\n",
+                fprintf(stderr, "histoplan model: an image run writes the first output ('%s') only\n",
                         names[0]);
                 rc = HP_EXIT_USAGE;
                 goto done;
@@ -381,7 +381,7 @@ static int run_image(const model_args *a, hp_model *m, const char *file)
                 dims[d] = out_dims[d];
         }
         if (files[0] && hp_npy_write(files[0], out, nd, dims, &err)) {
-            fprintf(stderr, "histoplan: %s\n", err.msg);
+            fprintf(stderr, "histoplan model: %s\n", err.msg);
             goto done;
         }
     }
@@ -423,13 +423,13 @@ int hp_cli_model_run(const model_args *a)
         char shape[256];
         const hp_value *v = &g->values[g->inputs[0]];
         hp_cli_dims_str(shape, sizeof shape, v->ndim, v->dims);
-        fprintf(stderr, "histoplan: model run needs --input (the model's first input is '%s' %s)\n",
+        fprintf(stderr, "histoplan model: model run needs --input (the model's first input is '%s' %s)\n",
                 v->name, shape);
         hp_model_destroy(m);
         return HP_EXIT_USAGE;
     }
     if (g->n_inputs > HP_CLI_MAX_IO || g->n_outputs > HP_CLI_MAX_IO) {
-        fprintf(stderr, "histoplan: %s has %d inputs and %d outputs (the command line takes %d)\n",
+        fprintf(stderr, "histoplan model: %s has %d inputs and %d outputs (the command line takes %d)\n",
                 a->model, g->n_inputs, g->n_outputs, HP_CLI_MAX_IO);
         hp_model_destroy(m);
         return HP_EXIT_FAILED;
@@ -443,7 +443,7 @@ int hp_cli_model_run(const model_args *a)
             image = file;
     }
     if (a->mpp > 0 && !image) {
-        fprintf(stderr, "histoplan: --mpp applies to an image input only\n");
+        fprintf(stderr, "histoplan model: --mpp applies to an image input only\n");
         rc = HP_EXIT_USAGE;
     } else if (image) {
         rc = run_image(a, m, image);

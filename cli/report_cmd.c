@@ -2,11 +2,14 @@
  * (report/report_dir.h, report/report_sign.h, report/report_verify.h); `report signers` is in
  * cli/report_signers_cmd.c. Messages never print patient identifiers: errors
  * name files and fields, not values. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "common/status.h"
 #include "io/slide.h"
 #include "report/report_dir.h"
@@ -21,7 +24,7 @@ enum { EXIT_SIGNER_UNVERIFIED = 4 };
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: histoplan report build CASE.json FINDINGS.json... --out DIR [--slide SLIDE]... [--rules RULES.json]\n"
+            "usage: histoplan report build CASE.json FINDINGS.json... -o|--out DIR [--slide SLIDE]... [--rules RULES.json]\n"
             "                             [--overwrite] [--assign-case]\n"
             "       histoplan report sign DIR --pathologist ID --key KEY.pem [--amend FILE] [--registry FILE]\n"
             "       histoplan report verify DIR [--pubkey ID=PUB.pem]... [--registry FILE]\n"
@@ -70,59 +73,52 @@ static void usage(FILE *f)
             "signature and file holds but no signer registry or --pubkey verified who signed\n");
 }
 
-static int usage_error(const char *msg, const char *arg)
-{
-    fprintf(stderr, "histoplan report: %s%s%s\n\n", msg, arg ? " " : "", arg ? arg : "");
-    usage(stderr);
-    return HP_EXIT_USAGE;
-}
 
 static int cmd_build(int argc, char **argv)
 {
+    enum { O_OUT = 1, O_RULES, O_SLIDE, O_OVERWRITE, O_ASSIGN_CASE };
+    static const hp_cli_option opts[] = {
+        {"out", 'o', 1, O_OUT},           {"rules", 0, 1, O_RULES},
+        {"slide", 0, 1, O_SLIDE},         {"overwrite", 0, 0, O_OVERWRITE},
+        {"assign-case", 0, 0, O_ASSIGN_CASE}, {0},
+    };
     hp_report_build_opts o = {0};
     const char **findings = calloc((size_t)argc, sizeof *findings);
     const char **slides = calloc((size_t)argc, sizeof *slides);
     const char *case_path = NULL;
+    int n_slides = 0, n = 0, opt, rc = HP_EXIT_USAGE;
     if (!findings || !slides) {
-        free(findings);
-        free(slides);
-        return HP_EXIT_FAILED;
+        rc = HP_EXIT_FAILED;
+        goto out;
     }
-    int n_slides = 0;
-    int n = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--out") || !strcmp(a, "--rules") || !strcmp(a, "--slide")) {
-            if (i + 1 >= argc) {
-                free(findings);
-                free(slides);
-                return usage_error("missing value for", a);
-            }
-            if (!strcmp(a, "--out"))
-                o.out_dir = argv[++i];
-            else if (!strcmp(a, "--slide"))
-                slides[n_slides++] = argv[++i];
+    hp_cli_parser ps;
+    hp_cli_parser_init(&ps, "report build", "report", opts, argc, argv);
+    while ((opt = hp_cli_next(&ps)) != HP_CLI_END) {
+        switch (opt) {
+        case O_OUT: o.out_dir = ps.value; break;
+        case O_RULES: o.rules_path = ps.value; break;
+        case O_SLIDE: slides[n_slides++] = ps.value; break;
+        case O_OVERWRITE: o.overwrite = 1; break;
+        case O_ASSIGN_CASE: o.assign_case = 1; break;
+        case HP_CLI_HELP: usage(stdout); rc = HP_EXIT_OK; goto out;
+        case HP_CLI_ARG:
+            if (!case_path)
+                case_path = ps.value;
             else
-                o.rules_path = argv[++i];
-        } else if (!strcmp(a, "--overwrite")) {
-            o.overwrite = 1;
-        } else if (!strcmp(a, "--assign-case")) {
-            o.assign_case = 1;
-        } else if (a[0] == '-' && a[1]) {
-            free(findings);
-            free(slides);
-            return usage_error("unknown option", a);
-        } else if (!case_path) {
-            case_path = a;
-        } else {
-            findings[n++] = a;
+                findings[n++] = ps.value;
+            break;
+        default: goto out;
         }
     }
     if (!case_path || n == 0 || !o.out_dir) {
-        free(findings);
-        free(slides);
-        return usage_error("build needs CASE.json, at least one FINDINGS.json and --out DIR", NULL);
+        rc = hp_cli_usage_error(&ps, "build needs CASE.json, at least one FINDINGS.json and --out DIR");
+        goto out;
     }
+    if ((rc = hp_cli_refuse_dir("report build", case_path, "a case file (CASE.json)")))
+        goto out;
+    for (int k = 0; k < n; k++)
+        if ((rc = hp_cli_refuse_dir("report build", findings[k], "a findings file (FINDINGS.json)")))
+            goto out;
     o.case_path = case_path;
     o.findings = findings;
     o.n_findings = n;
@@ -135,11 +131,10 @@ static int cmd_build(int argc, char **argv)
         st = hp_slide_check_file(slides[k], &err);
     if (st == HP_OK)
         st = hp_report_build(&o, &report, &err);
-    free(findings);
-    free(slides);
     if (st) {
-        fprintf(stderr, "histoplan report build: %s\n", err.msg);
-        return HP_EXIT_FAILED;
+        hp_cli_fail("report build", "%s", err.msg);
+        rc = HP_EXIT_FAILED;
+        goto out;
     }
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(report, "diagnosis");
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(report, "confidence");
@@ -154,42 +149,52 @@ static int cmd_build(int argc, char **argv)
                ? cJSON_GetObjectItemCaseSensitive(p, "gate_rule_id")->valuestring
                : "");
     cJSON_Delete(report);
-    return HP_EXIT_OK;
+    rc = HP_EXIT_OK;
+out:
+    free(findings);
+    free(slides);
+    return rc;
 }
 
 static int cmd_sign(int argc, char **argv)
 {
+    enum { O_PATHOLOGIST = 1, O_KEY, O_AMEND, O_REGISTRY };
+    static const hp_cli_option opts[] = {
+        {"pathologist", 0, 1, O_PATHOLOGIST}, {"key", 0, 1, O_KEY},
+        {"amend", 0, 1, O_AMEND},             {"registry", 0, 1, O_REGISTRY}, {0},
+    };
     hp_report_sign_opts o = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--pathologist") || !strcmp(a, "--key") || !strcmp(a, "--amend") || !strcmp(a, "--registry")) {
-            if (i + 1 >= argc)
-                return usage_error("missing value for", a);
-            const char *v = argv[++i];
-            if (!strcmp(a, "--pathologist"))
-                o.pathologist_id = v;
-            else if (!strcmp(a, "--key"))
-                o.key_path = v;
-            else if (!strcmp(a, "--registry"))
-                o.registry_path = v;
-            else
-                o.amend_path = v;
-        } else if (a[0] == '-' && a[1]) {
-            return usage_error("unknown option", a);
-        } else if (!o.dir) {
-            o.dir = a;
-        } else {
-            return usage_error("unexpected argument", a);
+    hp_cli_parser p;
+    hp_cli_parser_init(&p, "report sign", "report", opts, argc, argv);
+    int c;
+    while ((c = hp_cli_next(&p)) != HP_CLI_END) {
+        switch (c) {
+        case O_PATHOLOGIST: o.pathologist_id = p.value; break;
+        case O_KEY: o.key_path = p.value; break;
+        case O_AMEND: o.amend_path = p.value; break;
+        case O_REGISTRY: o.registry_path = p.value; break;
+        case HP_CLI_HELP: usage(stdout); return HP_EXIT_OK;
+        case HP_CLI_ARG:
+            if (o.dir)
+                return hp_cli_usage_error(&p, "unexpected argument '%s' (one report folder)", p.value);
+            o.dir = p.value;
+            break;
+        default: return HP_EXIT_USAGE;
         }
     }
     if (!o.dir || !o.pathologist_id || !o.key_path)
-        return usage_error("sign needs DIR, --pathologist ID and --key KEY.pem", NULL);
+        return hp_cli_usage_error(&p, "sign needs DIR, --pathologist ID and --key KEY.pem");
     if (!hp_pathologist_id_valid(o.pathologist_id))
-        return usage_error("--pathologist must be 1 to 128 characters, without control characters or '='", NULL);
+        return hp_cli_usage_error(&p, "--pathologist must be 1 to 128 characters, without control characters or '='");
+    if (!hp_cli_is_dir(o.dir)) {
+        hp_cli_fail("report sign", "%s is not a report folder: %s", o.dir,
+                    access(o.dir, F_OK) == 0 ? "not a directory" : strerror(errno));
+        return HP_EXIT_FAILED;
+    }
     hp_error err = {0};
     int rev = 0;
     if (hp_report_sign(&o, &rev, &err)) {
-        fprintf(stderr, "histoplan report sign: %s\n", err.msg);
+        hp_cli_fail("report sign", "%s", err.msg);
         return HP_EXIT_FAILED;
     }
     printf("signed revision %d of %s (%s): %s/revisions/%d/\n", rev, o.dir, rev == 1 ? "final" : "amended", o.dir,
@@ -200,44 +205,51 @@ static int cmd_sign(int argc, char **argv)
 static int cmd_verify(int argc, char **argv)
 {
     enum { MAX_KEYS = 64 };
+    enum { O_PUBKEY = 1, O_REGISTRY };
+    static const hp_cli_option opts[] = {{"pubkey", 0, 1, O_PUBKEY}, {"registry", 0, 1, O_REGISTRY}, {0}};
     hp_report_verify_opts o = {0};
     hp_signer_key keys[MAX_KEYS];
     const char *dir = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--pubkey") || !strcmp(a, "--registry")) {
-            if (i + 1 >= argc)
-                return usage_error("missing value for", a);
-            char *v = argv[++i];
-            if (!strcmp(a, "--registry")) {
-                o.registry_path = v;
-                continue;
-            }
+    hp_cli_parser p;
+    hp_cli_parser_init(&p, "report verify", "report", opts, argc, argv);
+    int c;
+    while ((c = hp_cli_next(&p)) != HP_CLI_END) {
+        switch (c) {
+        case O_REGISTRY: o.registry_path = p.value; break;
+        case O_PUBKEY: {
             /* A key is trusted for one pathologist only: an id-less key would vouch for any id. */
-            char *eq = strchr(v, '=');
+            char *v = (char *)p.value, *eq = strchr(v, '=');
             if (!eq || eq == v || !eq[1])
-                return usage_error("--pubkey needs ID=PUB.pem (the pathologist id the key belongs to), not", v);
+                return hp_cli_usage_error(&p, "--pubkey needs ID=PUB.pem (the pathologist id the key belongs to), not %s", v);
             if (o.n_keys == MAX_KEYS)
-                return usage_error("too many --pubkey (at most 64)", NULL);
+                return hp_cli_usage_error(&p, "too many --pubkey (at most %d)", MAX_KEYS);
             *eq = '\0';
             keys[o.n_keys].pathologist_id = v;
             keys[o.n_keys++].pubkey_path = eq + 1;
-        } else if (a[0] == '-' && a[1]) {
-            return usage_error("unknown option", a);
-        } else if (!dir) {
-            dir = a;
-        } else {
-            return usage_error("unexpected argument", a);
+            break;
+        }
+        case HP_CLI_HELP: usage(stdout); return HP_EXIT_OK;
+        case HP_CLI_ARG:
+            if (dir)
+                return hp_cli_usage_error(&p, "unexpected argument '%s' (one report folder)", p.value);
+            dir = p.value;
+            break;
+        default: return HP_EXIT_USAGE;
         }
     }
     if (!dir)
-        return usage_error("verify needs DIR", NULL);
+        return hp_cli_usage_error(&p, "verify needs DIR");
+    if (!hp_cli_is_dir(dir)) {
+        hp_cli_fail("report verify", "%s is not a report folder: %s", dir,
+                    access(dir, F_OK) == 0 ? "not a directory" : strerror(errno));
+        return HP_EXIT_FAILED;
+    }
     o.keys = keys;
     hp_error err = {0};
     hp_report_verify_result res;
     hp_status st = hp_report_verify(dir, &o, stdout, &res, &err);
     if (st) {
-        fprintf(stderr, "histoplan report verify: %s\n", err.msg);
+        hp_cli_fail("report verify", "%s", err.msg);
         return HP_EXIT_FAILED;
     }
     if (res.unverified) {
@@ -253,17 +265,12 @@ static int cmd_verify(int argc, char **argv)
 int hp_cli_report(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("missing subcommand (build, sign, verify or signers)", NULL);
+        return hp_cli_usage_error_for("report", "report", "missing subcommand (build, sign, verify or signers)");
     const char *sub = argv[1];
     if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
         usage(stdout);
         return HP_EXIT_OK;
     }
-    for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return HP_EXIT_OK;
-        }
     if (!strcmp(sub, "build"))
         return cmd_build(argc - 1, argv + 1);
     if (!strcmp(sub, "sign"))
@@ -272,5 +279,5 @@ int hp_cli_report(int argc, char **argv)
         return cmd_verify(argc - 1, argv + 1);
     if (!strcmp(sub, "signers"))
         return hp_cli_report_signers(argc - 1, argv + 1);
-    return usage_error("unknown subcommand", sub);
+    return hp_cli_usage_error_for("report", "report", "unknown subcommand '%s' (build, sign, verify or signers)", sub);
 }

@@ -5,15 +5,14 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "report/canonical_json.h"
 #include "report/signature.h"
 #include "report/signer_registry.h"
 
 static int fail_usage(const char *msg, const char *arg)
 {
-    fprintf(stderr, "histoplan report signers: %s%s%s\n(see histoplan report --help)\n", msg, arg ? " " : "",
-            arg ? arg : "");
-    return HP_EXIT_USAGE;
+    return hp_cli_usage_error_for("report signers", "report", "%s%s%s", msg, arg ? " " : "", arg ? arg : "");
 }
 
 static int is_hex64(const char *s)
@@ -31,27 +30,35 @@ int hp_cli_report_signers(int argc, char **argv)
     if (argc < 2)
         return fail_usage("missing action (add, list or revoke)", NULL);
     const char *action = argv[1];
+    if (!strcmp(action, "--help") || !strcmp(action, "-h"))
+        return hp_cli_report(2, (char *[]){"report", "--help", NULL});
     const char *id = NULL, *pub = NULL, *fpr = NULL, *reason = NULL, *registry = NULL;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        const char **slot = !strcmp(a, "--pathologist") ? &id
-                            : !strcmp(a, "--pubkey")    ? &pub
-                            : !strcmp(a, "--fingerprint") ? &fpr
-                            : !strcmp(a, "--reason")      ? &reason
-                            : !strcmp(a, "--registry")    ? &registry
-                                                          : NULL;
-        if (!slot)
-            return fail_usage(a[0] == '-' ? "unknown option" : "unexpected argument", a);
-        if (i + 1 >= argc)
-            return fail_usage("missing value for", a);
-        *slot = argv[++i];
+    enum { O_PATHOLOGIST = 1, O_PUBKEY, O_FINGERPRINT, O_REASON, O_REGISTRY };
+    static const hp_cli_option opts[] = {
+        {"pathologist", 0, 1, O_PATHOLOGIST}, {"pubkey", 0, 1, O_PUBKEY}, {"fingerprint", 0, 1, O_FINGERPRINT},
+        {"reason", 0, 1, O_REASON},           {"registry", 0, 1, O_REGISTRY}, {0},
+    };
+    hp_cli_parser p;
+    hp_cli_parser_init(&p, "report signers", "report", opts, argc - 1, argv + 1);
+    int c;
+    while ((c = hp_cli_next(&p)) != HP_CLI_END) {
+        switch (c) {
+        case O_PATHOLOGIST: id = p.value; break;
+        case O_PUBKEY: pub = p.value; break;
+        case O_FINGERPRINT: fpr = p.value; break;
+        case O_REASON: reason = p.value; break;
+        case O_REGISTRY: registry = p.value; break;
+        case HP_CLI_HELP: return hp_cli_report(2, (char *[]){"report", "--help", NULL});
+        case HP_CLI_ARG: return fail_usage("unexpected argument", p.value);
+        default: return HP_EXIT_USAGE;
+        }
     }
     char path[PATH_MAX];
     hp_error err = {0};
     if (registry)
         snprintf(path, sizeof path, "%s", registry);
     else if (hp_signer_registry_default_path(path, sizeof path, &err)) {
-        fprintf(stderr, "histoplan report signers: %s\n", err.msg);
+        hp_cli_fail("report signers", "%s", err.msg);
         return HP_EXIT_FAILED;
     }
 
@@ -60,7 +67,7 @@ int hp_cli_report_signers(int argc, char **argv)
             return fail_usage("list takes only --registry", NULL);
         hp_signer_registry *r = NULL;
         if (hp_signer_registry_load(path, 1, &r, &err)) {
-            fprintf(stderr, "histoplan report signers: %s\n", err.msg);
+            hp_cli_fail("report signers", "%s", err.msg);
             return HP_EXIT_FAILED;
         }
         printf("signer registry %s: %d key(s)\n", path, r->n);
@@ -84,7 +91,7 @@ int hp_cli_report_signers(int argc, char **argv)
             return fail_usage("add needs --pubkey PUB.pem (and takes no --fingerprint or --reason)", NULL);
         char got[65];
         if (hp_signer_registry_add(path, id, pub, got, &err)) {
-            fprintf(stderr, "histoplan report signers: %s\n", err.msg);
+            hp_cli_fail("report signers", "%s", err.msg);
             return HP_EXIT_FAILED;
         }
         printf("added %s's key %s to the signer registry %s\n", id, got, path);
@@ -101,14 +108,14 @@ int hp_cli_report_signers(int argc, char **argv)
         if (pub) {
             unsigned char raw[32];
             if (hp_ed25519_load_public(pub, raw, &err)) {
-                fprintf(stderr, "histoplan report signers: %s\n", err.msg);
+                hp_cli_fail("report signers", "%s", err.msg);
                 return HP_EXIT_FAILED;
             }
             hp_key_fingerprint(raw, from_pub);
             fpr = from_pub;
         }
         if (hp_signer_registry_revoke(path, id, fpr, reason, &err)) {
-            fprintf(stderr, "histoplan report signers: %s\n", err.msg);
+            hp_cli_fail("report signers", "%s", err.msg);
             return HP_EXIT_FAILED;
         }
         printf("revoked %s's key %s in the signer registry %s: every signature made with it now fails "

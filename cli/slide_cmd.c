@@ -1,5 +1,4 @@
 /* `histoplan slide info|region|thumbnail`: inspect a slide, cut a region, make a thumbnail. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,10 +7,12 @@
 #include <cjson/cJSON.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "io/image.h"
 #include "io/slide.h"
 
 typedef struct {
+    const char *cmd; /* "slide info", ...: the prefix of messages */
     const char *slide, *out;
     hp_slide_options so;
     long long level, x, y, w, h, max;
@@ -35,7 +36,8 @@ static void slide_usage(FILE *f)
             "  --x X --y Y    top-left corner in level-0 pixels (as OpenSlide); may be negative\n"
             "  --w W --h H    region size in pixels of level L; outside the slide reads white\n"
             "  --max N        thumbnail: longer side in pixels (default 1024)\n"
-            "  --out F.png    where to write the PNG\n"
+            "  -o, --out F.png\n"
+            "                 where to write the PNG\n"
             "  --reader R     auto (default), openslide or plain\n"
             "\n"
             "  A slide with tiles missing from a level's tile index, or claiming far more pixels\n"
@@ -45,70 +47,55 @@ static void slide_usage(FILE *f)
             "exit status: 0 ok, 1 failed, 2 bad usage\n");
 }
 
-static int parse_ll(const char *s, long long *v)
-{
-    char *end;
-    *v = strtoll(s, &end, 10);
-    return end != s && *end == '\0';
-}
-
 /* Returns 1 ok, 0 bad usage (message printed), -1 --help printed. */
-static int parse_args(int argc, char **argv, slide_args *a)
+static int parse_args(int argc, char **argv, const char *command, slide_args *a)
 {
-    static const struct option opts[] = {
-        {"mpp", required_argument, 0, 'm'},   {"json", no_argument, 0, 'j'},
-        {"level", required_argument, 0, 'l'}, {"x", required_argument, 0, 'x'},
-        {"y", required_argument, 0, 'y'},     {"w", required_argument, 0, 'w'},
-        {"h", required_argument, 0, 'H'},     {"max", required_argument, 0, 'M'},
-        {"out", required_argument, 0, 'o'},   {"reader", required_argument, 0, 'r'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
+    enum { O_MPP = 1, O_JSON, O_LEVEL, O_X, O_Y, O_W, O_H, O_MAX, O_OUT, O_READER };
+    static const hp_cli_option opts[] = {
+        {"mpp", 0, 1, O_MPP}, {"json", 0, 0, O_JSON}, {"level", 0, 1, O_LEVEL}, {"x", 0, 1, O_X},
+        {"y", 0, 1, O_Y},     {"w", 0, 1, O_W},       {"h", 0, 1, O_H},         {"max", 0, 1, O_MAX},
+        {"out", 'o', 1, O_OUT}, {"reader", 0, 1, O_READER}, {0},
     };
+    static const char *const readers[] = {"auto", "openslide", "plain", NULL};
+    static const hp_slide_reader reader_ids[] = {HP_SLIDE_READER_AUTO, HP_SLIDE_READER_OPENSLIDE,
+                                                 HP_SLIDE_READER_PLAIN};
+    const long long big = 1LL << 40;
     a->max = 1024;
-    optind = 1;
-    opterr = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        int ok = 1;
+    hp_cli_parser p;
+    hp_cli_parser_init(&p, command, "slide", opts, argc, argv);
+    int c, k;
+    while ((c = hp_cli_next(&p)) != HP_CLI_END) {
+        int bad = 0;
         switch (c) {
-        case 'm': {
-            char *end;
-            a->so.mpp = strtod(optarg, &end);
-            ok = end != optarg && *end == '\0' && a->so.mpp > 0 && isfinite(a->so.mpp);
+        case O_MPP: bad = hp_cli_double_value(&p, HP_SLIDE_MPP_MIN, HP_SLIDE_MPP_MAX, &a->so.mpp); break;
+        case O_JSON: a->json = 1; break;
+        case O_LEVEL: bad = hp_cli_int_value(&p, 0, 1000, &a->level), a->have_level = 1; break;
+        case O_X: bad = hp_cli_int_value(&p, -big, big, &a->x), a->have_x = 1; break;
+        case O_Y: bad = hp_cli_int_value(&p, -big, big, &a->y), a->have_y = 1; break;
+        case O_W: bad = hp_cli_int_value(&p, 1, HP_IMAGE_MAX_PIXELS, &a->w), a->have_w = 1; break;
+        case O_H: bad = hp_cli_int_value(&p, 1, HP_IMAGE_MAX_PIXELS, &a->h), a->have_h = 1; break;
+        case O_MAX: bad = hp_cli_int_value(&p, 1, 65536, &a->max); break;
+        case O_OUT: a->out = p.value; break;
+        case O_READER:
+            if ((k = hp_cli_choice_value(&p, readers)) < 0)
+                return 0;
+            a->so.reader = reader_ids[k];
             break;
-        }
-        case 'j': a->json = 1; break;
-        case 'l': ok = parse_ll(optarg, &a->level), a->have_level = 1; break;
-        case 'x': ok = parse_ll(optarg, &a->x), a->have_x = 1; break;
-        case 'y': ok = parse_ll(optarg, &a->y), a->have_y = 1; break;
-        case 'w': ok = parse_ll(optarg, &a->w), a->have_w = 1; break;
-        case 'H': ok = parse_ll(optarg, &a->h), a->have_h = 1; break;
-        case 'M': ok = parse_ll(optarg, &a->max); break;
-        case 'o': a->out = optarg; break;
-        case 'r':
-            if (!strcmp(optarg, "auto"))
-                a->so.reader = HP_SLIDE_READER_AUTO;
-            else if (!strcmp(optarg, "openslide"))
-                a->so.reader = HP_SLIDE_READER_OPENSLIDE;
-            else if (!strcmp(optarg, "plain"))
-                a->so.reader = HP_SLIDE_READER_PLAIN;
-            else
-                ok = 0;
+        case HP_CLI_HELP: slide_usage(stdout); return -1;
+        case HP_CLI_ARG:
+            if (a->slide) {
+                hp_cli_usage_error(&p, "unexpected argument '%s' (one slide at a time)", p.value);
+                return 0;
+            }
+            a->slide = p.value;
             break;
-        case 'h': slide_usage(stdout); return -1;
         default: return 0;
         }
-        if (!ok) {
-            fprintf(stderr, "histoplan: bad value '%s' for an option\n", optarg);
+        if (bad)
             return 0;
-        }
     }
-    if (optind >= argc) {
-        fprintf(stderr, "histoplan: no slide file given\n");
-        return 0;
-    }
-    a->slide = argv[optind];
-    if (optind + 1 < argc) {
-        fprintf(stderr, "histoplan: unexpected argument '%s'\n", argv[optind + 1]);
+    if (!a->slide) {
+        hp_cli_usage_error(&p, "no slide file given");
         return 0;
     }
     return 1;
@@ -119,7 +106,7 @@ static hp_slide *open_slide(const slide_args *a)
     hp_error err = {0};
     hp_slide *s = hp_slide_open(a->slide, &a->so, &err);
     if (!s)
-        fprintf(stderr, "histoplan: %s\n", err.msg);
+        hp_cli_fail_path(a->cmd, a->slide, err.msg);
     return s;
 }
 
@@ -143,7 +130,7 @@ static int cmd_info(const slide_args *a)
         hp_slide_index ix;
         if (hp_slide_level_index(s, l, &ix) == HP_OK && ix.damaged) {
             if (a->json)
-                fprintf(stderr, "histoplan: %s\n", ix.why);
+                hp_cli_fail_path(a->cmd, a->slide, ix.why);
             rc = HP_EXIT_FAILED;
         }
     }
@@ -250,32 +237,26 @@ static int cmd_info(const slide_args *a)
 
 static int cmd_region(const slide_args *a)
 {
-    if (!a->have_level || !a->have_x || !a->have_y || !a->have_w || !a->have_h || !a->out) {
-        fprintf(stderr, "histoplan: slide region needs --level, --x, --y, --w, --h and --out\n");
-        return HP_EXIT_USAGE;
-    }
-    if (a->level < 0 || a->level > 1000) {
-        fprintf(stderr, "histoplan: --level must be 0 or more\n");
-        return HP_EXIT_USAGE;
-    }
-    if (a->w < 1 || a->h < 1 || a->w > HP_IMAGE_MAX_PIXELS || a->h > HP_IMAGE_MAX_PIXELS ||
-        a->w * a->h > HP_IMAGE_MAX_PIXELS) {
-        fprintf(stderr, "histoplan: --w and --h must be at least 1 and at most %lld pixels together\n",
-                HP_IMAGE_MAX_PIXELS);
-        return HP_EXIT_USAGE;
-    }
+    if (!a->have_level || !a->have_x || !a->have_y || !a->have_w || !a->have_h || !a->out)
+        return hp_cli_usage_error_for(a->cmd, "slide", "slide region needs --level, --x, --y, --w, --h and --out");
+    if (a->w * a->h > HP_IMAGE_MAX_PIXELS)
+        return hp_cli_usage_error_for(a->cmd, "slide", "--w times --h must be at most %lld pixels",
+                                      HP_IMAGE_MAX_PIXELS);
+    int rc;
+    if ((rc = hp_cli_refuse_dir_output(a->cmd, "--out", a->out, "the PNG file")))
+        return rc;
     hp_slide *s = open_slide(a);
     if (!s)
         return HP_EXIT_FAILED;
     hp_error err = {0};
-    int rc = HP_EXIT_FAILED;
+    rc = HP_EXIT_FAILED;
     uint8_t *px = malloc((size_t)(a->w * a->h * 3));
     if (!px)
-        fprintf(stderr, "histoplan: out of memory for a %lldx%lld region\n", a->w, a->h);
+        hp_cli_fail(a->cmd, "out of memory for a %lldx%lld region", a->w, a->h);
     else if (hp_slide_read_region(s, (int)a->level, a->x, a->y, (int)a->w, (int)a->h, px))
-        fprintf(stderr, "histoplan: %s\n", hp_slide_error(s));
+        hp_cli_fail_path(a->cmd, a->slide, hp_slide_error(s));
     else if (hp_image_write_png(a->out, px, (int)a->w, (int)a->h, &err))
-        fprintf(stderr, "histoplan: %s\n", err.msg);
+        hp_cli_fail_path(a->cmd, a->out, err.msg);
     else
         rc = HP_EXIT_OK;
     free(px);
@@ -285,24 +266,22 @@ static int cmd_region(const slide_args *a)
 
 static int cmd_thumbnail(const slide_args *a)
 {
-    if (!a->out) {
-        fprintf(stderr, "histoplan: slide thumbnail needs --out\n");
-        return HP_EXIT_USAGE;
-    }
-    if (a->max < 1 || a->max > 65536) {
-        fprintf(stderr, "histoplan: --max must be 1..65536\n");
-        return HP_EXIT_USAGE;
-    }
+    if (!a->out)
+        return hp_cli_usage_error_for(a->cmd, "slide", "slide thumbnail needs --out");
+    int rc;
+    if ((rc = hp_cli_refuse_dir_output(a->cmd, "--out", a->out, "the PNG file")))
+        return rc;
     hp_slide *s = open_slide(a);
     if (!s)
         return HP_EXIT_FAILED;
     hp_error err = {0};
     uint8_t *px = NULL;
-    int w = 0, h = 0, rc = HP_EXIT_FAILED;
+    int w = 0, h = 0;
+    rc = HP_EXIT_FAILED;
     if (hp_slide_read_thumbnail(s, (int)a->max, &px, &w, &h))
-        fprintf(stderr, "histoplan: %s\n", hp_slide_error(s));
+        hp_cli_fail_path(a->cmd, a->slide, hp_slide_error(s));
     else if (hp_image_write_png(a->out, px, w, h, &err))
-        fprintf(stderr, "histoplan: %s\n", err.msg);
+        hp_cli_fail_path(a->cmd, a->out, err.msg);
     else
         rc = HP_EXIT_OK;
     free(px);
@@ -312,10 +291,8 @@ static int cmd_thumbnail(const slide_args *a)
 
 int hp_cli_slide(int argc, char **argv)
 {
-    if (argc < 2) {
-        slide_usage(stderr);
-        return HP_EXIT_USAGE;
-    }
+    if (argc < 2)
+        return hp_cli_usage_error_for("slide", "slide", "missing subcommand (info, region or thumbnail)");
     const char *sub = argv[1];
     if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
         slide_usage(stdout);
@@ -325,14 +302,14 @@ int hp_cli_slide(int argc, char **argv)
                                     : !strcmp(sub, "region")    ? cmd_region
                                     : !strcmp(sub, "thumbnail") ? cmd_thumbnail
                                                                 : NULL;
-    if (!fn) {
-        fprintf(stderr, "histoplan: unknown slide command '%s'\n\n", sub);
-        slide_usage(stderr);
-        return HP_EXIT_USAGE;
-    }
+    if (!fn)
+        return hp_cli_usage_error_for("slide", "slide", "unknown subcommand '%s' (info, region or thumbnail)", sub);
     slide_args a;
     memset(&a, 0, sizeof a);
-    int p = parse_args(argc - 1, argv + 1, &a);
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "slide %s", sub);
+    a.cmd = cmd;
+    int p = parse_args(argc - 1, argv + 1, cmd, &a);
     if (p < 0)
         return HP_EXIT_OK;
     if (!p)

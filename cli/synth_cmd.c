@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/progress.h"
 #include "pipeline/synth.h"
 
@@ -26,16 +27,16 @@ static void usage(FILE *f)
             "the width, not the area, so slides up to 500000 px a side can be made.\n"
             "\n"
             "options:\n"
-            "  --out PATH          the slide (.tiff/.svs); truth files take its name without extension\n"
+            "  -o, --out PATH      the slide (.tiff/.svs); truth files take its name without extension\n"
             "  --size WxH          level-0 pixels, each side 256..500000\n"
             "  --seed N            0..9007199254740991\n"
             "  --mpp X             micrometres per pixel, 0.05..20 (default 0.25, like a 40x scan)\n"
             "  --tile N            TIFF tile side, a multiple of 16 in 64..2048 (default 256)\n"
             "  --quality Q         JPEG quality 1..100 (default 90)\n"
             "  --truth-scale S     label mask downscale, 1..4096 (default 64)\n"
-            "  --threads N         rendering threads (default: all CPUs; output does not change)\n"
+            "  -j, --threads N     rendering threads (default: all CPUs; output does not change)\n"
             "  --overwrite         replace the slide and truth files if they exist (else refused)\n"
-            "  --help              this text\n"
+            "  -h, --help          this text\n"
             "\n"
             "exit status: 0 written, 1 failed, 2 bad usage\n");
 }
@@ -66,83 +67,71 @@ int hp_cli_synth(int argc, char **argv)
     hp_synth_params p = {.mpp = 0.25};
     hp_synth_write_options o;
     hp_synth_write_options_init(&o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return HP_EXIT_OK;
-        }
-        if (!strcmp(a, "--overwrite")) {
-            overwrite = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "histoplan synth: %s needs a value (or is unknown)\n\n", a);
-            usage(stderr);
-            return HP_EXIT_USAGE;
-        }
-        const char *v = argv[++i];
-        int64_t n;
-        if (!strcmp(a, "--out"))
-            out = v;
-        else if (!strcmp(a, "--size"))
-            size = v;
-        else if (!strcmp(a, "--seed"))
-            seed = v;
-        else if (!strcmp(a, "--mpp")) {
-            char *end;
-            p.mpp = strtod(v, &end);
-            if (end == v || *end || !(p.mpp >= 0.05 && p.mpp <= 20)) {
-                fprintf(stderr, "histoplan synth: --mpp %s: expected a number in 0.05..20\n", v);
+    enum { O_OUT = 1, O_SIZE, O_SEED, O_MPP, O_TILE, O_QUALITY, O_TRUTH_SCALE, O_THREADS, O_OVERWRITE };
+    static const hp_cli_option opts[] = {
+        {"out", 'o', 1, O_OUT},         {"size", 0, 1, O_SIZE},
+        {"seed", 0, 1, O_SEED},         {"mpp", 0, 1, O_MPP},
+        {"tile", 0, 1, O_TILE},         {"quality", 0, 1, O_QUALITY},
+        {"truth-scale", 0, 1, O_TRUTH_SCALE}, {"threads", 'j', 1, O_THREADS},
+        {"overwrite", 0, 0, O_OVERWRITE}, {0},
+    };
+    hp_cli_parser ps;
+    hp_cli_parser_init(&ps, "synth", "synth", opts, argc, argv);
+    int c;
+    long long n;
+    while ((c = hp_cli_next(&ps)) != HP_CLI_END) {
+        switch (c) {
+        case O_OUT: out = ps.value; break;
+        case O_SIZE: size = ps.value; break;
+        case O_SEED: seed = ps.value; break;
+        case O_OVERWRITE: overwrite = 1; break;
+        case O_MPP:
+            if (hp_cli_double_value(&ps, 0.05, 20, &p.mpp))
                 return HP_EXIT_USAGE;
-            }
-        } else if (!strcmp(a, "--tile")) {
-            if (parse_i64(v, 64, 2048, &n) || n % 16) {
-                fprintf(stderr, "histoplan synth: --tile %s: expected a multiple of 16 in 64..2048\n", v);
+            break;
+        case O_TILE:
+            if (hp_cli_int_value(&ps, 64, 2048, &n))
                 return HP_EXIT_USAGE;
-            }
+            if (n % 16)
+                return hp_cli_usage_error(&ps, "--tile must be a multiple of 16 in 64..2048, not '%s'", ps.value);
             o.tile = (int)n;
-        } else if (!strcmp(a, "--quality")) {
-            if (parse_i64(v, 1, 100, &n)) {
-                fprintf(stderr, "histoplan synth: --quality %s: expected 1..100\n", v);
+            break;
+        case O_QUALITY:
+            if (hp_cli_int_value(&ps, 1, 100, &n))
                 return HP_EXIT_USAGE;
-            }
             o.quality = (int)n;
-        } else if (!strcmp(a, "--truth-scale")) {
-            if (parse_i64(v, 1, 4096, &n)) {
-                fprintf(stderr, "histoplan synth: --truth-scale %s: expected 1..4096\n", v);
+            break;
+        case O_TRUTH_SCALE:
+            if (hp_cli_int_value(&ps, 1, 4096, &n))
                 return HP_EXIT_USAGE;
-            }
             o.truth_scale = (int)n;
-        } else if (!strcmp(a, "--threads")) {
-            if (parse_i64(v, 1, 64, &n)) {
-                fprintf(stderr, "histoplan synth: --threads %s: expected 1..64\n", v);
+            break;
+        case O_THREADS:
+            if (hp_cli_int_value(&ps, 1, 64, &n))
                 return HP_EXIT_USAGE;
-            }
             o.threads = (int)n;
-        } else {
-            fprintf(stderr, "histoplan synth: unknown option %s\n\n", a);
-            usage(stderr);
-            return HP_EXIT_USAGE;
+            break;
+        case HP_CLI_HELP: usage(stdout); return HP_EXIT_OK;
+        case HP_CLI_ARG:
+            return hp_cli_usage_error(&ps, "unexpected argument '%s' (the slide is --out PATH)", ps.value);
+        default: return HP_EXIT_USAGE;
         }
     }
-    if (!out || !size || !seed) {
-        fprintf(stderr, "histoplan synth: --out, --size and --seed are required\n\n");
-        usage(stderr);
-        return HP_EXIT_USAGE;
-    }
+    if (!out || !size || !seed)
+        return hp_cli_usage_error(&ps, "--out, --size and --seed are required");
+    int rc;
+    if ((rc = hp_cli_refuse_dir_output("synth", "--out", out, "the slide file")))
+        return rc;
     long long w, h;
     char tail;
     if (sscanf(size, "%lldx%lld%c", &w, &h, &tail) != 2 || w < HP_SYNTH_MIN_SIDE ||
         h < HP_SYNTH_MIN_SIDE || w > HP_SYNTH_MAX_SIDE || h > HP_SYNTH_MAX_SIDE) {
-        fprintf(stderr, "histoplan synth: --size %s: expected WxH with each side in %d..%d\n", size,
-                HP_SYNTH_MIN_SIDE, HP_SYNTH_MAX_SIDE);
-        return HP_EXIT_USAGE;
+        return hp_cli_usage_error(&ps, "--size must be WxH with each side in %d..%d, not '%s'", HP_SYNTH_MIN_SIDE,
+                                  HP_SYNTH_MAX_SIDE, size);
     }
     int64_t sd;
     if (parse_i64(seed, 0, 9007199254740991ll, &sd)) {
-        fprintf(stderr, "histoplan synth: --seed %s: expected an integer in 0..2^53-1\n", seed);
-        return HP_EXIT_USAGE;
+        return hp_cli_usage_error(&ps, "--seed must be an integer in 0..2^53-1, not '%s'", seed);
     }
     p.width = w;
     p.height = h;
@@ -172,10 +161,8 @@ int hp_cli_synth(int argc, char **argv)
 
     hp_error err = {0};
     hp_synth *s = NULL;
-    if (hp_synth_create(&p, &s, &err)) {
-        fprintf(stderr, "histoplan synth: %s\n", err.msg);
-        return HP_EXIT_USAGE;
-    }
+    if (hp_synth_create(&p, &s, &err))
+        return hp_cli_usage_error(&ps, "%s", err.msg);
     hp_progress prog;
     hp_progress_start(&prog, "synth", (long)((h + o.tile - 1) / o.tile));
     o.progress = on_progress;
@@ -186,7 +173,7 @@ int hp_cli_synth(int argc, char **argv)
     hp_progress_finish(&prog);
     hp_synth_destroy(s);
     if (st) {
-        fprintf(stderr, "histoplan synth: %s\n", err.msg);
+        hp_cli_fail_path("synth", out, err.msg);
         return HP_EXIT_FAILED;
     }
     printf("wrote %s (%lldx%lld, %.3g um/px, seed %" PRId64 ") and its ground truth in %.1f s, "

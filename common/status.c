@@ -33,6 +33,7 @@ const char *hp_status_name(hp_status s)
     case HP_ERR_IO: return "I/O error";
     case HP_ERR_NOMEM: return "out of memory";
     case HP_ERR_DEVICE: return "device error";
+    case HP_ERR_CANCELLED: return "cancelled";
     }
     return "unknown error";
 }

@@ -15,6 +15,7 @@ typedef enum {
     HP_ERR_IO = -3,          /* a file could not be opened, read or written */
     HP_ERR_NOMEM = -4,       /* an allocation failed (host or device) */
     HP_ERR_DEVICE = -5,      /* a CUDA, cuDNN or cuBLAS call failed, or no device is present */
+    HP_ERR_CANCELLED = -6,   /* the caller asked the work to stop (a signal, a cancelled job) */
 } hp_status;
 
 #define HP_ERROR_MSG_MAX 1024

@@ -1,5 +1,4 @@
-/* The analyze run for one slide (pipeline/analyze.h). */
-#include "common/sha256.h"
+/* The analyze run for one slide (pipeline/analyze.h): a table of named stages over one context. */
 #include "pipeline/analyze.h"
 
 #include <errno.h>
@@ -10,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/sha256.h"
 #include "io/slide.h"
 #include "pipeline/write_asap_xml.h"
 #include "pipeline/write_geojson.h"
@@ -17,6 +17,8 @@
 #include "pipeline/write_tiles_csv.h"
 #include "kernels/backend.h"
 #include "pipeline/analyze_dir.h"
+#include "pipeline/analyze_findings.h"
+#include "pipeline/analyze_key.h"
 #include "pipeline/analyze_stain.h"
 #include "pipeline/heatmap.h"
 #include "pipeline/regions.h"
@@ -27,6 +29,10 @@
 #define ENTROPY_UNCERTAIN 0.6
 #define THUMB_SIDE 1024
 #define HEATMAP_PX_PER_TILE 8
+/* Tiles upsampled by more than this (the slide coarser than the model's MPP) get a warning: a
+ * little interpolation is harmless, a factor of 1.5 or 2 shows the model blurrier tissue than it
+ * was trained on. */
+#define UPSAMPLE_WARN 1.25
 
 /* Okabe-Ito colours, distinct for colour-blind readers, by class position. */
 static const uint8_t PALETTE[8][3] = {{0, 158, 115}, {86, 180, 233}, {230, 159, 0},
@@ -43,6 +49,21 @@ void hp_analyze_options_init(hp_analyze_options *o)
     o->min_region_tiles = 2;
     o->sigma = 1.0;
     o->backend_name = "cpu";
+}
+
+const char *hp_analyze_failure_name(hp_analyze_failure f)
+{
+    switch (f) {
+    case HP_ANALYZE_FAIL_NONE: return NULL;
+    case HP_ANALYZE_FAIL_UNREADABLE: return "unreadable";
+    case HP_ANALYZE_FAIL_UNSUPPORTED: return "unsupported";
+    case HP_ANALYZE_FAIL_NO_MPP: return "no-mpp";
+    case HP_ANALYZE_FAIL_NO_TISSUE: return "no-tissue";
+    case HP_ANALYZE_FAIL_MODEL: return "model";
+    case HP_ANALYZE_FAIL_IO: return "io";
+    case HP_ANALYZE_FAIL_INTERRUPTED: return "interrupted";
+    }
+    return NULL;
 }
 
 static double now_s(void)
@@ -77,77 +98,6 @@ static char *path_join(const char *a, const char *b)
     return p;
 }
 
-/* Greatest distance between any two outer-ring vertices of the regions of class k. */
-static double class_extent_mm(const hp_regions *rs, int k, double mpp)
-{
-    double best = 0;
-    for (int a = 0; a < rs->n; a++) {
-        if (rs->r[a].cls != k)
-            continue;
-        const hp_region_ring *ra = &rs->r[a].rings[0];
-        for (int b = a; b < rs->n; b++) {
-            if (rs->r[b].cls != k)
-                continue;
-            const hp_region_ring *rb = &rs->r[b].rings[0];
-            for (size_t i = 0; i < ra->n; i++)
-                for (size_t j = 0; j < rb->n; j++) {
-                    double dx = ra->xy[2 * i] - rb->xy[2 * j], dy = ra->xy[2 * i + 1] - rb->xy[2 * j + 1];
-                    double d = dx * dx + dy * dy;
-                    if (d > best)
-                        best = d;
-                }
-        }
-    }
-    return sqrt(best) * mpp / 1000.0;
-}
-
-static hp_status copy_card(hp_card *d, const hp_card *c)
-{
-    *d = *c;
-    d->name = sdup(c->name);
-    d->version = sdup(c->version);
-    for (int k = 0; k < c->n_classes; k++)
-        d->classes[k] = sdup(c->classes[k]);
-    d->sha256 = sdup(c->sha256);
-    d->training_data = sdup(c->training_data);
-    d->intended_use = sdup(c->intended_use);
-    d->metrics_json = sdup(c->metrics_json);
-    d->license = sdup(c->license);
-    if ((c->name && !d->name) || (c->version && !d->version) || (c->sha256 && !d->sha256) ||
-        (c->training_data && !d->training_data) || (c->intended_use && !d->intended_use) ||
-        (c->metrics_json && !d->metrics_json) || (c->license && !d->license))
-        return HP_ERR_NOMEM;
-    for (int k = 0; k < c->n_classes; k++)
-        if (!d->classes[k])
-            return HP_ERR_NOMEM;
-    return HP_OK;
-}
-
-static int find_class(const hp_card *c, const char *needle)
-{
-    for (int k = 0; k < c->n_classes; k++)
-        if (strstr(c->classes[k], needle))
-            return k;
-    return -1;
-}
-
-static void fill_extent(hp_findings_extent *e, const hp_findings *f, const hp_regions *rs, int k,
-                        double mpp)
-{
-    if (k < 0)
-        return;
-    e->cls = sdup(f->classes[k].name);
-    e->total_area_mm2 = 0;
-    for (int i = 0; i < f->n_regions; i++)
-        if (rs->r[i].cls == k) {
-            e->total_area_mm2 += f->regions[i].area_mm2;
-            e->region_count++;
-        }
-    e->largest_region_id = f->classes[k].largest_region_id;
-    e->largest_diameter_mm = f->classes[k].largest_diameter_mm;
-    e->extent_mm = class_extent_mm(rs, k, mpp);
-}
-
 static void *pinned_alloc(size_t bytes, void *user)
 {
     (void)user;
@@ -160,96 +110,141 @@ static void pinned_free(void *p, void *user)
     hp_cuda_host_free(p);
 }
 
-hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_analyze_options *o,
-                           hp_findings *f, hp_analyze_outcome *outcome,
-                           char slide_id[HP_FINDINGS_SLIDE_ID_MAX + 1], hp_error *err)
+/* Everything one run holds; each stage fills its part, hp_analyze_run frees it. */
+typedef struct {
+    hp_model *model;
+    const hp_analyze_options *o;
+    hp_findings *f;
+    hp_analyze_result *r;
+    hp_error *err;
+    const char *slide_path;
+    hp_analyze_failure fail; /* set by a stage that knows better than its default */
+    const hp_card *card;
+    int C, B, tw;
+    cJSON *key;
+    hp_analyze_dir od;
+    hp_slide *s;
+    hp_tissue_mask tm;
+    hp_tile_grid *grid;
+    hp_heatmap_grid *hg;
+    hp_regions *rs;
+    float *smooth, *ent;
+    int kept; /* the claim found a matching completed result: the later stages do nothing */
+    double t0;
+} run_ctx;
+
+static int cancelled(const run_ctx *c)
 {
-    hp_status st = HP_OK;
-    hp_slide *s = NULL;
-    hp_tissue_mask tm = {0};
-    hp_tile_grid *grid = NULL;
-    hp_tile_loader *ld = NULL;
-    hp_heatmap_grid *hg = NULL;
-    hp_regions *rs = NULL;
-    float *logits = NULL, *smooth = NULL, *ent = NULL;
-    uint8_t *thumb = NULL;
-    hp_analyze_dir od = {0};
-    const char *part_dir = NULL;
-    char *p = NULL;
-    double t0 = now_s(), t;
+    return c->o->cancel && *c->o->cancel;
+}
 
-    slide_id[0] = 0;
-    *outcome = HP_ANALYZE_DONE;
-    const hp_card *card = hp_model_card(model);
-    if (!card || card->n_classes < 1 || card->mpp <= 0)
-        return hp_error_set(err, HP_ERR_INVALID,
+/* The model can analyze slides: a card with classes and MPP, square RGB input, one output per
+ * class; instantiated once at the batch size (the loader zero-fills past the last tile). */
+static hp_status stage_model(run_ctx *c)
+{
+    c->card = hp_model_card(c->model);
+    if (!c->card || c->card->n_classes < 1 || c->card->mpp <= 0)
+        return hp_error_set(c->err, HP_ERR_INVALID,
                             "the model has no card giving its classes and MPP (model.card.json)");
-    int c_in, th, tw;
-    hp_model_input_shape(model, &c_in, &th, &tw);
-    if (c_in != 3 || th != tw || th < 1)
-        return hp_error_set(err, HP_ERR_UNSUPPORTED, "the model's input is not square RGB");
-    int C = card->n_classes;
-    int B = o->batch > 0 ? o->batch : 16;
-    /* Every batch runs at size B (the loader zero-fills past the last tile), so the model is
-     * instantiated once. */
-    if (hp_model_instantiate(model, B) != HP_OK)
-        return hp_error_set(err, HP_ERR_INVALID, "%s", hp_model_error(model));
-    if (hp_model_output_size(model, 0) != C)
-        return hp_error_set(err, HP_ERR_INVALID, "the model gives %lld outputs, its card %d classes",
-                            (long long)hp_model_output_size(model, 0), C);
+    int c_in, th;
+    hp_model_input_shape(c->model, &c_in, &th, &c->tw);
+    if (c_in != 3 || th != c->tw || th < 1)
+        return hp_error_set(c->err, HP_ERR_UNSUPPORTED, "the model's input is not square RGB");
+    c->C = c->card->n_classes;
+    c->B = c->o->batch > 0 ? c->o->batch : 16;
+    if (hp_model_instantiate(c->model, c->B) != HP_OK)
+        return hp_error_set(c->err, HP_ERR_INVALID, "%s", hp_model_error(c->model));
+    if (hp_model_output_size(c->model, 0) != c->C)
+        return hp_error_set(c->err, HP_ERR_INVALID, "the model gives %lld outputs, its card %d classes",
+                            (long long)hp_model_output_size(c->model, 0), c->C);
+    return HP_OK;
+}
 
-    /* Identity first: the folder name depends on it. */
-    t = now_s();
+/* The slide's hash, its id (the folder name depends on it) and the run's key. */
+static hp_status stage_identify(run_ctx *c)
+{
+    hp_findings *f = c->f;
     hp_error herr = {0};
-    if (hp_sha256_file(slide_path, f->sha256, &herr) != HP_OK)
-        return hp_error_set(err, herr.code ? herr.code : HP_ERR_IO, "%s", herr.msg);
-    if (o->slide_id) {
-        if (!valid_id(o->slide_id))
-            return hp_error_set(err, HP_ERR_INVALID,
-                                "slide id '%s': use 1..64 of A-Z a-z 0-9 _ -", o->slide_id);
-        snprintf(slide_id, HP_FINDINGS_SLIDE_ID_MAX + 1, "%s", o->slide_id);
+    double t = now_s();
+    if (hp_sha256_file(c->slide_path, f->sha256, &herr) != HP_OK)
+        return hp_error_set(c->err, herr.code ? herr.code : HP_ERR_IO, "%s", herr.msg);
+    if (c->o->slide_id) {
+        if (!valid_id(c->o->slide_id)) {
+            c->fail = HP_ANALYZE_FAIL_IO;
+            return hp_error_set(c->err, HP_ERR_INVALID, "slide id '%s': use 1..64 of A-Z a-z 0-9 _ -",
+                                c->o->slide_id);
+        }
+        snprintf(c->r->slide_id, sizeof c->r->slide_id, "%s", c->o->slide_id);
     } else {
-        snprintf(slide_id, 13, "%.12s", f->sha256);
+        snprintf(c->r->slide_id, 13, "%.12s", f->sha256);
     }
-    f->slide_id = sdup(slide_id);
+    if (!(f->slide_id = sdup(c->r->slide_id)))
+        return hp_error_set(c->err, HP_ERR_NOMEM, "out of memory");
+    f->t_open = now_s() - t;
+    return hp_analyze_key_make(c->o, f->sha256, &c->key, c->err);
+}
 
-    int skipped = 0;
-    if ((st = hp_analyze_dir_begin(o->out_dir, slide_id, o->overwrite, o->skip_completed, &od, &skipped,
-                                   err)) != HP_OK)
-        goto fail;
-    if (skipped) {
-        *outcome = HP_ANALYZE_SKIPPED;
-        goto done;
+/* OUT/<id>: the slide's lock, then a matching result kept, another refused (or replaced with
+ * overwrite), or the .partial folder made. */
+static hp_status stage_claim(run_ctx *c)
+{
+    const hp_analyze_options *o = c->o;
+    hp_analyze_dir_options dop = {.overwrite = o->overwrite,
+                                  .overwrite_before = o->overwrite_before,
+                                  .nowait = o->lock_nowait,
+                                  .cancel = o->cancel,
+                                  .waiting = o->waiting,
+                                  .user = o->progress_user};
+    hp_analyze_dir_state state;
+    hp_status st = hp_analyze_dir_begin(o->out_dir, c->r->slide_id, c->key, &dop, &c->od, &state, c->err);
+    if (st == HP_ERR_CANCELLED)
+        c->fail = HP_ANALYZE_FAIL_INTERRUPTED;
+    if (st != HP_OK)
+        return st;
+    if (state == HP_ANALYZE_DIR_KEPT || state == HP_ANALYZE_DIR_BUSY) {
+        c->r->outcome = state == HP_ANALYZE_DIR_KEPT ? HP_ANALYZE_SKIPPED : HP_ANALYZE_BUSY;
+        c->kept = 1;
     }
-    part_dir = od.part_dir;
+    return HP_OK;
+}
 
-    hp_slide_options so = {.mpp = o->mpp};
-    s = hp_slide_open(slide_path, &so, &herr);
-    if (!s) {
-        st = hp_error_set(err, herr.code ? herr.code : HP_ERR_IO, "%s", herr.msg);
-        goto fail;
+static hp_status stage_open(run_ctx *c)
+{
+    hp_findings *f = c->f;
+    hp_error herr = {0};
+    double t = now_s();
+    hp_slide_options so = {.mpp = c->o->mpp};
+    c->s = hp_slide_open(c->slide_path, &so, &herr);
+    if (!c->s) {
+        if (herr.code == HP_ERR_UNSUPPORTED)
+            c->fail = HP_ANALYZE_FAIL_UNSUPPORTED;
+        return hp_error_set(c->err, herr.code ? herr.code : HP_ERR_IO, "%s", herr.msg);
     }
     hp_mpp_source src;
-    if (hp_slide_mpp(s, &f->mpp_x, &f->mpp_y, &src) != HP_OK) {
-        st = hp_error_set(err, HP_ERR_INVALID, "%s", hp_slide_error(s));
-        goto fail;
+    if (hp_slide_mpp(c->s, &f->mpp_x, &f->mpp_y, &src) != HP_OK) {
+        c->fail = HP_ANALYZE_FAIL_NO_MPP;
+        return hp_error_set(c->err, HP_ERR_INVALID, "%s", hp_slide_error(c->s));
     }
     f->mpp_source = sdup(hp_mpp_source_name(src));
-    if (*hp_slide_warning(s))
-        f->mpp_warning = sdup(hp_slide_warning(s));
-    f->format = sdup(hp_slide_format(s));
-    f->level_count = hp_slide_level_count(s);
-    if ((st = hp_slide_level_dimensions(s, 0, &f->width_px, &f->height_px)) != HP_OK) {
-        hp_error_set(err, st, "%s", hp_slide_error(s));
-        goto fail;
-    }
-    double op = hp_slide_objective_power(s);
+    if (*hp_slide_warning(c->s))
+        f->mpp_warning = sdup(hp_slide_warning(c->s));
+    f->format = sdup(hp_slide_format(c->s));
+    f->level_count = hp_slide_level_count(c->s);
+    hp_status st;
+    if ((st = hp_slide_level_dimensions(c->s, 0, &f->width_px, &f->height_px)) != HP_OK)
+        return hp_error_set(c->err, st, "%s", hp_slide_error(c->s));
+    double op = hp_slide_objective_power(c->s);
     f->objective_power = op > 0 ? op : NAN;
-    f->accession = sdup(o->accession);
-    f->t_open = now_s() - t;
+    f->accession = sdup(c->o->accession);
+    f->t_open += now_s() - t;
+    return HP_OK;
+}
 
-    /* Tissue. */
-    t = now_s();
+static hp_status stage_tissue(run_ctx *c)
+{
+    hp_findings *f = c->f;
+    const hp_analyze_options *o = c->o;
+    double t = now_s();
     hp_tissue_options to;
     hp_tissue_options_init(&to);
     to.mpp = o->mpp;
@@ -257,35 +252,68 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     if (o->roi_w > 0) {
         to.roi_x = o->roi_x, to.roi_y = o->roi_y, to.roi_w = o->roi_w, to.roi_h = o->roi_h;
     }
-    if ((st = hp_tissue_detect(s, &to, &tm, err)) != HP_OK)
-        goto fail;
-    f->tissue_area_mm2 = tm.tissue_mm2;
-    f->tissue_fraction = tm.tissue_fraction;
-    f->qc_flags = tm.qc_flags;
-    f->pen_fraction = tm.pen_fraction;
-    f->brown_fraction = tm.brown_fraction;
-    f->blur_score = tm.blur_score;
-    f->blur_regions_read = tm.blur_regions_read;
+    hp_status st = hp_tissue_detect(c->s, &to, &c->tm, c->err);
+    if (st != HP_OK) {
+        c->fail = st == HP_ERR_IO ? HP_ANALYZE_FAIL_UNREADABLE : HP_ANALYZE_FAIL_NO_TISSUE;
+        return st;
+    }
+    f->tissue_area_mm2 = c->tm.tissue_mm2;
+    f->tissue_fraction = c->tm.tissue_fraction;
+    f->qc_flags = c->tm.qc_flags;
+    f->pen_fraction = c->tm.pen_fraction;
+    f->brown_fraction = c->tm.brown_fraction;
+    f->blur_score = c->tm.blur_score;
+    f->blur_regions_read = c->tm.blur_regions_read;
     f->t_tissue = now_s() - t;
+    return HP_OK;
+}
 
-    /* Tile grid at the model's resolution and input size. */
-    t = now_s();
+/* Says so when the slide is coarser than the model's resolution: its tiles are upsampled, and
+ * interpolation adds no detail the scan does not have. */
+static hp_status note_upsampling(run_ctx *c)
+{
+    hp_findings *f = c->f;
+    double mpp = f->mpp_x > f->mpp_y ? f->mpp_x : f->mpp_y;
+    double factor = mpp / c->card->mpp;
+    if (!c->grid->upsampled || !(factor > UPSAMPLE_WARN))
+        return HP_OK;
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "tiles are upsampled %.2fx: the slide's %.4g um/px is coarser than the model's %.4g um/px, so "
+             "the model sees interpolated pixels without the detail it was trained on, and its results "
+             "may be less reliable; super-resolution is not yet available in histoplan (a scan at a "
+             "higher magnification avoids this)",
+             factor, mpp, c->card->mpp);
+    f->upsampling_factor = factor;
+    if (!(f->resolution_warning = sdup(msg)))
+        return hp_error_set(c->err, HP_ERR_NOMEM, "out of memory");
+    return HP_OK;
+}
+
+/* The tile grid at the model's resolution and input size, and the empty probability grid. */
+static hp_status stage_tiling(run_ctx *c)
+{
+    hp_findings *f = c->f;
+    const hp_analyze_options *o = c->o;
+    double t = now_s();
+    hp_status st;
     hp_tile_geometry geo;
-    if ((st = hp_tile_geometry_from_slide(s, &geo, err)) != HP_OK)
-        goto fail;
-    hp_tile_mask mk = {tm.mask, tm.w, tm.h, tm.downsample_x, tm.downsample_y};
+    if ((st = hp_tile_geometry_from_slide(c->s, &geo, c->err)) != HP_OK)
+        return st;
+    hp_tile_mask mk = {c->tm.mask, c->tm.w, c->tm.h, c->tm.downsample_x, c->tm.downsample_y};
     hp_tile_grid_options go;
     hp_tile_grid_options_init(&go);
-    go.target_mpp = card->mpp;
-    go.tile_size = tw;
+    go.target_mpp = c->card->mpp;
+    go.tile_size = c->tw;
     go.min_tissue = o->min_tissue;
     if (o->roi_w > 0) {
         go.roi_x = o->roi_x, go.roi_y = o->roi_y, go.roi_w = o->roi_w, go.roi_h = o->roi_h;
     }
-    if ((st = hp_tile_grid_create(&geo, &mk, &go, &grid, err)) != HP_OK)
-        goto fail;
-    f->target_mpp = card->mpp;
-    f->tile_size_px = tw;
+    if ((st = hp_tile_grid_create(&geo, &mk, &go, &c->grid, c->err)) != HP_OK)
+        return st;
+    const hp_tile_grid *grid = c->grid;
+    f->target_mpp = c->card->mpp;
+    f->tile_size_px = c->tw;
     f->tile_size_level0 = grid->step_x;
     f->level = grid->level;
     f->grid_w = grid->cols;
@@ -293,253 +321,202 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     f->tiles_total = (int64_t)grid->cols * grid->rows;
     f->tiles_analysed = grid->n_tiles;
     f->tissue_threshold = o->min_tissue;
-    f->batch_size = B;
+    f->batch_size = c->B;
     f->region_threshold = o->region_threshold;
     f->min_region_tiles = o->min_region_tiles;
     f->smoothing_sigma_tiles = o->sigma;
     f->entropy_threshold = ENTROPY_UNCERTAIN;
-    if ((st = hp_heatmap_grid_create(grid->cols, grid->rows, C, &hg)) != HP_OK) {
-        hp_error_set(err, st, "cannot allocate the %dx%d heatmap grid", grid->cols, grid->rows);
-        goto fail;
-    }
+    if ((st = note_upsampling(c)) != HP_OK)
+        return st;
+    if ((st = hp_heatmap_grid_create(grid->cols, grid->rows, c->C, &c->hg)) != HP_OK)
+        return hp_error_set(c->err, st, "cannot allocate the %dx%d heatmap grid", grid->cols, grid->rows);
+    hp_heatmap_grid *hg = c->hg;
     hg->x0 = (double)grid->origin_x;
     hg->y0 = (double)grid->origin_y;
     hg->tile_size = grid->step_x;
     hg->mpp = f->mpp_x;
     hg->slide_w = f->width_px;
     hg->slide_h = f->height_px;
-    for (int k = 0; k < C; k++) {
+    for (int k = 0; k < c->C; k++) {
         const uint8_t *rgb = PALETTE[k % 8];
-        if ((st = hp_heatmap_grid_set_class(hg, k, card->classes[k], rgb[0], rgb[1], rgb[2])) !=
-            HP_OK) {
-            hp_error_set(err, st, "out of memory");
-            goto fail;
-        }
+        if ((st = hp_heatmap_grid_set_class(hg, k, c->card->classes[k], rgb[0], rgb[1], rgb[2])) != HP_OK)
+            return hp_error_set(c->err, st, "out of memory");
     }
     f->t_tiling = now_s() - t;
+    return HP_OK;
+}
 
-    /* Inference: tiles in grid order (stain-normalized first when asked), softmax of the
-     * logits. */
-    t = now_s();
-    if (grid->n_tiles > 0) {
-        hp_stain_normalizer nz = {0};
-        if (o->stain_target &&
-            (st = hp_analyze_stain_prepare(s, grid, o->stain_target, &nz, err)) != HP_OK)
-            goto fail;
-        /* Batches bound for the GPU are pinned, so their copies run at full speed. */
-        hp_tile_loader_options lo = {0};
-        if (o->backend_name && !strcmp(o->backend_name, "cuda"))
-            lo.allocator = (hp_tile_allocator){.alloc = pinned_alloc, .free = pinned_free};
-        if ((st = hp_tile_loader_create(s, grid, B, o->threads, 2, &lo, &ld, err)) != HP_OK)
-            goto fail;
-        logits = malloc(sizeof(float) * (size_t)B * C);
-        if (!logits) {
-            st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        long done = 0;
-        for (;;) {
-            hp_tile_batch *b = NULL;
-            if ((st = hp_tile_loader_next(ld, &b)) != HP_OK) {
-                hp_error_set(err, st, "%s", hp_tile_loader_error(ld));
-                goto fail;
-            }
-            if (!b)
-                break;
-            if (o->stain_target && (st = hp_analyze_stain_apply(&nz, b, tw, err)) != HP_OK) {
-                hp_tile_loader_release(ld, b);
-                goto fail;
-            }
-            st = hp_model_run_rgb8(model, b->rgb, B, logits);
-            if (st != HP_OK) {
-                hp_error_set(err, st, "%s", hp_model_error(model));
-                hp_tile_loader_release(ld, b);
-                goto fail;
-            }
-            for (int q = 0; q < b->count; q++) {
-                const hp_tile *tl = &b->tiles[q];
-                const float *lg = logits + (size_t)q * C;
-                float mx = lg[0];
-                for (int k = 1; k < C; k++)
-                    mx = lg[k] > mx ? lg[k] : mx;
-                double sum = 0;
-                for (int k = 0; k < C; k++)
-                    sum += exp((double)lg[k] - mx);
-                for (int k = 0; k < C; k++)
-                    hg->prob[(size_t)tl->index * C + k] = (float)(exp((double)lg[k] - mx) / sum);
-                hg->tissue[tl->index] = tl->tissue;
-            }
-            done += b->count;
-            hp_tile_loader_release(ld, b);
-            if (o->progress)
-                o->progress(o->progress_user, done, (long)grid->n_tiles);
-        }
-        hp_tile_loader_stats ls;
-        hp_tile_loader_stats_get(ld, &ls, NULL);
-        memcpy(f->tile_reads, ls.reads, sizeof f->tile_reads);
-        f->tile_decode_scale = ls.reduce;
-        hp_tile_loader_destroy(ld);
-        ld = NULL;
+/* Tiles in grid order (stain-normalized first when asked) through the model; softmax of the
+ * logits into the probability grid. A read failure is the slide's, a run failure the model's. */
+static hp_status stage_inference(run_ctx *c)
+{
+    const hp_analyze_options *o = c->o;
+    const hp_tile_grid *grid = c->grid;
+    hp_heatmap_grid *hg = c->hg;
+    int B = c->B, C = c->C;
+    double t = now_s();
+    hp_status st = HP_OK;
+    hp_tile_loader *ld = NULL;
+    float *logits = NULL;
+    if (grid->n_tiles == 0)
+        goto done;
+    hp_stain_normalizer nz = {0};
+    if (o->stain_target && (st = hp_analyze_stain_prepare(c->s, grid, o->stain_target, &nz, c->err)) != HP_OK)
+        goto done;
+    /* Batches bound for the GPU are pinned, so their copies run at full speed. */
+    hp_tile_loader_options lo = {0};
+    if (o->backend_name && !strcmp(o->backend_name, "cuda"))
+        lo.allocator = (hp_tile_allocator){.alloc = pinned_alloc, .free = pinned_free};
+    if ((st = hp_tile_loader_create(c->s, grid, B, o->threads, 2, &lo, &ld, c->err)) != HP_OK)
+        goto done;
+    logits = malloc(sizeof(float) * (size_t)B * C);
+    if (!logits) {
+        st = hp_error_set(c->err, HP_ERR_NOMEM, "out of memory");
+        goto done;
     }
-    f->t_inference = now_s() - t;
+    long n_done = 0;
+    for (;;) {
+        if (cancelled(c)) {
+            c->fail = HP_ANALYZE_FAIL_INTERRUPTED;
+            st = hp_error_set(c->err, HP_ERR_CANCELLED, "interrupted after %ld of %lld tiles", n_done,
+                              (long long)grid->n_tiles);
+            goto done;
+        }
+        hp_tile_batch *b = NULL;
+        if ((st = hp_tile_loader_next(ld, &b)) != HP_OK) {
+            c->fail = HP_ANALYZE_FAIL_UNREADABLE;
+            hp_error_set(c->err, st, "%s", hp_tile_loader_error(ld));
+            goto done;
+        }
+        if (!b)
+            break;
+        if (o->stain_target && (st = hp_analyze_stain_apply(&nz, b, c->tw, c->err)) != HP_OK) {
+            hp_tile_loader_release(ld, b);
+            goto done;
+        }
+        if ((st = hp_model_run_rgb8(c->model, b->rgb, B, logits)) != HP_OK) {
+            c->fail = HP_ANALYZE_FAIL_MODEL;
+            hp_error_set(c->err, st, "%s", hp_model_error(c->model));
+            hp_tile_loader_release(ld, b);
+            goto done;
+        }
+        for (int q = 0; q < b->count; q++) {
+            const hp_tile *tl = &b->tiles[q];
+            const float *lg = logits + (size_t)q * C;
+            float mx = lg[0];
+            for (int k = 1; k < C; k++)
+                mx = lg[k] > mx ? lg[k] : mx;
+            double sum = 0;
+            for (int k = 0; k < C; k++)
+                sum += exp((double)lg[k] - mx);
+            for (int k = 0; k < C; k++)
+                hg->prob[(size_t)tl->index * C + k] = (float)(exp((double)lg[k] - mx) / sum);
+            hg->tissue[tl->index] = tl->tissue;
+        }
+        n_done += b->count;
+        hp_tile_loader_release(ld, b);
+        if (o->progress)
+            o->progress(o->progress_user, n_done, (long)grid->n_tiles);
+    }
+    hp_tile_loader_stats ls;
+    hp_tile_loader_stats_get(ld, &ls, NULL);
+    memcpy(c->f->tile_reads, ls.reads, sizeof c->f->tile_reads);
+    c->f->tile_decode_scale = ls.reduce;
+done:
+    hp_tile_loader_destroy(ld);
+    free(logits);
+    c->f->t_inference = now_s() - t;
+    return st;
+}
 
-    /* Maps: smoothing, entropy, class areas. */
-    t = now_s();
+/* Smoothing, entropy and class areas. */
+static hp_status stage_maps(run_ctx *c)
+{
+    hp_findings *f = c->f;
+    const hp_tile_grid *grid = c->grid;
+    hp_heatmap_grid *hg = c->hg;
+    int C = c->C;
+    double t = now_s();
+    hp_status st;
     size_t G = (size_t)grid->cols * grid->rows;
-    smooth = malloc(sizeof(float) * G * C);
-    ent = malloc(sizeof(float) * G);
+    c->smooth = malloc(sizeof(float) * G * C);
+    c->ent = malloc(sizeof(float) * G);
     f->classes = calloc((size_t)C, sizeof *f->classes);
-    if (!smooth || !ent || !f->classes) {
-        st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-        goto fail;
+    char(*safe)[HP_HEATMAP_NAME_MAX] = malloc(sizeof(*safe) * C);
+    if (!c->smooth || !c->ent || !f->classes || !safe) {
+        free(safe);
+        return hp_error_set(c->err, HP_ERR_NOMEM, "out of memory");
     }
     f->n_classes = C;
-    if ((st = hp_heatmap_smooth(hg, o->sigma, smooth)) != HP_OK) {
-        hp_error_set(err, st, "out of memory");
-        goto fail;
+    if ((st = hp_heatmap_smooth(hg, c->o->sigma, c->smooth)) != HP_OK) {
+        free(safe);
+        return hp_error_set(c->err, st, "out of memory");
     }
-    hp_heatmap_entropy(hg, ent);
-    char (*safe)[HP_HEATMAP_NAME_MAX] = malloc(sizeof(*safe) * C);
-    if (!safe) {
-        st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
+    hp_heatmap_entropy(hg, c->ent);
     hp_heatmap_safe_names(hg, safe);
     double tile_mm2 = (grid->step_x * f->mpp_x / 1000.0) * (grid->step_y * f->mpp_y / 1000.0);
     for (int k = 0; k < C; k++) {
         char buf[HP_HEATMAP_NAME_MAX + 16];
         snprintf(buf, sizeof buf, "heatmap_%s.png", safe[k]);
-        f->classes[k].name = sdup(card->classes[k]);
+        f->classes[k].name = sdup(c->card->classes[k]);
         f->classes[k].heatmap_png = sdup(buf);
     }
     free(safe);
-    double esum = 0, emax = 0;
-    int64_t nan_ = 0, unsure = 0;
-    for (size_t q = 0; q < G; q++) {
-        int k = hp_heatmap_argmax(hg, hg->prob, q);
-        if (k < 0)
-            continue;
-        f->classes[k].tile_count++;
-        esum += ent[q];
-        emax = ent[q] > emax ? ent[q] : emax;
-        unsure += ent[q] > ENTROPY_UNCERTAIN;
-        nan_++;
-    }
-    for (int k = 0; k < C; k++) {
-        f->classes[k].area_mm2 = f->classes[k].tile_count * tile_mm2;
-        f->classes[k].fraction_of_tissue =
-            nan_ ? (double)f->classes[k].tile_count / (double)nan_ : NAN;
-    }
-    f->analysed_area_mm2 = nan_ * tile_mm2;
-    if (nan_) {
-        f->mean_entropy = esum / nan_;
-        f->max_entropy = emax;
-        f->fraction_uncertain = (double)unsure / nan_;
-    }
+    hp_analyze_findings_classes(f, hg, c->ent, ENTROPY_UNCERTAIN, tile_mm2);
     f->t_heatmap = now_s() - t;
+    return HP_OK;
+}
 
-    /* Regions. */
-    t = now_s();
-    if ((st = hp_regions_extract(hg, smooth, o->region_threshold, o->min_region_tiles, &rs,
-                                 err)) != HP_OK)
-        goto fail;
-    if (rs->n > 0) {
-        f->regions = calloc((size_t)rs->n, sizeof *f->regions);
-        if (!f->regions) {
-            st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-    }
-    f->n_regions = rs->n;
-    for (int i = 0; i < rs->n; i++) {
-        const hp_region *r = &rs->r[i];
-        hp_findings_region *fr = &f->regions[i];
-        fr->id = i + 1;
-        fr->cls = sdup(card->classes[r->cls]);
-        fr->area_mm2 = r->area_mm2;
-        fr->diameter_mm = r->diameter_mm;
-        fr->tile_count = r->ntiles;
-        fr->mean_prob = r->mean_prob;
-        fr->max_prob = r->max_prob;
-        const hp_region_ring *ring = &r->rings[0];
-        double x0 = INFINITY, y0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
-        for (size_t v = 0; v < ring->n; v++) {
-            x0 = fmin(x0, ring->xy[2 * v]);
-            x1 = fmax(x1, ring->xy[2 * v]);
-            y0 = fmin(y0, ring->xy[2 * v + 1]);
-            y1 = fmax(y1, ring->xy[2 * v + 1]);
-        }
-        fr->bbox_level0[0] = x0;
-        fr->bbox_level0[1] = y0;
-        fr->bbox_level0[2] = x1 - x0;
-        fr->bbox_level0[3] = y1 - y0;
-        fr->centroid_level0[0] = r->cx;
-        fr->centroid_level0[1] = r->cy;
-        fr->feature_index = i;
-        int ne = r->ntiles < HP_FINDINGS_EVIDENCE_MAX ? (int)r->ntiles : HP_FINDINGS_EVIDENCE_MAX;
-        fr->evidence = calloc((size_t)ne, sizeof *fr->evidence);
-        if (!fr->evidence || !fr->cls) {
-            st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        fr->n_evidence = ne;
-        for (int e = 0; e < ne; e++) {
-            int32_t ti = r->tiles[e];
-            fr->evidence[e].index = ti;
-            fr->evidence[e].x = hg->x0 + (ti % grid->cols) * hg->tile_size;
-            fr->evidence[e].y = hg->y0 + (ti / grid->cols) * hg->tile_size;
-            fr->evidence[e].size = hg->tile_size;
-            fr->evidence[e].prob = hg->prob[(size_t)ti * C + r->cls];
-        }
-        hp_findings_class *fc = &f->classes[r->cls];
-        fc->region_count++;
-        if (!fc->largest_region_id || r->diameter_mm > fc->largest_diameter_mm) {
-            fc->largest_region_id = fr->id;
-            fc->largest_area_mm2 = r->area_mm2;
-            fc->largest_diameter_mm = r->diameter_mm;
-        }
-    }
-    fill_extent(&f->in_situ, f, rs, find_class(card, "situ"), f->mpp_x);
-    fill_extent(&f->invasive, f, rs, find_class(card, "invasive"), f->mpp_x);
-    f->t_regions = now_s() - t;
+/* Regions of each class, their evidence tiles, the largest focus per class, the in situ and
+ * invasive summaries, and the model's identity. */
+static hp_status stage_regions(run_ctx *c)
+{
+    double t = now_s();
+    hp_status st;
+    if ((st = hp_regions_extract(c->hg, c->smooth, c->o->region_threshold, c->o->min_region_tiles, &c->rs,
+                                 c->err)) != HP_OK ||
+        (st = hp_analyze_findings_regions(c->f, c->card, c->hg, c->rs, c->err)) != HP_OK)
+        return st;
+    c->f->t_regions = now_s() - t;
+    return hp_analyze_findings_model(c->f, c->card, c->o->model_sha256, c->o->backend_name, c->err);
+}
 
-    /* Model identity. */
-    if ((st = copy_card(&f->card, card)) != HP_OK) {
-        hp_error_set(err, st, "out of memory");
-        goto fail;
-    }
-    snprintf(f->model_sha256, sizeof f->model_sha256, "%s",
-             o->model_sha256 ? o->model_sha256 : "");
-    f->backend = sdup(o->backend_name ? o->backend_name : "cpu");
-    f->precision = sdup("fp32");
-
-    /* Outputs, into the .partial folder; findings.json last. */
-    t = now_s();
+/* Every output file into the .partial folder: run.json, then findings.json last. */
+static hp_status stage_write(run_ctx *c)
+{
+    hp_findings *f = c->f;
+    const hp_heatmap_grid *hg = c->hg;
+    const char *dir = c->od.part_dir;
+    double t = now_s();
+    hp_status st = HP_OK;
+    uint8_t *thumb = NULL;
+    char *p = NULL;
     int tws, ths;
-    if ((st = hp_slide_read_thumbnail(s, THUMB_SIDE, &thumb, &tws, &ths)) != HP_OK) {
-        hp_error_set(err, st, "%s", hp_slide_error(s));
-        goto fail;
+    if ((st = hp_slide_read_thumbnail(c->s, THUMB_SIDE, &thumb, &tws, &ths)) != HP_OK) {
+        c->fail = HP_ANALYZE_FAIL_UNREADABLE;
+        hp_error_set(c->err, st, "%s", hp_slide_error(c->s));
+        goto done;
     }
-#define OUTFILE(name) (free(p), p = path_join(part_dir, name))
-    if ((st = hp_write_heatmap_pngs(part_dir, hg, smooth, HEATMAP_PX_PER_TILE, err)) != HP_OK)
-        goto fail;
+#define OUTFILE(name) (free(p), p = path_join(dir, name))
+    if ((st = hp_write_heatmap_pngs(dir, hg, c->smooth, HEATMAP_PX_PER_TILE, c->err)) != HP_OK)
+        goto done;
     if (!OUTFILE("overlay.png") ||
-        (st = hp_write_overlay_png(p, hg, smooth, thumb, tws, ths, 0.5, err)) != HP_OK)
-        goto fail_io;
+        (st = hp_write_overlay_png(p, hg, c->smooth, thumb, tws, ths, 0.5, c->err)) != HP_OK)
+        goto done;
     if (!OUTFILE("uncertainty.png") ||
-        (st = hp_write_uncertainty_png(p, hg, ent, HEATMAP_PX_PER_TILE, err)) != HP_OK)
-        goto fail_io;
-    if (!OUTFILE("mask.png") || (st = hp_write_mask_png(p, hg, err)) != HP_OK)
-        goto fail_io;
+        (st = hp_write_uncertainty_png(p, hg, c->ent, HEATMAP_PX_PER_TILE, c->err)) != HP_OK)
+        goto done;
+    if (!OUTFILE("mask.png") || (st = hp_write_mask_png(p, hg, c->err)) != HP_OK)
+        goto done;
     if (!OUTFILE("heatmap.tiff") ||
-        (st = hp_write_heatmap_tiff(p, hg, smooth, hp_heatmap_tiff_downsample(hg), err)) != HP_OK)
-        goto fail_io;
-    if (!OUTFILE("regions.geojson") || (st = hp_write_regions_geojson(p, hg, rs, err)) != HP_OK)
-        goto fail_io;
-    if (!OUTFILE("regions.xml") || (st = hp_write_regions_asap_xml(p, hg, rs, err)) != HP_OK)
-        goto fail_io;
-    if (!OUTFILE("tiles.csv") || (st = hp_write_tiles_csv(p, hg, err)) != HP_OK)
-        goto fail_io;
+        (st = hp_write_heatmap_tiff(p, hg, c->smooth, hp_heatmap_tiff_downsample(hg), c->err)) != HP_OK)
+        goto done;
+    if (!OUTFILE("regions.geojson") || (st = hp_write_regions_geojson(p, hg, c->rs, c->err)) != HP_OK)
+        goto done;
+    if (!OUTFILE("regions.xml") || (st = hp_write_regions_asap_xml(p, hg, c->rs, c->err)) != HP_OK)
+        goto done;
+    if (!OUTFILE("tiles.csv") || (st = hp_write_tiles_csv(p, hg, c->err)) != HP_OK)
+        goto done;
     f->overlay_png = sdup("overlay.png");
     f->mask_png = sdup("mask.png");
     f->uncertainty_png = sdup("uncertainty.png");
@@ -547,34 +524,85 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     f->regions_geojson = sdup("regions.geojson");
     f->regions_xml = sdup("regions.xml");
     f->tiles_csv = sdup("tiles.csv");
+    if ((st = hp_analyze_key_write(dir, c->key, c->err)) != HP_OK)
+        goto done;
     f->t_writing = now_s() - t;
-    f->t_total = now_s() - t0;
-    if (!OUTFILE("findings.json") || (st = hp_findings_write(f, p, err)) != HP_OK)
-        goto fail_io;
+    f->t_total = now_s() - c->t0;
+    if (!OUTFILE("findings.json") || (st = hp_findings_write(f, p, c->err)) != HP_OK)
+        goto done;
 #undef OUTFILE
-
-    /* Complete: the folder takes its final name (an older one is replaced only now). */
-    if ((st = hp_analyze_dir_commit(&od, err)) != HP_OK)
-        goto fail;
-    goto done;
-
-fail_io:
-    if (st == HP_OK)
-        st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-
-fail:
 done:
-    hp_analyze_dir_end(&od); /* removes this run's .partial folder unless it was renamed */
-    hp_tile_loader_destroy(ld);
-    hp_regions_destroy(rs);
-    hp_heatmap_grid_destroy(hg);
-    hp_tile_grid_destroy(grid);
-    hp_tissue_mask_free(&tm);
-    hp_slide_close(s);
-    free(logits);
-    free(smooth);
-    free(ent);
+    if (st == HP_OK && !p)
+        st = hp_error_set(c->err, HP_ERR_NOMEM, "out of memory");
     free(thumb);
     free(p);
+    return st;
+}
+
+/* The folder takes its final name (an older result is replaced only now). */
+static hp_status stage_commit(run_ctx *c)
+{
+    return hp_analyze_dir_commit(&c->od, c->err);
+}
+
+/* The run, in order. A failure's kind is the stage's unless the stage said otherwise. */
+static const struct {
+    const char *name;
+    hp_status (*fn)(run_ctx *);
+    hp_analyze_failure fail;
+} STAGES[] = {
+    {"model", stage_model, HP_ANALYZE_FAIL_MODEL},
+    {"identify", stage_identify, HP_ANALYZE_FAIL_UNREADABLE},
+    {"claim", stage_claim, HP_ANALYZE_FAIL_IO},
+    {"open", stage_open, HP_ANALYZE_FAIL_UNREADABLE},
+    {"tissue", stage_tissue, HP_ANALYZE_FAIL_NO_TISSUE},
+    {"tiling", stage_tiling, HP_ANALYZE_FAIL_UNSUPPORTED},
+    {"inference", stage_inference, HP_ANALYZE_FAIL_MODEL},
+    {"maps", stage_maps, HP_ANALYZE_FAIL_IO},
+    {"regions", stage_regions, HP_ANALYZE_FAIL_IO},
+    {"write", stage_write, HP_ANALYZE_FAIL_IO},
+    {"commit", stage_commit, HP_ANALYZE_FAIL_IO},
+};
+
+hp_status hp_analyze_run(hp_model *model, const char *slide_path, const hp_analyze_options *o,
+                         hp_findings *f, hp_analyze_result *r, hp_error *err)
+{
+    run_ctx c = {.model = model, .o = o, .f = f, .r = r, .err = err, .slide_path = slide_path};
+    memset(r, 0, sizeof *r);
+    hp_status st = HP_OK;
+    c.t0 = now_s();
+    for (size_t i = 0; i < sizeof STAGES / sizeof *STAGES && !c.kept; i++) {
+        if (cancelled(&c)) {
+            c.fail = HP_ANALYZE_FAIL_INTERRUPTED;
+            st = hp_error_set(err, HP_ERR_CANCELLED, "interrupted before the %s stage", STAGES[i].name);
+        } else {
+            st = STAGES[i].fn(&c);
+        }
+        if (st != HP_OK) {
+            r->failure = c.fail ? c.fail : STAGES[i].fail;
+            snprintf(r->stage, sizeof r->stage, "%s", STAGES[i].name);
+            break;
+        }
+    }
+    hp_analyze_dir_end(&c.od); /* removes this run's .partial folder unless it was renamed */
+    cJSON_Delete(c.key);
+    hp_regions_destroy(c.rs);
+    hp_heatmap_grid_destroy(c.hg);
+    hp_tile_grid_destroy(c.grid);
+    hp_tissue_mask_free(&c.tm);
+    hp_slide_close(c.s);
+    free(c.smooth);
+    free(c.ent);
+    return st;
+}
+
+hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_analyze_options *o,
+                           hp_findings *f, hp_analyze_outcome *outcome,
+                           char slide_id[HP_FINDINGS_SLIDE_ID_MAX + 1], hp_error *err)
+{
+    hp_analyze_result r;
+    hp_status st = hp_analyze_run(model, slide_path, o, f, &r, err);
+    *outcome = r.outcome;
+    memcpy(slide_id, r.slide_id, sizeof r.slide_id);
     return st;
 }

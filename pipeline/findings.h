@@ -124,6 +124,11 @@ typedef struct {
     double region_threshold;   /* class probability that makes a tile part of a region */
     int min_region_tiles;
     double smoothing_sigma_tiles;
+    /* Set when the tiles were upsampled by more than 1.25x (the slide coarser than the model's
+     * MPP): the factor and a sentence for people (NULL and 0 otherwise; written as
+     * analysis.resolution_warning, null when none). */
+    double upsampling_factor;
+    char *resolution_warning;
 
     /* Tissue and QC. */
     double tissue_area_mm2, tissue_fraction, analysed_area_mm2;

@@ -426,6 +426,18 @@ static void put_analysis(wctx *w, cJSON *root, const hp_findings *f)
     put_num(w, o, "region_threshold", f->region_threshold, N_UNIT);
     put_int(w, o, "min_region_tiles", f->min_region_tiles, 1);
     put_num(w, o, "smoothing_sigma_tiles", f->smoothing_sigma_tiles, N_NONNEG);
+    /* A warning goes with its factor, and a factor with its warning. */
+    if (!f->resolution_warning) {
+        added(w, cJSON_AddNullToObject(o, "resolution_warning"));
+        return;
+    }
+    if (!w->st && !(f->upsampling_factor > 1))
+        fail(w, HP_ERR_INVALID, "field analysis.resolution_warning.upsampling_factor: %g is not above 1",
+             f->upsampling_factor);
+    cJSON *rw = added(w, cJSON_AddObjectToObject(o, "resolution_warning"));
+    set_where(w, "analysis.resolution_warning");
+    put_num(w, rw, "upsampling_factor", f->upsampling_factor, N_POS);
+    put_str(w, rw, "message", f->resolution_warning, 0);
 }
 
 static void put_tissue_qc(wctx *w, cJSON *root, const hp_findings *f)
@@ -699,6 +711,7 @@ void hp_findings_free(hp_findings *f)
     free(f->format);
     free(f->mpp_source);
     free(f->mpp_warning);
+    free(f->resolution_warning);
     free(f->accession);
     hp_card_free(&f->card);
     free(f->backend);

@@ -7,10 +7,10 @@ PIL, numpy):
   the truth left out) is >= 0.85;
 - findings.json validates against schemas/findings.schema.json; regions.geojson rings are
   closed and simple; heatmap.tiff opens in OpenSlide; nothing under OUT names the slide file;
-- the same results with one reader thread; a rerun without --overwrite is refused and changes
-  nothing; --overwrite replaces the folder;
+- the same results with one reader thread; a rerun without --overwrite keeps the result (the
+  slide is skipped) and changes nothing; --overwrite replaces the folder;
 - a batch whose second slide is truncated: exit 1, the first completes, batch-summary.json
-  records the failure (by index and id, no file name); a rerun skips the completed slide;
+  records the failure (with its category, no file name); a rerun skips the completed slide;
 - a plain TIFF without resolution: an error naming --mpp, then success with --mpp 0.5;
 - an all-white TIFF with MPP: completes with the low-tissue flag and no regions;
 - CMU-1-Small-Region.svs (when $HP_SHARED_DIR has it): completes, valid findings and polygons.
@@ -239,12 +239,13 @@ try:
             open(os.path.join(sdir, "tiles.csv"), "rb") as b:
         check(rc == 0 and a.read() == b.read(), "--threads 1 gives the same tiles.csv")
 
-    # Rerun: refused, nothing touched; --overwrite replaces.
+    # Rerun with the same model and options: kept (skipped), nothing touched; --overwrite replaces.
     before = snapshot(out)
-    rc, log = analyze(slide, "--out", out)
-    check(rc == 1 and "--overwrite" in log, f"a rerun without --overwrite is refused ({log.strip()[:120]})")
-    check(snapshot(out) == before, "the refused rerun left every file untouched")
-    rc, log = analyze(slide, "--out", out, "--overwrite")
+    rc, log = analyze(slide, "--out", out, "--case", "S26-000001")
+    check(rc == 0 and "skipped" in log and "--overwrite" in log,
+          f"a rerun without --overwrite keeps the completed result ({log.strip()[:160]})")
+    check(snapshot(out) == before, "the skipped rerun left every file untouched")
+    rc, log = analyze(slide, "--out", out, "--case", "S26-000001", "--overwrite")
     check(rc == 0 and os.path.isfile(os.path.join(sdir, "findings.json"))
           and not os.path.exists(sdir + ".partial"), "--overwrite reruns and replaces the folder")
 
@@ -264,14 +265,16 @@ try:
     summ = json.loads(text)
     r = summ["results"]
     check(len(r) == 2 and r[0]["status"] == "done" and r[1]["status"] == "failed"
-          and r[1]["index"] == 1 and r[1]["message"], f"batch summary records the failure ({r[1]})")
+          and r[1]["error"] in ("unreadable", "unsupported") and r[1]["message"],
+          f"batch summary records the failure ({r[1]})")
     check("jones" not in text and "smith" not in text, "batch summary names no file")
     check(not [d for d in os.listdir(bout) if d.endswith(".partial")], "no .partial folder left")
     rc, log = analyze(slide, trunc, "--out", bout)
     with open(os.path.join(bout, "batch-summary.json")) as fh:
         r = json.load(fh)["results"]
-    check(rc == 1 and r[0]["status"] == "skipped" and r[1]["status"] == "failed",
-          "a rerun of the batch skips the completed slide")
+    check(rc == 1 and "slide 1/2 " + dirs[0] + ": skipped" in log and len(r) == 2
+          and r[0]["status"] == "done" and r[1]["status"] == "failed",
+          "a rerun of the batch skips the completed slide (the summary keeps the run that made it)")
 
     # A plain TIFF without resolution tags: error naming --mpp, then --mpp 0.5.
     osl = openslide.OpenSlide(slide)

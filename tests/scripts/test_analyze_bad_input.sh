@@ -4,8 +4,8 @@
 # the cause, leaves no result folder behind, and does not stop a good slide given after it.
 # A slide path longer than a message can hold, under a folder named like a patient, stays out of
 # batch-summary.json. Output folders: --overwrite never replaces a folder histoplan did not make;
-# a run's .partial folder is never touched while that run is alive (a second run of the slide is
-# refused), and is removed by the next run once the run that made it has been killed.
+# a run's .partial folder is never touched while that run is alive (a second run of the slide
+# waits for it), and is removed by the next run once the run that made it has been killed.
 set -u
 bin=${HP_BIN:?} src=${HP_SOURCE_DIR:?}
 model=$src/models/zoo/histoplan-default-densenet.onnx
@@ -79,32 +79,35 @@ fi
 
 # A run killed between moving the old result aside and putting the new one in place leaves
 # OUT/<id>.replaced and no OUT/<id>: the next run puts the old result back (then, without
-# --overwrite, refuses to replace it).
+# --overwrite, keeps it: the same slide, model and options, so the slide is skipped).
 mv "$tmp/out/again" "$tmp/out/again.replaced"
 "$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id again >"$tmp/log" 2>&1
 rc=$?
-if [ "$rc" -eq 1 ] && grep -q "a completed run" "$tmp/log" && [ -f "$tmp/out/again/findings.json" ] &&
-   [ ! -e "$tmp/out/again.replaced" ]; then
+if [ "$rc" -eq 0 ] && grep -q "already analysed with the same slide, model and options" "$tmp/log" &&
+   [ -f "$tmp/out/again/findings.json" ] && [ ! -e "$tmp/out/again.replaced" ]; then
   ok "a result a killed run had moved aside is put back"
 else
   bad "restoring a moved-aside result: exit $rc"
 fi
 
 # A run in progress: its .partial folder is left alone by other runs, and a second run of the
-# same slide is refused; once the run is killed, the next run removes what it left.
+# same slide id waits for it (the slide's lock); when the first run is killed, the lock dies with
+# it, and the waiting run removes what it left and does the work.
 "$bin" synth --out "$tmp/slow.tiff" --size 8192x8192 --seed 1602 >/dev/null 2>&1 || { echo "synth failed"; exit 1; }
 rm -rf "$tmp/out"
 "$bin" analyze "$tmp/slow.tiff" --model "$model" --out "$tmp/out" --slide-id live --threads 1 --batch 2 \
   >"$tmp/live.log" 2>&1 &
 live=$!
 for _ in $(seq 600); do [ -d "$tmp/out/live.partial" ] && break; sleep 0.1; done
-"$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id live >"$tmp/log" 2>&1
-rc=$?
-if [ "$rc" -eq 1 ] && grep -q "being written by another histoplan run" "$tmp/log" && kill -0 "$live" 2>/dev/null &&
-   [ -d "$tmp/out/live.partial" ]; then
-  ok "a second run of a slide being analysed is refused, its .partial folder kept"
+"$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id live >"$tmp/waiter.log" 2>&1 &
+waiter=$!
+for _ in $(seq 100); do grep -q "waiting for it" "$tmp/waiter.log" && break; sleep 0.1; done
+cp "$tmp/waiter.log" "$tmp/log"
+if grep -q "being analysed by process $live on this host" "$tmp/waiter.log" && kill -0 "$waiter" 2>/dev/null &&
+   kill -0 "$live" 2>/dev/null && [ -d "$tmp/out/live.partial" ]; then
+  ok "a second run of a slide being analysed waits for it, naming the process, its .partial folder kept"
 else
-  bad "second run of a live slide: exit $rc"
+  bad "second run of a live slide"
 fi
 "$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id other >"$tmp/log" 2>&1
 rc=$?
@@ -114,17 +117,30 @@ else
   bad "another run while one is live: exit $rc"
 fi
 kill -9 "$live" 2>/dev/null; wait "$live" 2>/dev/null
+wait "$waiter"
+rc=$?
+cp "$tmp/waiter.log" "$tmp/log"
+if [ "$rc" -eq 0 ] && [ -f "$tmp/out/live/findings.json" ] && [ ! -e "$tmp/out/live.partial" ] &&
+   [ ! -e "$tmp/out/live.lock" ]; then
+  ok "the waiting run takes the slide over once the run holding it is killed"
+else
+  bad "the waiting run after the kill: exit $rc"
+fi
 "$bin" analyze "$tmp/slow.tiff" --model "$model" --out "$tmp/out" --slide-id killed --threads 1 --batch 2 \
   >"$tmp/killed.log" 2>&1 &
 killed=$!
 for _ in $(seq 600); do [ -d "$tmp/out/killed.partial" ] && break; sleep 0.1; done
 kill -9 "$killed" 2>/dev/null; wait "$killed" 2>/dev/null
-if [ -d "$tmp/out/killed.partial" ]; then ok "a killed run leaves its .partial folder"; else bad "no .partial after kill"; fi
+if [ -d "$tmp/out/killed.partial" ] && [ -f "$tmp/out/killed.lock" ]; then
+  ok "a killed run leaves its .partial folder and its (unlocked) lock file"
+else
+  bad "no .partial or lock file after kill"
+fi
 "$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id third >"$tmp/log" 2>&1
 rc=$?
-if [ "$rc" -eq 0 ] && [ ! -e "$tmp/out/killed.partial" ] && [ ! -e "$tmp/out/live.partial" ] &&
+if [ "$rc" -eq 0 ] && [ ! -e "$tmp/out/killed.partial" ] && [ ! -e "$tmp/out/killed.lock" ] &&
    [ -f "$tmp/out/other/findings.json" ]; then
-  ok "the next run removes the killed runs' .partial folders"
+  ok "the next run removes the killed run's .partial folder and lock file"
 else
   bad "after a killed run: exit $rc, $(ls "$tmp/out" | tr '\n' ' ')"
 fi

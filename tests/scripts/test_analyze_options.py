@@ -198,7 +198,8 @@ def main():
                   f"agreement {agree:.3f} >= 0.75 with the unnormalized run")
         rc, log = run("analyze", slide, "--model", MODEL, "--out", out, "--slide-id", "bad3",
                       "--stain", "reinhard", "--stain-target", params)
-        check(rc == 1 and "macenko" in log, f"reinhard with macenko parameters: exit 1 (rc {rc})")
+        # A stain target every slide needs: nothing can run (exit 3).
+        check(rc == 3 and "macenko" in log, f"reinhard with macenko parameters: exit 3 (rc {rc})")
 
         # Unfittable targets and slides.
         white = os.path.join(tmp, "white.png")
@@ -206,8 +207,8 @@ def main():
         for meth in ["macenko", "reinhard"]:
             rc, log = run("analyze", slide, "--model", MODEL, "--out", out, "--slide-id",
                           "white_" + meth, "--stain", meth, "--stain-target", white)
-            check(rc == 1 and "stain target" in log and "fit" in log,
-                  f"--stain {meth} with a white target: exit 1 with the stain error (rc {rc})")
+            check(rc == 3 and "stain target" in log and "fit" in log,
+                  f"--stain {meth} with a white target: exit 3 (nothing ran) with the stain error (rc {rc})")
             check(not os.path.exists(os.path.join(out, "white_" + meth)),
                   f"--stain {meth} with a white target: no output folder")
         wslide = os.path.join(tmp, "white_slide.png")
