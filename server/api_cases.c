@@ -54,6 +54,41 @@ static void scrub(char *msg, const char *data_dir)
     }
 }
 
+/* The slide's SHA-256 recorded in a findings file. */
+static int findings_sha(const char *path, char out[65])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n + 65536 > cap) {
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 262144);
+            if (!nb)
+                break;
+            buf = nb;
+        }
+        size_t k = fread(buf + n, 1, cap - n - 1, f);
+        n += k;
+        if (k == 0)
+            break;
+    }
+    fclose(f);
+    if (!buf)
+        return -1;
+    buf[n] = 0;
+    cJSON *o = cJSON_Parse(buf);
+    free(buf);
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "slide"),
+                                                        "sha256");
+    int ok = cJSON_IsString(sha) && strlen(sha->valuestring) == 64;
+    if (ok)
+        snprintf(out, 65, "%s", sha->valuestring);
+    cJSON_Delete(o);
+    return ok ? 0 : -1;
+}
+
 void hp_api_case_report_build(hp_request *r)
 {
     hp_service *svc = r->svc;
@@ -79,7 +114,7 @@ void hp_api_case_report_build(hp_request *r)
     hp_error err = {0};
     char cid[40], dir[PATH_MAX], path[PATH_MAX];
     char **dirs = NULL, **ids = NULL, **findings = NULL;
-    int n = 0, found = 0, lock_fd = -1;
+    int n = 0, found = 0, lock_fd = -1, used = 0;
     if (hp_store_case_results(db, acc, &dirs, &ids, &n, &err) != HP_OK) {
         hp_api_store_error(r, &err);
         goto out;
@@ -113,16 +148,26 @@ void hp_api_case_report_build(hp_request *r)
         hp_respond_problem(r, HP_PROB_UNAVAILABLE, NULL, "the case file cannot be stored");
         goto out;
     }
+    /* A slide analyzed more than once (resubmitted) counts once, with its newest findings. */
     findings = calloc((size_t)n, sizeof *findings);
-    for (int i = 0; findings && i < n; i++) {
+    char (*shas)[65] = calloc((size_t)n, sizeof *shas);
+
+    for (int i = 0; findings && shas && i < n; i++) {
         char p[PATH_MAX];
         hp_service_path(svc, p, sizeof p, "%s/findings.json", dirs[i]);
-        findings[i] = strdup(p);
+        if (findings_sha(p, shas[used]) != 0)
+            continue;
+        int dup = 0;
+        for (int k = 0; k < used && !dup; k++)
+            dup = !strcmp(shas[k], shas[used]);
+        if (!dup && (findings[used] = strdup(p)))
+            used++;
     }
+    free(shas);
     char out_dir[PATH_MAX];
     hp_service_path(svc, out_dir, sizeof out_dir, "cases/%s/report", cid);
     hp_report_build_opts bo = {.case_path = path, .findings = (const char *const *)findings,
-                               .n_findings = n, .out_dir = out_dir, .overwrite = 1};
+                               .n_findings = used, .out_dir = out_dir, .overwrite = 1};
     hp_error berr = {0};
     if (!findings || hp_report_build(&bo, NULL, &berr) != HP_OK) {
         scrub(berr.msg, svc->data_dir);
@@ -132,13 +177,13 @@ void hp_api_case_report_build(hp_request *r)
                                             : berr.msg);
         goto out;
     }
-    if (hp_store_case_built(db, acc, r->token.id, n, hp_now_ms(), &err) != HP_OK) {
+    if (hp_store_case_built(db, acc, r->token.id, used, hp_now_ms(), &err) != HP_OK) {
         hp_api_store_error(r, &err);
         goto out;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "case", acc);
-    cJSON_AddNumberToObject(o, "slides", n);
+    cJSON_AddNumberToObject(o, "slides", used);
     cJSON_AddStringToObject(o, "status", "preliminary");
     cJSON *links = cJSON_AddObjectToObject(o, "report");
     for (int k = 0; k < 3; k++) {

@@ -253,7 +253,7 @@ int hp_store_upload_owned(hp_db *db, const char *sha256, const char *token_id, h
  * the accession number. */
 hp_status hp_store_case_id(hp_db *db, const char *accession, int create, char id[40],
                            int *found, hp_error *err);
-/* Result folders of the case's succeeded jobs (relative to the data folder), oldest first. */
+/* Result folders of the case's succeeded jobs (relative to the data folder), newest first. */
 hp_status hp_store_case_results(hp_db *db, const char *accession, char ***dirs, char ***slide_ids,
                                 int *n, hp_error *err);
 hp_status hp_store_case_built(hp_db *db, const char *accession, const char *actor, int n_slides,

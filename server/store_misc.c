@@ -70,7 +70,7 @@ hp_status hp_store_case_results(hp_db *db, const char *accession, char ***dirs, 
     *dirs = *slide_ids = NULL;
     *n = 0;
     hp_status st = hp_db_exec(db, "SELECT result_dir, result_slide_id FROM jobs WHERE accession = "
-                                  "$1 AND state = 'succeeded' ORDER BY created_ms, batch_id, idx",
+                                  "$1 AND state = 'succeeded' ORDER BY finished_ms DESC, id",
                               p, 1, &r, NULL, err);
     if (st != HP_OK)
         return st;
