@@ -219,8 +219,9 @@ hp_status hp_store_jobs_list(hp_db *db, const hp_job_query *q, hp_job_row **jobs
     *n = 0;
     hp_status st = hp_db_exec(
         db,
-        "SELECT " HP_JOB_COLS " FROM jobs WHERE ($1 IS NULL OR token_id = $1) AND "
-        "($2 IS NULL OR state = $2) AND ($3 IS NULL OR accession = $3) AND "
+        "SELECT " HP_JOB_COLS " FROM jobs WHERE (CAST($1 AS TEXT) IS NULL OR token_id = $1) AND "
+        "(CAST($2 AS TEXT) IS NULL OR state = $2) AND "
+        "(CAST($3 AS TEXT) IS NULL OR accession = $3) AND "
         "(created_ms > $4 OR (created_ms = $4 AND id > $5)) ORDER BY created_ms, id LIMIT $6",
         p, 6, &r, NULL, err);
     if (st == HP_OK)

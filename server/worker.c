@@ -126,7 +126,8 @@ static void scrub(char *msg, size_t cap, const char *path, const char *data_dir)
 }
 
 /* The file to analyze: an upload, or a path that must still resolve inside a slide root (a
- * symbolic link inside a root must not lead out of it). 0 ok, else *msg says why. */
+ * symbolic link inside a root must not lead out of it). 0 ok, -1 the slide cannot be used, -2
+ * this worker cannot read paths at all; *msg says why. */
 static int resolve_slide(hp_service *svc, const hp_job_row *j, char *out, size_t n, char *msg,
                          size_t mn)
 {
@@ -135,6 +136,11 @@ static int resolve_slide(hp_service *svc, const hp_job_row *j, char *out, size_t
         return 0;
     }
     char real[PATH_MAX];
+    if (svc->n_roots == 0) {
+        snprintf(msg, mn, "this worker was started without --slide-root, so it reads no slide by "
+                          "path (give it the same --slide-root as histoplan serve)");
+        return -2; /* another worker may have it: not the slide's fault */
+    }
     if (!realpath(j->slide_path, real)) {
         snprintf(msg, mn, "the slide cannot be opened: %s", strerror(errno));
         return -1;
@@ -205,8 +211,11 @@ static void run_job(hp_worker *w, hp_job_row *j)
         how = HP_END_RETRY;
         goto end;
     }
-    if (resolve_slide(svc, j, slide, sizeof slide, msg, sizeof msg) != 0) {
-        how = HP_END_FAILED;
+    int rs = resolve_slide(svc, j, slide, sizeof slide, msg, sizeof msg);
+    if (rs != 0) {
+        how = rs == -2 ? HP_END_RETRY : HP_END_FAILED;
+        permanent = rs != -2;
+        slide[0] = 0;
         goto end;
     }
     hp_analyze_options o;
