@@ -67,6 +67,7 @@ void hp_cli_service_usage(FILE *f, int with_http)
                 "  --max-slides N         slides per batch (default 1000)\n"
                 "  --rate-limit R         requests per second per token (default 100; 0: none)\n"
                 "  --http-threads N       default 4\n"
+                "  --client-timeout S     close a connection idle S seconds (default 30)\n"
                 "  --workers N            analyses at a time in this process (default 1; 0: API only)\n"
                 "  --callback-retry-base-ms MS\n"
                 "                         first retry of a failed callback (default 5000, doubling,\n"
@@ -98,7 +99,7 @@ int hp_cli_service_option(const char *cmd, int argc, char **argv, int *i, hp_ser
     static const char *const WITH_VALUE[] = {
         "--data", "--db", "--listen", "--tls-cert", "--tls-key", "--slide-root", "--max-upload",
         "--max-body", "--max-slides", "--rate-limit", "--http-threads", "--workers", "--model",
-        "--backend", "--threads", "--batch", "--lease-seconds", "--heartbeat-seconds",
+        "--backend", "--threads", "--batch", "--client-timeout", "--lease-seconds", "--heartbeat-seconds",
         "--max-attempts", "--retry-base-ms", "--stop-grace-seconds", "--callback-retry-base-ms"};
     int known = 0;
     for (size_t k = 0; k < sizeof WITH_VALUE / sizeof *WITH_VALUE; k++)
@@ -158,6 +159,9 @@ int hp_cli_service_option(const char *cmd, int argc, char **argv, int *i, hp_ser
     } else if (!strcmp(a, "--http-threads")) {
         NUM(1, 256);
         c->http_threads = (int)n;
+    } else if (!strcmp(a, "--client-timeout")) {
+        NUM(1, 3600);
+        c->client_timeout_s = (int)n;
     } else if (!strcmp(a, "--workers")) {
         NUM(0, 64);
         c->workers = (int)n;

@@ -184,6 +184,46 @@ int hp_body_json_check(const char *s, size_t n, int max_depth, char *why, size_t
     return 0;
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A name given twice in one object makes the JSON ambiguous (parsers keep the first, the last,
+ * or both): such a body is refused rather than read one way here and another way elsewhere.
+ * Sorting keeps this O(n log n) on objects with many members. Returns the duplicated name, or
+ * NULL; -1 in *oom when out of memory. */
+static const char *duplicate_name(const cJSON *node, int *oom)
+{
+    for (const cJSON *c = node ? node->child : NULL; c; c = c->next) {
+        const char *d = duplicate_name(c, oom);
+        if (d || *oom)
+            return d;
+    }
+    if (!cJSON_IsObject(node))
+        return NULL;
+    size_t n = 0;
+    for (const cJSON *c = node->child; c; c = c->next)
+        n++;
+    if (n < 2)
+        return NULL;
+    const char **names = malloc(n * sizeof *names);
+    if (!names) {
+        *oom = 1;
+        return NULL;
+    }
+    size_t k = 0;
+    for (const cJSON *c = node->child; c; c = c->next)
+        names[k++] = c->string;
+    qsort(names, n, sizeof *names, cmp_names);
+    const char *dup = NULL;
+    for (k = 1; k < n && !dup; k++)
+        if (!strcmp(names[k - 1], names[k]))
+            dup = names[k];
+    free(names);
+    return dup;
+}
+
 void hp_body_finish(hp_request *r)
 {
     if (r->route->body == HP_BODY_UPLOAD) {
@@ -220,6 +260,13 @@ void hp_body_finish(hp_request *r)
         size_t at = end && end >= r->body ? (size_t)(end - r->body) : 0;
         hp_respond_problem(r, HP_PROB_BAD_REQUEST, NULL, "the body is not valid JSON (near byte %zu)",
                            at);
+        return;
+    }
+    int oom = 0;
+    const char *dup = duplicate_name(r->json, &oom);
+    if (dup || oom) {
+        hp_respond_problem(r, oom ? HP_PROB_UNAVAILABLE : HP_PROB_BAD_REQUEST, NULL,
+                           oom ? "out of memory" : "the body names a member twice in one object");
         return;
     }
     /* Nothing but whitespace may follow the value. */

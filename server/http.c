@@ -310,7 +310,7 @@ hp_status hp_http_start(hp_service *svc, hp_http **out, char *url, size_t url_n,
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
         {MHD_OPTION_THREAD_POOL_SIZE, threads, NULL},
-        {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL}, /* idle or slow clients */
+        {MHD_OPTION_CONNECTION_TIMEOUT, c->client_timeout_s > 0 ? c->client_timeout_s : 30, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, 512, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256, NULL},
         /* Headers must fit in 64 KiB (libmicrohttpd answers 431 past it). */

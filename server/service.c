@@ -38,6 +38,7 @@ void hp_service_config_init(hp_service_config *c)
     c->max_json_depth = 32;
     c->rate_limit = 100;
     c->http_threads = 4;
+    c->client_timeout_s = 30;
     c->lease_s = 180;
     c->heartbeat_s = 30;
     c->max_attempts = 3;

@@ -36,6 +36,7 @@ typedef struct {
     int max_json_depth;
     double rate_limit;      /* requests per second per token (burst: twice as many) */
     int http_threads;
+    int client_timeout_s;   /* a connection idle this long is closed (slow clients) */
     /* Leases and retries. */
     int lease_s, heartbeat_s, max_attempts;
     int64_t retry_base_ms;          /* a failed attempt's first backoff */
