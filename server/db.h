@@ -91,6 +91,8 @@ struct hp_db {
     void *handle;
     hp_error error; /* the last failure on this connection (cleared before each call) */
     int in_tx;      /* between hp_db_begin and commit or rollback */
+    int64_t idle_since_ms; /* when the pool last got it back (server/db_pool.c) */
+    int write_locked;      /* SQLite: this connection holds the process's write lock */
 };
 
 hp_status hp_db_sqlite_open(const char *path, hp_db *db);

@@ -4,6 +4,16 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define PING_AFTER_MS 5000
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct hp_db_pool {
     pthread_mutex_t mu;
@@ -60,7 +70,10 @@ hp_db *hp_db_pool_take(hp_db_pool *p, hp_error *err)
         pthread_cond_wait(&p->cv, &p->mu);
     hp_db *db = p->idle[--p->n_idle];
     pthread_mutex_unlock(&p->mu);
-    if (db && hp_db_ping(db))
+    /* A SQLite connection is a file handle and never drops; a PostgreSQL one idle for a while
+     * may have (a restarted server, a firewall's idle timeout), so it is checked first. */
+    if (db && (db->kind == HP_DB_SQLITE || now_ms() - db->idle_since_ms < PING_AFTER_MS ||
+               hp_db_ping(db)))
         return db;
     /* Reopen a connection that stopped answering; the slot is kept either way. */
     hp_db *fresh = NULL;
@@ -78,6 +91,7 @@ void hp_db_pool_give(hp_db_pool *p, hp_db *db)
         return;
     if (db->in_tx)
         hp_db_rollback(db);
+    db->idle_since_ms = now_ms();
     pthread_mutex_lock(&p->mu);
     p->idle[p->n_idle++] = db;
     pthread_cond_signal(&p->cv);

@@ -3,13 +3,29 @@
  * busy timeout so that concurrent writers (HTTP threads, workers, the token command) queue for
  * the write lock instead of failing. */
 #include <sqlite3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "server/db.h"
 
 #define BUSY_TIMEOUT_MS 30000
+
+/* Writers of this process queue on a mutex rather than in SQLite's busy handler, which sleeps
+ * in steps of up to 100 ms and so gives waiting writers long, unfair delays. The busy handler
+ * remains for other processes (the token command). One server owns a SQLite store, so one
+ * process-wide lock is enough. Held from BEGIN to COMMIT or ROLLBACK, or around a single write
+ * outside a transaction; reads never take it (WAL readers do not block). */
+static pthread_mutex_t g_write_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int starts_with_word(const char *sql, const char *w)
+{
+    while (*sql == ' ' || *sql == '\n' || *sql == '(')
+        sql++;
+    return strncasecmp(sql, w, strlen(w)) == 0;
+}
 
 /* $1 -> ?1: SQLite's numbered parameters, so one SQL text serves both dialects. */
 static char *rewrite_params(const char *sql)
@@ -67,8 +83,43 @@ static hp_status grow(hp_db_rows *r, int *cap)
     return HP_OK;
 }
 
+static hp_status sq_exec_locked(hp_db *db, const char *sql, const hp_db_value *params, int n,
+                                hp_db_rows **rows, int64_t *changes);
+
 static hp_status sq_exec(hp_db *db, const char *sql, const hp_db_value *params, int n,
                          hp_db_rows **rows, int64_t *changes)
+{
+    int begin = starts_with_word(sql, "BEGIN");
+    int commit = starts_with_word(sql, "COMMIT"), rollback = starts_with_word(sql, "ROLLBACK");
+    int write = !begin && !commit && !rollback && !starts_with_word(sql, "SELECT") &&
+                !starts_with_word(sql, "PRAGMA");
+    hp_status s;
+    if (begin) {
+        pthread_mutex_lock(&g_write_mu);
+        s = sq_exec_locked(db, sql, params, n, rows, changes);
+        if (s == HP_OK)
+            db->write_locked = 1;
+        else
+            pthread_mutex_unlock(&g_write_mu);
+    } else if (commit || rollback) {
+        s = sq_exec_locked(db, sql, params, n, rows, changes);
+        /* A failed COMMIT is followed by a ROLLBACK, which releases the lock. */
+        if (db->write_locked && (s == HP_OK || rollback)) {
+            db->write_locked = 0;
+            pthread_mutex_unlock(&g_write_mu);
+        }
+    } else if (write && !db->write_locked) {
+        pthread_mutex_lock(&g_write_mu);
+        s = sq_exec_locked(db, sql, params, n, rows, changes);
+        pthread_mutex_unlock(&g_write_mu);
+    } else {
+        s = sq_exec_locked(db, sql, params, n, rows, changes);
+    }
+    return s;
+}
+
+static hp_status sq_exec_locked(hp_db *db, const char *sql, const hp_db_value *params, int n,
+                                hp_db_rows **rows, int64_t *changes)
 {
     sqlite3 *h = db->handle;
     sqlite3_stmt *st = NULL;
@@ -146,7 +197,7 @@ static hp_status sq_script(hp_db *db, const char *sql)
 
 static int sq_ping(hp_db *db)
 {
-    return sq_exec(db, "SELECT 1", NULL, 0, NULL, NULL) == HP_OK;
+    return sq_exec_locked(db, "SELECT 1", NULL, 0, NULL, NULL) == HP_OK;
 }
 
 static void sq_close(hp_db *db)
