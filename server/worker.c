@@ -42,6 +42,7 @@ struct hp_worker {
     int64_t fence;
     int active, quit;
     atomic_llong tiles_done, tiles_total;
+    atomic_llong tiles_counted; /* of this run, already added to the metrics */
     atomic_int lease_lost, running_job;
 };
 
@@ -88,8 +89,11 @@ static void *heartbeat_main(void *arg)
         pthread_mutex_lock(&w->mu);
         if (held == 1) {
             last_renew = now;
-            if (done > last_done && last_done >= 0)
-                hp_metrics_tiles(svc->metrics, done - last_done);
+            int64_t counted = atomic_load(&w->tiles_counted);
+            if (done > counted) {
+                hp_metrics_tiles(svc->metrics, done - counted);
+                atomic_store(&w->tiles_counted, done);
+            }
             last_done = done;
         } else if (held == 0 && w->active && w->fence == fence) {
             /* Lost: the lease expired and the job went back to the queue (or was rescued). */
@@ -193,6 +197,7 @@ static void run_job(hp_worker *w, hp_job_row *j)
     w->active = 1;
     atomic_store(&w->tiles_done, 0);
     atomic_store(&w->tiles_total, 0);
+    atomic_store(&w->tiles_counted, 0);
     atomic_store(&w->lease_lost, 0);
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -267,7 +272,7 @@ end:
     pthread_mutex_unlock(&w->mu);
     char result[PATH_MAX];
     snprintf(result, sizeof result, "results/%s/%s/%s", j->id, run_name, slide_id);
-    int64_t done = atomic_load(&w->tiles_done), total = atomic_load(&w->tiles_total);
+    int64_t total = atomic_load(&w->tiles_total);
     const char *final = NULL;
     int wrote = -1;
     for (int tries = 0; tries < 30 && wrote < 0; tries++) {
@@ -288,7 +293,7 @@ end:
         }
     }
     if (how == HP_END_SUCCEEDED && wrote == 1)
-        hp_metrics_tiles(svc->metrics, total - done > 0 ? total - done : 0);
+        hp_metrics_tiles(svc->metrics, total - atomic_load(&w->tiles_counted));
     if (wrote == 1 && final && !strcmp(final, "succeeded")) {
         remove_other_runs(svc, j->id, run_name);
     } else {

@@ -132,6 +132,7 @@ static void path_case(const uint8_t *data, size_t size)
     size_t n = size < sizeof p - 1 ? size : sizeof p - 1;
     memcpy(p, data, n);
     p[n] = 0;
+    n = strlen(p); /* the path ends at the first NUL, as a C string does */
     for (int k = 0; k < 2; k++) {
         if (!hp_path_inside(p, g_svc.roots[k]))
             continue;

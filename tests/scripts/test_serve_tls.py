@@ -87,6 +87,22 @@ check(ok, f"a certificate given as the key is refused at start ({msg})")
 ok, msg = start_fails(["--listen", "127.0.0.1:0", "--tls-cert", os.path.join(tmp, "none.pem"),
                        "--tls-key", key], "--tls-cert")
 check(ok, f"a missing certificate file is named ({msg})")
+# Usage errors (exit 2) and start failures (exit 1) of the two commands.
+for args, code, want in [
+    (["serve"], 2, "--data"),
+    (["serve", "--data", data, "--bogus"], 2, "unknown option --bogus"),
+    (["serve", "--data", data, "--workers", "-1"], 2, "--workers"),
+    (["serve", "--data", data, "--db", "mysql://x"], 1, "--db takes sqlite or a postgresql"),
+    (["serve", "--data", data, "--slide-root", os.path.join(tmp, "nope")], 1, "--slide-root"),
+    (["serve", "token", "create", "--data", data, "--role", "king", "--name", "x"], 2, "--role"),
+    (["serve", "token", "revoke", "--data", data, "t_" + "a" * 26], 1, "no active token"),
+    (["worker", "--data", data], 2, "--db postgresql"),
+    (["worker", "--data", data, "--db", "sqlite"], 1, "PostgreSQL"),
+]:
+    pr = subprocess.run([T.BIN] + args + (["--model", T.MODEL] if args[0] == "worker" else []),
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    check(pr.returncode == code and want in pr.stderr,
+          f"histoplan {' '.join(args[:3])}...: exit {pr.returncode} (want {code}), names {want!r}")
 p = T.Proc(["serve", "--data", data, "--model", T.MODEL, "--listen", "0.0.0.0:0", "--insecure-listen",
             "--workers", "0"], log, r"listening on (\S+)")
 check(p.url.startswith("http://0.0.0.0:"), f"--insecure-listen serves plain HTTP on all addresses ({p.url})")
