@@ -207,11 +207,19 @@ int hp_cli_service_run(const char *cmd, hp_service_config *c, int stop_grace)
 {
     c->on_listening = on_listening;
     hp_error err = {0};
-    if (hp_service_run(c, stop_grace, &err) != HP_OK) {
+    int still_running = 0;
+    if (hp_service_run(c, stop_grace, &still_running, &err) != HP_OK) {
         fprintf(stderr, "%s: %s\n", cmd, err.msg);
         return HP_EXIT_FAILED;
     }
     fprintf(stderr, "%s: stopped\n", cmd);
+    if (still_running) {
+        /* An analysis thread is still running (its job is back in the queue): end here, before
+         * exit()'s destructors free what that thread uses. */
+        fflush(stdout);
+        fflush(stderr);
+        _exit(HP_EXIT_OK);
+    }
     return HP_EXIT_OK;
 }
 

@@ -203,8 +203,10 @@ static int lock_data_dir(hp_service *s, hp_error *err)
     return fd;
 }
 
-hp_status hp_service_run(const hp_service_config *c, int stop_grace_s, hp_error *err)
+hp_status hp_service_run(const hp_service_config *c, int stop_grace_s, int *still_running,
+                         hp_error *err)
 {
+    *still_running = 0;
     hp_service *s = calloc(1, sizeof *s);
     hp_worker **workers = NULL;
     const char **worker_ids = NULL;
@@ -345,6 +347,7 @@ stop:
         /* An analysis cannot be interrupted mid-slide: its job is queued again, its thread ends
          * with the process. The model and the pool stay allocated for it. */
         fprintf(stderr, "stopped; %d analysis(es) handed back to the queue\n", abandoned);
+        *still_running = 1;
         goto out_keep;
     }
     for (int i = 0; i < n_workers; i++) {

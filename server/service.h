@@ -52,10 +52,14 @@ void hp_service_config_init(hp_service_config *c);
 /* Runs until SIGTERM or SIGINT: migrates the store, starts the HTTP server (when c->http), the
  * workers, the callback sender and the sweeper. On the signal it stops taking requests and
  * claims, lets running analyses finish for up to `stop_grace_s` seconds, hands back the jobs
- * that did not (queued again, the attempt not counted), and returns. Errors at start (a bad
- * option, an unusable store, a busy data folder, an unreadable certificate, a model that does not
- * load) return with `err` naming the cause. */
-hp_status hp_service_run(const hp_service_config *c, int stop_grace_s, hp_error *err);
+ * that did not (queued again, the attempt not counted), and returns. An analysis cannot be
+ * interrupted mid-slide: when one was handed back, *still_running is set and its thread is still
+ * running, so the caller ends the process at once (_exit) rather than through exit(), whose
+ * destructors would pull libraries out from under that thread. Errors at start (a bad option, an
+ * unusable store, a busy data folder, an unreadable certificate, a model that does not load)
+ * return with `err` naming the cause. */
+hp_status hp_service_run(const hp_service_config *c, int stop_grace_s, int *still_running,
+                         hp_error *err);
 
 /* The job store target for a data folder and a --db value: DIR/histoplan.db for "sqlite". */
 hp_status hp_service_db_target(const char *data_dir, const char *db, char *out, size_t n,
