@@ -20,6 +20,8 @@ static void usage(FILE *f)
             "  analyze SLIDE...            heatmaps, regions and findings for each slide\n"
             "  report build|sign|verify    structured report and care-plan draft; sign-off; checking\n"
             "  deid SLIDE --out COPY       de-identified copy of a slide (no label, macro or identifying fields)\n"
+            "  serve --data DIR            HTTP API for lab systems: slide batches, jobs, results, reports\n"
+            "  worker --data DIR --db URI  analyze jobs of a shared PostgreSQL store on another machine\n"
             "\n"
             "  --version                   print the version\n"
             "  -h, --help                  this text; `histoplan COMMAND --help` for each command\n");
@@ -51,6 +53,10 @@ int main(int argc, char **argv)
         return hp_cli_report(argc - 1, argv + 1);
     if (!strcmp(argv[1], "deid"))
         return hp_cli_deid(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "serve"))
+        return hp_cli_serve(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "worker"))
+        return hp_cli_worker(argc - 1, argv + 1);
     fprintf(stderr, "histoplan: unknown command '%s'\nsee 'histoplan --help'\n", argv[1]);
     return HP_EXIT_USAGE;
 }

@@ -2,7 +2,9 @@
 # Builds a fuzzer (clang, libFuzzer, ASan + UBSan) and fuzzes for a while.
 #   scripts/fuzz.sh [SECONDS] [HARNESS]   default 600 s, fuzz_model_load
 # Harnesses: fuzz_model_load (ONNX model files), fuzz_report_inputs (case files, findings, rule
-# tables and report.json, through the report builder and renderers; seeds in tests/fuzz/report-seeds).
+# tables and report.json, through the report builder and renderers; seeds in tests/fuzz/report-seeds),
+# fuzz_serve_request (the service's request bodies, paths, Range headers and slide paths through
+# parsing and validation; seeds in tests/fuzz/serve-seeds).
 # Environment: HP_FUZZ_BUILD (build folder, default build-fuzz), HP_FUZZ_JOBS (parallel
 # workers, default the core count), HP_PYTHON (adds a PyTorch-exported conv net to the seeds).
 # Findings land in $HP_FUZZ_BUILD/fuzz-corpus/artifacts; each one is minimized and its stack
@@ -10,7 +12,7 @@
 set -euo pipefail
 secs=${1:-600}
 harness=${2:-fuzz_model_load}
-case $harness in fuzz_model_load | fuzz_report_inputs) ;; *) echo "fuzz.sh: unknown harness $harness" >&2; exit 2 ;; esac
+case $harness in fuzz_model_load | fuzz_report_inputs | fuzz_serve_request) ;; *) echo "fuzz.sh: unknown harness $harness" >&2; exit 2 ;; esac
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${HP_FUZZ_BUILD:-$src/build-fuzz}
 jobs=${HP_FUZZ_JOBS:-$(nproc)}
@@ -24,6 +26,9 @@ fuzzer=$build/tests/fuzz/$harness
 if [ "$harness" = fuzz_model_load ]; then
     corpus=$build/fuzz-corpus
     seed=$corpus/seed
+elif [ "$harness" = fuzz_serve_request ]; then
+    corpus=$build/fuzz-corpus-$harness
+    seed=$src/tests/fuzz/serve-seeds
 else
     corpus=$build/fuzz-corpus-$harness
     seed=$src/tests/fuzz/report-seeds

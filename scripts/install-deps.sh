@@ -22,6 +22,15 @@ packages=(
   # tests: ONNX's conformance data, PyTorch references, fuzzing (clang's libFuzzer)
   libonnx-testdata python3-torch python3-torchvision python3-onnx python3-numpy python3-jsonschema python3-pil
   python3-openslide python3-opencv
+  # service tests: the OpenAPI file (YAML) and its schemas; benchmarks: HTTP load (wrk)
+  python3-yaml wrk
+  # the lab batch service (histoplan serve/worker): HTTP and TLS (libmicrohttpd is built with
+  # GnuTLS in Debian), the job store (SQLite; PostgreSQL through libpq for many machines), and
+  # PostgreSQL 15's server binaries, which the tests start as a private cluster
+  libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql-15
+  # callbacks to lab systems (HTTP and HTTPS client)
+  libcurl4-openssl-dev
+  # fuzzing (clang's libFuzzer)
   clang
   # test-time validators from npm (the official FHIR R4 JSON schema): Node.js and npm
   nodejs npm

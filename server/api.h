@@ -1,0 +1,44 @@
+/* The handle stage: one function per route (server/router.c's table). Each reads the parsed
+ * request (route parameters, JSON body, token) and sets a response (server/request.h). */
+#ifndef HP_SERVER_API_H
+#define HP_SERVER_API_H
+
+#include "server/request.h"
+
+void hp_api_health(hp_request *r);         /* server/api_admin.c */
+void hp_api_metrics(hp_request *r);
+void hp_api_tokens_list(hp_request *r);
+void hp_api_tokens_create(hp_request *r);
+void hp_api_token_revoke(hp_request *r);
+
+void hp_api_batch_create(hp_request *r);   /* server/api_batches.c */
+void hp_api_batch_get(hp_request *r);
+void hp_api_batch_cancel(hp_request *r);
+void hp_api_batch_deliveries(hp_request *r);
+
+void hp_api_jobs_list(hp_request *r);      /* server/api_jobs.c */
+void hp_api_job_get(hp_request *r);
+void hp_api_job_cancel(hp_request *r);
+
+void hp_api_job_result(hp_request *r);     /* server/api_results.c */
+
+void hp_api_upload(hp_request *r);         /* server/api_uploads.c */
+
+void hp_api_case_report_build(hp_request *r); /* server/api_cases.c */
+void hp_api_case_report_get(hp_request *r);
+
+/* Shared by the handlers (server/api_common.c). */
+struct hp_db;
+/* Takes a store connection, or answers 503 and returns NULL. */
+struct hp_db *hp_api_db(hp_request *r);
+void hp_api_db_done(hp_request *r, struct hp_db *db);
+/* Answers 503 for a store error (the detail is logged, not sent). */
+void hp_api_store_error(hp_request *r, const hp_error *err);
+/* Loads the job named by the route's first parameter, checking that the token may see it
+ * (a submitter only its own; 404 otherwise). 1 loaded, 0 answered. */
+int hp_api_load_job(hp_request *r, struct hp_db *db, hp_job_row *job);
+int hp_api_load_batch(hp_request *r, struct hp_db *db, hp_batch_row *b);
+/* The token may see slide paths of this job (its own). */
+int hp_api_owns(const hp_request *r, const char *token_id);
+
+#endif

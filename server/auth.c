@@ -1,0 +1,66 @@
+/* server/auth.h. */
+#include "server/auth.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "server/api.h"
+#include "server/service_internal.h"
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int hp_authorize(hp_request *r)
+{
+    if (r->route->roles == 0)
+        return 1;
+    const char *h = hp_request_header(r, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
+        hp_respond_header(r, "WWW-Authenticate", "Bearer realm=\"histoplan\"");
+        hp_respond_problem(r, HP_PROB_UNAUTHORIZED, NULL,
+                           "send Authorization: Bearer <token> (histoplan serve token create "
+                           "makes one)");
+        return 0;
+    }
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    hp_db *db = hp_api_db(r);
+    if (!db)
+        return 0;
+    hp_error err = {0};
+    int found = hp_store_token_find(db, tok, &r->token, &err);
+    hp_api_db_done(r, db);
+    if (found < 0) {
+        hp_api_store_error(r, &err);
+        return 0;
+    }
+    if (!found) {
+        hp_respond_header(r, "WWW-Authenticate", "Bearer realm=\"histoplan\", error=\"invalid_token\"");
+        hp_respond_problem(r, HP_PROB_UNAUTHORIZED, NULL, "the token is unknown or revoked");
+        return 0;
+    }
+    r->authed = 1;
+    int wait = hp_rate_limiter_take(r->svc->rate, r->token.id, mono_s());
+    if (wait > 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", wait);
+        hp_respond_header(r, "Retry-After", v);
+        hp_respond_problem(r, HP_PROB_RATE_LIMITED, NULL,
+                           "more than %g requests per second for this token; retry after %d s",
+                           r->svc->cfg.rate_limit, wait);
+        return 0;
+    }
+    if (!(r->route->roles & HP_ALLOW(r->token.role))) {
+        hp_respond_problem(r, HP_PROB_FORBIDDEN, NULL, "the %s role may not %s %s",
+                           hp_role_name(r->token.role), r->route->method, r->route->pattern);
+        return 0;
+    }
+    return 1;
+}
