@@ -18,6 +18,8 @@ static void usage(FILE *f)
             "  analyze SLIDE...            heatmaps, regions and findings for each slide\n"
             "  report build|sign|verify    structured report and care-plan draft; sign-off; checking\n"
             "  deid SLIDE --out COPY       de-identified copy of a slide (no label, macro or identifying fields)\n"
+            "  eval --model M.onnx DATA    measure a classifier on BACH, class folders or a CSV of labelled images\n"
+            "  eval-wsi --truth X --findings F   score tile predictions against BACH Part B annotations\n"
             "\n"
             "  --version                   print the version\n"
             "  --help                      this text; `histoplan model --help` for the model commands\n");
@@ -49,6 +51,10 @@ int main(int argc, char **argv)
         return hp_cli_report(argc - 1, argv + 1);
     if (!strcmp(argv[1], "deid"))
         return hp_cli_deid(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval"))
+        return hp_cli_eval(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval-wsi"))
+        return hp_cli_eval_wsi(argc - 1, argv + 1);
     fprintf(stderr, "histoplan: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return HP_EXIT_USAGE;

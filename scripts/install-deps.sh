@@ -16,9 +16,13 @@ packages=(
   libcjson-dev libssl-dev
   # images: PNG, JPEG, TIFF; whole-slide images through OpenSlide
   libpng-dev libjpeg62-turbo-dev libtiff-dev libopenslide-dev
+  # BACH Part B annotation XML (eval-wsi)
+  libxml2-dev
   # tests: ONNX's conformance data, PyTorch references, fuzzing (clang's libFuzzer)
   libonnx-testdata python3-torch python3-torchvision python3-onnx python3-numpy python3-jsonschema python3-pil
   python3-openslide
+  # metrics references for histoplan eval (scikit-learn computes the same figures independently)
+  python3-sklearn
   clang
   # test-time validators from npm (the official FHIR R4 JSON schema): Node.js and npm
   nodejs npm
