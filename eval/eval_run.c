@@ -40,8 +40,8 @@ static void warn(hp_eval_result *r, const char *fmt, const char *a, int n)
 static hp_status match_labels(hp_eval_result *r, const hp_eval_label_map *map, hp_error *err)
 {
     const hp_card *card = r->card;
-    char bad[HP_ERROR_MSG_MAX] = "";
-    int n_bad = 0;
+    char bad[HP_ERROR_MSG_MAX / 2] = "";
+    int n_bad = 0, numeric = 0;
     for (int q = 0; q < r->n; q++) {
         const char *lab = r->data->items[r->item[q]].label;
         int u = 0;
@@ -64,10 +64,9 @@ static hp_status match_labels(hp_eval_result *r, const hp_eval_label_map *map, h
             r->n_labels++;
             if (k < 0) {
                 size_t l = strlen(bad);
-                snprintf(bad + l, sizeof bad - l, "%s'%s'%s", n_bad ? ", " : "", lab,
-                         !strcmp(why, "numeric") ? " (a number: never taken as a class index)"
-                                                 : "");
+                snprintf(bad + l, sizeof bad - l, "%s'%s'", n_bad ? ", " : "", lab);
                 n_bad++;
+                numeric += !strcmp(why, "numeric");
             }
         }
         r->labels[u].images++;
@@ -80,9 +79,12 @@ static hp_status match_labels(hp_eval_result *r, const hp_eval_label_map *map, h
             snprintf(classes + l, sizeof classes - l, "%s%s", k ? ", " : "", card->classes[k]);
         }
         return hp_error_set(err, HP_ERR_INVALID,
-                            "the data's label%s %s match%s no class of the model card (%s); "
+                            "the data's label%s %s match%s no class of the model card (%s)%s; "
                             "give --label-map DATA_LABEL=CARD_CLASS,... to map them explicitly",
-                            n_bad > 1 ? "s" : "", bad, n_bad > 1 ? "" : "es", classes);
+                            n_bad > 1 ? "s" : "", bad, n_bad > 1 ? "" : "es", classes,
+                            numeric ? "; a number is never taken as a class index, since "
+                                      "nothing says in which order it counts"
+                                    : "");
     }
     for (int k = 0; k < card->n_classes; k++) {
         int seen = 0;
