@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "eval/eval_csv.h"
 #include "eval/eval_labels.h"
 
 const char *hp_eval_data_kind_name(hp_eval_data_kind k)
@@ -174,107 +175,6 @@ int hp_eval_dataset_labelled(const hp_eval_dataset *d)
 
 /* ---- CSV ------------------------------------------------------------------------------ */
 
-/* Splits one RFC 4180 record from *p into at most `max` fields (malloc'd). Returns the field
- * count, or -1 on a malformed quote; *p moves past the record's line break. */
-static int csv_record(const char **p, char **fields, int max)
-{
-    const char *s = *p;
-    int n = 0;
-    for (;;) {
-        char buf[4096];
-        size_t len = 0;
-        if (*s == '"') {
-            s++;
-            for (;;) {
-                if (!*s)
-                    return -1;
-                if (*s == '"') {
-                    if (s[1] == '"') {
-                        if (len + 1 < sizeof buf)
-                            buf[len++] = '"';
-                        s += 2;
-                        continue;
-                    }
-                    s++;
-                    break;
-                }
-                if (len + 1 < sizeof buf)
-                    buf[len++] = *s;
-                s++;
-            }
-            if (*s && *s != ',' && *s != '\n' && *s != '\r')
-                return -1;
-        } else {
-            while (*s && *s != ',' && *s != '\n' && *s != '\r') {
-                if (len + 1 < sizeof buf)
-                    buf[len++] = *s;
-                s++;
-            }
-        }
-        buf[len] = 0;
-        if (n < max)
-            fields[n] = strdup(buf);
-        n++;
-        if (*s == ',') {
-            s++;
-            continue;
-        }
-        if (*s == '\r')
-            s++;
-        if (*s == '\n')
-            s++;
-        break;
-    }
-    *p = s;
-    return n;
-}
-
-static char *read_text(const char *path, hp_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        hp_error_set(err, HP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 65536 + 1 > cap) {
-            cap = cap ? cap * 2 : 131072;
-            if (cap > (size_t)256 << 20) {
-                hp_error_set(err, HP_ERR_INVALID, "%s: larger than 256 MB", path);
-                goto fail;
-            }
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-                goto fail;
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + len, 1, 65536, f);
-        len += r;
-        if (r < 65536)
-            break;
-    }
-    if (ferror(f)) {
-        hp_error_set(err, HP_ERR_IO, "%s: read error", path);
-        goto fail;
-    }
-    fclose(f);
-    buf[len] = 0;
-    if (strlen(buf) != len) {
-        hp_error_set(err, HP_ERR_INVALID, "%s: not a text file (it holds a NUL byte)", path);
-        free(buf);
-        return NULL;
-    }
-    return buf;
-fail:
-    fclose(f);
-    free(buf);
-    return NULL;
-}
-
 static int blank(const char *s)
 {
     for (; *s; s++)
@@ -297,7 +197,7 @@ static hp_status open_csv(const char *path, hp_eval_dataset *d, hp_error *err)
 {
     hp_status st = HP_OK;
     int cap = 0;
-    char *text = read_text(path, err);
+    char *text = hp_eval_read_text(path, err);
     if (!text)
         return err ? err->code : HP_ERR_IO;
     d->kind = HP_EVAL_DATA_CSV;
@@ -309,7 +209,7 @@ static hp_status open_csv(const char *path, hp_eval_dataset *d, hp_error *err)
     const char *p = text;
     for (int line = 1; *p; line++) {
         char *f[3] = {0};
-        int nf = csv_record(&p, f, 3);
+        int nf = hp_eval_csv_record(&p, f, 3);
         if (nf < 0) {
             st = hp_error_set(err, HP_ERR_INVALID, "%s: row %d: unterminated or misplaced quote",
                               path, line);
@@ -357,7 +257,7 @@ static hp_status open_csv(const char *path, hp_eval_dataset *d, hp_error *err)
 
 static hp_status check_bach_truth(const char *csv, hp_eval_dataset *d, hp_error *err)
 {
-    char *text = read_text(csv, err);
+    char *text = hp_eval_read_text(csv, err);
     if (!text)
         return err ? err->code : HP_ERR_IO;
     hp_status st = HP_OK;
@@ -369,7 +269,7 @@ static hp_status check_bach_truth(const char *csv, hp_eval_dataset *d, hp_error 
     const char *p = text;
     for (int line = 1; *p && st == HP_OK; line++) {
         char *f[3] = {0};
-        int nf = csv_record(&p, f, 3);
+        int nf = hp_eval_csv_record(&p, f, 3);
         if (nf == 1 && f[0] && blank(f[0])) {
         } else if (nf != 2 || !f[0] || !f[1]) {
             st = hp_error_set(err, HP_ERR_INVALID, "%s: row %d is not filename,label", csv, line);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/remove_tree.h"
+#include "eval/eval_outdir.h"
 
 void hp_eval_run_options_init(hp_eval_run_options *o)
 {
@@ -116,32 +117,6 @@ static hp_status write_outputs(hp_eval_result *r, const char *dir, hp_error *err
         return st;
     return hp_eval_write_html(r, dir, OUT("summary.html"), err);
 #undef OUT
-}
-
-/* OUT.partial -> OUT, replacing an old OUT only after the new one is in place. */
-static hp_status publish(const char *partial, const char *out, int overwrite, hp_error *err)
-{
-    struct stat sb;
-    if (lstat(out, &sb) != 0) {
-        if (rename(partial, out) != 0)
-            return hp_error_set(err, HP_ERR_IO, "%s: cannot rename into place: %s", out,
-                                strerror(errno));
-        return HP_OK;
-    }
-    if (!overwrite)
-        return hp_error_set(err, HP_ERR_INVALID, "%s exists; --overwrite replaces it", out);
-    char old[4096];
-    snprintf(old, sizeof old, "%s.old-%ld", out, (long)getpid());
-    if (rename(out, old) != 0)
-        return hp_error_set(err, HP_ERR_IO, "%s: cannot move the earlier result aside: %s", out,
-                            strerror(errno));
-    if (rename(partial, out) != 0) {
-        int e = errno;
-        rename(old, out);
-        return hp_error_set(err, HP_ERR_IO, "%s: cannot rename into place: %s", out, strerror(e));
-    }
-    hp_remove_tree(old);
-    return HP_OK;
 }
 
 static void free_result(hp_eval_result *r)
@@ -322,7 +297,7 @@ hp_status hp_eval_run(hp_model *model, const char *data_path, const hp_eval_run_
     r.seconds_total = now_s() - t0;
     if ((st = write_outputs(&r, partial, err)) != HP_OK)
         goto done;
-    if ((st = publish(partial, o->out_dir, o->overwrite, err)) != HP_OK)
+    if ((st = hp_eval_outdir_publish(partial, o->out_dir, o->overwrite, err)) != HP_OK)
         goto done;
     partial[0] = 0;
     if (summary) {
