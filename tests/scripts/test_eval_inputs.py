@@ -205,6 +205,29 @@ try:
     check(rc == 0 and d8["tiling"]["mpp_sources"] == {"override": 4} and d8["tiling"]["tiles"] == 4 * expect8,
           f"--mpp 0.84 overrides the tags: {expect8} tiles per image")
 
+    # Stain normalization of every image towards a reference; a blank image cannot be fitted.
+    ref = os.path.join(T.SHARED, "data", "real", "patches", "tiatoolbox_stain_target_1000px.png")
+    if not os.path.exists(ref):
+        ref = os.path.join(work, "ref.png")
+        Image.fromarray(crops["Invasive"][1]).save(ref)
+    out10 = os.path.join(work, "o-stain")
+    rc, log = T.run("eval", "--model", T.MODEL, os.path.join(res, "list.csv"), "--out", out10,
+                    "--bootstrap", 0, "--stain", "reinhard", "--stain-target", ref)
+    d10 = metrics(out10) if rc == 0 else None
+    p_plain = T.read_predictions(os.path.join(out7, "predictions.csv"))
+    p_stain = T.read_predictions(os.path.join(out10, "predictions.csv")) if rc == 0 else []
+    check(rc == 0 and d10["stain"] == {"method": "reinhard", "target": os.path.basename(ref)} and valid(d10)
+          and [p["prob_normal"] for p in p_stain] != [p["prob_normal"] for p in p_plain],
+          f"--stain reinhard: recorded, and the probabilities change ({log.strip()[-160:]})")
+    blank = os.path.join(work, "blank")
+    os.makedirs(os.path.join(blank, "normal"))
+    T.write_tiff(os.path.join(blank, "normal", "white.tif"), np.full((300, 300, 3), 255, np.uint8), mpp=0.5)
+    out11 = os.path.join(work, "o-blank")
+    rc, log = T.run("eval", "--model", T.MODEL, blank, "--out", out11, "--stain", "macenko",
+                    "--stain-target", ref)
+    check(rc == 1 and "normal/white.tif" in log and "stain normalization" in log and nothing_written(out11),
+          f"a blank image under --stain: refused, named ({log.strip()[-160:]})")
+
     # The unlabelled BACH test folder: predictions and the challenge's submission format.
     test = os.path.join(work, "ICIAR2018_BACH_Challenge_TestDataset", "Photos")
     os.makedirs(test)
