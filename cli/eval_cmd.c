@@ -244,6 +244,14 @@ int hp_cli_eval(int argc, char **argv)
             return HP_EXIT_USAGE;
         }
     }
+    {
+        hp_eval_split check;
+        hp_error se = {0};
+        if (hp_eval_split_parse(o.split_spec, &check, &se) != HP_OK) {
+            fprintf(stderr, "histoplan eval: %s\n", se.msg);
+            return HP_EXIT_USAGE;
+        }
+    }
     if (!data) {
         fprintf(stderr, "histoplan eval: no DATA given\n\n");
         usage(stderr);

@@ -99,7 +99,7 @@ static hp_status prepare_image(shared *sh, const hp_eval_item *it, slot *s)
 {
     hp_error err = {0};
     hp_slide *sl = NULL;
-    uint8_t *rgb = NULL, *res = NULL, *tile = NULL;
+    uint8_t *rgb = NULL, *res = NULL, *tile = NULL, *sub = NULL;
     hp_status st = HP_OK;
     hp_slide_options so = {.mpp = sh->o->mpp_override};
     sl = hp_slide_open(it->path, &so, &err);
@@ -170,7 +170,23 @@ static hp_status prepare_image(shared *sh, const hp_eval_item *it, slot *s)
         hp_stain_params sp;
         hp_stain_normalizer nz;
         hp_error se = {0};
-        if ((st = hp_stain_fit(sh->o->stain_target->method, res, (size_t)rw * rh, &sp, &se)) != HP_OK ||
+        /* The fit's scratch grows with the pixels (about 12 bytes each for Macenko): a large
+         * image is fitted on an even subsample of at most HP_EVAL_STAIN_FIT_PIXELS. */
+        size_t npix = (size_t)rw * rh, step = (npix + HP_EVAL_STAIN_FIT_PIXELS - 1) / HP_EVAL_STAIN_FIT_PIXELS;
+        const uint8_t *fit = res;
+        if (step > 1) {
+            if (!(sub = malloc(3 * (npix / step + 1)))) {
+                st = HP_ERR_NOMEM;
+                say(s, "%s: out of memory", it->name);
+                goto done;
+            }
+            size_t m = 0;
+            for (size_t i = 0; i < npix; i += step, m++)
+                memcpy(sub + 3 * m, res + 3 * i, 3);
+            fit = sub;
+            npix = m;
+        }
+        if ((st = hp_stain_fit(sh->o->stain_target->method, fit, npix, &sp, &se)) != HP_OK ||
             (st = hp_stain_normalizer_init(&nz, sh->o->stain_target, &sp, &se)) != HP_OK ||
             (st = hp_stain_normalize_cpu(&nz, res, res, (size_t)rw * rh, &se)) != HP_OK) {
             say(s, "%s: stain normalization (%s): %s", it->name,
@@ -213,6 +229,7 @@ static hp_status prepare_image(shared *sh, const hp_eval_item *it, slot *s)
                 tile_view(tile, s->tiles + tb * (size_t)out++, T, v);
         }
 done:
+    free(sub);
     free(tile);
     free(rgb);
     free(res);

@@ -21,8 +21,9 @@
  * each tile and view weighted equally; its predicted class is the most probable one.
  *
  * Stain normalization (optional): each resampled image is normalized towards the target
- * parameters after fitting its own on all of its pixels; an image whose stain cannot be fitted
- * (a blank field) fails the run with its name.
+ * parameters after fitting its own on its pixels (every k-th pixel in raster order when it has
+ * more than HP_EVAL_STAIN_FIT_PIXELS); an image whose stain cannot be fitted (a blank field)
+ * fails the run with its name.
  *
  * Parallelism: reader threads decode, resample and tile images ahead of the model (a bounded
  * number of images in flight); the calling thread runs the model in fixed-size batches that
@@ -48,6 +49,9 @@ int hp_eval_tta_views(hp_eval_tta t);
 /* Largest image accepted, in pixels: microscopy images and patches, not whole slides (use
  * analyze for those). */
 #define HP_EVAL_IMAGE_MAX_PIXELS (64LL * 1000 * 1000)
+
+/* Pixels a stain fit sees at most (about 48 MB of Macenko scratch). */
+#define HP_EVAL_STAIN_FIT_PIXELS 4000000
 
 typedef struct {
     double mpp_override;  /* > 0: every image's MPP (--mpp) */

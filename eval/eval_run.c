@@ -3,6 +3,7 @@
 #include "eval/eval_run.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,14 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void warn(hp_eval_result *r, const char *fmt, const char *a, int n)
+static void __attribute__((format(printf, 2, 3))) warn(hp_eval_result *r, const char *fmt, ...)
 {
-    if (r->n_warnings < 8) {
-        snprintf(r->warnings[r->n_warnings], sizeof r->warnings[0], fmt, a, n);
-        r->n_warnings++;
-    }
+    if (r->n_warnings >= 8)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->warnings[r->n_warnings++], sizeof r->warnings[0], fmt, ap);
+    va_end(ap);
 }
 
 /* Matches every data label of the evaluated images to a card class; refuses the run, listing
@@ -92,8 +95,7 @@ static hp_status match_labels(hp_eval_result *r, const hp_eval_label_map *map, h
         for (int u = 0; u < r->n_labels; u++)
             seen |= r->labels[u].card_class == k;
         if (!seen)
-            warn(r, "the card's class '%s' has no image in the evaluated data%.0d", card->classes[k],
-                 0);
+            warn(r, "the card's class '%s' has no image in the evaluated data", card->classes[k]);
     }
     return HP_OK;
 }
@@ -282,11 +284,8 @@ hp_status hp_eval_run(hp_model *model, const char *data_path, const hp_eval_run_
     }
 
     /* Outputs. */
-    if (model) {
-        const char *p = o->model_path;
-        if (p && (st = hp_sha256_file(p, r.model_sha256, err)) != HP_OK)
-            goto done;
-    }
+    if (o->model_path && (st = hp_sha256_file(o->model_path, r.model_sha256, err)) != HP_OK)
+        goto done;
     snprintf(partial, sizeof partial, "%s.partial", o->out_dir);
     hp_remove_tree(partial);
     if (mkdir(partial, 0755) != 0) {

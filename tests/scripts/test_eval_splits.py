@@ -174,7 +174,7 @@ try:
     check(rc == 0 and [p["image"] for p in p1] == [p["image"] for p in preds if p["fold"] == "1"],
           "kfold:4:3:1 evaluates fold 1's images only")
     rc, log = T.run("eval", "--model", T.MODEL, bach, "--split", "kfold:4:3:4", "--out", os.path.join(work, "o-bad"))
-    check(rc == 1 and "FOLD 0..K-1" in log, "a fold outside 0..K-1 is refused")
+    check(rc == 2 and "FOLD 0..K-1" in log, "a fold outside 0..K-1 is refused as bad usage")
 finally:
     shutil.rmtree(work, ignore_errors=True)
 
