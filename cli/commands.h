@@ -15,5 +15,7 @@ int hp_cli_report_signers(int argc, char **argv); /* cli/report_signers_cmd.c: `
 int hp_cli_deid(int argc, char **argv);    /* cli/deid_cmd.c */
 int hp_cli_serve(int argc, char **argv);   /* cli/serve_cmd.c */
 int hp_cli_worker(int argc, char **argv);  /* cli/worker_cmd.c */
+int hp_cli_eval(int argc, char **argv);    /* cli/eval_cmd.c */
+int hp_cli_eval_wsi(int argc, char **argv); /* cli/eval_wsi_cmd.c */
 
 #endif

@@ -22,6 +22,8 @@ static void usage(FILE *f)
             "  deid SLIDE --out COPY       de-identified copy of a slide (no label, macro or identifying fields)\n"
             "  serve --data DIR            HTTP API for lab systems: slide batches, jobs, results, reports\n"
             "  worker --data DIR --db URI  analyze jobs of a shared PostgreSQL store on another machine\n"
+            "  eval --model M.onnx DATA    measure a classifier on BACH, class folders or a CSV of labelled images\n"
+            "  eval-wsi --truth X --findings F   score tile predictions against BACH Part B annotations\n"
             "\n"
             "  --version                   print the version\n"
             "  -h, --help                  this text; `histoplan COMMAND --help` for each command\n");
@@ -57,6 +59,10 @@ int main(int argc, char **argv)
         return hp_cli_serve(argc - 1, argv + 1);
     if (!strcmp(argv[1], "worker"))
         return hp_cli_worker(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval"))
+        return hp_cli_eval(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval-wsi"))
+        return hp_cli_eval_wsi(argc - 1, argv + 1);
     fprintf(stderr, "histoplan: unknown command '%s'\nsee 'histoplan --help'\n", argv[1]);
     return HP_EXIT_USAGE;
 }

@@ -19,9 +19,13 @@ packages=(
   # image processing (resampling, morphology, Otsu, components, outlines, colour spaces): only
   # OpenCV's core and imgproc are linked, behind io/cv_image.h
   libopencv-dev
+  # BACH Part B annotation XML (eval-wsi)
+  libxml2-dev
   # tests: ONNX's conformance data, PyTorch references, fuzzing (clang's libFuzzer)
   libonnx-testdata python3-torch python3-torchvision python3-onnx python3-numpy python3-jsonschema python3-pil
   python3-openslide python3-opencv
+  # metrics references for histoplan eval (scikit-learn computes the same figures independently)
+  python3-sklearn
   # service tests: the OpenAPI file (YAML) and its schemas; benchmarks: HTTP load (wrk)
   python3-yaml wrk
   # the lab batch service (histoplan serve/worker): HTTP and TLS (libmicrohttpd is built with

@@ -16,11 +16,12 @@ LAYERS = [
     ("kernels, io", ["kernels/", "io/"]),
     ("models", ["models/", "onnx/"]),
     ("pipeline", ["pipeline/"]),
+    ("eval", ["eval/"]),
     ("report", ["report/"]),
     ("server", ["server/"]),
     ("cli", ["cli/"]),
 ]
-SOURCE_DIRS = ["common", "kernels", "io", "models", "pipeline", "report", "server", "cli"]
+SOURCE_DIRS = ["common", "kernels", "io", "models", "pipeline", "eval", "report", "server", "cli"]
 SUFFIXES = (".c", ".h", ".cu", ".cpp")
 
 
