@@ -4,6 +4,7 @@
 #include "models/model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,11 @@ struct hp_model {
         int64_t dims[HP_MAX_DIMS];
     } *shapes;
     int n_shapes;
+    /* Serializes instantiation and runs, so that threads may share one instance of a model
+     * (the service's workers do: one model in memory per process, and the backend kept busy by
+     * whichever worker has a batch ready while the others read tiles or write results). */
+    pthread_mutex_t run_mu;
+    int run_mu_ready;
 };
 
 hp_model_options hp_model_default_options(void)
@@ -85,6 +91,8 @@ void hp_model_destroy(hp_model *m)
     free(m->norm_buf);
     free(m->shapes);
     free(m->path);
+    if (m->run_mu_ready)
+        pthread_mutex_destroy(&m->run_mu);
     free(m);
 }
 
@@ -96,6 +104,11 @@ hp_model *hp_model_open(const char *path, const hp_model_options *opt, hp_error 
         return NULL;
     }
     m->opt = opt ? *opt : hp_model_default_options();
+    if (pthread_mutex_init(&m->run_mu, NULL) != 0) {
+        hp_error_set(err, HP_ERR_NOMEM, "cannot create a mutex");
+        goto fail;
+    }
+    m->run_mu_ready = 1;
     m->path = strdup(path);
     if (!m->path) {
         hp_error_set(err, HP_ERR_NOMEM, "out of memory");
@@ -285,7 +298,7 @@ int hp_model_input_is_parameter(const hp_model *m, int i)
     return uses > 0;
 }
 
-hp_status hp_model_instantiate(hp_model *m, int n)
+static hp_status instantiate_locked(hp_model *m, int n)
 {
     if (m->inst && m->inst_batch == n)
         return HP_OK;
@@ -321,12 +334,20 @@ hp_status hp_model_instantiate(hp_model *m, int n)
     return HP_OK;
 }
 
+hp_status hp_model_instantiate(hp_model *m, int n)
+{
+    pthread_mutex_lock(&m->run_mu);
+    hp_status st = instantiate_locked(m, n);
+    pthread_mutex_unlock(&m->run_mu);
+    return st;
+}
+
 const hp_graph *hp_model_instance(const hp_model *m)
 {
     return m->inst;
 }
 
-hp_status hp_model_run_all(hp_model *m, const float *const *inputs, float *const *outputs)
+static hp_status run_all_locked(hp_model *m, const float *const *inputs, float *const *outputs)
 {
     if (!m->inst)
         return hp_error_set(&m->err, HP_ERR_INVALID, "instantiate the model before running it");
@@ -334,6 +355,14 @@ hp_status hp_model_run_all(hp_model *m, const float *const *inputs, float *const
     hp_status st = hp_backend_run(m->backend, inputs, outputs);
     if (st)
         hp_error_set(&m->err, st, "%s: %s backend: %s", m->path, m->backend->vt->name, hp_backend_error(m->backend));
+    return st;
+}
+
+hp_status hp_model_run_all(hp_model *m, const float *const *inputs, float *const *outputs)
+{
+    pthread_mutex_lock(&m->run_mu);
+    hp_status st = run_all_locked(m, inputs, outputs);
+    pthread_mutex_unlock(&m->run_mu);
     return st;
 }
 
@@ -363,7 +392,7 @@ static hp_status single_io(hp_model *m, int n)
 {
     if (n < 1)
         return hp_error_set(&m->err, HP_ERR_INVALID, "%s: %d items (at least 1)", m->path, n);
-    hp_status st = hp_model_instantiate(m, n);
+    hp_status st = instantiate_locked(m, n);
     if (st)
         return st;
     const hp_graph *g = m->inst;
@@ -410,7 +439,7 @@ static hp_status run_first_output(hp_model *m, const float *input, const rgb8_in
     }
     if (!st && !rgb) {
         const float *in[1] = {input};
-        st = hp_model_run_all(m, in, (float *const *)outs);
+        st = run_all_locked(m, in, (float *const *)outs);
     } else if (!st) {
         hp_error_clear(&m->backend->err);
         st = m->backend->vt->run_rgb8(m->backend, rgb->rgb, rgb->scale, rgb->bias, outs);
@@ -424,7 +453,7 @@ static hp_status run_first_output(hp_model *m, const float *input, const rgb8_in
     return st;
 }
 
-hp_status hp_model_run(hp_model *m, const float *input, int n, float *output)
+static hp_status run_locked(hp_model *m, const float *input, int n, float *output)
 {
     hp_status st = single_io(m, n);
     if (st)
@@ -432,7 +461,15 @@ hp_status hp_model_run(hp_model *m, const float *input, int n, float *output)
     return run_first_output(m, input, NULL, output);
 }
 
-hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *output)
+hp_status hp_model_run(hp_model *m, const float *input, int n, float *output)
+{
+    pthread_mutex_lock(&m->run_mu);
+    hp_status st = run_locked(m, input, n, output);
+    pthread_mutex_unlock(&m->run_mu);
+    return st;
+}
+
+static hp_status run_rgb8_locked(hp_model *m, const uint8_t *rgb, int n, float *output)
 {
     if (!m->has_card || !m->card.has_norm)
         return hp_error_set(&m->err, HP_ERR_INVALID,
@@ -465,7 +502,15 @@ hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *outpu
             for (int k = 0; k < 3; k++)
                 dst[k * plane + p] = src[3 * p + (size_t)k] * in.scale[k] + in.bias[k];
     }
-    return hp_model_run(m, m->norm_buf, n, output);
+    return run_locked(m, m->norm_buf, n, output);
+}
+
+hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *output)
+{
+    pthread_mutex_lock(&m->run_mu);
+    hp_status st = run_rgb8_locked(m, rgb, n, output);
+    pthread_mutex_unlock(&m->run_mu);
+    return st;
 }
 
 /* Multiply-adds of one node, times two. */

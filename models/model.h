@@ -1,8 +1,12 @@
 /* histoplan's model API: open an ONNX model (with its card), inspect it, run batches on a
  * backend. This is the one C API over the CPU and CUDA backends.
  *
- * Thread-safety: one hp_model is used by one thread at a time; open one per thread to run
- * concurrently. Every failure is recorded on the model (hp_model_error) and returned. */
+ * Thread-safety: threads may share one hp_model for hp_model_instantiate and the hp_model_run*
+ * calls, which the model serializes (one run at a time per instance, as the backend's buffers are
+ * the instance's); a service keeps one model in memory and its workers take turns on it. The
+ * other calls that change the model (input shapes) and hp_model_error belong to one thread: a
+ * message recorded by a failed run may be replaced by another thread's. Open one model per
+ * thread to run truly concurrently. Every failure is recorded on the model and returned. */
 #ifndef HP_MODEL_H
 #define HP_MODEL_H
 
