@@ -162,8 +162,10 @@ static int replaces(const hp_batch_entry *e, const cJSON *old)
     return 1;
 }
 
-static hp_status merge_into(cJSON *results, const hp_batch_entry *e, int n)
+/* Merges `e` into `results`; *changed counts the entries added or replaced. */
+static hp_status merge_into(cJSON *results, const hp_batch_entry *e, int n, int *changed)
 {
+    *changed = 0;
     for (int i = 0; i < n; i++) {
         cJSON *old = NULL, *it;
         cJSON_ArrayForEach(it, results)
@@ -182,6 +184,7 @@ static hp_status merge_into(cJSON *results, const hp_batch_entry *e, int n)
             cJSON_Delete(item);
             return HP_ERR_NOMEM;
         }
+        (*changed)++;
     }
     return HP_OK;
 }
@@ -192,7 +195,7 @@ hp_status hp_batch_summary_merge(const char *out_dir, const hp_batch_entry *e, i
     cJSON *doc = NULL, *results = NULL;
     char *text = NULL;
     hp_file_lock lock = {.fd = -1};
-    int busy = 0, counts[N_STATUS] = {0};
+    int busy = 0, changed = 0, counts[N_STATUS] = {0};
     hp_status st = HP_ERR_NOMEM;
     if (!path || !lock_path)
         goto done;
@@ -201,7 +204,7 @@ hp_status hp_batch_summary_merge(const char *out_dir, const hp_batch_entry *e, i
         goto done;
     st = HP_ERR_NOMEM;
     results = read_results(path);
-    if (!results || merge_into(results, e, n) != HP_OK)
+    if (!results || merge_into(results, e, n, &changed) != HP_OK)
         goto done;
     const cJSON *it;
     cJSON_ArrayForEach(it, results)
@@ -222,9 +225,14 @@ hp_status hp_batch_summary_merge(const char *out_dir, const hp_batch_entry *e, i
     if (!cJSON_AddItemToObject(doc, "results", results))
         goto done;
     results = NULL;
-    if (!(text = cJSON_Print(doc)))
+    /* A rerun that only skipped completed slides leaves the file (and its mtime) as it was, so
+     * that a resumed batch touches nothing in a finished folder. */
+    if (changed == 0 && access(path, F_OK) == 0)
+        st = HP_OK;
+    else if (!(text = cJSON_Print(doc)))
         goto done;
-    st = hp_atomic_write_text(path, text, err);
+    else
+        st = hp_atomic_write_text(path, text, err);
     if (st == HP_OK && totals)
         memcpy(totals, counts, sizeof counts);
 done:

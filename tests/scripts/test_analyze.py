@@ -244,6 +244,7 @@ try:
     rc, log = analyze(slide, "--out", out, "--case", "S26-000001")
     check(rc == 0 and "skipped" in log and "--overwrite" in log,
           f"a rerun without --overwrite keeps the completed result ({log.strip()[:160]})")
+    # Nothing is rewritten, not even batch-summary.json: its entry for the slide stays "done".
     check(snapshot(out) == before, "the skipped rerun left every file untouched")
     rc, log = analyze(slide, "--out", out, "--case", "S26-000001", "--overwrite")
     check(rc == 0 and os.path.isfile(os.path.join(sdir, "findings.json"))
