@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,7 +19,67 @@
 enum { F_PATH, F_ID, F_CASE, F_MPP, N_FIELDS };
 static const char *const FIELD_NAMES[N_FIELDS] = {"path", "slide_id", "case", "mpp"};
 
+/* A set of strings with the row that gave each: duplicates are found in one pass, also in
+ * manifests of many thousands of lines. Keys are owned copies. */
 typedef struct {
+    char **keys;
+    int *rows;
+    size_t cap, n;
+} str_set;
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+/* The row that already gave `key`, or -1 after adding it with `row`; -2 when out of memory. */
+static int set_put(str_set *s, const char *key, int row)
+{
+    if (2 * (s->n + 1) > s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 256;
+        char **keys = calloc(cap, sizeof *keys);
+        int *rows = calloc(cap, sizeof *rows);
+        if (!keys || !rows) {
+            free(keys);
+            free(rows);
+            return -2;
+        }
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->keys[i])
+                continue;
+            size_t j = str_hash(s->keys[i]) & (cap - 1);
+            while (keys[j])
+                j = (j + 1) & (cap - 1);
+            keys[j] = s->keys[i], rows[j] = s->rows[i];
+        }
+        free(s->keys);
+        free(s->rows);
+        s->keys = keys, s->rows = rows, s->cap = cap;
+    }
+    size_t j = str_hash(key) & (s->cap - 1);
+    for (; s->keys[j]; j = (j + 1) & (s->cap - 1))
+        if (!strcmp(s->keys[j], key))
+            return s->rows[j];
+    if (!(s->keys[j] = strdup(key)))
+        return -2;
+    s->rows[j] = row;
+    s->n++;
+    return -1;
+}
+
+static void set_free(str_set *s)
+{
+    for (size_t i = 0; i < s->cap; i++)
+        free(s->keys[i]);
+    free(s->keys);
+    free(s->rows);
+}
+
+typedef struct {
+    str_set ids, paths;
     const char *file;
     char *dir; /* the manifest's folder, with a trailing '/', or "" */
     hp_manifest *m;
@@ -98,15 +159,22 @@ static hp_status add_row(loader *L, const char *path, const char *id, const char
     }
     if (!full)
         return hp_error_set(L->err, HP_ERR_NOMEM, "out of memory");
-    for (int k = 0; k < m->n; k++) {
-        const char *what = !strcmp(m->rows[k].slide_id, id) ? "slide_id" : !strcmp(m->rows[k].path, full) ? "path" : NULL;
-        if (what) {
-            free(full);
-            char v[200];
-            snprintf(v, sizeof v, "'%.100s' is already given on line %d (one line per slide)",
-                     !strcmp(what, "path") ? path : id, m->rows[k].line);
-            return hp_error_set(L->err, HP_ERR_INVALID, "%s line %d: field %s: %s", L->file, L->line, what, v);
-        }
+    /* One file under two spellings (./a.svs, a link) is one slide: compared resolved, as the
+     * batch summary keys it. */
+    char real[PATH_MAX];
+    const char *key = realpath(full, real) ? real : full;
+    int prev = set_put(&L->ids, id, L->line), prev_path = prev == -1 ? set_put(&L->paths, key, L->line) : -1;
+    if (prev == -2 || prev_path == -2) {
+        free(full);
+        return hp_error_set(L->err, HP_ERR_NOMEM, "out of memory");
+    }
+    if (prev >= 0 || prev_path >= 0) {
+        free(full);
+        char v[200];
+        snprintf(v, sizeof v, "'%.100s' is already given on line %d (one line per slide)", prev >= 0 ? id : path,
+                 prev >= 0 ? prev : prev_path);
+        return hp_error_set(L->err, HP_ERR_INVALID, "%s line %d: field %s: %s", L->file, L->line,
+                            prev >= 0 ? "slide_id" : "path", v);
     }
     if (m->n == m->cap) {
         int cap = m->cap ? 2 * m->cap : 64;
@@ -356,6 +424,8 @@ hp_status hp_manifest_load(const char *file, hp_manifest *m, hp_error *err)
         goto fail;
     }
     free(L.dir);
+    set_free(&L.ids);
+    set_free(&L.paths);
     free(text);
     return HP_OK;
 fail:
@@ -363,6 +433,8 @@ fail:
         hp_error_set(err, st, "out of memory");
     hp_manifest_free(m);
     free(L.dir);
+    set_free(&L.ids);
+    set_free(&L.paths);
     free(text);
     return st;
 }

@@ -143,6 +143,7 @@ def main():
             ("path,slide_id,case\nslides/s0.tiff,A B,C\n", "line 2", "field slide_id"),
             ("path,slide_id,case\nslides/s0.tiff,A,C\nslides/s1.tiff,A,C\n", "line 3", "already given on line 2"),
             ("path,slide_id,case\nslides/s0.tiff,A,C\nslides/s0.tiff,B,C\n", "line 3", "field path"),
+            ("path,slide_id,case\nslides/s0.tiff,A,C\n./slides//s0.tiff,B,C\n", "line 3", "field path"),
             ("path,slide_id,case,mpp\nslides/s0.tiff,A,C,fast\n", "line 2", "field mpp"),
             ("path,slide_id,case,mpp\nslides/s0.tiff,A,C,80\n", "line 2", "field mpp"),
             ("path,slide_id,case\n\nslides/s0.tiff,A,\n", "line 3", "field case"),
