@@ -138,17 +138,18 @@ static int prepare_out(const char *out)
     return 0;
 }
 
-/* The manifest stage: the slides of shard `si`/`sn` (all when sn is 0) as the batch's slide
- * list and per-slide values, and OUT/batch-manifest.json so that `histoplan batch merge OUT`
- * finds the manifest. Returns 0, HP_EXIT_USAGE for a bad manifest, HP_EXIT_NOT_RUN for one that
- * cannot be read, HP_EXIT_FAILED when out of memory. */
+/* A manifest run (--manifest): the manifest and, per slide of the shard, the values the batch
+ * uses instead of the options' (they point into m). */
 typedef struct {
     hp_manifest m;
     const char **ids, **cases;
     double *mpps;
-    char shard[24];
+    char shard[24]; /* "I/N", or "" without --shard */
 } manifest_run;
 
+/* The manifest stage: the slides of shard `si`/`sn` (all when sn is 0) as the batch's slide
+ * list and per-slide values. Returns 0, HP_EXIT_USAGE for a bad manifest, HP_EXIT_NOT_RUN for
+ * one that cannot be read, HP_EXIT_FAILED when out of memory. */
 static int manifest_stage(const char *file, int si, int sn, hp_cli_slide_list *sl, manifest_run *mr)
 {
     hp_error err = {0};
@@ -189,6 +190,10 @@ static int record_manifest(const char *out, const char *file, const manifest_run
 {
     char abs[PATH_MAX], path[PATH_MAX + 32];
     hp_error err = {0};
+    if (strlen(out) >= PATH_MAX) {
+        hp_cli_fail("analyze", "the output folder's name is longer than %d bytes", PATH_MAX - 1);
+        return -1;
+    }
     if (!realpath(file, abs))
         snprintf(abs, sizeof abs, "%s", file);
     snprintf(path, sizeof path, "%s/batch-manifest.json", out);
