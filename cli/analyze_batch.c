@@ -191,6 +191,12 @@ static int run_one(batch_state *bs, int i, int wait)
     o.waiting = on_waiting;
     o.lock_nowait = !wait;
     o.cancel = &g_stop;
+    if (b->slide_ids)
+        o.slide_id = b->slide_ids[i];
+    if (b->cases)
+        o.accession = b->cases[i];
+    if (b->mpps && b->mpps[i] > 0)
+        o.mpp = b->mpps[i];
     double t0 = now_s();
     /* Hashing comes first in the run, and hashing a FIFO would wait for a writer forever. */
     hp_status st = hp_slide_check_file(path, &err);
@@ -263,8 +269,11 @@ int hp_cli_batch_run(const hp_cli_batch *b)
         hp_cli_fail("analyze", "out of memory");
         goto done;
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         hp_batch_entry_init(&bs.e[i], b->slides[i]);
+        if (b->shard)
+            snprintf(bs.e[i].shard, sizeof bs.e[i].shard, "%s", b->shard);
+    }
 
     if (!b->model) {
         /* Nothing can run; every slide says why, in the summary too. */
