@@ -18,6 +18,7 @@
 #include "kernels/backend.h"
 #include "pipeline/analyze_dir.h"
 #include "pipeline/analyze_stain.h"
+#include "pipeline/findings_isolated.h"
 #include "pipeline/heatmap.h"
 #include "pipeline/regions.h"
 #include "pipeline/tile_grid.h"
@@ -99,36 +100,6 @@ static double class_extent_mm(const hp_regions *rs, int k, double mpp)
         }
     }
     return sqrt(best) * mpp / 1000.0;
-}
-
-static hp_status copy_card(hp_card *d, const hp_card *c)
-{
-    *d = *c;
-    d->name = sdup(c->name);
-    d->version = sdup(c->version);
-    for (int k = 0; k < c->n_classes; k++)
-        d->classes[k] = sdup(c->classes[k]);
-    d->sha256 = sdup(c->sha256);
-    d->training_data = sdup(c->training_data);
-    d->intended_use = sdup(c->intended_use);
-    d->metrics_json = sdup(c->metrics_json);
-    d->license = sdup(c->license);
-    if ((c->name && !d->name) || (c->version && !d->version) || (c->sha256 && !d->sha256) ||
-        (c->training_data && !d->training_data) || (c->intended_use && !d->intended_use) ||
-        (c->metrics_json && !d->metrics_json) || (c->license && !d->license))
-        return HP_ERR_NOMEM;
-    for (int k = 0; k < c->n_classes; k++)
-        if (!d->classes[k])
-            return HP_ERR_NOMEM;
-    return HP_OK;
-}
-
-static int find_class(const hp_card *c, const char *needle)
-{
-    for (int k = 0; k < c->n_classes; k++)
-        if (strstr(c->classes[k], needle))
-            return k;
-    return -1;
 }
 
 static void fill_extent(hp_findings_extent *e, const hp_findings *f, const hp_regions *rs, int k,
@@ -495,12 +466,16 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
             fc->largest_diameter_mm = r->diameter_mm;
         }
     }
-    fill_extent(&f->in_situ, f, rs, find_class(card, "situ"), f->mpp_x);
-    fill_extent(&f->invasive, f, rs, find_class(card, "invasive"), f->mpp_x);
+    /* The card's category map says which class is which; a card without one gets no in situ or
+     * invasive summary (null), never one guessed from class names. */
+    fill_extent(&f->in_situ, f, rs, hp_card_class_of(card, HP_CLASS_IN_SITU), f->mpp_x);
+    fill_extent(&f->invasive, f, rs, hp_card_class_of(card, HP_CLASS_INVASIVE), f->mpp_x);
+    if ((st = hp_findings_isolated_fill(f, hg, rs, err)) != HP_OK)
+        goto fail;
     f->t_regions = now_s() - t;
 
     /* Model identity. */
-    if ((st = copy_card(&f->card, card)) != HP_OK) {
+    if ((st = hp_card_copy(&f->card, card)) != HP_OK) {
         hp_error_set(err, st, "out of memory");
         goto fail;
     }
@@ -534,7 +509,7 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
         goto fail_io;
     if (!OUTFILE("regions.xml") || (st = hp_write_regions_asap_xml(p, hg, rs, err)) != HP_OK)
         goto fail_io;
-    if (!OUTFILE("tiles.csv") || (st = hp_write_tiles_csv(p, hg, err)) != HP_OK)
+    if (!OUTFILE("tiles.csv") || (st = hp_write_tiles_csv(p, hg, &(hp_tile_extras){.regions = rs}, err)) != HP_OK)
         goto fail_io;
     f->overlay_png = sdup("overlay.png");
     f->mask_png = sdup("mask.png");

@@ -98,5 +98,7 @@ int hw_has_digit(const char *s);
 void hw_findings_section(hp_hw *w, const cJSON *root, const char *report_dir);
 void hw_statements_section(hp_hw *w, const cJSON *root);
 void hw_plan_section(hp_hw *w, const cJSON *root);
+/* The isolated tiles of `parent`/isolated_tiles (case level) as a table row. */
+void hw_isolated_row(hp_hw *w, const cJSON *parent, const char *base);
 
 #endif

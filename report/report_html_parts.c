@@ -76,7 +76,50 @@ static void disease_summary(hp_hw *w, const cJSON *parent, const char *base, con
     hw_text(w, " region(s); largest on slide ");
     hw_ref_at(w, d, p, "slide_id", "none");
     hw_text(w, ", region ");
-    hw_num_at(w, d, p, "region_id", "none");
+    hw_ref_at(w, d, p, "region_id", "none");
+    hw_raw(w, "</td></tr>");
+}
+
+static void tiles_list(hp_hw *w, const cJSON *tiles, const char *p);
+
+/* "Isolated <class> tiles: N tiles, X mm², review", with where they are: evidence that formed
+ * no region is shown, never dropped. */
+void hw_isolated_row(hp_hw *w, const cJSON *parent, const char *base)
+{
+    char p[HW_PTR_MAX];
+    hw_ptr(p, base, "isolated_tiles");
+    const cJSON *iso = hw_get(w, parent, base, "isolated_tiles", HW_ARR);
+    label_row(w, "Isolated tiles (no region)");
+    if (cJSON_GetArraySize(iso) == 0)
+        hw_text(w, "none: every class's tiles lie in its regions");
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, iso) {
+        char xp[HW_PTR_MAX], lp[HW_PTR_MAX];
+        hw_ptr_i(xp, p, i++);
+        hw_raw(w, "<div class=\"isolated\"><strong>isolated ");
+        hw_ref_at(w, x, xp, "class", NULL);
+        hw_raw(w, " tiles</strong>: ");
+        hw_num_at(w, x, xp, "tile_count", NULL);
+        hw_raw(w, " tiles, ");
+        hw_num_at(w, x, xp, "area_mm2", NULL);
+        hw_raw(w, " <span class=\"ref unit\">mm²</span>, <strong>review</strong>");
+        hw_ptr(lp, xp, "locations");
+        const cJSON *locs = hw_get(w, x, xp, "locations", HW_ARR);
+        int j = 0;
+        const cJSON *l;
+        cJSON_ArrayForEach(l, locs) {
+            char ip[HW_PTR_MAX], tp[HW_PTR_MAX];
+            hw_ptr_i(ip, lp, j++);
+            hw_ptr(tp, ip, "tiles");
+            hw_raw(w, "<div class=\"evidence\">slide ");
+            hw_ref_at(w, l, ip, "slide_id", NULL);
+            hw_raw(w, ": ");
+            tiles_list(w, hw_get(w, l, ip, "tiles", HW_ARR), tp);
+            hw_raw(w, "</div>");
+        }
+        hw_raw(w, "</div>");
+    }
     hw_raw(w, "</td></tr>");
 }
 
@@ -137,10 +180,12 @@ static void regions_table(hp_hw *w, const cJSON *slide, const char *sp, const ch
     cJSON_ArrayForEach(r, regions) {
         char rp[HW_PTR_MAX], ip[HW_PTR_MAX], tp[HW_PTR_MAX];
         hw_ptr_i(rp, p, i++);
-        hw_raw(w, "<tr><td>");
-        hw_num_at(w, r, rp, "region_id", NULL);
-        hw_raw(w, "<br>");
-        hw_ref_at(w, r, rp, "class", NULL);
+        hw_raw(w, "<tr id=\"region-");
+        hw_text(w, hw_get_str(w, r, rp, "region_id", 0));
+        hw_raw(w, "\"><td><strong>");
+        hw_ref_at(w, r, rp, "region_id", NULL);
+        hw_raw(w, "</strong><br>");
+        hw_str_at(w, r, rp, "label", NULL);
         hw_raw(w, "</td><td>");
         /* The tissue as scanned (when the slide was given to report build), then the heatmap. */
         hw_ptr(ip, rp, "tissue_thumbnail");
@@ -267,6 +312,7 @@ void hw_findings_section(hp_hw *w, const cJSON *root, const char *report_dir)
     hw_raw(w, " analysed tiles</td></tr>");
     disease_summary(w, cf, cb, "invasive", "Invasive focus", 0);
     disease_summary(w, cf, cb, "in_situ", "In situ extent", 1);
+    hw_isolated_row(w, cf, cb);
     uncertainty_row(w, cf, cb);
     const cJSON *qf = hw_get(w, cf, cb, "qc_flags", HW_ARR);
     label_row(w, "Quality control");
@@ -320,10 +366,10 @@ static void evidence(hp_hw *w, const cJSON *st, const char *p)
         hw_raw(w, i++ ? "; slide " : "slide ");
         hw_ref_at(w, e, xp, "slide_id", NULL);
         hw_raw(w, ", ");
-        const cJSON *rid = hw_get(w, e, xp, "region_id", HW_INT | HW_NULL);
+        const cJSON *rid = hw_get(w, e, xp, "region_id", HW_STR | HW_NULL);
         if (rid) {
             hw_raw(w, "region ");
-            hw_num_at(w, e, xp, "region_id", NULL);
+            hw_ref_at(w, e, xp, "region_id", NULL);
         } else {
             hw_raw(w, "whole slide");
         }
