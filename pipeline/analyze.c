@@ -15,6 +15,7 @@
 #include "pipeline/write_geojson.h"
 #include "pipeline/write_heatmap.h"
 #include "pipeline/write_tiles_csv.h"
+#include "pipeline/write_tiles_geojson.h"
 #include "kernels/backend.h"
 #include "pipeline/analyze_dir.h"
 #include "pipeline/analyze_stain.h"
@@ -22,6 +23,7 @@
 #include "pipeline/heatmap.h"
 #include "pipeline/regions.h"
 #include "pipeline/tile_grid.h"
+#include "pipeline/legend.h"
 #include "pipeline/tile_loader.h"
 #include "pipeline/tissue.h"
 
@@ -29,10 +31,6 @@
 #define THUMB_SIDE 1024
 #define HEATMAP_PX_PER_TILE 8
 
-/* Okabe-Ito colours, distinct for colour-blind readers, by class position. */
-static const uint8_t PALETTE[8][3] = {{0, 158, 115}, {86, 180, 233}, {230, 159, 0},
-                                      {213, 94, 0},  {0, 114, 178},  {204, 121, 167},
-                                      {240, 228, 66}, {0, 0, 0}};
 
 void hp_analyze_options_init(hp_analyze_options *o)
 {
@@ -279,8 +277,10 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     hg->mpp = f->mpp_x;
     hg->slide_w = f->width_px;
     hg->slide_h = f->height_px;
+    hg->slide_id = f->slide_id;
     for (int k = 0; k < C; k++) {
-        const uint8_t *rgb = PALETTE[k % 8];
+        uint8_t rgb[3]; /* by the class's category: in situ and invasive always far apart */
+        hp_legend_class_colour(card, k, rgb);
         if ((st = hp_heatmap_grid_set_class(hg, k, card->classes[k], rgb[0], rgb[1], rgb[2])) !=
             HP_OK) {
             hp_error_set(err, st, "out of memory");
@@ -500,7 +500,7 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     if (!OUTFILE("uncertainty.png") ||
         (st = hp_write_uncertainty_png(p, hg, ent, HEATMAP_PX_PER_TILE, err)) != HP_OK)
         goto fail_io;
-    if (!OUTFILE("mask.png") || (st = hp_write_mask_png(p, hg, err)) != HP_OK)
+    if (!OUTFILE("mask.png") || (st = hp_write_mask_png(p, hg, HEATMAP_PX_PER_TILE, err)) != HP_OK)
         goto fail_io;
     if (!OUTFILE("heatmap.tiff") ||
         (st = hp_write_heatmap_tiff(p, hg, smooth, hp_heatmap_tiff_downsample(hg), err)) != HP_OK)
@@ -511,6 +511,9 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
         goto fail_io;
     if (!OUTFILE("tiles.csv") || (st = hp_write_tiles_csv(p, hg, &(hp_tile_extras){.regions = rs}, err)) != HP_OK)
         goto fail_io;
+    if (!OUTFILE("tiles.geojson") ||
+        (st = hp_write_tiles_geojson(p, hg, &(hp_tile_extras){.regions = rs}, err)) != HP_OK)
+        goto fail_io;
     f->overlay_png = sdup("overlay.png");
     f->mask_png = sdup("mask.png");
     f->uncertainty_png = sdup("uncertainty.png");
@@ -518,6 +521,7 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     f->regions_geojson = sdup("regions.geojson");
     f->regions_xml = sdup("regions.xml");
     f->tiles_csv = sdup("tiles.csv");
+    f->tiles_geojson = sdup("tiles.geojson");
     f->t_writing = now_s() - t;
     f->t_total = now_s() - t0;
     if (!OUTFILE("findings.json") || (st = hp_findings_write(f, p, err)) != HP_OK)

@@ -156,6 +156,7 @@ typedef struct {
 
     /* Outputs, relative to the slide's output folder; NULL when not written (null). */
     char *overlay_png, *mask_png, *heatmap_tiff, *regions_geojson, *regions_xml, *tiles_csv;
+    char *tiles_geojson; /* QuPath detections, one per tile (may be NULL) */
     char *uncertainty_png; /* the entropy map; NULL when not written */
 
     /* Seconds per stage. */

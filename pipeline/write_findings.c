@@ -694,6 +694,7 @@ static void put_outputs(wctx *w, cJSON *root, const hp_findings *f)
     put_path(w, o, "regions_geojson", f->regions_geojson);
     put_path(w, o, "regions_xml", f->regions_xml);
     put_path(w, o, "tiles_csv", f->tiles_csv);
+    put_path(w, o, "tiles_geojson", f->tiles_geojson);
 
     cJSON *t = added(w, cJSON_AddObjectToObject(root, "timings_s"));
     set_where(w, "timings_s");
@@ -809,5 +810,6 @@ void hp_findings_free(hp_findings *f)
     free(f->regions_geojson);
     free(f->regions_xml);
     free(f->tiles_csv);
+    free(f->tiles_geojson);
     hp_findings_init(f);
 }

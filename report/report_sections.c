@@ -153,8 +153,8 @@ hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *
         char src[4096], name[128];
         snprintf(src, sizeof src, "%s/%s", in->dir, ov_rel);
         snprintf(name, sizeof name, "%s-overlay.png", sid);
-        hp_status st = hp_report_image_overlay(src, report_dir, name, hp_fi_num(slide, "level0_width_px"), &ov,
-                                               &overlay, err);
+        hp_status st = hp_report_image_overlay(src, report_dir, name, hp_fi_num(slide, "level0_width_px"),
+                                               hp_fi_num(slide, "mpp_x"), sid, &ov, &overlay, err);
         if (st) {
             cJSON_Delete(o);
             return st;
@@ -203,7 +203,8 @@ hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *
         if (slide_file && in_class < THUMBNAILS_PER_CLASS) {
             char name[160];
             snprintf(name, sizeof name, "%s-%s-tissue.png", sid, id);
-            hp_status st = hp_report_image_from_slide(slide_file, box, report_dir, name, &tissue, err);
+            hp_status st = hp_report_image_from_slide(slide_file, box, hp_fi_num(slide, "mpp_x"), sid,
+                                                       report_dir, name, &tissue, err);
             if (st) {
                 hp_overlay_free(&ov);
                 cJSON_Delete(ro);

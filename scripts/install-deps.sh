@@ -16,9 +16,13 @@ packages=(
   libcjson-dev libssl-dev
   # images: PNG, JPEG, TIFF; whole-slide images through OpenSlide
   libpng-dev libjpeg62-turbo-dev libtiff-dev libopenslide-dev
+  # legends on pictures (class keys, colour ramps, scale bars, slide ids): cairo and its font
+  libcairo2-dev fonts-dejavu-core
   # tests: ONNX's conformance data, PyTorch references, fuzzing (clang's libFuzzer)
   libonnx-testdata python3-torch python3-torchvision python3-onnx python3-numpy python3-jsonschema python3-pil
   python3-openslide
+  # tests: the printed report's first page (headless Chromium to PDF, poppler to read it)
+  chromium poppler-utils
   clang
   # test-time validators from npm (the official FHIR R4 JSON schema): Node.js and npm
   nodejs npm

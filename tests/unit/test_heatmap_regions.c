@@ -395,7 +395,7 @@ static int write_fixture(const char *dir)
         st = hp_image_write_png(p, thumb, tw, th, &err);
     snprintf(p, sizeof p, "%s/mask.png", dir);
     if (!st)
-        st = hp_write_mask_png(p, g, &err);
+        st = hp_write_mask_png(p, g, 1, &err);
     snprintf(p, sizeof p, "%s/heatmap.tiff", dir);
     if (!st)
         st = hp_write_heatmap_tiff(p, g, g->prob, D, &err);
