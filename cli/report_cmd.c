@@ -23,7 +23,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: histoplan report build CASE.json FINDINGS.json... --out DIR [--slide SLIDE]... [--rules RULES.json]\n"
             "                             [--overwrite] [--assign-case]\n"
-            "       histoplan report sign DIR --pathologist ID --key KEY.pem [--amend FILE] [--registry FILE]\n"
+            "       histoplan report sign DIR --pathologist ID --key KEY.pem [--amend FILE] [--rules RULES.json]\n"
+            "                             [--registry FILE]\n"
             "       histoplan report verify DIR [--pubkey ID=PUB.pem]... [--registry FILE]\n"
             "       histoplan report signers add --pathologist ID --pubkey PUB.pem [--registry FILE]\n"
             "       histoplan report signers list [--registry FILE]\n"
@@ -49,10 +50,16 @@ static void usage(FILE *f)
             "        every file's SHA-256 and the audit log's head. Refused: a draft changed since report\n"
             "        build, a folder that fails verify, a key others can read, a key the signer registry\n"
             "        binds to another id or revoked. A signed report is never signed again; --amend FILE\n"
-            "        signs a new revision (status amended) and keeps the earlier ones. FILE is\n"
-            "        {\"reason\": text, \"changes\": [{\"field\": POINTER, \"value\": V}]} where POINTER is\n"
-            "        /diagnosis/category or /care_plan/suggestions/N/decision (approved|rejected|pending) or\n"
-            "        /care_plan/suggestions/N/note. The first sign-off may carry --amend too.\n"
+            "        signs a new revision (status amended) and keeps the earlier ones. FILE names what it\n"
+            "        changes by the ids report.html shows, and says why:\n"
+            "          {\"category\": \"in-situ\", \"reason\": TEXT}\n"
+            "          {\"suggestion\": \"CP-INV-HER2\", \"decision\": \"declined\", \"note\": TEXT, \"reason\": TEXT}\n"
+            "          {\"reason\": TEXT, \"changes\": [CHANGE, ...]}\n"
+            "        Categories: invasive, review-for-invasion, in-situ, benign, normal, indeterminate;\n"
+            "        decisions: approved, declined, pending. A new category derives the statements and the\n"
+            "        rule table's suggestions again (decisions on suggestions that remain are kept) and the\n"
+            "        revision lists what changed as a result; that needs the rule table the report was\n"
+            "        built with (default: histoplan's; else --rules). The first sign-off may carry --amend.\n"
             "verify  checks the audit log, the draft against its build record, and every revision: both\n"
             "        signatures, every file's SHA-256, the chain of revisions, the audit log's head and sign\n"
             "        events; and who signed: each revision's pathologist id and key against the keys given\n"
@@ -162,11 +169,14 @@ static int cmd_sign(int argc, char **argv)
     hp_report_sign_opts o = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--pathologist") || !strcmp(a, "--key") || !strcmp(a, "--amend") || !strcmp(a, "--registry")) {
+        if (!strcmp(a, "--pathologist") || !strcmp(a, "--key") || !strcmp(a, "--amend") || !strcmp(a, "--registry") ||
+            !strcmp(a, "--rules")) {
             if (i + 1 >= argc)
                 return usage_error("missing value for", a);
             const char *v = argv[++i];
-            if (!strcmp(a, "--pathologist"))
+            if (!strcmp(a, "--rules"))
+                o.rules_path = v;
+            else if (!strcmp(a, "--pathologist"))
                 o.pathologist_id = v;
             else if (!strcmp(a, "--key"))
                 o.key_path = v;

@@ -314,19 +314,31 @@ static int discordance(int birads, int cat)
     return 0;
 }
 
-static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, const hp_care_rules *rules,
-                                         hp_error *err)
+/* The statements, diagnosis, confidence and care plan of `report` from its slides and case
+ * findings, the case's facts (hp_case_facts) and the rule table. `forced` >= 0 is the category a
+ * pathologist set at sign-off: the statements and the plan follow it instead of the derived one,
+ * and statements that would need evidence the findings lack are left out. */
+static hp_status add_statements_and_plan(cJSON *report, const cJSON *case_facts, const hp_care_rules *rules,
+                                         int forced, hp_error *err)
 {
     stmt_ctx c = {report, cJSON_AddArrayToObject(report, "statements"), cJSON_CreateObject(), 0};
     const cJSON *cfind = cJSON_GetObjectItemCaseSensitive(report, "case_findings");
-    int cat = derive_category(report, rules);
+    int cat = forced >= 0 ? forced : derive_category(report, rules);
     cJSON *diag_ids = cJSON_CreateArray();
     const cJSON *inv = hp_fi_get(cfind, "invasive");
     const cJSON *is = hp_fi_get(cfind, "in_situ");
     const cJSON *classes = hp_fi_get(cfind, "classes");
+    int inv_present = cJSON_IsObject(inv) && cJSON_IsTrue(hp_fi_get(inv, "present"));
 
     /* Diagnosis statements */
-    if (cat == HP_CAT_INVASIVE) {
+    if (forced >= 0) {
+        char text[300];
+        snprintf(text, sizeof text, "The pathologist set the category at sign-off: %s.",
+                 hp_category_get((hp_category)cat)->display);
+        const char *id = add_statement(&c, "diagnosis", text, NULL, 0, NULL, "category");
+        cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
+    }
+    if (cat == HP_CAT_INVASIVE && inv_present) {
         stmt_value v[] = {{"/case_findings/invasive/largest_focus_mm", "mm"},
                           {"/case_findings/invasive/slide_id", NULL},
                           {"/case_findings/invasive/region_id", NULL},
@@ -341,7 +353,7 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
                                        v, 5, ev, "category");
         cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
     }
-    if (cat == HP_CAT_REVIEW_INVASION) {
+    if (cat == HP_CAT_REVIEW_INVASION && cJSON_IsObject(hp_fi_get(cfind, "invasive_evidence"))) {
         stmt_value v[] = {{"/case_findings/invasive_evidence/total_area_mm2", "mm2"},
                           {"/case_findings/invasive_evidence/isolated_tiles", NULL},
                           {"/case_findings/invasive_evidence/isolated_area_mm2", "mm2"},
@@ -370,7 +382,8 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
         if (cat == HP_CAT_IN_SITU)
             cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
     }
-    if (cat == HP_CAT_BENIGN || cat == HP_CAT_NORMAL) {
+    if ((cat == HP_CAT_BENIGN || cat == HP_CAT_NORMAL) &&
+        find_category(classes, cat == HP_CAT_BENIGN ? "benign" : "normal") >= 0) {
         int k = find_category(classes, cat == HP_CAT_BENIGN ? "benign" : "normal");
         stmt_value v[1];
         snprintf(v[0].pointer, sizeof v[0].pointer, "/case_findings/classes/%d/percent_of_tissue", k);
@@ -386,7 +399,9 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
                                        "category");
         cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
     }
-    if (cat == HP_CAT_INDETERMINATE && !categories_mapped(report)) {
+    if (forced >= 0) {
+        /* The pathologist's category needs no reason from the software. */
+    } else if (cat == HP_CAT_INDETERMINATE && !categories_mapped(report)) {
         stmt_value v[] = {{"/case_findings/diagnostic_categories/note", NULL}};
         const char *id = add_statement(&c, "diagnosis", "No category is suggested: {0}", v, 1, NULL, "category");
         cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
@@ -536,7 +551,7 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
     cJSON_AddItemToObject(report, "confidence", conf);
 
     /* Facts for the rules: the findings' and the case file's */
-    cJSON *facts = cJSON_Duplicate(cf->facts, 1);
+    cJSON *facts = cJSON_Duplicate(case_facts, 1);
     cJSON_AddStringToObject(facts, "category", hp_category_get((hp_category)cat)->name);
     cJSON_AddStringToObject(facts, "confidence", level);
     cJSON_AddBoolToObject(facts, "qc_failed", cJSON_GetArraySize(hp_fi_get(cfind, "qc_flags")) > 0);
@@ -553,7 +568,7 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
         cJSON_AddNumberToObject(facts, "in_situ_extent_mm", hp_fi_num(is, "extent_mm"));
     else
         cJSON_AddNullToObject(facts, "in_situ_extent_mm");
-    const cJSON *birads = hp_fi_get(cf->facts, "birads");
+    const cJSON *birads = hp_fi_get(case_facts, "birads");
     int disc = discordance(cJSON_IsNumber(birads) ? (int)birads->valuedouble : -1, cat);
     if (disc < 0)
         cJSON_AddNullToObject(facts, "discordant");
@@ -617,7 +632,7 @@ hp_status hp_report_content_build(const hp_case_file *cf, const hp_findings_inpu
         cJSON_AddItemToArray(slides, s);
     }
     cJSON_AddItemToObject(r, "case_findings", hp_report_case_findings(slides, fi));
-    if ((st = add_statements_and_plan(r, cf, rules, err))) {
+    if ((st = add_statements_and_plan(r, cf->facts, rules, -1, err))) {
         cJSON_Delete(r);
         return st;
     }
@@ -634,4 +649,22 @@ hp_status hp_report_content_build(const hp_case_file *cf, const hp_findings_inpu
     cJSON_AddNullToObject(r, "sign_off");
     *out = r;
     return HP_OK;
+}
+
+hp_status hp_report_content_rederive(cJSON *report, int category, const hp_care_rules *rules, hp_error *err)
+{
+    if (category < 0 || category >= HP_CAT_COUNT)
+        return hp_error_set(err, HP_ERR_INVALID, "report: no such category (%d)", category);
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(report, "case_findings")) ||
+        !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(report, "slides")))
+        return hp_error_set(err, HP_ERR_INVALID, "report: no case findings or slides to derive statements from");
+    cJSON *facts = hp_case_facts(cJSON_GetObjectItemCaseSensitive(report, "case"));
+    if (!facts)
+        return hp_error_set(err, HP_ERR_NOMEM, "report: out of memory");
+    static const char *const derived[] = {"statements", "diagnosis", "confidence", "care_plan"};
+    for (size_t i = 0; i < sizeof derived / sizeof *derived; i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(report, derived[i]);
+    hp_status st = add_statements_and_plan(report, facts, rules, category, err);
+    cJSON_Delete(facts);
+    return st;
 }

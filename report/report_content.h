@@ -25,6 +25,14 @@ hp_status hp_report_content_build(const hp_case_file *cf, const hp_findings_inpu
                                   struct hp_slide *const *slides, const hp_care_rules *rules,
                                   const char *report_dir, const char *now, cJSON **report, hp_error *err);
 
+/* Derives the statements, diagnosis, confidence and care plan of `report` again with `category`
+ * (hp_category) as the pathologist set it, from the report's own slides, case findings and case
+ * section and the rule table `rules` (the one the report was built with): the category's own
+ * statements where the findings hold their evidence, one statement saying the pathologist set it,
+ * and the rule table's suggestions for it. Replaces those four members; everything measured stays.
+ * Decisions and notes on suggestions are the caller's to carry over. */
+hp_status hp_report_content_rederive(cJSON *report, int category, const hp_care_rules *rules, hp_error *err);
+
 /* Rounds to `decimals` decimal places (the reporting precision), so the number printed in JSON
  * and HTML is the rounded one. */
 double hp_report_round(double v, int decimals);

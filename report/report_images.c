@@ -210,7 +210,7 @@ static void shrink_row(const uint8_t *src, int sw, uint8_t *dst, int dw)
     }
 }
 
-hp_status hp_report_image_from_slide(struct hp_slide *slide, const double bbox[4], double mpp,
+hp_status hp_report_image_from_slide(struct hp_slide *slide, const double bbox[4], double margin, double mpp,
                                      const char *slide_id, const char *report_dir, const char *name,
                                      cJSON **record, hp_error *err)
 {
@@ -221,9 +221,10 @@ hp_status hp_report_image_from_slide(struct hp_slide *slide, const double bbox[4
     for (int k = 0; k < 4; k++)
         if (!isfinite(bbox[k]))
             return hp_error_set(err, HP_ERR_INVALID, "report: a region's box is not a set of finite numbers");
-    /* The box with a quarter of its size as margin, inside the slide. */
-    double x0 = bbox[0] - bbox[2] * 0.25, y0 = bbox[1] - bbox[3] * 0.25;
-    double x1 = bbox[0] + bbox[2] * 1.25, y1 = bbox[1] + bbox[3] * 1.25;
+    /* The box with `margin` times its size around it, inside the slide. */
+    margin = margin > 0 && margin < 4 ? margin : 0;
+    double x0 = bbox[0] - bbox[2] * margin, y0 = bbox[1] - bbox[3] * margin;
+    double x1 = bbox[0] + bbox[2] * (1 + margin), y1 = bbox[1] + bbox[3] * (1 + margin);
     if (x0 < 0)
         x0 = 0;
     if (y0 < 0)
@@ -278,7 +279,7 @@ hp_status hp_report_image_from_slide(struct hp_slide *slide, const double bbox[4
         }
     }
     if (!st) {
-        hp_legend lg = {.title = "Tissue (H&E) under the region",
+        hp_legend lg = {.title = margin > 0 ? "Tissue (H&E) under the region" : "Evidence tile (H&E)",
                         .slide_id = slide_id,
                         .um_per_px = mpp * w0 / tw};
         st = write_record(report_dir, name, thumb, tw, th, mpp > 0 ? &lg : NULL, record, err);

@@ -40,13 +40,14 @@ hp_status hp_report_image_thumbnail(const hp_overlay *ov, const double bbox[4], 
 
 void hp_overlay_free(hp_overlay *ov);
 
-/* Reads the level-0 box (x, y, w, h) with a margin from the slide itself, at the coarsest level
+/* Reads the level-0 box (x, y, w, h) with `margin` times its size around it (0.25 for a region,
+ * 0 for an evidence tile) from the slide itself, at the coarsest level
  * that still gives at least 256 px across, scales it to at most 256 px a side and writes it as
  * `report_dir`/images/`name` with a legend (slide id, scale bar from `mpp`, micrometres per
  * level-0 pixel); *record as above. Memory stays bounded on any slide: a region too large to read
  * at once (a slide without a pyramid) is sampled row by row. */
 struct hp_slide;
-hp_status hp_report_image_from_slide(struct hp_slide *slide, const double bbox[4], double mpp,
+hp_status hp_report_image_from_slide(struct hp_slide *slide, const double bbox[4], double margin, double mpp,
                                      const char *slide_id, const char *report_dir, const char *name,
                                      cJSON **record, hp_error *err);
 

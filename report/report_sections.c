@@ -9,6 +9,7 @@
 #include "report/report_images.h"
 
 #define EVIDENCE_TILES_MAX 5 /* per region in the report (findings keep up to 10) */
+#define EVIDENCE_IMAGES_MAX 3 /* evidence tiles shown as images, per region with thumbnails */
 #define THUMBNAILS_PER_CLASS 3
 #define ISOLATED_TILES_MAX 10 /* locations per class and slide (findings keep up to 20) */
 
@@ -203,7 +204,7 @@ hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *
         if (slide_file && in_class < THUMBNAILS_PER_CLASS) {
             char name[160];
             snprintf(name, sizeof name, "%s-%s-tissue.png", sid, id);
-            hp_status st = hp_report_image_from_slide(slide_file, box, hp_fi_num(slide, "mpp_x"), sid,
+            hp_status st = hp_report_image_from_slide(slide_file, box, 0.25, hp_fi_num(slide, "mpp_x"), sid,
                                                        report_dir, name, &tissue, err);
             if (st) {
                 hp_overlay_free(&ov);
@@ -215,6 +216,29 @@ hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *
             }
         }
         cJSON_AddItemToObject(ro, "tissue_thumbnail", tissue ? tissue : cJSON_CreateNull());
+        /* The first evidence tiles of the leading regions as small images of the tissue itself,
+         * so the reviewer sees what the model saw. */
+        cJSON *ev = cJSON_GetObjectItemCaseSensitive(ro, "evidence_tiles");
+        int k = 0;
+        for (cJSON *t = ev ? ev->child : NULL; slide_file && in_class < THUMBNAILS_PER_CLASS && t &&
+                                              k < EVIDENCE_IMAGES_MAX;
+             t = t->next, k++) {
+            char name[192];
+            snprintf(name, sizeof name, "%s-%s-tile%d.png", sid, id, k + 1);
+            double tb[4] = {hp_fi_num(t, "x"), hp_fi_num(t, "y"), hp_fi_num(t, "size"), hp_fi_num(t, "size")};
+            cJSON *img = NULL;
+            hp_status st = hp_report_image_from_slide(slide_file, tb, 0, hp_fi_num(slide, "mpp_x"), sid, report_dir,
+                                                      name, &img, err);
+            if (st) {
+                hp_overlay_free(&ov);
+                cJSON_Delete(ro);
+                cJSON_Delete(o);
+                cJSON_Delete(regions);
+                cJSON_Delete(overlay);
+                return st;
+            }
+            cJSON_AddItemToObject(t, "image", img);
+        }
         cJSON_AddItemToArray(regions, ro);
     }
     hp_overlay_free(&ov);

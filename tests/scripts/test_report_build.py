@@ -195,6 +195,30 @@ def check_tissue_thumbnails(name, out_dir, rep, slide_paths):
                    f"thumbnail's shape")
     ck(count > 0 and worst < 6.0,
        f"{name}: {count} tissue thumbnails match OpenSlide's read of the same boxes (worst mean |diff| {worst:.2f} of 255)")
+    # The first evidence tiles of the regions with tissue thumbnails: the tile itself, no margin.
+    count, worst, missing = 0, 0.0, 0
+    for s, path in zip(rep["slides"], slide_paths):
+        osr = openslide.open_slide(path)
+        for g in s["regions"]:
+            if g["tissue_thumbnail"] is None:
+                continue
+            for t in g["evidence_tiles"][:3]:
+                if not t.get("image"):
+                    missing += 1
+                    continue
+                img, full = picture(os.path.join(out_dir, t["image"]["file"]))
+                x, y, sz = t["x"], t["y"], t["size"]
+                level = max((l for l, d in enumerate(osr.level_downsamples) if d <= max(1.0, sz / 256)), default=0)
+                d = osr.level_downsamples[level]
+                ref = osr.read_region((int(x), int(y)), level, (int(-(-sz // d)), int(-(-sz // d))))
+                bg = Image.new("RGB", ref.size, (255, 255, 255))
+                bg.paste(ref, mask=ref.split()[3])
+                ref = bg.resize(img.size, Image.BOX)
+                worst = max(worst, float(np.abs(np.asarray(img, dtype=float) - np.asarray(ref, dtype=float)).mean()))
+                count += 1
+    ck(count > 0 and missing == 0 and worst < 6.0,
+       f"{name}: {count} evidence tile images (none missing) match OpenSlide's read of the tiles "
+       f"(worst mean |diff| {worst:.2f} of 255)")
 
 
 def check_privacy(name, out_dir, log):
