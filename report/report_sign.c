@@ -75,19 +75,25 @@ static int category_of(const char *name)
     return hp_category_find(name);
 }
 
-static cJSON *find_suggestion(cJSON *report, const char *rule_id)
-{
-    cJSON *plan = cJSON_GetObjectItemCaseSensitive(report, "care_plan");
-    for (cJSON *x = cJSON_GetObjectItemCaseSensitive(plan, "suggestions") ? cJSON_GetObjectItemCaseSensitive(plan, "suggestions")->child : NULL;
-         x; x = x->next)
-        if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "rule_id")) ?: "", rule_id))
-            return x;
-    return NULL;
-}
-
 static const char *str_of(const cJSON *o, const char *key)
 {
     return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+/* `key` of `o` as a string, "" when it has none. */
+static const char *str_or_empty(const cJSON *o, const char *key)
+{
+    const char *s = str_of(o, key);
+    return s ? s : "";
+}
+
+static cJSON *find_suggestion(cJSON *report, const char *rule_id)
+{
+    cJSON *list = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "care_plan"), "suggestions");
+    for (cJSON *x = list ? list->child : NULL; x; x = x->next)
+        if (!strcmp(str_or_empty(x, "rule_id"), rule_id))
+            return x;
+    return NULL;
 }
 
 /* What re-deriving changed: statements by text, suggestions by rule id, the confidence level. */
@@ -112,8 +118,8 @@ static cJSON *consequences(const cJSON *before, const cJSON *after)
                 if (found)
                     continue;
                 cJSON *e = cJSON_CreateObject();
-                cJSON_AddStringToObject(e, "id", str_of(x, kind ? "rule_id" : "id") ?: "");
-                cJSON_AddStringToObject(e, "text", str_of(x, kind ? "title" : "text") ?: "");
+                cJSON_AddStringToObject(e, "id", str_or_empty(x, kind ? "rule_id" : "id"));
+                cJSON_AddStringToObject(e, "text", str_or_empty(x, kind ? "title" : "text"));
                 cJSON_AddItemToArray(out, e);
             }
         }
@@ -162,7 +168,7 @@ static hp_status change_category(cJSON *report, amend_ctx *a, const char *where,
     /* Decisions and notes already taken on suggestions that remain are kept. */
     const cJSON *old = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(before, "care_plan"), "suggestions");
     for (const cJSON *x = old ? old->child : NULL; x; x = x->next) {
-        cJSON *now = find_suggestion(report, str_of(x, "rule_id") ?: "");
+        cJSON *now = find_suggestion(report, str_or_empty(x, "rule_id"));
         if (!now)
             continue;
         cJSON_ReplaceItemInObjectCaseSensitive(now, "decision",
@@ -317,7 +323,7 @@ static hp_status apply_amendments(cJSON *report, amend_ctx *a, char **reason, hp
         /* sign_off.reason: the file's reason, else each change's, in order. */
         size_t cap = 1;
         for (const cJSON *c = list->child; c; c = c->next)
-            cap += strlen(str_of(c, "reason") ?: "") + 2;
+            cap += strlen(str_or_empty(c, "reason")) + 2;
         cap += why ? strlen(why) : 0;
         char *r = malloc(cap);
         if (r) {
