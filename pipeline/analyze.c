@@ -15,14 +15,17 @@
 #include "pipeline/write_geojson.h"
 #include "pipeline/write_heatmap.h"
 #include "pipeline/write_tiles_csv.h"
+#include "pipeline/write_tiles_geojson.h"
 #include "kernels/backend.h"
 #include "pipeline/analyze_dir.h"
 #include "pipeline/analyze_findings.h"
 #include "pipeline/analyze_key.h"
 #include "pipeline/analyze_stain.h"
+#include "pipeline/findings_isolated.h"
 #include "pipeline/heatmap.h"
 #include "pipeline/regions.h"
 #include "pipeline/tile_grid.h"
+#include "pipeline/legend.h"
 #include "pipeline/tile_loader.h"
 #include "pipeline/tissue.h"
 
@@ -34,10 +37,6 @@
  * was trained on. */
 #define UPSAMPLE_WARN 1.25
 
-/* Okabe-Ito colours, distinct for colour-blind readers, by class position. */
-static const uint8_t PALETTE[8][3] = {{0, 158, 115}, {86, 180, 233}, {230, 159, 0},
-                                      {213, 94, 0},  {0, 114, 178},  {204, 121, 167},
-                                      {240, 228, 66}, {0, 0, 0}};
 
 void hp_analyze_options_init(hp_analyze_options *o)
 {
@@ -337,8 +336,10 @@ static hp_status stage_tiling(run_ctx *c)
     hg->mpp = f->mpp_x;
     hg->slide_w = f->width_px;
     hg->slide_h = f->height_px;
+    hg->slide_id = f->slide_id;
     for (int k = 0; k < c->C; k++) {
-        const uint8_t *rgb = PALETTE[k % 8];
+        uint8_t rgb[3]; /* by the class's category: in situ and invasive always far apart */
+        hp_legend_class_colour(c->card, k, rgb);
         if ((st = hp_heatmap_grid_set_class(hg, k, c->card->classes[k], rgb[0], rgb[1], rgb[2])) != HP_OK)
             return hp_error_set(c->err, st, "out of memory");
     }
@@ -506,7 +507,7 @@ static hp_status stage_write(run_ctx *c)
     if (!OUTFILE("uncertainty.png") ||
         (st = hp_write_uncertainty_png(p, hg, c->ent, HEATMAP_PX_PER_TILE, c->err)) != HP_OK)
         goto done;
-    if (!OUTFILE("mask.png") || (st = hp_write_mask_png(p, hg, c->err)) != HP_OK)
+    if (!OUTFILE("mask.png") || (st = hp_write_mask_png(p, hg, HEATMAP_PX_PER_TILE, c->err)) != HP_OK)
         goto done;
     if (!OUTFILE("heatmap.tiff") ||
         (st = hp_write_heatmap_tiff(p, hg, c->smooth, hp_heatmap_tiff_downsample(hg), c->err)) != HP_OK)
@@ -515,7 +516,10 @@ static hp_status stage_write(run_ctx *c)
         goto done;
     if (!OUTFILE("regions.xml") || (st = hp_write_regions_asap_xml(p, hg, c->rs, c->err)) != HP_OK)
         goto done;
-    if (!OUTFILE("tiles.csv") || (st = hp_write_tiles_csv(p, hg, c->err)) != HP_OK)
+    const hp_tile_extras extras = {.regions = c->rs};
+    if (!OUTFILE("tiles.csv") || (st = hp_write_tiles_csv(p, hg, &extras, c->err)) != HP_OK)
+        goto done;
+    if (!OUTFILE("tiles.geojson") || (st = hp_write_tiles_geojson(p, hg, &extras, c->err)) != HP_OK)
         goto done;
     f->overlay_png = sdup("overlay.png");
     f->mask_png = sdup("mask.png");
@@ -524,6 +528,7 @@ static hp_status stage_write(run_ctx *c)
     f->regions_geojson = sdup("regions.geojson");
     f->regions_xml = sdup("regions.xml");
     f->tiles_csv = sdup("tiles.csv");
+    f->tiles_geojson = sdup("tiles.geojson");
     if ((st = hp_analyze_key_write(dir, c->key, c->err)) != HP_OK)
         goto done;
     f->t_writing = now_s() - t;

@@ -9,7 +9,7 @@
 #include "report/canonical_json.h"
 #include "report/json_file.h"
 
-static const char *const FACTS[] = {"category", "confidence", "qc_failed", "invasive_focus_mm",
+static const char *const FACTS[] = {"category", "confidence", "qc_failed", "invasive_focus_mm", "invasive_evidence_mm2",
                                     "in_situ_extent_mm", "discordant", "age_years", "sex", "procedure",
                                     "birads", "history", "prior_findings", "preferences", NULL};
 static const char *const OPS[] = {"equals", "in", "min", "max", "contains", "present", NULL};
@@ -196,6 +196,7 @@ hp_status hp_care_rules_load(const char *path, hp_care_rules *rules, hp_error *e
         get_limit(path, root, "category", "invasive_min_focus_mm", &rules->invasive_min_focus_mm, err) ||
         get_limit(path, root, "category", "in_situ_min_extent_mm", &rules->in_situ_min_extent_mm, err) ||
         get_limit(path, root, "category", "benign_min_percent", &rules->benign_min_percent, err) ||
+        get_limit(path, root, "category", "invasion_review_min_area_mm2", &rules->invasion_review_min_area_mm2, err) ||
         get_limit(path, root, "confidence", "low_min_tiles_analysed", &rules->low_min_tiles_analysed, err) ||
         get_limit(path, root, "confidence", "low_percent_uncertain_above", &rules->low_percent_uncertain_above, err) ||
         get_limit(path, root, "confidence", "low_mean_entropy_above", &rules->low_mean_entropy_above, err) ||

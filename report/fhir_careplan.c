@@ -160,7 +160,8 @@ void fx_care_plan(fx_ctx *x)
         const char *kind = fx_str(x, s, path, "kind", 0);
         const cJSON *svcs = fx_member(x, s, path, "services", cJSON_Array, 0);
         const char *decision = fx_str(x, s, path, "decision", 0);
-        int rejected = !strcmp(decision, "rejected");
+        /* declined; rejected in reports signed before schema 2.0.0 */
+        int rejected = !strcmp(decision, "declined") || !strcmp(decision, "rejected");
         if (*priority && strcmp(priority, "routine") && strcmp(priority, "urgent"))
             fx_fail(x, "report.json: %s/priority \"%s\" is not routine or urgent", path, priority);
         char *note = suggestion_note(x, s, path);

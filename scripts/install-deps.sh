@@ -37,6 +37,10 @@ packages=(
   slurmctld slurmd slurm-client munge
   # callbacks to lab systems (HTTP and HTTPS client)
   libcurl4-openssl-dev
+  # legends on pictures (class keys, colour ramps, scale bars, slide ids): cairo and its font
+  libcairo2-dev fonts-dejavu-core
+  # tests: the printed report's first page (headless Chromium to PDF, poppler to read it)
+  chromium poppler-utils
   # fuzzing (clang's libFuzzer)
   clang
   # test-time validators from npm (the official FHIR R4 JSON schema): Node.js and npm
