@@ -17,6 +17,7 @@
 #include "pipeline/write_tiles_csv.h"
 #include "kernels/backend.h"
 #include "pipeline/analyze_dir.h"
+#include "pipeline/analyze_ood.h"
 #include "pipeline/analyze_stain.h"
 #include "pipeline/findings_isolated.h"
 #include "pipeline/heatmap.h"
@@ -145,6 +146,7 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
     float *logits = NULL, *smooth = NULL, *ent = NULL;
     uint8_t *thumb = NULL;
     hp_analyze_dir od = {0};
+    hp_analyze_ood ood = {0};
     const char *part_dir = NULL;
     char *p = NULL;
     double t0 = now_s(), t;
@@ -287,6 +289,11 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
             goto fail;
         }
     }
+    /* The card's out-of-domain detector reads the model's penultimate features: one more output
+     * of the same run. */
+    if ((st = hp_analyze_ood_prepare(model, card, B, (size_t)grid->cols * grid->rows, &ood, err)) !=
+        HP_OK)
+        goto fail;
     f->t_tiling = now_s() - t;
 
     /* Inference: tiles in grid order (stain-normalized first when asked), softmax of the
@@ -321,7 +328,9 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
                 hp_tile_loader_release(ld, b);
                 goto fail;
             }
-            st = hp_model_run_rgb8(model, b->rgb, B, logits);
+            int n_extra;
+            float *const *extra = hp_analyze_ood_outputs(&ood, &n_extra);
+            st = hp_model_run_rgb8_outputs(model, b->rgb, B, logits, extra, n_extra);
             if (st != HP_OK) {
                 hp_error_set(err, st, "%s", hp_model_error(model));
                 hp_tile_loader_release(ld, b);
@@ -340,6 +349,7 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
                     hg->prob[(size_t)tl->index * C + k] = (float)(exp((double)lg[k] - mx) / sum);
                 hg->tissue[tl->index] = tl->tissue;
             }
+            hp_analyze_ood_score(&ood, b->tiles, b->count);
             done += b->count;
             hp_tile_loader_release(ld, b);
             if (o->progress)
@@ -474,6 +484,10 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
         goto fail;
     f->t_regions = now_s() - t;
 
+    /* Domain: whether the model is valid for this slide at all. */
+    if ((st = hp_analyze_ood_finish(&ood, card, hg, f, err)) != HP_OK)
+        goto fail;
+
     /* Model identity. */
     if ((st = hp_card_copy(&f->card, card)) != HP_OK) {
         hp_error_set(err, st, "out of memory");
@@ -537,6 +551,7 @@ fail:
 done:
     hp_analyze_dir_end(&od); /* removes this run's .partial folder unless it was renamed */
     hp_tile_loader_destroy(ld);
+    hp_analyze_ood_free(&ood);
     hp_regions_destroy(rs);
     hp_heatmap_grid_destroy(hg);
     hp_tile_grid_destroy(grid);

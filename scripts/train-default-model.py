@@ -26,8 +26,22 @@ jitter (per-channel gain and offset). About 3-8 minutes on 2 shared cores, depen
 (the 150 training steps took 97-276 s). --max-minutes is a safety cap: hitting it stops training
 early, and the card then says how many steps ran.
 
+Out-of-domain detector and calibration (after training, on the trained model):
+  calibration slide seed 1202 (8192 x 8192 px at 0.25 um/px, held out from training and validation)
+  detector   a Mahalanobis score on the penultimate features (the global-average-pooled features
+             the classifier reads, ONNX value named in the detector file): mean and a shrunk
+             covariance's inverse fitted on the training tiles; threshold at the 99th percentile
+             of the calibration slide's tile scores, so about 1% of in-domain tiles exceed it.
+             Its false-positive rate is measured on the validation slide's tiles (held out), its
+             detection rate on the real H&E sets in ../shared/data/real when they are present.
+  temperature  one scalar T fitted on the calibration slide's tiles (negative log-likelihood);
+             the expected calibration error (15 bins) before and after is measured on the
+             validation slide's tiles and goes into the card.
+
 Writes, into --out (default models/zoo beside this script):
   histoplan-default-densenet.onnx       opset 13, input "input" [N,3,224,224], output "logits" [N,4]
+  histoplan-default-densenet.ood.json   the out-of-domain detector's parameters (its SHA-256 is in
+                                        the card)
   histoplan-default-densenet.card.json  the model card (schemas/model-card.schema.json)
 
 Run with Debian's interpreter, from a build that has the histoplan binary:
@@ -80,6 +94,13 @@ TRAIN_SEEDS = (1101, 1102, 1103)
 TRAIN_SIZE = 12288
 VAL_SEED = 1201
 VAL_SIZE = 16384
+CAL_SEED = 1202                   # calibration slide: temperature and detector threshold
+CAL_SIZE = 8192
+OOD_PERCENTILE = 99.0             # detector threshold: this percentile of in-domain tile scores
+OOD_SLIDE_FRACTION = 0.5          # a slide is out of domain when this share of its tiles exceed it
+OOD_SHRINK = 0.05                 # covariance shrinkage towards its mean variance (stable inverse)
+ECE_BINS = 15
+REAL_DIR = os.path.join(HERE, "..", "..", "shared", "data", "real")
 TILES_PER_CLASS = 640             # training tiles per class (balanced)
 SEED = 20261128                   # torch / numpy seed for sampling, init, order and augmentation
 STEPS = 150
@@ -207,6 +228,117 @@ def metrics_of(pred, y):
     return round(acc, 4), recall, conf
 
 
+def features_and_logits(model, x_uint8, mean, std, batch=64):
+    """Penultimate features (global-average-pooled, what the classifier reads) and logits."""
+    model.eval()
+    feats, logits = [], []
+    with torch.no_grad():
+        for i in range(0, len(x_uint8), batch):
+            xb = (to_float(x_uint8[i:i + batch]) - mean) / std
+            f = torch.flatten(F.adaptive_avg_pool2d(model.features(xb), (1, 1)), 1)
+            feats.append(f)
+            logits.append(model.classifier(f))
+    return torch.cat(feats).double().numpy(), torch.cat(logits).double()
+
+
+def fit_detector(feats):
+    """Mean and precision (inverse of a covariance shrunk towards its mean variance, so the
+    inverse is stable for features that barely vary on the training tiles)."""
+    mu = feats.mean(0)
+    cov = np.cov(feats - mu, rowvar=False)
+    d = cov.shape[0]
+    cov = (1 - OOD_SHRINK) * cov + OOD_SHRINK * (np.trace(cov) / d) * np.eye(d)
+    return mu, np.linalg.inv(cov)
+
+
+def mahalanobis(feats, mu, prec):
+    """Squared Mahalanobis distance of each row; the C detector computes the same in float64."""
+    z = feats - mu
+    return np.einsum("ij,jk,ik->i", z, prec, z)
+
+
+def fit_temperature(logits, y):
+    """The T > 0 minimising the negative log-likelihood of softmax(logits / T): a 1-D search on
+    log T (coarse grid, then golden section), deterministic and enough for one scalar."""
+    yt = torch.from_numpy(y)
+
+    def nll(lt):
+        return float(F.cross_entropy(logits / float(np.exp(lt)), yt))
+    grid = np.linspace(np.log(0.05), np.log(20.0), 121)
+    k = int(np.argmin([nll(g) for g in grid]))
+    a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    r = (np.sqrt(5) - 1) / 2
+    for _ in range(60):
+        c, d = b - r * (b - a), a + r * (b - a)
+        if nll(c) < nll(d):
+            b = d
+        else:
+            a = c
+    return float(np.exp((a + b) / 2))
+
+
+def ece(logits, y, temperature=1.0):
+    """Expected calibration error of the top-class probability, ECE_BINS equal-width bins."""
+    p = torch.softmax(logits / temperature, 1).numpy()
+    conf, pred = p.max(1), p.argmax(1)
+    correct = (pred == y).astype(np.float64)
+    total = 0.0
+    for i in range(ECE_BINS):
+        lo, hi = i / ECE_BINS, (i + 1) / ECE_BINS
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            total += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(total)
+
+
+def is_tissue(tile):
+    """A crude tissue test for the real sets (the pipeline's mask is not at hand here): at least
+    half the pixels neither white background nor black."""
+    t = tile.astype(np.int32)
+    sat = t.max(2) - t.min(2)
+    tissue = (sat > 20) & (t.min(2) < 220) & (t.max(2) > 30)
+    return tissue.mean() >= MIN_TISSUE
+
+
+def real_tiles(real_dir):
+    """Real H&E tiles, 224 x 224 on a grid, tissue only: {set name: uint8 N,224,224,3}. The Aperio
+    slide is read at level 0 (0.499 um/px, the model's 0.5); the patches at their own pixel size,
+    as `histoplan analyze --mpp 0.5` would read them."""
+    sets = {}
+    svs = os.path.join(real_dir, "slides", "CMU-1-Small-Region.svs")
+    if os.path.exists(svs):
+        s = openslide.OpenSlide(svs)
+        w, h = s.dimensions
+        img = np.asarray(s.read_region((0, 0), 0, (w, h)).convert("RGB"))
+        s.close()
+        tiles = [img[y:y + INPUT, x:x + INPUT] for y in range(0, h - INPUT + 1, INPUT)
+                 for x in range(0, w - INPUT + 1, INPUT)]
+        tiles = [t for t in tiles if is_tissue(t)]
+        if tiles:
+            sets["slides/CMU-1-Small-Region.svs"] = np.stack(tiles)
+    pdir = os.path.join(real_dir, "patches")
+    tiles = []
+    for name in sorted(os.listdir(pdir)) if os.path.isdir(pdir) else []:
+        if not name.lower().endswith((".png", ".tif", ".tiff")):
+            continue
+        img = np.asarray(Image.open(os.path.join(pdir, name)).convert("RGB"))
+        h, w = img.shape[:2]
+        tiles += [img[y:y + INPUT, x:x + INPUT] for y in range(0, h - INPUT + 1, INPUT)
+                  for x in range(0, w - INPUT + 1, INPUT)]
+    tiles = [t for t in tiles if is_tissue(t)]
+    if tiles:
+        sets["patches/ (every 224 x 224 tissue tile of the patches of at least 224 px)"] = np.stack(tiles)
+    return sets
+
+
+def feature_value_name(onnx_bytes):
+    """The ONNX value the classifier (the last Gemm) reads: the penultimate features."""
+    import onnx
+    g = onnx.load_from_string(onnx_bytes).graph
+    gemm = [n for n in g.node if n.op_type == "Gemm"]
+    return gemm[-1].input[0]
+
+
 def card(sha, n_params, mean, std, info):
     seeds = ", ".join(str(s) for s in TRAIN_SEEDS)
     return {
@@ -245,6 +377,42 @@ def card(sha, n_params, mean, std, info):
             "confusion_matrix": {"rows": "truth", "columns": "prediction", "order": CLASSES,
                                  "counts": info["val_conf"]},
         },
+        "domain": {
+            "tissue": "synthetic H&E-like breast tissue made by histoplan synth; no real tissue",
+            "stain": "H&E as histoplan synth renders it",
+            "mpp_range": [0.2, 0.55],
+            "note": ("Valid only for slides made by histoplan synth, scanned (generated) at 0.2 to "
+                     "0.55 um/px and read at 0.5 um/px. Any real slide, of any organ or stain, is "
+                     "outside this domain; the out-of-domain detector below checks each slide."),
+        },
+        "ood_detector": {
+            "method": "mahalanobis",
+            "file": NAME + ".ood.json",
+            "sha256": info["ood_sha"],
+            "features": ("penultimate: the global-average-pooled features the classifier reads "
+                         f"(ONNX value {info['ood_feature']}, {info['ood_dim']} values per tile)"),
+            "fitted_on": (f"the {info['n_train']} training tiles (mean and a covariance shrunk by "
+                          f"{OOD_SHRINK} towards its mean variance)"),
+            "threshold": info["ood_threshold"],
+            "threshold_rule": (f"the {OOD_PERCENTILE:g}th percentile of the squared Mahalanobis "
+                               f"distances of the {info['n_cal']} tiles of the held-out calibration "
+                               f"slide (seed {CAL_SEED}, {CAL_SIZE}x{CAL_SIZE} px at 0.25 um/px)"),
+            "target_false_positive_rate": round(1 - OOD_PERCENTILE / 100, 4),
+            "slide_fraction": OOD_SLIDE_FRACTION,
+            "rates": info["ood_rates"],
+        },
+        "calibration": {
+            "method": "temperature",
+            "temperature": info["temperature"],
+            "fitted_on": (f"the {info['n_cal']} tiles of the held-out calibration slide (seed "
+                          f"{CAL_SEED}), by negative log-likelihood"),
+            "reliability": {
+                "measured_on": f"the {info['n_val']} tiles of the validation slide (seed {VAL_SEED})",
+                "bins": ECE_BINS,
+                "ece_before": info["ece_before"],
+                "ece_after": info["ece_after"],
+            },
+        },
         "license": "CC0-1.0",
         "not_for_diagnosis": True,
         "x-architecture": {
@@ -278,6 +446,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "models", "zoo"))
     ap.add_argument("--work", help="keep generated slides here (default: a temporary folder)")
     ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--real-dir", default=REAL_DIR,
+                    help="real H&E sets for the detector's detection rate (skipped when absent)")
     ap.add_argument("--max-minutes", type=float, default=20.0,
                     help="safety cap on the training loop (default 20)")
     args = ap.parse_args()
@@ -304,6 +474,9 @@ def main():
     vstem = os.path.join(work, f"val{VAL_SEED}")
     if not os.path.exists(vstem + ".truth.json"):
         synth(args.bin, vstem + ".tiff", VAL_SIZE, VAL_SEED)
+    cstem = os.path.join(work, f"cal{CAL_SEED}")
+    if not os.path.exists(cstem + ".truth.json"):
+        synth(args.bin, cstem + ".tiff", CAL_SIZE, CAL_SEED)
 
     t = time.time()
     xtr, ytr, train_per_class, pool_sizes = train_tiles(work, rng)
@@ -367,10 +540,45 @@ def main():
     info = {"n_train": len(xtr), "train_per_class": train_per_class, "n_val": len(xva),
             "val_per_class": {CLASSES[c]: int((yva == c).sum()) for c in range(4)},
             "val_acc": acc, "val_recall": recall, "val_conf": conf, "steps": steps_done}
+
+    # Out-of-domain detector and temperature, from the trained model.
+    t = time.time()
+    xca, yca = val_tiles(cstem)
+    ftr, _ = features_and_logits(model, xtr, mean_t, std_t)
+    fca, lca = features_and_logits(model, xca, mean_t, std_t)
+    fva, lva = features_and_logits(model, xva, mean_t, std_t)
+    mu, prec = fit_detector(ftr)
+    thr = float(np.percentile(mahalanobis(fca, mu, prec), OOD_PERCENTILE))
+    fpr = float((mahalanobis(fva, mu, prec) > thr).mean())
+    rates = {"in_domain_false_positive_rate": round(fpr, 4),
+             "in_domain_test_set": f"the {len(xva)} tiles of the validation slide (seed {VAL_SEED})",
+             "detection_rate": {}}
+    for name, xr in real_tiles(args.real_dir).items():
+        fr, _ = features_and_logits(model, xr, mean_t, std_t)
+        rates["detection_rate"][name] = {"tiles": int(len(xr)),
+                                         "rate": round(float((mahalanobis(fr, mu, prec) > thr).mean()), 4)}
+    temperature = fit_temperature(lca, yca)
+    info.update({"n_cal": len(xca), "ood_threshold": round(thr, 4), "ood_rates": rates,
+                 "ood_dim": int(len(mu)), "ood_feature": feature_value_name(data),
+                 "temperature": round(temperature, 4),
+                 "ece_before": round(ece(lva, yva), 4),
+                 "ece_after": round(ece(lva, yva, round(temperature, 4)), 4)})
+    detector = {"format": "histoplan-ood/1", "method": "mahalanobis",
+                "feature": info["ood_feature"], "dim": int(len(mu)),
+                "threshold": info["ood_threshold"], "slide_fraction": OOD_SLIDE_FRACTION,
+                "mean": [float(v) for v in mu],
+                "precision": [float(v) for v in prec.ravel()]}
+    ood_bytes = (json.dumps(detector, separators=(",", ":")) + "\n").encode()
+    info["ood_sha"] = hashlib.sha256(ood_bytes).hexdigest()
+    log(f"detector ({time.time() - t:.0f} s): threshold {thr:.3f}, in-domain FPR {fpr:.4f}, "
+        f"detection {rates['detection_rate']}; temperature {temperature:.4f}, ECE "
+        f"{info['ece_before']} -> {info['ece_after']}")
+
     os.makedirs(args.out, exist_ok=True)
     onnx_path = os.path.join(args.out, NAME + ".onnx")
     card_path = os.path.join(args.out, NAME + ".card.json")
-    for path, payload in ((onnx_path, data),
+    ood_path = os.path.join(args.out, NAME + ".ood.json")
+    for path, payload in ((onnx_path, data), (ood_path, ood_bytes),
                           (card_path, (json.dumps(card(sha, n_params, mean, std, info), indent=2)
                                        + "\n").encode())):
         with open(path + ".tmp", "wb") as f:
