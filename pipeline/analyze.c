@@ -523,7 +523,7 @@ hp_status hp_analyze_slide(hp_model *model, const char *slide_path, const hp_ana
         goto fail_io;
     if (!OUTFILE("regions.xml") || (st = hp_write_regions_asap_xml(p, hg, rs, err)) != HP_OK)
         goto fail_io;
-    if (!OUTFILE("tiles.csv") || (st = hp_write_tiles_csv(p, hg, &(hp_tile_extras){.regions = rs}, err)) != HP_OK)
+    if (!OUTFILE("tiles.csv") || (st = hp_write_tiles_csv(p, hg, &(hp_tile_extras){.regions = rs, .ood_score = ood.scores}, err)) != HP_OK)
         goto fail_io;
     f->overlay_png = sdup("overlay.png");
     f->mask_png = sdup("mask.png");
