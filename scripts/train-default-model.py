@@ -188,6 +188,25 @@ def val_tiles(stem):
     return np.stack(xs), np.array(ys, dtype=np.int64)
 
 
+def grid_tiles(stem):
+    """Every tile of the pipeline's grid with >= 50% tissue, labelled by its majority class with no
+    purity rule: the mixed boundary tiles a slide's analysis meets too, where the model does err,
+    so a temperature fitted on them is not driven to zero by tiles it never gets wrong."""
+    mask = np.asarray(Image.open(stem + ".truth.png"))
+    slide = openslide.OpenSlide(stem + ".tiff")
+    xs, ys = [], []
+    h, w = mask.shape
+    for my in range(0, h - CELLS + 1, CELLS):
+        for mx in range(0, w - CELLS + 1, CELLS):
+            counts = np.bincount(mask[my:my + CELLS, mx:mx + CELLS].ravel(), minlength=5)
+            if counts[1:].sum() < MIN_TISSUE * CELLS * CELLS:
+                continue
+            xs.append(read_tile(slide, mx, my))
+            ys.append(int(np.argmax(counts[1:])))
+    slide.close()
+    return np.stack(xs), np.array(ys, dtype=np.int64)
+
+
 def to_float(x_uint8):
     """uint8 N,H,W,3 -> float N,3,H,W on 0..1."""
     return torch.from_numpy(x_uint8).permute(0, 3, 1, 2).float().div_(255.0)
@@ -264,7 +283,7 @@ def fit_temperature(logits, y):
 
     def nll(lt):
         return float(F.cross_entropy(logits / float(np.exp(lt)), yt))
-    grid = np.linspace(np.log(0.05), np.log(20.0), 121)
+    grid = np.linspace(np.log(0.01), np.log(100.0), 161)
     k = int(np.argmin([nll(g) for g in grid]))
     a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
     r = (np.sqrt(5) - 1) / 2
@@ -346,6 +365,7 @@ def card(sha, n_params, mean, std, info):
         "name": NAME,
         "version": VERSION,
         "classes": CLASSES,
+        "category_map": dict(zip(CLASSES, ["normal", "benign", "in-situ", "invasive"])),
         "input_size": [INPUT, INPUT],
         "normalization": {"mean": mean, "std": std},
         "mpp": MPP,
@@ -395,8 +415,9 @@ def card(sha, n_params, mean, std, info):
                           f"{OOD_SHRINK} towards its mean variance)"),
             "threshold": info["ood_threshold"],
             "threshold_rule": (f"the {OOD_PERCENTILE:g}th percentile of the squared Mahalanobis "
-                               f"distances of the {info['n_cal']} tiles of the held-out calibration "
-                               f"slide (seed {CAL_SEED}, {CAL_SIZE}x{CAL_SIZE} px at 0.25 um/px)"),
+                               f"distances of the {info['n_cal']} grid tiles (>= 50% tissue, boundary "
+                               f"tiles included) of the held-out calibration slide (seed {CAL_SEED}, "
+                               f"{CAL_SIZE}x{CAL_SIZE} px at 0.25 um/px)"),
             "target_false_positive_rate": round(1 - OOD_PERCENTILE / 100, 4),
             "slide_fraction": OOD_SLIDE_FRACTION,
             "rates": info["ood_rates"],
@@ -404,10 +425,12 @@ def card(sha, n_params, mean, std, info):
         "calibration": {
             "method": "temperature",
             "temperature": info["temperature"],
-            "fitted_on": (f"the {info['n_cal']} tiles of the held-out calibration slide (seed "
-                          f"{CAL_SEED}), by negative log-likelihood"),
+            "fitted_on": (f"the {info['n_cal']} grid tiles (>= 50% tissue, labelled by their "
+                          f"majority class, boundary tiles included) of the held-out calibration "
+                          f"slide (seed {CAL_SEED}), by negative log-likelihood"),
             "reliability": {
-                "measured_on": f"the {info['n_val']} tiles of the validation slide (seed {VAL_SEED})",
+                "measured_on": (f"the {info['n_val_grid']} grid tiles (>= 50% tissue, majority label) "
+                                f"of the held-out validation slide (seed {VAL_SEED})"),
                 "bins": ECE_BINS,
                 "ece_before": info["ece_before"],
                 "ece_after": info["ece_after"],
@@ -446,6 +469,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "models", "zoo"))
     ap.add_argument("--work", help="keep generated slides here (default: a temporary folder)")
     ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--reuse-trained", action="store_true",
+                    help="reuse the weights a previous run saved in --work (skips training)")
     ap.add_argument("--real-dir", default=REAL_DIR,
                     help="real H&E sets for the detector's detection rate (skipped when absent)")
     ap.add_argument("--max-minutes", type=float, default=20.0,
@@ -495,8 +520,15 @@ def main():
 
     model = demo.DemoDenseNet(len(CLASSES)).to(memory_format=torch.channels_last)
     n_params = sum(p.numel() for p in model.parameters())
+    trained = os.path.join(work, f"trained-{args.steps}.pt")
+    if args.reuse_trained and os.path.exists(trained):
+        # The detector and calibration steps can be rerun on the same weights (a rerun of the
+        # training gives them too, only slower).
+        state = torch.load(trained)
+        model.load_state_dict(state["model"])
+        args.steps = 0
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=args.steps,
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=max(args.steps, 1),
                                                 pct_start=0.15)
     gen = torch.Generator().manual_seed(SEED + 1)
     ytr_t = torch.from_numpy(ytr)
@@ -526,6 +558,10 @@ def main():
             log(f"  step {step:4d} loss {loss.item():.4f} lr {sched.get_last_lr()[0]:.5f} "
                 f"{time.time() - t:.0f} s")
     train_s = time.time() - t
+    if args.steps == 0:
+        steps_done = state["steps"]
+    else:
+        torch.save({"model": model.state_dict(), "steps": steps_done}, trained)
     log(f"trained {steps_done} steps x {BATCH} in {train_s:.0f} s")
 
     t = time.time()
@@ -543,15 +579,17 @@ def main():
 
     # Out-of-domain detector and temperature, from the trained model.
     t = time.time()
-    xca, yca = val_tiles(cstem)
+    xca, yca = grid_tiles(cstem)
+    xvg, yvg = grid_tiles(vstem)
     ftr, _ = features_and_logits(model, xtr, mean_t, std_t)
     fca, lca = features_and_logits(model, xca, mean_t, std_t)
-    fva, lva = features_and_logits(model, xva, mean_t, std_t)
+    fva, lva = features_and_logits(model, xvg, mean_t, std_t)
     mu, prec = fit_detector(ftr)
     thr = float(np.percentile(mahalanobis(fca, mu, prec), OOD_PERCENTILE))
     fpr = float((mahalanobis(fva, mu, prec) > thr).mean())
     rates = {"in_domain_false_positive_rate": round(fpr, 4),
-             "in_domain_test_set": f"the {len(xva)} tiles of the validation slide (seed {VAL_SEED})",
+             "in_domain_test_set": (f"the {len(xvg)} grid tiles with >= 50% tissue of the held-out "
+                                    f"validation slide (seed {VAL_SEED}), boundary tiles included"),
              "detection_rate": {}}
     for name, xr in real_tiles(args.real_dir).items():
         fr, _ = features_and_logits(model, xr, mean_t, std_t)
@@ -561,8 +599,9 @@ def main():
     info.update({"n_cal": len(xca), "ood_threshold": round(thr, 4), "ood_rates": rates,
                  "ood_dim": int(len(mu)), "ood_feature": feature_value_name(data),
                  "temperature": round(temperature, 4),
-                 "ece_before": round(ece(lva, yva), 4),
-                 "ece_after": round(ece(lva, yva, round(temperature, 4)), 4)})
+                 "n_val_grid": len(xvg),
+                 "ece_before": round(ece(lva, yvg), 4),
+                 "ece_after": round(ece(lva, yvg, round(temperature, 4)), 4)})
     detector = {"format": "histoplan-ood/1", "method": "mahalanobis",
                 "feature": info["ood_feature"], "dim": int(len(mu)),
                 "threshold": info["ood_threshold"], "slide_fraction": OOD_SLIDE_FRACTION,
