@@ -49,10 +49,13 @@ Run with Debian's interpreter, from a build that has the histoplan binary:
 """
 
 import argparse
+import csv
+import glob
 import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -358,6 +361,137 @@ def feature_value_name(onnx_bytes):
     return gemm[-1].input[0]
 
 
+def detector_bytes(feature, mu, prec, threshold):
+    det = {"format": "histoplan-ood/1", "method": "mahalanobis", "feature": feature,
+           "dim": int(len(mu)), "threshold": threshold, "slide_fraction": OOD_SLIDE_FRACTION,
+           "mean": [float(v) for v in mu], "precision": [float(v) for v in np.asarray(prec).ravel()]}
+    return (json.dumps(det, separators=(",", ":")) + "\n").encode()
+
+
+def analyze_rows(hp_bin, model, slide, out, extra=()):
+    """`histoplan analyze` of one slide; the rows of its tiles.csv (one per analysed tile, with
+    the class probabilities and the out-of-domain score the pipeline computed)."""
+    subprocess.run(["nice", "-n", "10", hp_bin, "analyze", slide, "--model", model, "--out", out,
+                    "--overwrite", "--threads", "2"] + list(extra), check=True, capture_output=True)
+    found = glob.glob(os.path.join(out, "*", "tiles.csv"))
+    with open(found[0]) as f:
+        return list(csv.DictReader(f))
+
+
+def rows_logp_labels(rows, stem):
+    """Log-probabilities (a temperature scales them as it scales logits: the shift cancels) and
+    truth labels (majority class of the tile's truth-mask cells, >= 50% tissue) of the rows."""
+    mask = np.asarray(Image.open(stem + ".truth.png"))
+    lp, ys = [], []
+    for r in rows:
+        mx, my = int(round(float(r["x"]))) // TRUTH_SCALE, int(round(float(r["y"]))) // TRUTH_SCALE
+        counts = np.bincount(mask[my:my + CELLS, mx:mx + CELLS].ravel(), minlength=5)
+        if counts[1:].sum() < MIN_TISSUE * CELLS * CELLS:
+            continue
+        lp.append([np.log(max(float(r["prob_" + c]), 1e-12)) for c in CLASSES])
+        ys.append(int(np.argmax(counts[1:])))
+    return torch.tensor(lp, dtype=torch.float64), np.array(ys, dtype=np.int64)
+
+
+def calibrate_with_pipeline(args, work, onnx_bytes, mean, std, mu, prec, feature):
+    """Threshold, temperature and rates measured through `histoplan analyze`, the code users run:
+    the model with a provisional detector goes into a scratch folder, the held-out calibration
+    slide sets the threshold (OOD_PERCENTILE of its tile scores) and the temperature (negative
+    log-likelihood of its tiles' truth labels), the held-out validation slide gives the in-domain
+    false-positive rate and the ECE before and after, the real H&E sets the detection rates."""
+    scratch = os.path.join(work, "calibration")
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.makedirs(scratch)
+    model = os.path.join(scratch, NAME + ".onnx")
+    with open(model, "wb") as f:
+        f.write(onnx_bytes)
+    provisional = detector_bytes(feature, mu, prec, 1.0)
+    with open(os.path.join(scratch, NAME + ".ood.json"), "wb") as f:
+        f.write(provisional)
+    with open(os.path.join(scratch, NAME + ".card.json"), "w") as f:
+        json.dump({"name": NAME, "classes": CLASSES, "input_size": [INPUT, INPUT],
+                   "normalization": {"mean": mean, "std": std}, "mpp": MPP,
+                   "ood_detector": {"method": "mahalanobis", "file": NAME + ".ood.json",
+                                    "sha256": hashlib.sha256(provisional).hexdigest()}}, f)
+    cstem = os.path.join(work, f"cal{CAL_SEED}")
+    vstem = os.path.join(work, f"val{VAL_SEED}")
+    crows = analyze_rows(args.bin, model, cstem + ".tiff", os.path.join(scratch, "cal"))
+    vrows = analyze_rows(args.bin, model, vstem + ".tiff", os.path.join(scratch, "val"))
+    thr = round(float(np.percentile([float(r["ood_score"]) for r in crows], OOD_PERCENTILE)), 4)
+    fpr = float(np.mean([float(r["ood_score"]) > thr for r in vrows]))
+    clp, cy = rows_logp_labels(crows, cstem)
+    vlp, vy = rows_logp_labels(vrows, vstem)
+    temperature = round(fit_temperature(clp, cy), 4)
+    rates = {"in_domain_false_positive_rate": round(fpr, 4),
+             "in_domain_test_set": (f"every analysed tile ({len(vrows)}) of the held-out validation "
+                                    f"slide (seed {VAL_SEED}) through histoplan analyze"),
+             "detection_rate": {}}
+    svs = os.path.join(args.real_dir, "slides", "CMU-1-Small-Region.svs")
+    if os.path.exists(svs):
+        rows = analyze_rows(args.bin, model, svs, os.path.join(scratch, "cmu"))
+        rates["detection_rate"]["slides/CMU-1-Small-Region.svs"] = {
+            "tiles": len(rows), "rate": round(float(np.mean([float(r["ood_score"]) > thr for r in rows])), 4)}
+    pdir = os.path.join(args.real_dir, "patches")
+    beyond, total = 0, 0
+    for name in sorted(os.listdir(pdir)) if os.path.isdir(pdir) else []:
+        if not name.lower().endswith((".png", ".tif", ".tiff")):
+            continue
+        try:
+            rows = analyze_rows(args.bin, model, os.path.join(pdir, name),
+                                os.path.join(scratch, "p-" + name), ["--mpp", "0.5"])
+        except subprocess.CalledProcessError:
+            continue  # smaller than one tile, or no tissue
+        beyond += sum(float(r["ood_score"]) > thr for r in rows)
+        total += len(rows)
+    if total:
+        rates["detection_rate"]["patches/ (every analysed tile, read with --mpp 0.5)"] = {
+            "tiles": total, "rate": round(beyond / total, 4)}
+    log(f"  threshold {thr}, in-domain FPR {fpr:.4f} ({len(vrows)} tiles), detection "
+        f"{rates['detection_rate']}; temperature {temperature}, ECE {ece(vlp, vy):.4f} -> "
+        f"{ece(vlp, vy, temperature):.4f}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {"ood_bytes": detector_bytes(feature, mu, prec, thr),
+            "info": {"n_cal": len(cy), "n_cal_scored": len(crows), "n_val_grid": len(vy),
+                     "ood_threshold": thr, "ood_rates": rates, "ood_dim": int(len(mu)),
+                     "ood_feature": feature, "temperature": temperature,
+                     "ece_before": round(ece(vlp, vy), 4),
+                     "ece_after": round(ece(vlp, vy, temperature), 4)}}
+
+
+def recalibrate(args):
+    """--recalibrate: the detector's threshold, the temperature and the rates again, for the model
+    already in --out (its weights, and the detector's mean and precision, unchanged)."""
+    work = args.work or tempfile.mkdtemp(prefix="hp-cal-")
+    os.makedirs(work, exist_ok=True)
+    for seed, size, stem in ((CAL_SEED, CAL_SIZE, f"cal{CAL_SEED}"), (VAL_SEED, VAL_SIZE, f"val{VAL_SEED}")):
+        if not os.path.exists(os.path.join(work, stem + ".truth.json")):
+            synth(args.bin, os.path.join(work, stem + ".tiff"), size, seed)
+    card_path = os.path.join(args.out, NAME + ".card.json")
+    with open(card_path) as f:
+        c = json.load(f)
+    with open(os.path.join(args.out, NAME + ".onnx"), "rb") as f:
+        data = f.read()
+    with open(os.path.join(args.out, NAME + ".ood.json")) as f:
+        old = json.load(f)
+    mu = np.array(old["mean"])
+    prec = np.array(old["precision"]).reshape(old["dim"], old["dim"])
+    cal = calibrate_with_pipeline(args, work, data, c["normalization"]["mean"], c["normalization"]["std"],
+                                  mu, prec, old["feature"])
+    info = {"n_train": sum(c["x-training"].get("tiles_per_class", {}).values()) or 2560, **cal["info"],
+            "ood_sha": hashlib.sha256(cal["ood_bytes"]).hexdigest()}
+    fresh = card(c["sha256"], 0, c["normalization"]["mean"], c["normalization"]["std"],
+                 {**info, "n_val": c["metrics"]["tiles"], "train_per_class": {}, "val_per_class": {},
+                  "val_acc": 0, "val_recall": {}, "val_conf": [], "steps": 0})
+    for key in ("domain", "ood_detector", "calibration"):
+        c[key] = fresh[key]
+    for path, payload in ((os.path.join(args.out, NAME + ".ood.json"), cal["ood_bytes"]),
+                          (card_path, (json.dumps(c, indent=2) + "\n").encode())):
+        with open(path + ".tmp", "wb") as f:
+            f.write(payload)
+        os.replace(path + ".tmp", path)
+    log(f"{card_path}: domain, ood_detector and calibration rewritten")
+
+
 def card(sha, n_params, mean, std, info):
     seeds = ", ".join(str(s) for s in TRAIN_SEEDS)
     return {
@@ -414,9 +548,9 @@ def card(sha, n_params, mean, std, info):
             "fitted_on": (f"the {info['n_train']} training tiles (mean and a covariance shrunk by "
                           f"{OOD_SHRINK} towards its mean variance)"),
             "threshold": info["ood_threshold"],
-            "threshold_rule": (f"the {OOD_PERCENTILE:g}th percentile of the squared Mahalanobis "
-                               f"distances of the {info['n_cal']} grid tiles (>= 50% tissue, boundary "
-                               f"tiles included) of the held-out calibration slide (seed {CAL_SEED}, "
+            "threshold_rule": (f"the {OOD_PERCENTILE:g}th percentile of the tile scores that "
+                               f"histoplan analyze computes on the {info['n_cal_scored']} analysed "
+                               f"tiles of the held-out calibration slide (seed {CAL_SEED}, "
                                f"{CAL_SIZE}x{CAL_SIZE} px at 0.25 um/px)"),
             "target_false_positive_rate": round(1 - OOD_PERCENTILE / 100, 4),
             "slide_fraction": OOD_SLIDE_FRACTION,
@@ -425,12 +559,14 @@ def card(sha, n_params, mean, std, info):
         "calibration": {
             "method": "temperature",
             "temperature": info["temperature"],
-            "fitted_on": (f"the {info['n_cal']} grid tiles (>= 50% tissue, labelled by their "
-                          f"majority class, boundary tiles included) of the held-out calibration "
-                          f"slide (seed {CAL_SEED}), by negative log-likelihood"),
+            "fitted_on": (f"the {info['n_cal']} tiles histoplan analyze classified on the held-out "
+                          f"calibration slide (seed {CAL_SEED}) with >= 50% tissue in the truth "
+                          f"mask, labelled by its majority class (boundary tiles included), by "
+                          f"negative log-likelihood"),
             "reliability": {
-                "measured_on": (f"the {info['n_val_grid']} grid tiles (>= 50% tissue, majority label) "
-                                f"of the held-out validation slide (seed {VAL_SEED})"),
+                "measured_on": (f"the {info['n_val_grid']} tiles histoplan analyze classified on the "
+                                f"held-out validation slide (seed {VAL_SEED}) with >= 50% tissue in "
+                                f"the truth mask, majority label"),
                 "bins": ECE_BINS,
                 "ece_before": info["ece_before"],
                 "ece_after": info["ece_after"],
@@ -475,7 +611,12 @@ def main():
                     help="real H&E sets for the detector's detection rate (skipped when absent)")
     ap.add_argument("--max-minutes", type=float, default=20.0,
                     help="safety cap on the training loop (default 20)")
+    ap.add_argument("--recalibrate", action="store_true",
+                    help="only refit the detector's threshold and the temperature for the model in --out")
     args = ap.parse_args()
+    if args.recalibrate:
+        recalibrate(args)
+        return
 
     t0 = time.time()
     torch.manual_seed(SEED)
@@ -577,41 +718,16 @@ def main():
             "val_per_class": {CLASSES[c]: int((yva == c).sum()) for c in range(4)},
             "val_acc": acc, "val_recall": recall, "val_conf": conf, "steps": steps_done}
 
-    # Out-of-domain detector and temperature, from the trained model.
+    # Out-of-domain detector and temperature, from the trained model: mean and precision of the
+    # training tiles' penultimate features here; threshold, temperature and rates from what
+    # `histoplan analyze` itself computes on held-out slides (calibrate_with_pipeline).
     t = time.time()
-    xca, yca = grid_tiles(cstem)
-    xvg, yvg = grid_tiles(vstem)
     ftr, _ = features_and_logits(model, xtr, mean_t, std_t)
-    fca, lca = features_and_logits(model, xca, mean_t, std_t)
-    fva, lva = features_and_logits(model, xvg, mean_t, std_t)
     mu, prec = fit_detector(ftr)
-    thr = float(np.percentile(mahalanobis(fca, mu, prec), OOD_PERCENTILE))
-    fpr = float((mahalanobis(fva, mu, prec) > thr).mean())
-    rates = {"in_domain_false_positive_rate": round(fpr, 4),
-             "in_domain_test_set": (f"the {len(xvg)} grid tiles with >= 50% tissue of the held-out "
-                                    f"validation slide (seed {VAL_SEED}), boundary tiles included"),
-             "detection_rate": {}}
-    for name, xr in real_tiles(args.real_dir).items():
-        fr, _ = features_and_logits(model, xr, mean_t, std_t)
-        rates["detection_rate"][name] = {"tiles": int(len(xr)),
-                                         "rate": round(float((mahalanobis(fr, mu, prec) > thr).mean()), 4)}
-    temperature = fit_temperature(lca, yca)
-    info.update({"n_cal": len(xca), "ood_threshold": round(thr, 4), "ood_rates": rates,
-                 "ood_dim": int(len(mu)), "ood_feature": feature_value_name(data),
-                 "temperature": round(temperature, 4),
-                 "n_val_grid": len(xvg),
-                 "ece_before": round(ece(lva, yvg), 4),
-                 "ece_after": round(ece(lva, yvg, round(temperature, 4)), 4)})
-    detector = {"format": "histoplan-ood/1", "method": "mahalanobis",
-                "feature": info["ood_feature"], "dim": int(len(mu)),
-                "threshold": info["ood_threshold"], "slide_fraction": OOD_SLIDE_FRACTION,
-                "mean": [float(v) for v in mu],
-                "precision": [float(v) for v in prec.ravel()]}
-    ood_bytes = (json.dumps(detector, separators=(",", ":")) + "\n").encode()
-    info["ood_sha"] = hashlib.sha256(ood_bytes).hexdigest()
-    log(f"detector ({time.time() - t:.0f} s): threshold {thr:.3f}, in-domain FPR {fpr:.4f}, "
-        f"detection {rates['detection_rate']}; temperature {temperature:.4f}, ECE "
-        f"{info['ece_before']} -> {info['ece_after']}")
+    cal = calibrate_with_pipeline(args, work, data, mean, std, mu, prec, feature_value_name(data))
+    info.update(cal["info"])
+    ood_bytes = cal["ood_bytes"]
+    log(f"detector and calibration: {time.time() - t:.0f} s")
 
     os.makedirs(args.out, exist_ok=True)
     onnx_path = os.path.join(args.out, NAME + ".onnx")
