@@ -48,6 +48,16 @@ static void print_done(const hp_findings *f, const char *out_dir, int i, int n)
 {
     printf("slide %d/%d %s  %" PRId64 " x %" PRId64 " px  %.4g um/px (%s)\n", i + 1, n, f->slide_id, f->width_px,
            f->height_px, f->mpp_x, f->mpp_source);
+    /* First after the slide's name: nothing below means anything when the model is not valid. */
+    if (f->out_of_domain)
+        printf("  MODEL NOT VALID FOR THIS SLIDE: %s. No category and no care plan will be "
+               "suggested.\n",
+               f->domain_reason);
+    else if (f->domain_checked)
+        printf("  domain: in the model's domain (%.1f%% of tiles beyond the out-of-domain threshold)\n",
+               100 * f->ood_fraction_beyond);
+    else
+        printf("  domain: not checked (the model card ships no out-of-domain detector)\n");
     printf("  tissue %.3f mm2 (%.1f%% of the slide); %" PRId64 " tiles analysed of %" PRId64 "\n",
            f->tissue_area_mm2, 100 * f->tissue_fraction, f->tiles_analysed, f->tiles_total);
     for (int k = 0; k < f->n_classes; k++) {

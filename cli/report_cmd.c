@@ -146,6 +146,10 @@ static int cmd_build(int argc, char **argv)
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(report, "diagnosis");
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(report, "confidence");
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(report, "care_plan");
+    /* Said first, on its own line: the rest of the summary is not a result when this is set. */
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(p, "withheld");
+    if (cJSON_IsString(w))
+        printf("MODEL NOT VALID FOR THIS SLIDE: no category and no care plan suggested (%s)\n", w->valuestring);
     printf("report %s (preliminary) in %s: %s; confidence %s; %d care-plan suggestion(s)%s%s\n",
            cJSON_GetObjectItemCaseSensitive(report, "report_id")->valuestring, o.out_dir,
            cJSON_GetObjectItemCaseSensitive(d, "display")->valuestring,

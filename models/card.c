@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "common/json_check.h"
+#include "models/card_internal.h"
 
 /* A card is a few kilobytes; anything far larger is not a card, so do not read it into memory. */
 #define CARD_MAX_BYTES (1 << 20)
@@ -24,6 +25,7 @@
 static const char *const known_keys[] = {
     "$schema", "name", "version", "classes", "input_size", "normalization", "mpp", "sha256",
     "training_data", "intended_use", "metrics", "license", "not_for_diagnosis", "category_map",
+    "domain", "ood_detector", "calibration",
 };
 
 static const char *const category_names[] = {
@@ -352,7 +354,8 @@ static hp_status parse_card(const char *path, const cJSON *root, hp_card *card, 
         (st = parse_sha256(path, root, card, err)) ||
         (st = get_string(path, root, "training_data", 0, &card->training_data, err)) ||
         (st = get_string(path, root, "intended_use", 0, &card->intended_use, err)) ||
-        (st = get_string(path, root, "license", 0, &card->license, err)))
+        (st = get_string(path, root, "license", 0, &card->license, err)) ||
+        (st = hp_card_parse_domain(path, root, card, err)))
         return st;
 
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "metrics");
@@ -431,13 +434,16 @@ hp_status hp_card_copy(hp_card *d, const hp_card *c)
     *d = *c;
     d->name = d->version = d->sha256 = d->training_data = d->intended_use = d->license = NULL;
     d->metrics_json = NULL;
+    d->domain_tissue = d->domain_stain = d->ood_path = NULL;
     for (int k = 0; k < HP_CARD_MAX_CLASSES; k++)
         d->classes[k] = NULL;
     int ok = dup_or_null(&d->name, c->name) && dup_or_null(&d->version, c->version) &&
              dup_or_null(&d->sha256, c->sha256) &&
              dup_or_null(&d->training_data, c->training_data) &&
              dup_or_null(&d->intended_use, c->intended_use) &&
-             dup_or_null(&d->license, c->license);
+             dup_or_null(&d->license, c->license) &&
+             dup_or_null(&d->domain_tissue, c->domain_tissue) &&
+             dup_or_null(&d->domain_stain, c->domain_stain) && dup_or_null(&d->ood_path, c->ood_path);
     /* metrics_json comes from cJSON's allocator and goes back to it in hp_card_free. */
     if (ok && c->metrics_json) {
         size_t n = strlen(c->metrics_json) + 1;
@@ -463,5 +469,8 @@ void hp_card_free(hp_card *card)
     free(card->intended_use);
     cJSON_free(card->metrics_json);
     free(card->license);
+    free(card->domain_tissue);
+    free(card->domain_stain);
+    free(card->ood_path);
     memset(card, 0, sizeof *card);
 }

@@ -39,6 +39,17 @@ typedef struct {
      * most one class per category except "other". */
     int has_category_map;
     hp_class_category category[HP_CARD_MAX_CLASSES];
+    /* Domain of validity ("domain"): NULL / 0 when the card states none. */
+    char *domain_tissue, *domain_stain;
+    double mpp_min, mpp_max;   /* slide scan MPP the model is valid for */
+    /* Out-of-domain detector ("ood_detector"): its parameter file beside the card (hashed
+     * against the card at load), NULL when the card ships none; models/ood.h reads it. */
+    char *ood_path;
+    double ood_slide_fraction; /* share of tiles beyond the threshold that makes a slide OOD */
+    /* Calibration ("calibration"): temperature scaling fitted on held-out data, with its
+     * reliability figure (expected calibration error before and after). */
+    int has_calibration;
+    double temperature, ece_before, ece_after;
 } hp_card;
 
 /* Parses a card file. On failure fills `err` naming the file and the field, and leaves `card`

@@ -71,6 +71,16 @@ hp_status hp_model_run(hp_model *m, const float *input, int n, float *output);
  * mean/std normalization (on 0..1 values). */
 hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *output);
 
+/* Makes the graph value `name` (computed by a node, e.g. the penultimate features a classifier
+ * reads) an extra output, returned by the runs below as output `*index` (an existing output
+ * gives its own index). Drops the current instance. HP_ERR_INVALID when no node computes it. */
+hp_status hp_model_add_output(hp_model *m, const char *name, int *index);
+
+/* hp_model_run_rgb8 that also returns further outputs: extra[i] receives output i + 1 (n items
+ * times hp_model_output_size(m, i + 1) floats) when given and not NULL. */
+hp_status hp_model_run_rgb8_outputs(hp_model *m, const uint8_t *rgb, int n, float *output,
+                                    float *const *extra, int n_extra);
+
 /* Lower-level use (conformance tests, researchers' multi-input graphs) ------------------- */
 
 /* Turns graph input `name` into a constant with the given data (float32 or int64, copied), as if

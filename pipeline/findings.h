@@ -28,7 +28,7 @@
 #include "models/card.h"
 
 /* Bumped on any change a consumer could notice; the schema's schema_version const matches it. */
-#define HP_FINDINGS_SCHEMA_VERSION "2.0.0"
+#define HP_FINDINGS_SCHEMA_VERSION "2.1.0"
 
 /* Written into every findings file (and required verbatim by the schema), so that no copy of
  * the numbers travels without it. */
@@ -158,6 +158,18 @@ typedef struct {
 
     /* Uncertainty: normalized entropy over the analysed tiles (NaN when none: written null). */
     double mean_entropy, max_entropy, fraction_uncertain, entropy_threshold;
+
+    /* Domain of validity (pipeline/analyze_ood.h); written as findings.json's "domain". */
+    int domain_checked;           /* the card ships a detector and the tiles were scored */
+    int out_of_domain;            /* also the QC flag HP_QC_OUT_OF_DOMAIN */
+    char *domain_reason;          /* why the model is not valid here; NULL when in domain */
+    double ood_threshold;         /* NaN when no detector */
+    double ood_slide_fraction;    /* share of tiles beyond the threshold that makes a slide OOD */
+    int64_t ood_tiles_beyond;
+    double ood_fraction_beyond, ood_median_score, ood_p95_score; /* NaN when not scored */
+    int mpp_in_range;             /* 1 yes, 0 no, -1 the card states no range */
+    double temperature;           /* the card's calibration; NaN when it has none */
+    double calibrated_confidence; /* mean top-class probability after it; NaN when unknown */
 
     hp_findings_region *regions;
     int n_regions;

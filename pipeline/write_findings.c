@@ -499,8 +499,14 @@ static void put_tissue_qc(wctx *w, cJSON *root, const hp_findings *f)
             continue;
         if (!cJSON_AddItemToArray(flags, added(w, cJSON_CreateString(hp_qc_flag_name(bit)))))
             nomem(w);
-        added(w, cJSON_AddStringToObject(desc, hp_qc_flag_name(bit),
-                                         hp_qc_flag_description(bit)));
+        /* The out-of-domain flag carries its reason, so every reader of the flags sees why. */
+        char why[1024];
+        const char *text = hp_qc_flag_description(bit);
+        if (bit == HP_QC_OUT_OF_DOMAIN && f->domain_reason) {
+            snprintf(why, sizeof why, "the model is not valid for this slide: %s", f->domain_reason);
+            text = why;
+        }
+        added(w, cJSON_AddStringToObject(desc, hp_qc_flag_name(bit), text));
     }
     cJSON *d = added(w, cJSON_AddObjectToObject(q, "details"));
     set_where(w, "qc.details");
@@ -508,6 +514,59 @@ static void put_tissue_qc(wctx *w, cJSON *root, const hp_findings *f)
     put_num(w, d, "brown_fraction", f->brown_fraction, N_UNIT);
     put_num(w, d, "blur_score", f->blur_score, N_NULLABLE | N_NONNEG);
     put_int(w, d, "blur_regions_read", f->blur_regions_read, 0);
+}
+
+/* "domain": the card's domain of validity, the out-of-domain detector's scores, the verdict with
+ * its reason, and the calibration the report's confidence rests on. */
+static void put_domain(wctx *w, cJSON *root, const hp_findings *f)
+{
+    const hp_card *c = &f->card;
+    cJSON *d = added(w, cJSON_AddObjectToObject(root, "domain"));
+    set_where(w, "domain");
+    if (!w->st && f->out_of_domain != !!(f->qc_flags & HP_QC_OUT_OF_DOMAIN))
+        fail(w, HP_ERR_INVALID, "field domain.out_of_domain: disagrees with the QC flag");
+    if (!w->st && f->out_of_domain && !f->domain_reason)
+        fail(w, HP_ERR_INVALID, "field domain.reason: an out-of-domain slide needs its reason");
+    added(w, cJSON_AddBoolToObject(d, "checked", f->domain_checked));
+    added(w, cJSON_AddBoolToObject(d, "out_of_domain", f->out_of_domain));
+    put_str(w, d, "reason", f->out_of_domain ? f->domain_reason : NULL, 1);
+    cJSON *cd = added(w, cJSON_AddObjectToObject(d, "card"));
+    put_str(w, cd, "tissue", c->domain_tissue, 1);
+    put_str(w, cd, "stain", c->domain_stain, 1);
+    if (c->mpp_max > 0) {
+        double r[2] = {c->mpp_min, c->mpp_max};
+        attach(w, cd, "mpp_range", double_array(r, 2));
+    } else {
+        added(w, cJSON_AddNullToObject(cd, "mpp_range"));
+    }
+    if (f->mpp_in_range < 0)
+        added(w, cJSON_AddNullToObject(d, "mpp_in_range"));
+    else
+        added(w, cJSON_AddBoolToObject(d, "mpp_in_range", f->mpp_in_range));
+    if (f->domain_checked) {
+        cJSON *o = added(w, cJSON_AddObjectToObject(d, "detector"));
+        set_where(w, "domain.detector");
+        added(w, cJSON_AddStringToObject(o, "method", "mahalanobis"));
+        put_num(w, o, "threshold", f->ood_threshold, N_POS);
+        put_num(w, o, "slide_fraction", f->ood_slide_fraction, N_UNIT);
+        put_int(w, o, "tiles_beyond", f->ood_tiles_beyond, 0);
+        put_num(w, o, "fraction_beyond", f->ood_fraction_beyond, N_NULLABLE | N_UNIT);
+        put_num(w, o, "median_score", f->ood_median_score, N_NULLABLE | N_NONNEG);
+        put_num(w, o, "p95_score", f->ood_p95_score, N_NULLABLE | N_NONNEG);
+    } else {
+        added(w, cJSON_AddNullToObject(d, "detector"));
+    }
+    if (c->has_calibration) {
+        cJSON *o = added(w, cJSON_AddObjectToObject(d, "calibration"));
+        set_where(w, "domain.calibration");
+        added(w, cJSON_AddStringToObject(o, "method", "temperature"));
+        put_num(w, o, "temperature", c->temperature, N_POS);
+        put_num(w, o, "ece_before", c->ece_before, N_UNIT);
+        put_num(w, o, "ece_after", c->ece_after, N_UNIT);
+        put_num(w, o, "calibrated_confidence", f->calibrated_confidence, N_NULLABLE | N_UNIT);
+    } else {
+        added(w, cJSON_AddNullToObject(d, "calibration"));
+    }
 }
 
 static void put_classes(wctx *w, cJSON *root, const hp_findings *f)
@@ -760,6 +819,7 @@ static cJSON *build(wctx *w, const hp_findings *f)
     put_model(w, root, f);
     put_analysis(w, root, f);
     put_tissue_qc(w, root, f);
+    put_domain(w, root, f);
     put_categories(w, root, f);
     put_classes(w, root, f);
     put_extent(w, root, "in_situ_extent", f, &f->in_situ);
@@ -800,6 +860,9 @@ void hp_findings_init(hp_findings *f)
     f->objective_power = NAN;
     f->blur_score = NAN;
     f->mean_entropy = f->max_entropy = f->fraction_uncertain = NAN;
+    f->ood_threshold = f->ood_fraction_beyond = f->ood_median_score = f->ood_p95_score = NAN;
+    f->temperature = f->calibrated_confidence = NAN;
+    f->mpp_in_range = -1;
 }
 
 void hp_findings_free(hp_findings *f)
@@ -812,6 +875,7 @@ void hp_findings_free(hp_findings *f)
     free(f->mpp_warning);
     free(f->resolution_warning);
     free(f->accession);
+    free(f->domain_reason);
     hp_card_free(&f->card);
     free(f->backend);
     free(f->precision);

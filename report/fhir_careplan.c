@@ -147,6 +147,10 @@ void fx_care_plan(fx_ctx *x)
     const cJSON *sugs = fx_member(x, cp, "/care_plan", "suggestions", cJSON_Array, 0);
     if (x->failed)
         return;
+    /* Withheld (the model is not valid for the slides): no CarePlan at all, so no receiving system
+     * files a plan, even an empty one, on the strength of the model's output. */
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(cp, "withheld")))
+        return;
 
     cJSON *activities = cJSON_CreateArray();
     int i = 0;

@@ -419,11 +419,26 @@ static int check_findings(const char *path, const cJSON *root, hp_error *err)
         {"/uncertainty/fraction_uncertain", K_NUM_OR_NULL}, {"/uncertainty/threshold", K_NUM},
         {"/regions", K_ARR},            {"/outputs", K_OBJ},               {"/outputs/overlay", K_STR_OR_NULL},
         {"/diagnostic_categories/mapped", K_BOOL}, {"/diagnostic_categories/note", K_STR},
-        {"/isolated_tiles", K_ARR},
+        {"/isolated_tiles", K_ARR},     {"/domain/checked", K_BOOL},       {"/domain/out_of_domain", K_BOOL},
+        {"/domain/reason", K_STR_OR_NULL}, {"/domain/calibration", K_OBJ_OR_NULL},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (need(path, root, "", fields[i].ptr, fields[i].k, err))
             return -1;
+    /* An out-of-domain slide must say why: the report quotes the reason instead of a category. */
+    if (cJSON_IsTrue(hp_json_pointer_get(root, "/domain/out_of_domain")) &&
+        !cJSON_IsString(hp_json_pointer_get(root, "/domain/reason")))
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "findings %s: /domain/reason must say why the slide is out of domain", path),
+               -1;
+    const cJSON *cal = hp_json_pointer_get(root, "/domain/calibration");
+    if (cJSON_IsObject(cal) &&
+        (need(path, root, "", "/domain/calibration/temperature", K_NUM, err) ||
+         need(path, root, "", "/domain/calibration/ece_after", K_NUM, err) ||
+         need(path, root, "", "/domain/calibration/calibrated_confidence", K_NUM_OR_NULL, err) ||
+         need_range(path, root, "", "/domain/calibration/calibrated_confidence", 0, 0, 1, err) ||
+         need_range(path, root, "", "/domain/calibration/ece_after", 0, 0, 1, err)))
+        return -1;
     /* Ranges: sizes drive image arithmetic (a width of 1e-300 made an overlay scale of 1e300). */
     if (need_range(path, root, "", "/slide/mpp_x", HP_SLIDE_MPP_MIN, 0, HP_SLIDE_MPP_MAX, err) ||
         need_range(path, root, "", "/slide/level0_width_px", 1, 0, INT_LIMIT, err) ||

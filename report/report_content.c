@@ -274,9 +274,17 @@ static double category_support(const cJSON *report, int cat)
     return -1;
 }
 
+static int out_of_domain(const cJSON *report)
+{
+    return cJSON_IsTrue(hp_json_pointer_get(report, "/case_findings/domain/out_of_domain"));
+}
+
 static int derive_category(const cJSON *report, const hp_care_rules *rules)
 {
     const cJSON *cf = cJSON_GetObjectItemCaseSensitive(report, "case_findings");
+    /* A model outside its domain of validity suggests nothing, however sure it looks. */
+    if (out_of_domain(report))
+        return HP_CAT_INDETERMINATE;
     if (hp_fi_num(cf, "tiles_analysed") < rules->min_tiles_analysed || hp_fi_num(cf, "tiles_analysed") < 1 ||
         !categories_mapped(report))
         return HP_CAT_INDETERMINATE;
@@ -367,7 +375,8 @@ static hp_status add_statements_and_plan(cJSON *report, const cJSON *case_facts,
                                        v, 4, ev, "category");
         cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
     }
-    if (cJSON_IsObject(is) && cJSON_IsTrue(hp_fi_get(is, "present"))) {
+    /* Out of domain, the model's in situ map says nothing about carcinoma: not stated as a finding. */
+    if (!out_of_domain(report) && cJSON_IsObject(is) && cJSON_IsTrue(hp_fi_get(is, "present"))) {
         stmt_value v[] = {{"/case_findings/in_situ/extent_mm", "mm"},
                           {"/case_findings/in_situ/slide_id", NULL},
                           {"/case_findings/in_situ/largest_focus_mm", "mm"},
@@ -401,6 +410,19 @@ static hp_status add_statements_and_plan(cJSON *report, const cJSON *case_facts,
     }
     if (forced >= 0) {
         /* The pathologist's category needs no reason from the software. */
+    } else if (out_of_domain(report)) {
+        int q = 0;
+        for (const cJSON *x = hp_json_pointer_get(report, "/case_findings/domain/reasons")->child; x; x = x->next, q++) {
+            stmt_value v[2];
+            snprintf(v[0].pointer, sizeof v[0].pointer, "/case_findings/domain/reasons/%d/slide_id", q);
+            snprintf(v[1].pointer, sizeof v[1].pointer, "/case_findings/domain/reasons/%d/reason", q);
+            v[0].unit = v[1].unit = NULL;
+            const char *id = add_statement(&c, "diagnosis",
+                                           "No category and no care plan are suggested: model not valid for slide "
+                                           "{0}: {1}.",
+                                           v, 2, NULL, "category");
+            cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
+        }
     } else if (cat == HP_CAT_INDETERMINATE && !categories_mapped(report)) {
         stmt_value v[] = {{"/case_findings/diagnostic_categories/note", NULL}};
         const char *id = add_statement(&c, "diagnosis", "No category is suggested: {0}", v, 1, NULL, "category");
@@ -465,7 +487,7 @@ static hp_status add_statements_and_plan(cJSON *report, const cJSON *case_facts,
                       "Isolated {0} tiles: {1} tile(s), {2}, forming no region; review them (locations listed).", v, 3,
                       ev, cat_of && !strcmp(cat_of, "invasive") ? "invasive_evidence_mm2" : NULL);
     }
-    if (cJSON_IsObject(inv) && cat != 0 && cJSON_IsTrue(hp_fi_get(inv, "present"))) {
+    if (!out_of_domain(report) && cJSON_IsObject(inv) && cat != 0 && cJSON_IsTrue(hp_fi_get(inv, "present"))) {
         stmt_value v[] = {{"/case_findings/invasive/largest_focus_mm", "mm"}, {"/case_findings/invasive/slide_id", NULL}};
         cJSON *ev = cJSON_CreateArray();
         cJSON_AddItemToArray(ev, region_evidence(report, hp_fi_str(inv, "slide_id"), hp_fi_get(inv, "region_id")));
@@ -502,9 +524,26 @@ static hp_status add_statements_and_plan(cJSON *report, const cJSON *case_facts,
         cJSON_AddItemToArray(reasons, cJSON_CreateString("share of uncertain tiles above the rule table's low limit"));
     if (ent > rules->low_mean_entropy_above)
         cJSON_AddItemToArray(reasons, cJSON_CreateString("mean entropy above the rule table's low limit"));
+    const cJSON *dom = hp_fi_get(cfind, "domain");
+    if (out_of_domain(report))
+        cJSON_AddItemToArray(reasons, cJSON_CreateString("model not valid for this slide: outside the domain of "
+                                                         "validity its card states (out-of-domain detector, "
+                                                         "resolution or stain)"));
     if (cJSON_GetArraySize(reasons) > 0) {
         level = "low";
     } else {
+        /* High confidence needs a model checked to be in its domain and calibrated probabilities that
+         * clear the support limit: raw softmax is not a probability of being right. */
+        const cJSON *calc = hp_fi_get(dom, "calibrated_confidence");
+        if (!cJSON_IsTrue(hp_fi_get(dom, "checked")))
+            cJSON_AddItemToArray(reasons, cJSON_CreateString("the model card ships no out-of-domain detector: "
+                                                             "whether the model is valid for this slide is unchecked"));
+        if (!cJSON_IsNumber(calc))
+            cJSON_AddItemToArray(reasons, cJSON_CreateString("the model card has no calibration: its probabilities "
+                                                             "are not calibrated"));
+        else if (calc->valuedouble < rules->moderate_support_below)
+            cJSON_AddItemToArray(reasons, cJSON_CreateString("calibrated mean top-class probability below the rule "
+                                                             "table's support limit"));
         if (pct > rules->moderate_percent_uncertain_above)
             cJSON_AddItemToArray(reasons, cJSON_CreateString("share of uncertain tiles above the rule table's moderate limit"));
         if (ent > rules->moderate_mean_entropy_above)
@@ -533,6 +572,17 @@ static hp_status add_statements_and_plan(cJSON *report, const cJSON *case_facts,
                                        NULL, "confidence");
         cJSON_AddItemToArray(conf_ids, cJSON_CreateString(id));
     }
+    if (cJSON_IsNumber(hp_fi_get(dom, "calibrated_confidence"))) {
+        stmt_value v[] = {{"/case_findings/domain/calibrated_confidence", NULL},
+                          {"/case_findings/domain/temperature", NULL},
+                          {"/case_findings/domain/ece_after", NULL}};
+        const char *id = add_statement(&c, "confidence",
+                                       "Calibrated confidence: mean top-class probability {0} after temperature "
+                                       "scaling (T = {1}, fitted on held-out data; expected calibration error {2} "
+                                       "there, per the model card).",
+                                       v, 3, NULL, "confidence");
+        cJSON_AddItemToArray(conf_ids, cJSON_CreateString(id));
+    }
     cJSON *conf = cJSON_CreateObject();
     cJSON_AddStringToObject(conf, "level", level);
     cJSON_AddItemToObject(conf, "reasons", reasons);
@@ -555,6 +605,16 @@ static hp_status add_statements_and_plan(cJSON *report, const cJSON *case_facts,
     cJSON_AddStringToObject(facts, "category", hp_category_get((hp_category)cat)->name);
     cJSON_AddStringToObject(facts, "confidence", level);
     cJSON_AddBoolToObject(facts, "qc_failed", cJSON_GetArraySize(hp_fi_get(cfind, "qc_flags")) > 0);
+    cJSON_AddBoolToObject(facts, "out_of_domain", out_of_domain(report));
+    if (out_of_domain(report)) {
+        /* The care plan quotes why it is withheld (each slide's reason). */
+        char why[1024] = "";
+        size_t at = 0;
+        for (const cJSON *x = hp_fi_get(dom, "reasons")->child; x && at < sizeof why - 1; x = x->next)
+            at += (size_t)snprintf(why + at, sizeof why - at, "%sslide %s: %s", at ? "; " : "",
+                                   hp_fi_str(x, "slide_id"), hp_fi_str(x, "reason"));
+        cJSON_AddStringToObject(facts, "out_of_domain_reason", why);
+    }
     if (cJSON_IsObject(inv) && cJSON_IsTrue(hp_fi_get(inv, "present")))
         cJSON_AddNumberToObject(facts, "invasive_focus_mm", hp_fi_num(inv, "largest_focus_mm"));
     else

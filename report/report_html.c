@@ -32,6 +32,7 @@ static const char css[] =
     ".banner{font-weight:700;font-size:18px;padding:10px 14px;border:3px solid;margin:8px 0}"
     ".banner.prelim{background:#fff3cd;border-color:#c77c00;color:#7a4b00;letter-spacing:1px}"
     ".banner.signed{background:#e6f4ea;border-color:#2e7d32;color:#1b5e20}"
+    ".banner.ood{background:#fdecea;border-color:#b71c1c;color:#7f0000}"
     ".notice{border-left:5px solid #8a6d3b;background:#fcf8e3;padding:8px 12px;margin:10px 0}"
     ".alert{border:2px solid #b71c1c;background:#fdecea;padding:8px 12px;margin:10px 0}"
     ".box{border:1px solid #bbb;border-radius:4px;padding:8px 12px;margin:8px 0}"
@@ -125,6 +126,24 @@ static void header(ctx *c, int prelim, const cJSON *sign)
 {
     const cJSON *r = c->root;
     const char *status = hw_get_str(&c->w, r, "", "status", 0);
+    /* Out of domain: the first line of the page says the model is not valid here, before any
+     * status, category or number, so no reader takes a result from a page that has none. */
+    const cJSON *dom = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "case_findings"), "domain");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dom, "out_of_domain"))) {
+        raw(c, "<div class=\"banner ood\" id=\"domain-banner\" role=\"alert\">Model not valid for this "
+               "slide: no category and no care plan are suggested.");
+        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(dom, "reasons");
+        for (int i = 0; i < cJSON_GetArraySize(rs); i++) {
+            char base[HW_PTR_MAX];
+            hw_ptr_i(base, "/case_findings/domain/reasons", i);
+            raw(c, " Slide ");
+            hw_str_at(&c->w, cJSON_GetArrayItem(rs, i), base, "slide_id", NULL);
+            raw(c, ": ");
+            hw_str_at(&c->w, cJSON_GetArrayItem(rs, i), base, "reason", NULL);
+            raw(c, ".");
+        }
+        raw(c, "</div>");
+    }
     if (prelim) {
         raw(c, "<div class=\"watermark\" aria-hidden=\"true\">PRELIMINARY</div>"
                "<div class=\"banner prelim\" id=\"status-banner\">PRELIMINARY — not signed by "

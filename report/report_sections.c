@@ -250,6 +250,50 @@ hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *
 
 /* ---- the case taken together ---- */
 
+/* Whether the model is valid for every slide of the case: out of domain when any slide is (each
+ * with its reason), checked when a detector scored every slide, and the calibrated confidence
+ * weighted by each slide's analysed tiles (null unless every slide has one). */
+static cJSON *case_domain(const hp_findings_input *fi, int n)
+{
+    cJSON *d = cJSON_CreateObject();
+    int ood = 0, checked = 1, calibrated = 1;
+    double conf = 0, tiles = 0;
+    cJSON *reasons = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        const cJSON *dm = hp_fi_get(fi[i].root, "domain");
+        checked &= cJSON_IsTrue(hp_fi_get(dm, "checked"));
+        if (cJSON_IsTrue(hp_fi_get(dm, "out_of_domain"))) {
+            ood = 1;
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddStringToObject(r, "slide_id", hp_fi_str(hp_fi_get(fi[i].root, "slide"), "slide_id"));
+            cJSON_AddStringToObject(r, "reason", hp_fi_str(dm, "reason"));
+            cJSON_AddItemToArray(reasons, r);
+        }
+        const cJSON *cal = hp_fi_get(dm, "calibration");
+        double t = hp_fi_num(hp_fi_get(fi[i].root, "analysis"), "tiles_analysed");
+        if (cJSON_IsObject(cal) && cJSON_IsNumber(hp_fi_get(cal, "calibrated_confidence"))) {
+            conf += t * hp_fi_num(cal, "calibrated_confidence");
+            tiles += t;
+        } else {
+            calibrated = 0;
+        }
+    }
+    cJSON_AddBoolToObject(d, "out_of_domain", ood);
+    cJSON_AddBoolToObject(d, "checked", checked);
+    cJSON_AddItemToObject(d, "reasons", reasons);
+    const cJSON *cal0 = hp_fi_get(hp_fi_get(fi[0].root, "domain"), "calibration");
+    if (calibrated && tiles > 0) {
+        add_num(d, "calibrated_confidence", conf / tiles, 3);
+        add_num(d, "temperature", hp_fi_num(cal0, "temperature"), 4);
+        add_num(d, "ece_after", hp_fi_num(cal0, "ece_after"), 4);
+    } else {
+        cJSON_AddNullToObject(d, "calibrated_confidence");
+        cJSON_AddNullToObject(d, "temperature");
+        cJSON_AddNullToObject(d, "ece_after");
+    }
+    return d;
+}
+
 cJSON *hp_report_case_findings(const cJSON *slides, const hp_findings_input *fi)
 {
     cJSON *o = cJSON_CreateObject();
@@ -393,6 +437,7 @@ cJSON *hp_report_case_findings(const cJSON *slides, const hp_findings_input *fi)
             cJSON_AddItemToArray(flags, q);
         }
     }
+    cJSON_AddItemToObject(o, "domain", case_domain(fi, n));
     cJSON *u = cJSON_AddObjectToObject(o, "uncertainty");
     if (ent_tiles > 0) {
         add_num(u, "mean_entropy", ent_sum / ent_tiles, 3);

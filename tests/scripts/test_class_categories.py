@@ -62,6 +62,10 @@ def make_model(tmp, name, classes, cmap, perm=None):
     if cmap is not None:
         card["category_map"] = cmap
     lib.write_json(os.path.join(tmp, name + ".card.json"), card)
+    # The card's out-of-domain detector travels with it (hp_card_load reads it beside the card).
+    det = DEFAULT_CARD.get("ood_detector", {}).get("file")
+    if det:
+        shutil.copyfile(os.path.join(lib.SRC, "models", "zoo", det), os.path.join(tmp, det))
     return path
 
 
