@@ -126,14 +126,18 @@ hp_status hp_wsi_predictions_rasterize(const hp_wsi_findings *f, double D, int w
         return err ? err->code : HP_ERR_IO;
     hp_status st = HP_OK;
     const char *p = text;
+    /* The columns this score reads come first; later ones (region_id, ood_score, any added since)
+     * are carried along, and every row has as many fields as the header. */
     int C = f->n_classes, want = 7 + C + 2;
     char *fl[80] = {0};
     int nf = hp_eval_csv_record(&p, fl, 80);
+    if (nf >= want)
+        want = nf;
     if (nf != want || strcmp(fl[0] ? fl[0] : "", "tile_index") || strcmp(fl[3] ? fl[3] : "", "x") ||
         strcmp(fl[5] ? fl[5] : "", "size") || strncmp(fl[7] ? fl[7] : "", "prob_", 5)) {
         st = hp_error_set(err, HP_ERR_INVALID,
                           "%s: the header is not tiles.csv's (tile_index,i,j,x,y,size,"
-                          "tissue_fraction, %d prob_ columns, entropy,top_class)",
+                          "tissue_fraction, %d prob_ columns, entropy,top_class, ...)",
                           f->tiles_csv, C);
     }
     for (int i = 0; i < 80; i++) {

@@ -124,27 +124,34 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
-/* The results of the summary at `path` when it is one of this version, else an empty array. */
-static cJSON *read_results(const char *path)
+/* The results of the summary at `path` when it can be read and is one of this version, else NULL. */
+static cJSON *parse_results(const char *path)
 {
     cJSON *results = NULL;
     FILE *f = fopen(path, "rb");
-    if (f) {
-        char *buf = NULL;
-        long n = -1;
-        if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < SUMMARY_MAX && fseek(f, 0, SEEK_SET) == 0 &&
-            (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-            buf[n] = '\0';
-            cJSON *doc = cJSON_Parse(buf);
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "schema_version");
-            cJSON *r = cJSON_GetObjectItemCaseSensitive(doc, "results");
-            if (cJSON_IsNumber(v) && v->valueint == HP_BATCH_SUMMARY_VERSION && cJSON_IsArray(r))
-                results = cJSON_DetachItemViaPointer(doc, r);
-            cJSON_Delete(doc);
-        }
-        free(buf);
-        fclose(f);
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < SUMMARY_MAX && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = '\0';
+        cJSON *doc = cJSON_Parse(buf);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "schema_version");
+        cJSON *r = cJSON_GetObjectItemCaseSensitive(doc, "results");
+        if (cJSON_IsNumber(v) && v->valueint == HP_BATCH_SUMMARY_VERSION && cJSON_IsArray(r))
+            results = cJSON_DetachItemViaPointer(doc, r);
+        cJSON_Delete(doc);
     }
+    free(buf);
+    fclose(f);
+    return results;
+}
+
+/* The results of the summary at `path` when it is one of this version, else an empty array. */
+static cJSON *read_results(const char *path)
+{
+    cJSON *results = parse_results(path);
     return results ? results : cJSON_CreateArray();
 }
 
@@ -203,22 +210,7 @@ cJSON *hp_batch_summary_load(const char *out_dir, hp_error *err)
     if (access(path, F_OK) != 0) {
         results = cJSON_CreateArray();
     } else {
-        FILE *f = fopen(path, "rb");
-        char *buf = NULL;
-        long n = -1;
-        if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < SUMMARY_MAX && fseek(f, 0, SEEK_SET) == 0 &&
-            (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-            buf[n] = '\0';
-            cJSON *doc = cJSON_Parse(buf);
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "schema_version");
-            cJSON *r = cJSON_GetObjectItemCaseSensitive(doc, "results");
-            if (cJSON_IsNumber(v) && v->valueint == HP_BATCH_SUMMARY_VERSION && cJSON_IsArray(r))
-                results = cJSON_DetachItemViaPointer(doc, r);
-            cJSON_Delete(doc);
-        }
-        if (f)
-            fclose(f);
-        free(buf);
+        results = parse_results(path);
         if (!results)
             hp_error_set(err, HP_ERR_INVALID, "%s cannot be read or is not a batch summary of version %d", path,
                          HP_BATCH_SUMMARY_VERSION);

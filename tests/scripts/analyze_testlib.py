@@ -96,7 +96,7 @@ def valid(doc, schema_name):
 
 
 RESULT_FILES = {".histoplan-output", "findings.json", "run.json", "overlay.png", "mask.png", "uncertainty.png",
-                "heatmap.tiff", "regions.geojson", "regions.xml", "tiles.csv"}
+                "heatmap.tiff", "regions.geojson", "regions.xml", "tiles.csv", "tiles.geojson"}
 
 
 def strays(out):
