@@ -67,6 +67,7 @@ void hp_cli_service_usage(FILE *f, int with_http)
                 "  --max-slides N         slides per batch (default 1000)\n"
                 "  --rate-limit R         requests per second per token (default 100; 0: none)\n"
                 "  --http-threads N       default 4\n"
+                "  --tile-cache-mb N      memory for encoded slide tiles (default 256; 0: none)\n"
                 "  --client-timeout S     close a connection idle S seconds (default 30)\n"
                 "  --workers N            analyses at a time in this process (default 1; 0: API only)\n"
                 "  --callback-retry-base-ms MS\n"
@@ -98,7 +99,7 @@ int hp_cli_service_option(const char *cmd, int argc, char **argv, int *i, hp_ser
     }
     static const char *const WITH_VALUE[] = {
         "--data", "--db", "--listen", "--tls-cert", "--tls-key", "--slide-root", "--max-upload",
-        "--max-body", "--max-slides", "--rate-limit", "--http-threads", "--workers", "--model",
+        "--max-body", "--max-slides", "--rate-limit", "--http-threads", "--tile-cache-mb", "--workers", "--model",
         "--backend", "--threads", "--batch", "--client-timeout", "--lease-seconds", "--heartbeat-seconds",
         "--max-attempts", "--retry-base-ms", "--stop-grace-seconds", "--callback-retry-base-ms"};
     int known = 0;
@@ -159,6 +160,9 @@ int hp_cli_service_option(const char *cmd, int argc, char **argv, int *i, hp_ser
     } else if (!strcmp(a, "--http-threads")) {
         NUM(1, 256);
         c->http_threads = (int)n;
+    } else if (!strcmp(a, "--tile-cache-mb")) {
+        NUM(0, 1 << 20);
+        c->tile_cache_mb = (int)n;
     } else if (!strcmp(a, "--client-timeout")) {
         NUM(1, 3600);
         c->client_timeout_s = (int)n;

@@ -105,7 +105,10 @@ static enum MHD_Result send_response(hp_request *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     for (int i = 0; i < r->n_headers; i++)
         MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
-    if (r->file_fd < 0 && r->status != 200 && r->status != 206)
+    int cache_set = 0;
+    for (int i = 0; i < r->n_headers; i++)
+        cache_set |= !strcasecmp(r->headers[i][0], "Cache-Control");
+    if (r->file_fd < 0 && r->status != 200 && r->status != 206 && !cache_set)
         MHD_add_response_header(resp, "Cache-Control", "no-store");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);

@@ -41,7 +41,7 @@ typedef struct {
     hp_handler handle;
 } hp_route;
 
-#define HP_MAX_PARAMS 2
+#define HP_MAX_PARAMS 6
 #define HP_MAX_EXTRA_HEADERS 6
 
 struct hp_request {

@@ -38,6 +38,7 @@ void hp_service_config_init(hp_service_config *c)
     c->max_json_depth = 32;
     c->rate_limit = 100;
     c->http_threads = 4;
+    c->tile_cache_mb = 256;
     c->client_timeout_s = 30;
     c->lease_s = 180;
     c->heartbeat_s = 30;
@@ -274,7 +275,9 @@ hp_status hp_service_run(const hp_service_config *c, int stop_grace_s, int *stil
     hp_db_pool_give(s->pool, db);
     if (st != HP_OK)
         goto out;
-    if (!(s->rate = hp_rate_limiter_create(c->rate_limit)) || !(s->metrics = hp_metrics_create())) {
+    if (!(s->rate = hp_rate_limiter_create(c->rate_limit)) || !(s->metrics = hp_metrics_create()) ||
+        !(s->tiles = hp_tile_cache_create((size_t)c->tile_cache_mb << 20)) ||
+        !(s->slides = hp_slide_pool_create(16))) {
         st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -357,6 +360,8 @@ stop:
 out:
     hp_db_pool_destroy(s->pool);
     hp_rate_limiter_destroy(s->rate);
+    hp_tile_cache_destroy(s->tiles);
+    hp_slide_pool_destroy(s->slides);
     hp_metrics_destroy(s->metrics);
     free(workers);
     free(worker_ids);

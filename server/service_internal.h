@@ -12,6 +12,8 @@
 #include "server/metrics.h"
 #include "server/rate_limit.h"
 #include "server/service.h"
+#include "server/slide_pool.h"
+#include "server/tile_cache.h"
 #include "server/store.h"
 
 typedef struct hp_service {
@@ -24,6 +26,8 @@ typedef struct hp_service {
     hp_db_pool *pool;
     hp_rate_limiter *rate;
     hp_metrics *metrics;
+    hp_tile_cache *tiles;                          /* encoded tiles (the tile server) */
+    hp_slide_pool *slides;                         /* slides open for tiles */
     hp_lease_config lease;
     atomic_int stopping;                           /* no new requests or claims */
     pthread_mutex_t wake_mu;                       /* workers and senders sleep here */
