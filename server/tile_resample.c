@@ -129,6 +129,7 @@ static hp_status lanczos_box(const uint8_t *src, int sw, int sh, int ch, const d
 {
     int *bh = NULL, *kh = NULL, *bv = NULL, *kv = NULL;
     uint8_t *tmp = NULL;
+    int *acc = NULL;
     hp_status st = HP_ERR_NOMEM;
     int ksh = coeffs(sw, box[0], box[2], dw, &bh, &kh);
     int ksv = coeffs(sh, box[1], box[3], dh, &bv, &kv);
@@ -148,11 +149,20 @@ static hp_status lanczos_box(const uint8_t *src, int sw, int sh, int ch, const d
             for (int x = 0; x < dw; x++) {
                 int xmin = bh[x * 2], n = bh[x * 2 + 1];
                 const int *k = kh + (size_t)x * ksh;
+                uint8_t *o = tmp + ((size_t)y * dw + x) * ch;
+                if (ch == 3) { /* the common case, three sums in one pass */
+                    int s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+                    const uint8_t *p = row + xmin * 3;
+                    for (int i = 0; i < n; i++, p += 3)
+                        s0 += p[0] * k[i], s1 += p[1] * k[i], s2 += p[2] * k[i];
+                    o[0] = clip8(s0), o[1] = clip8(s1), o[2] = clip8(s2);
+                    continue;
+                }
                 for (int c = 0; c < ch; c++) {
                     int ss = 1 << (PRECISION_BITS - 1);
                     for (int i = 0; i < n; i++)
                         ss += row[(xmin + i) * ch + c] * k[i];
-                    tmp[((size_t)y * dw + x) * ch + c] = clip8(ss);
+                    o[c] = clip8(ss);
                 }
             }
         }
@@ -161,23 +171,29 @@ static hp_status lanczos_box(const uint8_t *src, int sw, int sh, int ch, const d
         in = tmp, in_w = dw;
     }
     if (need_v) {
+        if (!(acc = malloc((size_t)dw * ch * sizeof *acc)))
+            goto fail;
         for (int y = 0; y < dh; y++) {
             int ymin = bv[y * 2], n = bv[y * 2 + 1];
             const int *k = kv + (size_t)y * ksv;
-            for (int x = 0; x < dw; x++)
-                for (int c = 0; c < ch; c++) {
-                    int ss = 1 << (PRECISION_BITS - 1);
-                    for (int i = 0; i < n; i++)
-                        ss += in[((size_t)(ymin + i) * in_w + x) * ch + c] * k[i];
-                    dst[((size_t)y * dw + x) * ch + c] = clip8(ss);
-                }
+            /* Row by row into wide sums, so the inner loop runs along memory. */
+            for (int j = 0; j < dw * ch; j++)
+                acc[j] = 1 << (PRECISION_BITS - 1);
+            for (int i = 0; i < n; i++) {
+                const uint8_t *p = in + (size_t)(ymin + i) * in_w * ch;
+                int kv_i = k[i];
+                for (int j = 0; j < dw * ch; j++)
+                    acc[j] += p[j] * kv_i;
+            }
+            for (int j = 0; j < dw * ch; j++)
+                dst[(size_t)y * dw * ch + j] = clip8(acc[j]);
         }
     } else {
         memcpy(dst, in, (size_t)dw * dh * ch);
     }
     st = HP_OK;
 fail:
-    free(bh), free(kh), free(bv), free(kv), free(tmp);
+    free(bh), free(kh), free(bv), free(kv), free(tmp), free(acc);
     return st;
 }
 
