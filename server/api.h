@@ -30,6 +30,10 @@ void hp_api_case_report_get(hp_request *r);
 void hp_api_slide_dzi(hp_request *r);     /* server/api_tiles.c */
 void hp_api_slide_tile(hp_request *r);
 
+void hp_api_heatmap_list(hp_request *r);  /* server/api_heatmap_tiles.c */
+void hp_api_heatmap_dzi(hp_request *r);
+void hp_api_heatmap_tile(hp_request *r);
+
 void hp_api_iiif_base(hp_request *r);     /* server/api_iiif.c */
 void hp_api_iiif_info(hp_request *r);
 void hp_api_iiif_image(hp_request *r);

@@ -43,7 +43,7 @@ void hp_api_iiif_base(hp_request *r)
         hp_respond_problem(r, HP_PROB_BAD_REQUEST, "Host", "the Host header is missing or malformed");
         return;
     }
-    hp_pooled_slide *s = hp_tiles_open(r); /* 404 for a job that is not there or not this token's */
+    hp_pooled_slide *s = hp_tiles_open(r, NULL); /* 404 for a job that is not there or not this token's */
     if (!s)
         return;
     hp_slide_pool_release(r->svc->slides, s);
@@ -59,7 +59,7 @@ void hp_api_iiif_info(hp_request *r)
         hp_respond_problem(r, HP_PROB_BAD_REQUEST, "Host", "the Host header is missing or malformed");
         return;
     }
-    hp_pooled_slide *s = hp_tiles_open(r);
+    hp_pooled_slide *s = hp_tiles_open(r, NULL);
     if (!s)
         return;
     int64_t w = s->dz.lw[0], h = s->dz.lh[0];
@@ -217,7 +217,7 @@ fail:
 
 void hp_api_iiif_image(hp_request *r)
 {
-    hp_pooled_slide *s = hp_tiles_open(r);
+    hp_pooled_slide *s = hp_tiles_open(r, NULL);
     if (!s)
         return;
     int64_t reg[4];

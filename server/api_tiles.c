@@ -39,7 +39,7 @@ static int slide_file(hp_service *svc, const hp_job_row *j, char *out, size_t n)
     return -1;
 }
 
-hp_pooled_slide *hp_tiles_open(hp_request *r)
+hp_pooled_slide *hp_tiles_open(hp_request *r, hp_job_row *job)
 {
     hp_db *db = hp_api_db(r);
     if (!db)
@@ -61,7 +61,10 @@ hp_pooled_slide *hp_tiles_open(hp_request *r)
         hp_respond_problem(r, HP_PROB_NOT_FOUND, NULL,
                            "the slide of this job can no longer be read");
     }
-    hp_job_row_free(&j);
+    if (s && job)
+        *job = j;
+    else
+        hp_job_row_free(&j);
     return s;
 }
 
@@ -105,7 +108,7 @@ int hp_tiles_parse_uint(const char *s, size_t len, int64_t *out)
 
 void hp_api_slide_dzi(hp_request *r)
 {
-    hp_pooled_slide *s = hp_tiles_open(r);
+    hp_pooled_slide *s = hp_tiles_open(r, NULL);
     if (!s)
         return;
     char xml[512];
@@ -175,7 +178,7 @@ void hp_api_slide_tile(hp_request *r)
                            "no such tile (tiles are {level}/{col}_{row}.jpeg, numbers only)");
         return;
     }
-    hp_pooled_slide *s = hp_tiles_open(r);
+    hp_pooled_slide *s = hp_tiles_open(r, NULL);
     if (!s)
         return;
     hp_dz_tile t;

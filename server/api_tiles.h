@@ -9,8 +9,9 @@
 #include "server/slide_pool.h"
 
 /* The open slide of the job named by the route's first parameter (checked as
- * hp_api_load_job does); NULL when answered (404, 503). Release with hp_slide_pool_release. */
-hp_pooled_slide *hp_tiles_open(hp_request *r);
+ * hp_api_load_job does); NULL when answered (404, 503). Release with hp_slide_pool_release.
+ * With `job`, the job's row is kept there too (free it with hp_job_row_free). */
+hp_pooled_slide *hp_tiles_open(hp_request *r, hp_job_row *job);
 /* A strong ETag from the bytes ("\"<16 hex>\""). */
 void hp_tiles_etag(const uint8_t *data, size_t n, char etag[40]);
 /* 200 with the bytes (taken over), or 304 when If-None-Match names the ETag; both with ETag and

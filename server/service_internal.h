@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "server/db_pool.h"
+#include "server/heatmap_grid.h"
 #include "server/metrics.h"
 #include "server/rate_limit.h"
 #include "server/service.h"
@@ -28,6 +29,7 @@ typedef struct hp_service {
     hp_metrics *metrics;
     hp_tile_cache *tiles;                          /* encoded tiles (the tile server) */
     hp_slide_pool *slides;                         /* slides open for tiles */
+    hp_heatmap_cache *heatmaps;                    /* parsed tiles.csv of jobs being viewed */
     hp_lease_config lease;
     atomic_int stopping;                           /* no new requests or claims */
     pthread_mutex_t wake_mu;                       /* workers and senders sleep here */

@@ -223,6 +223,12 @@ try:
     r = c("GET", f"/iiif/3/{job0}", S1)
     check(r.status == 303 and r.headers.get("location", "").endswith("/info.json"), "IIIF base: 303")
     check(c("GET", f"/iiif/3/{job0}/info.json", S1).status == 200, "IIIF info.json")
+    r = c("GET", f"/v1/slides/{job0}/heatmaps", S1)
+    check(r.status == 200 and r.json()["layers"][-1]["name"] == "uncertainty", "heatmap layers")
+    layer0 = r.json()["layers"][0]["name"] if r.status == 200 else "x"
+    check(c("GET", f"/v1/slides/{job0}/heatmaps/{layer0}.dzi", S1).status == 200, "a heatmap layer's .dzi")
+    r = c("GET", f"/v1/slides/{job0}/heatmaps/{layer0}_files/0/0_0.png", P)
+    check(r.status == 200 and r.ctype == "image/png", "a heatmap tile")
     r = c("GET", f"/iiif/3/{job0}/0,0,64,64/32,/0/default.jpg", S1)
     check(r.status == 200 and r.ctype == "image/jpeg", "a IIIF image request")
 
