@@ -55,6 +55,11 @@ const char *hp_request_header(hp_request *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+const char *hp_request_cookie(hp_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
+}
+
 static hp_request *request_new(hp_service *svc, struct MHD_Connection *c, const char *method)
 {
     hp_request *r = calloc(1, sizeof *r);

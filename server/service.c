@@ -19,6 +19,7 @@
 #include "server/deliver.h"
 #include "server/http.h"
 #include "server/service_internal.h"
+#include "server/session.h"
 #include "server/sweeper.h"
 #include "server/worker.h"
 
@@ -286,7 +287,7 @@ hp_status hp_service_run(const hp_service_config *c, int stop_grace_s, int *stil
     if (!(s->rate = hp_rate_limiter_create(c->rate_limit)) || !(s->metrics = hp_metrics_create()) ||
         !(s->tiles = hp_tile_cache_create((size_t)c->tile_cache_mb << 20)) ||
         !(s->slides = hp_slide_pool_create(16)) ||
-        !(s->heatmaps = hp_heatmap_cache_create(16))) {
+        !(s->heatmaps = hp_heatmap_cache_create(16)) || !(s->sessions = hp_sessions_create())) {
         st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -372,6 +373,7 @@ out:
     hp_tile_cache_destroy(s->tiles);
     hp_slide_pool_destroy(s->slides);
     hp_heatmap_cache_destroy(s->heatmaps);
+    hp_sessions_destroy(s->sessions);
     hp_metrics_destroy(s->metrics);
     free(workers);
     free(worker_ids);

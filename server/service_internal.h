@@ -29,6 +29,7 @@ typedef struct hp_service {
     hp_metrics *metrics;
     hp_tile_cache *tiles;                          /* encoded tiles (the tile server) */
     hp_slide_pool *slides;                         /* slides open for tiles */
+    struct hp_sessions *sessions;                  /* viewer sessions (server/session.h) */
     hp_heatmap_cache *heatmaps;                    /* parsed tiles.csv of jobs being viewed */
     hp_lease_config lease;
     atomic_int stopping;                           /* no new requests or claims */
