@@ -82,7 +82,7 @@ async function worklist() {
     const tr = document.createElement('tr');
     tr.tabIndex = 0;
     tr.dataset.job = j.id;
-    for (const v of [j.case || '-', j.slide.slide_id || j.id, j.state, (j.created || '').replace('T', ' ')])
+    for (const v of [j.case || '-', j.slide.slide_id || j.id, j.state, ((j.timings && j.timings.created) || '').replace('T', ' ')])
       tr.appendChild(text(document.createElement('td'), v));
     const open = () => { location.hash = '#/slide/' + j.id; };
     tr.addEventListener('click', open);

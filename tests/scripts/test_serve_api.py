@@ -229,6 +229,14 @@ try:
     check(c("GET", f"/v1/slides/{job0}/heatmaps/{layer0}.dzi", S1).status == 200, "a heatmap layer's .dzi")
     r = c("GET", f"/v1/slides/{job0}/heatmaps/{layer0}_files/0/0_0.png", P)
     check(r.status == 200 and r.ctype == "image/png", "a heatmap tile")
+    r = c("POST", "/v1/session", None, {"token": P})
+    cookie = r.headers.get("set-cookie", "").split(";")[0]
+    check(r.status == 201 and cookie.startswith("hp_session=") and len(r.json()["csrf_token"]) == 43,
+          "viewer login: a session cookie and a CSRF token")
+    r = c("GET", "/v1/session", None, headers={"Cookie": cookie})
+    check(r.status == 200 and r.json()["role"] == "pathologist", "the session stands for the pathologist")
+    check(c("DELETE", "/v1/session", None, headers={"Cookie": cookie}).status == 403, "logout without the CSRF token: 403")
+    check(c("DELETE", "/v1/session", P).status == 204, "DELETE /v1/session with a bearer token: 204")
     r = c("GET", f"/iiif/3/{job0}/0,0,64,64/32,/0/default.jpg", S1)
     check(r.status == 200 and r.ctype == "image/jpeg", "a IIIF image request")
 
