@@ -48,6 +48,16 @@ static void print_done(const hp_findings *f, const char *out_dir, int i, int n)
 {
     printf("slide %d/%d %s  %" PRId64 " x %" PRId64 " px  %.4g um/px (%s)\n", i + 1, n, f->slide_id, f->width_px,
            f->height_px, f->mpp_x, f->mpp_source);
+    /* First after the slide's name: nothing below means anything when the model is not valid. */
+    if (f->out_of_domain)
+        printf("  MODEL NOT VALID FOR THIS SLIDE: %s. No category and no care plan will be "
+               "suggested.\n",
+               f->domain_reason);
+    else if (f->domain_checked)
+        printf("  domain: in the model's domain (%.1f%% of tiles beyond the out-of-domain threshold)\n",
+               100 * f->ood_fraction_beyond);
+    else
+        printf("  domain: not checked (the model card ships no out-of-domain detector)\n");
     printf("  tissue %.3f mm2 (%.1f%% of the slide); %" PRId64 " tiles analysed of %" PRId64 "\n",
            f->tissue_area_mm2, 100 * f->tissue_fraction, f->tiles_analysed, f->tiles_total);
     for (int k = 0; k < f->n_classes; k++) {
@@ -191,6 +201,12 @@ static int run_one(batch_state *bs, int i, int wait)
     o.waiting = on_waiting;
     o.lock_nowait = !wait;
     o.cancel = &g_stop;
+    if (b->slide_ids)
+        o.slide_id = b->slide_ids[i];
+    if (b->cases)
+        o.accession = b->cases[i];
+    if (b->mpps && b->mpps[i] > 0)
+        o.mpp = b->mpps[i];
     double t0 = now_s();
     /* Hashing comes first in the run, and hashing a FIFO would wait for a writer forever. */
     hp_status st = hp_slide_check_file(path, &err);
@@ -263,8 +279,11 @@ int hp_cli_batch_run(const hp_cli_batch *b)
         hp_cli_fail("analyze", "out of memory");
         goto done;
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         hp_batch_entry_init(&bs.e[i], b->slides[i]);
+        if (b->shard)
+            snprintf(bs.e[i].shard, sizeof bs.e[i].shard, "%s", b->shard);
+    }
 
     if (!b->model) {
         /* Nothing can run; every slide says why, in the summary too. */

@@ -34,6 +34,12 @@ typedef struct {
     char **slides;
     int n_slides;
     int json;
+    /* From a manifest (cli/manifest.h), else NULL: per slide its id, its case and its microns
+     * per pixel (0: the slide's own, or --mpp), replacing the options' values. */
+    const char *const *slide_ids;
+    const char *const *cases;
+    const double *mpps;
+    const char *shard; /* "I/N" recorded in each summary entry, or NULL */
 } hp_cli_batch;
 
 /* Installs the SIGINT/SIGTERM handlers; call before loading the model, so a signal during the

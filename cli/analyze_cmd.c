@@ -10,12 +10,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli/analyze_batch.h"
 #include "cli/commands.h"
 #include "cli/default_model.h"
+#include "cli/manifest.h"
 #include "cli/options.h"
 #include "cli/slide_list.h"
 #include "common/sha256.h"
+#include "io/atomic_file.h"
 #include "io/slide.h"
 #include "models/model.h"
 #include "pipeline/analyze.h"
@@ -26,14 +30,16 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: histoplan analyze SLIDE... [options]\n"
             "       histoplan analyze --recursive FOLDER... [options]\n"
+            "       histoplan analyze --manifest FILE [--shard I/N] [options]\n"
             "\n"
             "Finds the tissue, runs the model over its tiles and writes, for each slide, the folder\n"
-            "OUT/<slide-id>/: heatmap_<class>.png, overlay.png, mask.png, uncertainty.png,\n"
-            "heatmap.tiff, regions.geojson (QuPath), regions.xml (ASAP), tiles.csv, run.json (what\n"
-            "the result was made from) and findings.json (written last; the folder is built as\n"
-            "<slide-id>.partial and renamed when complete). The slide id never repeats the file\n"
-            "name. OUT/batch-summary.json records every slide (always written, also after a signal).\n"
-            "For research use, not diagnosis.\n"
+            "OUT/<slide-id>/: heatmap_<class>.png, overlay.png, mask.png, uncertainty.png (each\n"
+            "with a legend: key, scale bar, slide id), heatmap.tiff, regions.geojson (QuPath),\n"
+            "regions.xml (ASAP), tiles.geojson (every tile as a QuPath detection with its class\n"
+            "probabilities), tiles.csv, run.json (what the result was made from) and findings.json\n"
+            "(written last; the folder is built as <slide-id>.partial and renamed when complete).\n"
+            "The slide id never repeats the file name. OUT/batch-summary.json records every slide\n"
+            "(always written, also after a signal). For research use, not diagnosis.\n"
             "\n"
             "options:\n"
             "  -m, --model M.onnx  model with its card beside it (default: the zoo's\n"
@@ -48,6 +54,14 @@ static void usage(FILE *f)
             "  -r, --recursive     a FOLDER argument stands for the slide files under it (.svs,\n"
             "                      .tif, .tiff, .ndpi, .mrxs, .scn, .bif, .vms, .png, .jpg, ...);\n"
             "                      without it a folder is refused\n"
+            "  --manifest FILE     the slides of a cohort instead of arguments: CSV with the header\n"
+            "                      path,slide_id,case[,mpp] or JSON lines with those keys; a\n"
+            "                      relative path is taken from the manifest's folder; see\n"
+            "                      docs/cluster.md. The manifest is recorded in\n"
+            "                      OUT/batch-manifest.json for `histoplan batch merge OUT`\n"
+            "  --shard I/N         with --manifest: only shard I of N (1 <= I <= N), chosen by a\n"
+            "                      hash of the slide id, so shards never overlap, together hold\n"
+            "                      every slide, and adding lines moves no other slide\n"
             "  --slide-id ID       folder and findings id (one slide only; A-Z a-z 0-9 _ -)\n"
             "  --case ACCESSION    case accession recorded in findings.json\n"
             "  --overwrite         rerun a slide whose folder holds a completed result, and replace\n"
@@ -77,7 +91,8 @@ static void usage(FILE *f)
             "writes the summary and exits; a second signal ends at once.\n"
             "\n"
             "exit status: 0 every slide analysed or skipped, 1 some slides failed, 2 bad usage,\n"
-            "3 nothing ran (the model, the stain target or the output folder cannot be used),\n"
+            "3 nothing ran (the model, the stain target, the manifest or the output folder cannot\n"
+            "be used; a manifest with a bad line is bad usage, 2, naming the line and field),\n"
             "130 stopped by SIGINT, 143 stopped by SIGTERM\n",
             HP_ANALYZE_STAIN_FIT_TILES);
 }
@@ -124,20 +139,99 @@ static int prepare_out(const char *out)
     return 0;
 }
 
+/* A manifest run (--manifest): the manifest and, per slide of the shard, the values the batch
+ * uses instead of the options' (they point into m). */
+typedef struct {
+    hp_manifest m;
+    const char **ids, **cases;
+    double *mpps;
+    char shard[24]; /* "I/N", or "" without --shard */
+} manifest_run;
+
+/* The manifest stage: the slides of shard `si`/`sn` (all when sn is 0) as the batch's slide
+ * list and per-slide values. Returns 0, HP_EXIT_USAGE for a bad manifest, HP_EXIT_NOT_RUN for
+ * one that cannot be read, HP_EXIT_FAILED when out of memory. */
+static int manifest_stage(const char *file, int si, int sn, hp_cli_slide_list *sl, manifest_run *mr)
+{
+    hp_error err = {0};
+    if (hp_cli_refuse_dir("analyze", file, "a manifest (--manifest)"))
+        return HP_EXIT_USAGE;
+    if (hp_manifest_load(file, &mr->m, &err) != HP_OK) {
+        hp_cli_fail("analyze", "%s", err.msg);
+        return err.code == HP_ERR_INVALID ? HP_EXIT_USAGE : HP_EXIT_NOT_RUN;
+    }
+    size_t n = (size_t)mr->m.n + 1;
+    mr->ids = calloc(n, sizeof *mr->ids);
+    mr->cases = calloc(n, sizeof *mr->cases);
+    mr->mpps = calloc(n, sizeof *mr->mpps);
+    if (!mr->ids || !mr->cases || !mr->mpps) {
+        hp_cli_fail("analyze", "out of memory");
+        return HP_EXIT_FAILED;
+    }
+    if (sn)
+        snprintf(mr->shard, sizeof mr->shard, "%d/%d", si, sn);
+    for (int i = 0; i < mr->m.n; i++) {
+        const hp_manifest_row *r = &mr->m.rows[i];
+        if (sn && hp_manifest_shard_of(r->slide_id, sn) != si)
+            continue;
+        mr->ids[sl->n] = r->slide_id;
+        mr->cases[sl->n] = r->case_id;
+        mr->mpps[sl->n] = r->mpp;
+        if (hp_cli_slide_list_add(sl, r->path, 0))
+            return HP_EXIT_FAILED;
+    }
+    if (sn)
+        fprintf(stderr, "histoplan analyze: shard %s: %d of the %d slides of %s\n", mr->shard, sl->n, mr->m.n, file);
+    return 0;
+}
+
+/* OUT/batch-manifest.json: which manifest the runs into OUT came from (its absolute path and
+ * hash; never the slides' paths), for `histoplan batch merge OUT`. */
+static int record_manifest(const char *out, const char *file, const manifest_run *mr, int sn)
+{
+    char abs[PATH_MAX], path[PATH_MAX + 32];
+    hp_error err = {0};
+    if (strlen(out) >= PATH_MAX) {
+        hp_cli_fail("analyze", "the output folder's name is longer than %d bytes", PATH_MAX - 1);
+        return -1;
+    }
+    if (!realpath(file, abs))
+        snprintf(abs, sizeof abs, "%s", file);
+    snprintf(path, sizeof path, "%s/batch-manifest.json", out);
+    cJSON *doc = cJSON_CreateObject();
+    char *text = NULL;
+    if (doc && cJSON_AddNumberToObject(doc, "schema_version", 1) && cJSON_AddStringToObject(doc, "manifest", abs) &&
+        cJSON_AddStringToObject(doc, "manifest_sha256", mr->m.sha256) &&
+        cJSON_AddNumberToObject(doc, "slides", mr->m.n) && cJSON_AddNumberToObject(doc, "shards", sn ? sn : 1))
+        text = cJSON_Print(doc);
+    hp_status st = text ? hp_atomic_write_text(path, text, &err) : hp_error_set(&err, HP_ERR_NOMEM, "out of memory");
+    cJSON_Delete(doc);
+    free(text);
+    if (st != HP_OK) {
+        hp_cli_fail("analyze", "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 int hp_cli_analyze(int argc, char **argv)
 {
     enum { O_MODEL = 1, O_BACKEND, O_MPP, O_MASK, O_ROI, O_STAIN, O_STAIN_TARGET, O_OUT, O_SLIDE_ID, O_CASE,
-           O_THREADS, O_BATCH, O_OVERWRITE, O_RECURSIVE, O_JSON };
+           O_THREADS, O_BATCH, O_OVERWRITE, O_RECURSIVE, O_JSON, O_MANIFEST, O_SHARD };
     static const hp_cli_option opts[] = {
         {"model", 'm', 1, O_MODEL},       {"backend", 0, 1, O_BACKEND},   {"mpp", 0, 1, O_MPP},
         {"mask", 0, 1, O_MASK},           {"roi", 0, 1, O_ROI},           {"stain", 0, 1, O_STAIN},
         {"stain-target", 0, 1, O_STAIN_TARGET}, {"out", 'o', 1, O_OUT},   {"slide-id", 0, 1, O_SLIDE_ID},
         {"case", 0, 1, O_CASE},           {"threads", 'j', 1, O_THREADS}, {"batch", 'b', 1, O_BATCH},
         {"overwrite", 0, 0, O_OVERWRITE}, {"recursive", 'r', 0, O_RECURSIVE}, {"json", 0, 0, O_JSON},
+        {"manifest", 0, 1, O_MANIFEST},   {"shard", 0, 1, O_SHARD},
         {0},
     };
     static const char *const backends[] = {"cpu", "cuda", NULL};
-    const char *model_path = NULL, *backend = "cpu", *stain_target = NULL;
+    const char *model_path = NULL, *backend = "cpu", *stain_target = NULL, *manifest = NULL;
+    manifest_run mr;
+    memset(&mr, 0, sizeof mr);
+    int shard_i = 0, shard_n = 0;
     int stain_given = 0, recursive = 0, json = 0, rc = HP_EXIT_USAGE, c;
     long long v;
     hp_stain_method stain_method = HP_STAIN_MACENKO;
@@ -202,15 +296,35 @@ int hp_cli_analyze(int argc, char **argv)
         case O_OVERWRITE: o.overwrite = 1; break;
         case O_RECURSIVE: recursive = 1; break;
         case O_JSON: json = 1; break;
+        case O_MANIFEST: manifest = p.value; break;
+        case O_SHARD:
+            if (hp_manifest_shard_parse(p.value, &shard_i, &shard_n)) {
+                hp_cli_usage_error(&p, "--shard takes I/N: shard I of N, 1 <= I <= N <= %d (got '%s')",
+                                   HP_MANIFEST_SHARDS_MAX, p.value);
+                goto out;
+            }
+            break;
         case HP_CLI_HELP: usage(stdout); rc = HP_EXIT_OK; goto out;
         case HP_CLI_ARG: args[n_args++] = p.value; break;
         default: goto out;
         }
     }
-    if (n_args == 0) {
+    if (manifest && (n_args || recursive || o.slide_id || o.accession)) {
+        hp_cli_usage_error(&p, "--manifest lists the slides with their ids and cases; it does not go with %s",
+                           n_args ? "slide arguments" : recursive ? "--recursive" : o.slide_id ? "--slide-id" : "--case");
+        goto out;
+    }
+    if (shard_n && !manifest) {
+        hp_cli_usage_error(&p, "--shard splits a manifest; give --manifest FILE");
+        goto out;
+    }
+    if (n_args == 0 && !manifest) {
         hp_cli_usage_error(&p, "no slide given");
         goto out;
     }
+    if (manifest && (rc = manifest_stage(manifest, shard_i, shard_n, &sl, &mr)) != 0)
+        goto out;
+    rc = HP_EXIT_USAGE;
     for (int i = 0; i < n_args; i++) {
         if (!recursive && hp_cli_is_dir(args[i])) {
             hp_cli_usage_error(&p, "%s is a directory; give the slide files in it, or --recursive to analyze "
@@ -250,7 +364,7 @@ int hp_cli_analyze(int argc, char **argv)
         }
         o.stain_target = &stain_params;
     }
-    if (prepare_out(o.out_dir))
+    if (prepare_out(o.out_dir) || (manifest && record_manifest(o.out_dir, manifest, &mr, shard_n)))
         goto out;
     hp_cli_batch_signals();
 
@@ -287,10 +401,20 @@ int hp_cli_analyze(int argc, char **argv)
     o.overwrite_before = o.overwrite ? time(NULL) : 0;
     hp_cli_batch b = {.model = m, .model_error = model_err, .o = &o, .slides = sl.paths, .n_slides = sl.n,
                       .json = json};
+    if (manifest) {
+        b.slide_ids = mr.ids;
+        b.cases = mr.cases;
+        b.mpps = mr.mpps;
+        b.shard = shard_n ? mr.shard : NULL;
+    }
     rc = hp_cli_batch_run(&b);
 out:
     hp_model_destroy(m);
     hp_cli_slide_list_free(&sl);
+    hp_manifest_free(&mr.m);
+    free(mr.ids);
+    free(mr.cases);
+    free(mr.mpps);
     free(args);
     return rc;
 }

@@ -17,5 +17,6 @@ int hp_cli_serve(int argc, char **argv);   /* cli/serve_cmd.c */
 int hp_cli_worker(int argc, char **argv);  /* cli/worker_cmd.c */
 int hp_cli_eval(int argc, char **argv);    /* cli/eval_cmd.c */
 int hp_cli_eval_wsi(int argc, char **argv); /* cli/eval_wsi_cmd.c */
+int hp_cli_batch_cmd(int argc, char **argv);   /* cli/batch_cmd.c: `batch merge OUT` */
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/progress.h"
 #include "eval/eval_dataset.h"
 #include "eval/eval_run.h"
@@ -54,17 +55,6 @@ static void usage(FILE *f)
             "  --help                this text\n"
             "\n"
             "exit status: 0 done, 1 failed (a bad image, a label mismatch, ...), 2 bad usage\n");
-}
-
-static int parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 static void csv_field(const char *s)
@@ -143,131 +133,103 @@ int hp_cli_eval(int argc, char **argv)
     hp_eval_run_options o;
     hp_eval_run_options_init(&o);
     o.out_dir = "histoplan-eval";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return HP_EXIT_OK;
-        }
-        if (!strcmp(a, "--overwrite")) {
-            o.overwrite = 1;
-            continue;
-        }
-        if (!strcmp(a, "--list")) {
-            list = 1;
-            continue;
-        }
-        if (a[0] != '-' || !a[1]) {
-            if (data) {
-                fprintf(stderr, "histoplan eval: one DATA only (%s and %s given)\n\n", data, a);
-                usage(stderr);
+    enum {
+        O_MODEL = 1, O_OUT, O_OVERWRITE, O_SPLIT, O_MPP, O_TTA, O_STAIN, O_STAIN_TARGET,
+        O_BOOTSTRAP, O_SEED, O_LABEL_MAP, O_EXPECT, O_BACKEND, O_THREADS, O_BATCH, O_LIST
+    };
+    static const hp_cli_option opts[] = {
+        {"model", 'm', 1, O_MODEL},         {"out", 'o', 1, O_OUT},
+        {"overwrite", 0, 0, O_OVERWRITE},   {"split", 0, 1, O_SPLIT},
+        {"mpp", 0, 1, O_MPP},               {"tta", 0, 1, O_TTA},
+        {"stain", 0, 1, O_STAIN},           {"stain-target", 0, 1, O_STAIN_TARGET},
+        {"bootstrap", 0, 1, O_BOOTSTRAP},   {"seed", 0, 1, O_SEED},
+        {"label-map", 0, 1, O_LABEL_MAP},   {"expect-classes", 0, 1, O_EXPECT},
+        {"backend", 0, 1, O_BACKEND},       {"threads", 'j', 1, O_THREADS},
+        {"batch", 'b', 1, O_BATCH},         {"list", 0, 0, O_LIST},
+        {0},
+    };
+    static const char *const backends[] = {"cpu", "cuda", NULL};
+    static const char *const ttas[] = {"none", "flips", "dihedral", NULL};
+    static const char *const stains[] = {"macenko", "reinhard", NULL};
+    hp_cli_parser ps;
+    hp_cli_parser_init(&ps, "eval", "eval", opts, argc, argv);
+    int c;
+    long long n;
+    while ((c = hp_cli_next(&ps)) != HP_CLI_END) {
+        switch (c) {
+        case O_MODEL: model_path = ps.value; break;
+        case O_OUT: o.out_dir = ps.value; break;
+        case O_OVERWRITE: o.overwrite = 1; break;
+        case O_LIST: list = 1; break;
+        case O_SPLIT: o.split_spec = ps.value; break;
+        case O_LABEL_MAP: o.label_map_spec = ps.value; break;
+        case O_EXPECT: o.expect_classes = ps.value; break;
+        case O_STAIN_TARGET: stain_target = ps.value; break;
+        case O_MPP:
+            if (hp_cli_double_value(&ps, 0.05, 20, &o.infer.mpp_override))
                 return HP_EXIT_USAGE;
-            }
-            data = a;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "histoplan eval: %s needs a value (or is unknown)\n\n", a);
-            usage(stderr);
-            return HP_EXIT_USAGE;
-        }
-        const char *v = argv[++i];
-        long n;
-        if (!strcmp(a, "--model"))
-            model_path = v;
-        else if (!strcmp(a, "--out"))
-            o.out_dir = v;
-        else if (!strcmp(a, "--split"))
-            o.split_spec = v;
-        else if (!strcmp(a, "--label-map"))
-            o.label_map_spec = v;
-        else if (!strcmp(a, "--expect-classes"))
-            o.expect_classes = v;
-        else if (!strcmp(a, "--mpp")) {
-            char *end;
-            double x = strtod(v, &end);
-            if (end == v || *end || !(x >= 0.05 && x <= 20)) {
-                fprintf(stderr, "histoplan eval: --mpp %s: expected a number in 0.05..20\n", v);
+            break;
+        case O_TTA:
+            if (hp_cli_choice_value(&ps, ttas) < 0 || hp_eval_tta_parse(ps.value, &o.infer.tta))
                 return HP_EXIT_USAGE;
-            }
-            o.infer.mpp_override = x;
-        } else if (!strcmp(a, "--tta")) {
-            if (hp_eval_tta_parse(v, &o.infer.tta)) {
-                fprintf(stderr, "histoplan eval: --tta is none, flips or dihedral\n");
-                return HP_EXIT_USAGE;
-            }
-        } else if (!strcmp(a, "--stain")) {
+            break;
+        case O_STAIN: {
             hp_error se = {0};
-            if (hp_stain_method_parse(v, &stain_method, &se) != HP_OK) {
-                fprintf(stderr, "histoplan eval: --stain is macenko or reinhard\n");
+            if (hp_cli_choice_value(&ps, stains) < 0 ||
+                hp_stain_method_parse(ps.value, &stain_method, &se) != HP_OK)
                 return HP_EXIT_USAGE;
-            }
             stain_given = 1;
-        } else if (!strcmp(a, "--stain-target"))
-            stain_target = v;
-        else if (!strcmp(a, "--bootstrap")) {
-            if (parse_int(v, 0, 1000000, &n)) {
-                fprintf(stderr, "histoplan eval: --bootstrap %s: expected 0..1000000\n", v);
+            break;
+        }
+        case O_BOOTSTRAP:
+            if (hp_cli_int_value(&ps, 0, 1000000, &n))
                 return HP_EXIT_USAGE;
-            }
             o.bootstrap = (int)n;
-        } else if (!strcmp(a, "--seed")) {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (errno || end == v || *end || v[0] == '-') {
-                fprintf(stderr, "histoplan eval: --seed %s: expected a non-negative integer\n", v);
+            break;
+        case O_SEED:
+            if (hp_cli_int_value(&ps, 0, 9007199254740991LL, &n))
                 return HP_EXIT_USAGE;
-            }
-            o.seed = s;
-        } else if (!strcmp(a, "--backend")) {
-            if (strcmp(v, "cpu") && strcmp(v, "cuda")) {
-                fprintf(stderr, "histoplan eval: --backend is cpu or cuda\n");
+            o.seed = (unsigned long long)n;
+            break;
+        case O_BACKEND:
+            if (hp_cli_choice_value(&ps, backends) < 0)
                 return HP_EXIT_USAGE;
-            }
-            backend = v;
-        } else if (!strcmp(a, "--threads")) {
-            if (parse_int(v, 1, 256, &n)) {
-                fprintf(stderr, "histoplan eval: --threads %s: expected 1..256\n", v);
+            backend = ps.value;
+            break;
+        case O_THREADS:
+            if (hp_cli_int_value(&ps, 1, 256, &n))
                 return HP_EXIT_USAGE;
-            }
             o.infer.threads = (int)n;
-        } else if (!strcmp(a, "--batch")) {
-            if (parse_int(v, 1, 4096, &n)) {
-                fprintf(stderr, "histoplan eval: --batch %s: expected 1..4096\n", v);
+            break;
+        case O_BATCH:
+            if (hp_cli_int_value(&ps, 1, 4096, &n))
                 return HP_EXIT_USAGE;
-            }
             o.infer.batch = (int)n;
-        } else {
-            fprintf(stderr, "histoplan eval: unknown option %s\n\n", a);
-            usage(stderr);
-            return HP_EXIT_USAGE;
+            break;
+        case HP_CLI_ARG:
+            if (data)
+                return hp_cli_usage_error(&ps, "one DATA only ('%s' and '%s' given)", data, ps.value);
+            data = ps.value;
+            break;
+        case HP_CLI_HELP: usage(stdout); return HP_EXIT_OK;
+        default: return HP_EXIT_USAGE;
         }
     }
     {
         hp_eval_split check;
         hp_error se = {0};
         if (hp_eval_split_parse(o.split_spec, &check, &se) != HP_OK) {
-            fprintf(stderr, "histoplan eval: %s\n", se.msg);
-            return HP_EXIT_USAGE;
+            return hp_cli_usage_error(&ps, "%s", se.msg);
         }
     }
-    if (!data) {
-        fprintf(stderr, "histoplan eval: no DATA given\n\n");
-        usage(stderr);
-        return HP_EXIT_USAGE;
-    }
+    if (!data)
+        return hp_cli_usage_error(&ps, "no DATA given");
     if (list)
         return list_split(data, o.split_spec);
-    if (!model_path) {
-        fprintf(stderr, "histoplan eval: --model is required\n\n");
-        usage(stderr);
-        return HP_EXIT_USAGE;
-    }
-    if (stain_given != (stain_target != NULL)) {
-        fprintf(stderr, "histoplan eval: --stain and --stain-target go together\n");
-        return HP_EXIT_USAGE;
-    }
+    if (!model_path)
+        return hp_cli_usage_error(&ps, "--model is required");
+    if (stain_given != (stain_target != NULL))
+        return hp_cli_usage_error(&ps, "--stain and --stain-target go together");
     hp_error err = {0};
     if (stain_given) {
         if (hp_analyze_stain_target_load(stain_method, stain_target, &stain_params, &err) != HP_OK) {

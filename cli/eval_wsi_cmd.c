@@ -1,11 +1,11 @@
 /* `histoplan eval-wsi`: tile predictions scored against BACH Part B annotations
  * (eval/wsi_run.h). */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "eval/wsi_run.h"
 
 static void usage(FILE *f)
@@ -49,74 +49,61 @@ int hp_cli_eval_wsi(int argc, char **argv)
         rc = HP_EXIT_FAILED;
         goto out;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            rc = HP_EXIT_OK;
-            goto out;
-        }
-        if (!strcmp(a, "--overwrite")) {
-            o.overwrite = 1;
-            continue;
-        }
-        const char **list = !strcmp(a, "--truth") ? truth : !strcmp(a, "--findings") ? findings
-                            : !strcmp(a, "--slide")                      ? slides : NULL;
-        if (list) {
-            int *n = list == truth ? &nt : list == findings ? &nf : &ns;
-            int before = *n;
-            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2))
-                list[(*n)++] = argv[++i];
-            if (*n == before) {
-                fprintf(stderr, "histoplan eval-wsi: %s needs at least one file\n\n", a);
-                usage(stderr);
+    enum { O_TRUTH = 1, O_FINDINGS, O_SLIDE, O_DOWNSAMPLE, O_LEVEL, O_OUT, O_OVERWRITE };
+    static const hp_cli_option opts[] = {
+        {"truth", 0, 1, O_TRUTH},       {"findings", 0, 1, O_FINDINGS}, {"slide", 0, 1, O_SLIDE},
+        {"downsample", 0, 1, O_DOWNSAMPLE}, {"level", 0, 1, O_LEVEL},   {"out", 'o', 1, O_OUT},
+        {"overwrite", 0, 0, O_OVERWRITE}, {0},
+    };
+    hp_cli_parser ps;
+    hp_cli_parser_init(&ps, "eval-wsi", "eval-wsi", opts, argc, argv);
+    /* --truth, --findings and --slide take one file each and the files that follow it, so
+     * `--truth A01.xml A02.xml` and `--truth A01.xml --truth A02.xml` mean the same. */
+    const char **list = NULL;
+    int *count = NULL;
+    int c;
+    long long n;
+    while ((c = hp_cli_next(&ps)) != HP_CLI_END) {
+        switch (c) {
+        case O_TRUTH: list = truth, count = &nt; list[(*count)++] = ps.value; break;
+        case O_FINDINGS: list = findings, count = &nf; list[(*count)++] = ps.value; break;
+        case O_SLIDE: list = slides, count = &ns; list[(*count)++] = ps.value; break;
+        case O_OUT: o.out_dir = ps.value; list = NULL; break;
+        case O_OVERWRITE: o.overwrite = 1; list = NULL; break;
+        case O_DOWNSAMPLE:
+            list = NULL;
+            if (hp_cli_double_value(&ps, 1, 65536, &o.downsample))
+                goto out;
+            break;
+        case O_LEVEL:
+            list = NULL;
+            if (hp_cli_int_value(&ps, 0, 31, &n))
+                goto out;
+            o.level = (int)n;
+            break;
+        case HP_CLI_ARG:
+            if (!list) {
+                rc = hp_cli_usage_error(&ps, "unexpected argument '%s' (files follow --truth, "
+                                             "--findings or --slide)", ps.value);
                 goto out;
             }
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "histoplan eval-wsi: %s needs a value (or is unknown)\n\n", a);
-            usage(stderr);
-            goto out;
-        }
-        const char *v = argv[++i];
-        char *end;
-        errno = 0;
-        if (!strcmp(a, "--out"))
-            o.out_dir = v;
-        else if (!strcmp(a, "--downsample")) {
-            o.downsample = strtod(v, &end);
-            if (end == v || *end || !(o.downsample >= 1 && o.downsample <= 65536)) {
-                fprintf(stderr, "histoplan eval-wsi: --downsample %s: expected 1..65536\n", v);
-                goto out;
-            }
-        } else if (!strcmp(a, "--level")) {
-            long l = strtol(v, &end, 10);
-            if (errno || end == v || *end || l < 0 || l > 31) {
-                fprintf(stderr, "histoplan eval-wsi: --level %s: expected 0..31\n", v);
-                goto out;
-            }
-            o.level = (int)l;
-        } else {
-            fprintf(stderr, "histoplan eval-wsi: unknown option %s\n\n", a);
-            usage(stderr);
-            goto out;
+            list[(*count)++] = ps.value;
+            break;
+        case HP_CLI_HELP: usage(stdout); rc = HP_EXIT_OK; goto out;
+        default: goto out;
         }
     }
     if (nt == 0 || nt != nf) {
-        fprintf(stderr,
-                "histoplan eval-wsi: give one --truth file per --findings file (%d and %d given)\n\n",
-                nt, nf);
-        usage(stderr);
+        rc = hp_cli_usage_error(&ps, "give one --truth file per --findings file (%d and %d given)",
+                                nt, nf);
         goto out;
     }
     if (o.level >= 0 && ns != nt) {
-        fprintf(stderr, "histoplan eval-wsi: --level needs one --slide per truth file (%d and %d)\n",
-                ns, nt);
+        rc = hp_cli_usage_error(&ps, "--level needs one --slide per truth file (%d and %d)", ns, nt);
         goto out;
     }
     if (o.level < 0 && ns) {
-        fprintf(stderr, "histoplan eval-wsi: --slide is used with --level only\n");
+        rc = hp_cli_usage_error(&ps, "--slide is used with --level only");
         goto out;
     }
     o.n = nt;

@@ -18,6 +18,7 @@ static void usage(FILE *f)
             "  slide info SLIDE            levels, dimensions, microns per pixel, associated images\n"
             "  synth --out S.tiff          generate a synthetic H&E slide with ground truth\n"
             "  analyze SLIDE...            heatmaps, regions and findings for each slide\n"
+            "  batch merge OUT             one summary of a cohort's manifest runs (shards) into OUT\n"
             "  report build|sign|verify    structured report and care-plan draft; sign-off; checking\n"
             "  deid SLIDE --out COPY       de-identified copy of a slide (no label, macro or identifying fields)\n"
             "  serve --data DIR            HTTP API for lab systems: slide batches, jobs, results, reports\n"
@@ -49,6 +50,8 @@ int main(int argc, char **argv)
         return hp_cli_slide(argc - 1, argv + 1);
     if (!strcmp(argv[1], "analyze"))
         return hp_cli_analyze(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "batch"))
+        return hp_cli_batch_cmd(argc - 1, argv + 1);
     if (!strcmp(argv[1], "synth"))
         return hp_cli_synth(argc - 1, argv + 1);
     if (!strcmp(argv[1], "report"))

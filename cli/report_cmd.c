@@ -26,7 +26,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: histoplan report build CASE.json FINDINGS.json... -o|--out DIR [--slide SLIDE]... [--rules RULES.json]\n"
             "                             [--overwrite] [--assign-case]\n"
-            "       histoplan report sign DIR --pathologist ID --key KEY.pem [--amend FILE] [--registry FILE]\n"
+            "       histoplan report sign DIR --pathologist ID --key KEY.pem [--amend FILE] [--rules RULES.json]\n"
+            "                             [--registry FILE]\n"
             "       histoplan report verify DIR [--pubkey ID=PUB.pem]... [--registry FILE]\n"
             "       histoplan report signers add --pathologist ID --pubkey PUB.pem [--registry FILE]\n"
             "       histoplan report signers list [--registry FILE]\n"
@@ -52,10 +53,16 @@ static void usage(FILE *f)
             "        every file's SHA-256 and the audit log's head. Refused: a draft changed since report\n"
             "        build, a folder that fails verify, a key others can read, a key the signer registry\n"
             "        binds to another id or revoked. A signed report is never signed again; --amend FILE\n"
-            "        signs a new revision (status amended) and keeps the earlier ones. FILE is\n"
-            "        {\"reason\": text, \"changes\": [{\"field\": POINTER, \"value\": V}]} where POINTER is\n"
-            "        /diagnosis/category or /care_plan/suggestions/N/decision (approved|rejected|pending) or\n"
-            "        /care_plan/suggestions/N/note. The first sign-off may carry --amend too.\n"
+            "        signs a new revision (status amended) and keeps the earlier ones. FILE names what it\n"
+            "        changes by the ids report.html shows, and says why:\n"
+            "          {\"category\": \"in-situ\", \"reason\": TEXT}\n"
+            "          {\"suggestion\": \"CP-INV-HER2\", \"decision\": \"declined\", \"note\": TEXT, \"reason\": TEXT}\n"
+            "          {\"reason\": TEXT, \"changes\": [CHANGE, ...]}\n"
+            "        Categories: invasive, review-for-invasion, in-situ, benign, normal, indeterminate;\n"
+            "        decisions: approved, declined, pending. A new category derives the statements and the\n"
+            "        rule table's suggestions again (decisions on suggestions that remain are kept) and the\n"
+            "        revision lists what changed as a result; that needs the rule table the report was\n"
+            "        built with (default: histoplan's; else --rules). The first sign-off may carry --amend.\n"
             "verify  checks the audit log, the draft against its build record, and every revision: both\n"
             "        signatures, every file's SHA-256, the chain of revisions, the audit log's head and sign\n"
             "        events; and who signed: each revision's pathologist id and key against the keys given\n"
@@ -139,6 +146,10 @@ static int cmd_build(int argc, char **argv)
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(report, "diagnosis");
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(report, "confidence");
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(report, "care_plan");
+    /* Said first, on its own line: the rest of the summary is not a result when this is set. */
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(p, "withheld");
+    if (cJSON_IsString(w))
+        printf("MODEL NOT VALID FOR THIS SLIDE: no category and no care plan suggested (%s)\n", w->valuestring);
     printf("report %s (preliminary) in %s: %s; confidence %s; %d care-plan suggestion(s)%s%s\n",
            cJSON_GetObjectItemCaseSensitive(report, "report_id")->valuestring, o.out_dir,
            cJSON_GetObjectItemCaseSensitive(d, "display")->valuestring,
@@ -158,10 +169,10 @@ out:
 
 static int cmd_sign(int argc, char **argv)
 {
-    enum { O_PATHOLOGIST = 1, O_KEY, O_AMEND, O_REGISTRY };
+    enum { O_PATHOLOGIST = 1, O_KEY, O_AMEND, O_REGISTRY, O_RULES };
     static const hp_cli_option opts[] = {
-        {"pathologist", 0, 1, O_PATHOLOGIST}, {"key", 0, 1, O_KEY},
-        {"amend", 0, 1, O_AMEND},             {"registry", 0, 1, O_REGISTRY}, {0},
+        {"pathologist", 0, 1, O_PATHOLOGIST}, {"key", 0, 1, O_KEY}, {"amend", 0, 1, O_AMEND},
+        {"registry", 0, 1, O_REGISTRY},       {"rules", 0, 1, O_RULES}, {0},
     };
     hp_report_sign_opts o = {0};
     hp_cli_parser p;
@@ -173,6 +184,7 @@ static int cmd_sign(int argc, char **argv)
         case O_KEY: o.key_path = p.value; break;
         case O_AMEND: o.amend_path = p.value; break;
         case O_REGISTRY: o.registry_path = p.value; break;
+        case O_RULES: o.rules_path = p.value; break;
         case HP_CLI_HELP: usage(stdout); return HP_EXIT_OK;
         case HP_CLI_ARG:
             if (o.dir)

@@ -37,17 +37,6 @@ static void usage(FILE *f)
     fprintf(f, "\nexit status: 0 stopped cleanly, 1 failed to start, 2 bad usage\n");
 }
 
-static int parse_long(const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 void hp_cli_service_usage(FILE *f, int with_http)
 {
     fprintf(f,
@@ -89,113 +78,100 @@ void hp_cli_service_usage(FILE *f, int with_http)
             "                         before their jobs are handed back (default 60)\n");
 }
 
-int hp_cli_service_option(const char *cmd, int argc, char **argv, int *i, hp_service_config *c,
-                          int *stop_grace)
+enum {
+    S_DATA = 1, S_DB, S_LISTEN, S_TLS_CERT, S_TLS_KEY, S_INSECURE, S_SLIDE_ROOT, S_MAX_UPLOAD,
+    S_MAX_BODY, S_MAX_SLIDES, S_RATE, S_HTTP_THREADS, S_WORKERS, S_MODEL, S_BACKEND, S_THREADS,
+    S_BATCH, S_CLIENT_TIMEOUT, S_LEASE, S_HEARTBEAT, S_ATTEMPTS, S_RETRY, S_GRACE, S_CB_RETRY,
+    S_TILE_CACHE
+};
+
+const hp_cli_option hp_cli_service_options[] = {
+    {"data", 0, 1, S_DATA},
+    {"db", 0, 1, S_DB},
+    {"listen", 0, 1, S_LISTEN},
+    {"tls-cert", 0, 1, S_TLS_CERT},
+    {"tls-key", 0, 1, S_TLS_KEY},
+    {"insecure-listen", 0, 0, S_INSECURE},
+    {"slide-root", 0, 1, S_SLIDE_ROOT},
+    {"max-upload", 0, 1, S_MAX_UPLOAD},
+    {"max-body", 0, 1, S_MAX_BODY},
+    {"max-slides", 0, 1, S_MAX_SLIDES},
+    {"rate-limit", 0, 1, S_RATE},
+    {"http-threads", 0, 1, S_HTTP_THREADS},
+    {"tile-cache-mb", 0, 1, S_TILE_CACHE},
+    {"workers", 0, 1, S_WORKERS},
+    {"model", 'm', 1, S_MODEL},
+    {"backend", 0, 1, S_BACKEND},
+    {"threads", 'j', 1, S_THREADS},
+    {"batch", 'b', 1, S_BATCH},
+    {"client-timeout", 0, 1, S_CLIENT_TIMEOUT},
+    {"lease-seconds", 0, 1, S_LEASE},
+    {"heartbeat-seconds", 0, 1, S_HEARTBEAT},
+    {"max-attempts", 0, 1, S_ATTEMPTS},
+    {"retry-base-ms", 0, 1, S_RETRY},
+    {"stop-grace-seconds", 0, 1, S_GRACE},
+    {"callback-retry-base-ms", 0, 1, S_CB_RETRY},
+    {0},
+};
+
+int hp_cli_service_apply(const hp_cli_parser *p, int id, hp_service_config *c, int *stop_grace)
 {
-    const char *a = argv[*i];
-    if (!strcmp(a, "--insecure-listen")) {
-        c->insecure_listen = 1;
-        return 1;
-    }
-    static const char *const WITH_VALUE[] = {
-        "--data", "--db", "--listen", "--tls-cert", "--tls-key", "--slide-root", "--max-upload",
-        "--max-body", "--max-slides", "--rate-limit", "--http-threads", "--tile-cache-mb", "--workers", "--model",
-        "--backend", "--threads", "--batch", "--client-timeout", "--lease-seconds", "--heartbeat-seconds",
-        "--max-attempts", "--retry-base-ms", "--stop-grace-seconds", "--callback-retry-base-ms"};
-    int known = 0;
-    for (size_t k = 0; k < sizeof WITH_VALUE / sizeof *WITH_VALUE; k++)
-        known |= !strcmp(a, WITH_VALUE[k]);
-    if (!known)
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s: %s needs a value\n\n", cmd, a);
-        return -1;
-    }
-    const char *v = argv[++*i];
+    static const char *const backends[] = {"cpu", "cuda", NULL};
     long long n = 0;
-#define NUM(lo, hi)                                                                    \
-    do {                                                                               \
-        if (parse_long(v, lo, hi, &n)) {                                               \
-            fprintf(stderr, "%s: %s takes %lld..%lld\n\n", cmd, a, (long long)(lo),    \
-                    (long long)(hi));                                                  \
-            return -1;                                                                 \
-        }                                                                              \
-    } while (0)
-    if (!strcmp(a, "--data"))
-        c->data_dir = v;
-    else if (!strcmp(a, "--db"))
-        c->db = v;
-    else if (!strcmp(a, "--listen"))
-        c->listen = v;
-    else if (!strcmp(a, "--tls-cert"))
-        c->tls_cert = v;
-    else if (!strcmp(a, "--tls-key"))
-        c->tls_key = v;
-    else if (!strcmp(a, "--slide-root")) {
+    /* The numeric options: where the value goes and its range. */
+    static const struct {
+        int id;
+        long long lo, hi;
+    } ranges[] = {
+        {S_MAX_UPLOAD, 1, 1LL << 46}, {S_MAX_BODY, 1024, 1LL << 30}, {S_MAX_SLIDES, 1, 100000},
+        {S_RATE, 0, 1000000},          {S_HTTP_THREADS, 1, 256},      {S_CLIENT_TIMEOUT, 1, 3600},
+        {S_WORKERS, 0, 64},            {S_THREADS, 1, 256},           {S_BATCH, 1, 1024},
+        {S_LEASE, 2, 86400},           {S_HEARTBEAT, 1, 3600},        {S_ATTEMPTS, 1, 1000},
+        {S_RETRY, 0, 86400000},        {S_CB_RETRY, 1, 86400000},     {S_GRACE, 0, 86400},
+        {S_TILE_CACHE, 0, 1 << 20},
+    };
+    for (size_t k = 0; k < sizeof ranges / sizeof *ranges; k++)
+        if (ranges[k].id == id && hp_cli_int_value(p, ranges[k].lo, ranges[k].hi, &n))
+            return -1;
+    switch (id) {
+    case S_DATA: c->data_dir = p->value; break;
+    case S_DB: c->db = p->value; break;
+    case S_LISTEN: c->listen = p->value; break;
+    case S_TLS_CERT: c->tls_cert = p->value; break;
+    case S_TLS_KEY: c->tls_key = p->value; break;
+    case S_INSECURE: c->insecure_listen = 1; break;
+    case S_MODEL: c->model_path = p->value; break;
+    case S_SLIDE_ROOT:
         if (c->n_slide_roots >= HP_SERVICE_MAX_ROOTS) {
-            fprintf(stderr, "%s: at most %d --slide-root\n\n", cmd, HP_SERVICE_MAX_ROOTS);
+            hp_cli_usage_error(p, "at most %d --slide-root", HP_SERVICE_MAX_ROOTS);
             return -1;
         }
-        c->slide_roots[c->n_slide_roots++] = v;
-    } else if (!strcmp(a, "--model"))
-        c->model_path = v;
-    else if (!strcmp(a, "--backend")) {
-        if (strcmp(v, "cpu") && strcmp(v, "cuda")) {
-            fprintf(stderr, "%s: --backend is cpu or cuda\n\n", cmd);
+        c->slide_roots[c->n_slide_roots++] = p->value;
+        break;
+    case S_BACKEND:
+        if (hp_cli_choice_value(p, backends) < 0)
             return -1;
-        }
-        c->backend = v;
-    } else if (!strcmp(a, "--max-upload")) {
-        NUM(1, 1LL << 46);
-        c->max_upload = n;
-    } else if (!strcmp(a, "--max-body")) {
-        NUM(1024, 1LL << 30);
-        c->max_body = n;
-    } else if (!strcmp(a, "--max-slides")) {
-        NUM(1, 100000);
-        c->max_slides = (int)n;
-    } else if (!strcmp(a, "--rate-limit")) {
-        NUM(0, 1000000);
-        c->rate_limit = (double)n;
-    } else if (!strcmp(a, "--http-threads")) {
-        NUM(1, 256);
-        c->http_threads = (int)n;
-    } else if (!strcmp(a, "--tile-cache-mb")) {
-        NUM(0, 1 << 20);
-        c->tile_cache_mb = (int)n;
-    } else if (!strcmp(a, "--client-timeout")) {
-        NUM(1, 3600);
-        c->client_timeout_s = (int)n;
-    } else if (!strcmp(a, "--workers")) {
-        NUM(0, 64);
-        c->workers = (int)n;
-    } else if (!strcmp(a, "--threads")) {
-        NUM(1, 256);
-        c->threads = (int)n;
-    } else if (!strcmp(a, "--batch")) {
-        NUM(1, 1024);
-        c->batch = (int)n;
-    } else if (!strcmp(a, "--lease-seconds")) {
-        NUM(2, 86400);
-        c->lease_s = (int)n;
-    } else if (!strcmp(a, "--heartbeat-seconds")) {
-        NUM(1, 3600);
-        c->heartbeat_s = (int)n;
-    } else if (!strcmp(a, "--max-attempts")) {
-        NUM(1, 1000);
-        c->max_attempts = (int)n;
-    } else if (!strcmp(a, "--retry-base-ms")) {
-        NUM(0, 86400000);
-        c->retry_base_ms = n;
-    } else if (!strcmp(a, "--callback-retry-base-ms")) {
-        NUM(1, 86400000);
-        c->callback_retry_base_ms = n;
-    } else if (!strcmp(a, "--stop-grace-seconds")) {
-        NUM(0, 86400);
-        *stop_grace = (int)n;
+        c->backend = p->value;
+        break;
+    case S_MAX_UPLOAD: c->max_upload = n; break;
+    case S_MAX_BODY: c->max_body = n; break;
+    case S_MAX_SLIDES: c->max_slides = (int)n; break;
+    case S_RATE: c->rate_limit = (double)n; break;
+    case S_HTTP_THREADS: c->http_threads = (int)n; break;
+    case S_TILE_CACHE: c->tile_cache_mb = (int)n; break;
+    case S_CLIENT_TIMEOUT: c->client_timeout_s = (int)n; break;
+    case S_WORKERS: c->workers = (int)n; break;
+    case S_THREADS: c->threads = (int)n; break;
+    case S_BATCH: c->batch = (int)n; break;
+    case S_LEASE: c->lease_s = (int)n; break;
+    case S_HEARTBEAT: c->heartbeat_s = (int)n; break;
+    case S_ATTEMPTS: c->max_attempts = (int)n; break;
+    case S_RETRY: c->retry_base_ms = n; break;
+    case S_CB_RETRY: c->callback_retry_base_ms = n; break;
+    case S_GRACE: *stop_grace = (int)n; break;
+    default: return -1;
     }
-#undef NUM
-    return 1;
+    return 0;
 }
 
 static void on_listening(const char *url)
@@ -234,39 +210,42 @@ typedef struct {
     int json;
 } admin_args;
 
-static int parse_admin(int argc, char **argv, int from, admin_args *a)
+/* Parses the options after `serve token|audit SUB`. Returns ADMIN_PARSED, or the exit status
+ * for the caller to return (--help, or a usage error already printed). */
+#define ADMIN_PARSED (-1)
+static int parse_admin(int argc, char **argv, const char *command, admin_args *a)
 {
+    enum { A_DATA = 1, A_DB, A_ROLE, A_NAME, A_OUT, A_JSON };
+    static const hp_cli_option opts[] = {
+        {"data", 0, 1, A_DATA}, {"db", 0, 1, A_DB},   {"role", 0, 1, A_ROLE},
+        {"name", 0, 1, A_NAME}, {"out", 'o', 1, A_OUT}, {"json", 0, 0, A_JSON},
+        {0},
+    };
     memset(a, 0, sizeof *a);
-    for (int i = from; i < argc; i++) {
-        const char *k = argv[i];
-        if (!strcmp(k, "--json")) {
-            a->json = 1;
-            continue;
-        }
-        const char **slot = !strcmp(k, "--data")   ? &a->data
-                            : !strcmp(k, "--db")   ? &a->db
-                            : !strcmp(k, "--role") ? &a->role
-                            : !strcmp(k, "--name") ? &a->name
-                            : !strcmp(k, "--out")  ? &a->out
-                                                   : NULL;
-        if (slot) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "histoplan serve: %s needs a value\n", k);
-                return -1;
-            }
-            *slot = argv[++i];
-        } else if (k[0] == '-' || a->arg) {
-            fprintf(stderr, "histoplan serve: unexpected argument %s\n", k);
-            return -1;
-        } else {
-            a->arg = k;
+    hp_cli_parser ps;
+    /* argv[0] is "serve", argv[1] "token" or "audit", argv[2] the subcommand. */
+    hp_cli_parser_init(&ps, command, "serve", opts, argc - 2, argv + 2);
+    int c;
+    while ((c = hp_cli_next(&ps)) != HP_CLI_END) {
+        switch (c) {
+        case A_DATA: a->data = ps.value; break;
+        case A_DB: a->db = ps.value; break;
+        case A_ROLE: a->role = ps.value; break;
+        case A_NAME: a->name = ps.value; break;
+        case A_OUT: a->out = ps.value; break;
+        case A_JSON: a->json = 1; break;
+        case HP_CLI_ARG:
+            if (a->arg)
+                return hp_cli_usage_error(&ps, "unexpected argument '%s'", ps.value);
+            a->arg = ps.value;
+            break;
+        case HP_CLI_HELP: usage(stdout); return HP_EXIT_OK;
+        default: return HP_EXIT_USAGE;
         }
     }
-    if (!a->data) {
-        fprintf(stderr, "histoplan serve: --data DIR is required\n");
-        return -1;
-    }
-    return 0;
+    if (!a->data)
+        return hp_cli_usage_error(&ps, "--data DIR is required");
+    return ADMIN_PARSED;
 }
 
 static hp_db *open_store(const admin_args *a)
@@ -292,15 +271,23 @@ static hp_db *open_store(const admin_args *a)
 static int cmd_token(int argc, char **argv)
 {
     admin_args a;
-    if (argc < 3 || parse_admin(argc, argv, 3, &a))
-        goto usage;
+    if (argc < 3)
+        return hp_cli_usage_error_for("serve token", "serve", "create, list or revoke?");
     const char *sub = argv[2];
-    if (!strcmp(sub, "create") && (!a.role || !a.name || a.arg))
-        goto usage;
-    if (!strcmp(sub, "revoke") && !a.arg)
-        goto usage;
     if (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke"))
-        goto usage;
+        return hp_cli_usage_error_for("serve token", "serve",
+                                      "unknown subcommand '%s' (create, list or revoke)", sub);
+    char command[64];
+    snprintf(command, sizeof command, "serve token %s", sub);
+    int k = parse_admin(argc, argv, command, &a);
+    if (k != ADMIN_PARSED)
+        return k;
+    if (!strcmp(sub, "create") && (!a.role || !a.name))
+        return hp_cli_usage_error_for(command, "serve", "--role and --name are required");
+    if (!strcmp(sub, "create") && a.arg)
+        return hp_cli_usage_error_for(command, "serve", "unexpected argument '%s'", a.arg);
+    if (!strcmp(sub, "revoke") && !a.arg)
+        return hp_cli_usage_error_for(command, "serve", "which TOKEN-ID?");
     hp_db *db = open_store(&a);
     if (!db)
         return HP_EXIT_FAILED;
@@ -362,19 +349,22 @@ static int cmd_token(int argc, char **argv)
     }
     hp_db_close(db);
     return rc;
-usage:
-    usage(stderr);
-    return HP_EXIT_USAGE;
 }
 
 static int cmd_audit(int argc, char **argv)
 {
     admin_args a;
-    if (argc < 3 || parse_admin(argc, argv, 3, &a) || a.arg)
-        goto usage;
+    if (argc < 3 || (strcmp(argv[2], "verify") && strcmp(argv[2], "export")))
+        return hp_cli_usage_error_for("serve audit", "serve", "verify or export?");
     int verify = !strcmp(argv[2], "verify");
-    if (!verify && (strcmp(argv[2], "export") || !a.out))
-        goto usage;
+    const char *command = verify ? "serve audit verify" : "serve audit export";
+    int k = parse_admin(argc, argv, command, &a);
+    if (k != ADMIN_PARSED)
+        return k;
+    if (a.arg)
+        return hp_cli_usage_error_for(command, "serve", "unexpected argument '%s'", a.arg);
+    if (!verify && !a.out)
+        return hp_cli_usage_error_for(command, "serve", "--out FILE is required");
     hp_db *db = open_store(&a);
     if (!db)
         return HP_EXIT_FAILED;
@@ -400,9 +390,6 @@ static int cmd_audit(int argc, char **argv)
         unlink(tmp);
     hp_db_close(db);
     return rc;
-usage:
-    usage(stderr);
-    return HP_EXIT_USAGE;
 }
 
 int hp_cli_serve(int argc, char **argv)
@@ -414,26 +401,21 @@ int hp_cli_serve(int argc, char **argv)
     hp_service_config c;
     hp_service_config_init(&c);
     int grace = 60;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    hp_cli_parser ps;
+    hp_cli_parser_init(&ps, "serve", "serve", hp_cli_service_options, argc, argv);
+    int k;
+    while ((k = hp_cli_next(&ps)) != HP_CLI_END) {
+        if (k == HP_CLI_HELP) {
             usage(stdout);
             return HP_EXIT_OK;
         }
-        int k = hp_cli_service_option("histoplan serve", argc, argv, &i, &c, &grace);
-        if (k == 0) {
-            fprintf(stderr, "histoplan serve: unknown option %s\n\n", argv[i]);
-            k = -1;
-        }
-        if (k < 0) {
-            usage(stderr);
+        if (k == HP_CLI_ARG)
+            return hp_cli_usage_error(&ps, "unexpected argument '%s'", ps.value);
+        if (k < 0 || hp_cli_service_apply(&ps, k, &c, &grace))
             return HP_EXIT_USAGE;
-        }
     }
-    if (!c.data_dir) {
-        fprintf(stderr, "histoplan serve: --data DIR is required\n\n");
-        usage(stderr);
-        return HP_EXIT_USAGE;
-    }
+    if (!c.data_dir)
+        return hp_cli_usage_error(&ps, "--data DIR is required");
     return hp_cli_service_run("histoplan serve", &c, grace);
 }
 

@@ -5,13 +5,14 @@
 #include <stdio.h>
 
 #ifdef HP_HAVE_SERVER
+#include "cli/options.h"
 #include "server/service.h"
 
-/* Parses argv[i] (and its value, advancing *i) into `c`. Returns 1 taken, 0 not a service
- * option, -1 a bad value (message printed with `cmd`). `stop_grace` receives
- * --stop-grace-seconds. */
-int hp_cli_service_option(const char *cmd, int argc, char **argv, int *i, hp_service_config *c,
-                          int *stop_grace);
+/* The options of both commands, for hp_cli_parser_init (ids 1..99; a command adds none). */
+extern const hp_cli_option hp_cli_service_options[];
+/* Applies the option hp_cli_next just returned (`id`, value in p->value) to `c`; `stop_grace`
+ * receives --stop-grace-seconds. Returns 0, or -1 after printing the usage error. */
+int hp_cli_service_apply(const hp_cli_parser *p, int id, hp_service_config *c, int *stop_grace);
 /* The option lines of the usage text. */
 void hp_cli_service_usage(FILE *f, int with_http);
 /* Runs the service with `c` and prints what happened; the exit status. */

@@ -31,26 +31,21 @@ int hp_cli_worker(int argc, char **argv)
     c.http = 0;
     c.db = NULL;
     int grace = 60;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    hp_cli_parser ps;
+    hp_cli_parser_init(&ps, "worker", "worker", hp_cli_service_options, argc, argv);
+    int k;
+    while ((k = hp_cli_next(&ps)) != HP_CLI_END) {
+        if (k == HP_CLI_HELP) {
             usage(stdout);
             return HP_EXIT_OK;
         }
-        int k = hp_cli_service_option("histoplan worker", argc, argv, &i, &c, &grace);
-        if (k == 0) {
-            fprintf(stderr, "histoplan worker: unknown option %s\n\n", argv[i]);
-            k = -1;
-        }
-        if (k < 0) {
-            usage(stderr);
+        if (k == HP_CLI_ARG)
+            return hp_cli_usage_error(&ps, "unexpected argument '%s'", ps.value);
+        if (k < 0 || hp_cli_service_apply(&ps, k, &c, &grace))
             return HP_EXIT_USAGE;
-        }
     }
-    if (!c.data_dir || !c.db) {
-        fprintf(stderr, "histoplan worker: --data DIR and --db postgresql://... are required\n\n");
-        usage(stderr);
-        return HP_EXIT_USAGE;
-    }
+    if (!c.data_dir || !c.db)
+        return hp_cli_usage_error(&ps, "--data DIR and --db postgresql://... are required");
     if (c.workers < 1)
         c.workers = 1;
     return hp_cli_service_run("histoplan worker", &c, grace);

@@ -17,14 +17,44 @@
 #include <openssl/evp.h>
 
 #include "common/json_check.h"
+#include "models/card_internal.h"
 
 /* A card is a few kilobytes; anything far larger is not a card, so do not read it into memory. */
 #define CARD_MAX_BYTES (1 << 20)
 
 static const char *const known_keys[] = {
     "$schema", "name", "version", "classes", "input_size", "normalization", "mpp", "sha256",
-    "training_data", "intended_use", "metrics", "license", "not_for_diagnosis",
+    "training_data", "intended_use", "metrics", "license", "not_for_diagnosis", "category_map",
+    "domain", "ood_detector", "calibration",
 };
+
+static const char *const category_names[] = {
+    [HP_CLASS_NORMAL] = "normal",     [HP_CLASS_BENIGN] = "benign", [HP_CLASS_IN_SITU] = "in-situ",
+    [HP_CLASS_INVASIVE] = "invasive", [HP_CLASS_OTHER] = "other",
+};
+
+const char *hp_class_category_name(hp_class_category c)
+{
+    return c > HP_CLASS_UNMAPPED && c <= HP_CLASS_OTHER ? category_names[c] : NULL;
+}
+
+hp_class_category hp_class_category_find(const char *name)
+{
+    for (int c = HP_CLASS_NORMAL; name && c <= HP_CLASS_OTHER; c++)
+        if (!strcmp(name, category_names[c]))
+            return (hp_class_category)c;
+    return HP_CLASS_UNMAPPED;
+}
+
+int hp_card_class_of(const hp_card *card, hp_class_category c)
+{
+    if (!card || !card->has_category_map || c == HP_CLASS_OTHER)
+        return -1;
+    for (int k = 0; k < card->n_classes; k++)
+        if (card->category[k] == c)
+            return k;
+    return -1;
+}
 
 static char *dup_str(const char *s)
 {
@@ -252,6 +282,53 @@ static hp_status parse_sha256(const char *path, const cJSON *root, hp_card *card
     return HP_OK;
 }
 
+/* "category_map": {class: category} for every class. Explicit on purpose: a class missing from
+ * the map, or two classes claiming the invasive category, is a card error rather than a guess,
+ * because the category decides which regions the report measures as tumour. */
+static hp_status parse_category_map(const char *path, const cJSON *root, hp_card *card,
+                                    hp_error *err)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "category_map");
+    if (!m)
+        return HP_OK;
+    if (!cJSON_IsObject(m))
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "%s: field \"category_map\" must be an object {class: category}", path);
+    for (const cJSON *e = m->child; e; e = e->next) {
+        int k = -1;
+        for (int i = 0; i < card->n_classes && k < 0; i++)
+            if (!strcmp(card->classes[i], e->string))
+                k = i;
+        if (k < 0)
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "%s: field \"category_map.%s\": \"%s\" is not one of \"classes\"",
+                                path, e->string, e->string);
+        hp_class_category c =
+            cJSON_IsString(e) ? hp_class_category_find(e->valuestring) : HP_CLASS_UNMAPPED;
+        if (c == HP_CLASS_UNMAPPED)
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "%s: field \"category_map.%s\" must be one of \"normal\", "
+                                "\"benign\", \"in-situ\", \"invasive\", \"other\"",
+                                path, e->string);
+        for (int i = 0; i < card->n_classes && c != HP_CLASS_OTHER; i++)
+            if (card->category[i] == c)
+                return hp_error_set(err, HP_ERR_INVALID,
+                                    "%s: field \"category_map\": classes \"%s\" and \"%s\" both "
+                                    "map to \"%s\" (one class per category; use \"other\" for the "
+                                    "rest)",
+                                    path, card->classes[i], e->string, category_names[c]);
+        card->category[k] = c;
+    }
+    for (int i = 0; i < card->n_classes; i++)
+        if (card->category[i] == HP_CLASS_UNMAPPED)
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "%s: field \"category_map\" does not map class \"%s\" (map every "
+                                "class; \"other\" for classes without a diagnostic category)",
+                                path, card->classes[i]);
+    card->has_category_map = 1;
+    return HP_OK;
+}
+
 static hp_status parse_card(const char *path, const cJSON *root, hp_card *card, hp_error *err)
 {
     if (!cJSON_IsObject(root))
@@ -270,13 +347,15 @@ static hp_status parse_card(const char *path, const cJSON *root, hp_card *card, 
     if ((st = get_string(path, root, "name", 1, &card->name, err)) ||
         (st = get_string(path, root, "version", 0, &card->version, err)) ||
         (st = parse_classes(path, root, card, err)) ||
+        (st = parse_category_map(path, root, card, err)) ||
         (st = parse_input_size(path, root, card, err)) ||
         (st = parse_normalization(path, root, card, err)) ||
         (st = parse_mpp(path, root, card, err)) ||
         (st = parse_sha256(path, root, card, err)) ||
         (st = get_string(path, root, "training_data", 0, &card->training_data, err)) ||
         (st = get_string(path, root, "intended_use", 0, &card->intended_use, err)) ||
-        (st = get_string(path, root, "license", 0, &card->license, err)))
+        (st = get_string(path, root, "license", 0, &card->license, err)) ||
+        (st = hp_card_parse_domain(path, root, card, err)))
         return st;
 
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "metrics");
@@ -344,6 +423,39 @@ fail:
     return st;
 }
 
+static int dup_or_null(char **d, const char *s)
+{
+    *d = s ? dup_str(s) : NULL;
+    return !s || *d;
+}
+
+hp_status hp_card_copy(hp_card *d, const hp_card *c)
+{
+    *d = *c;
+    d->name = d->version = d->sha256 = d->training_data = d->intended_use = d->license = NULL;
+    d->metrics_json = NULL;
+    d->domain_tissue = d->domain_stain = d->ood_path = NULL;
+    for (int k = 0; k < HP_CARD_MAX_CLASSES; k++)
+        d->classes[k] = NULL;
+    int ok = dup_or_null(&d->name, c->name) && dup_or_null(&d->version, c->version) &&
+             dup_or_null(&d->sha256, c->sha256) &&
+             dup_or_null(&d->training_data, c->training_data) &&
+             dup_or_null(&d->intended_use, c->intended_use) &&
+             dup_or_null(&d->license, c->license) &&
+             dup_or_null(&d->domain_tissue, c->domain_tissue) &&
+             dup_or_null(&d->domain_stain, c->domain_stain) && dup_or_null(&d->ood_path, c->ood_path);
+    /* metrics_json comes from cJSON's allocator and goes back to it in hp_card_free. */
+    if (ok && c->metrics_json) {
+        size_t n = strlen(c->metrics_json) + 1;
+        if ((d->metrics_json = cJSON_malloc(n)))
+            memcpy(d->metrics_json, c->metrics_json, n);
+        ok = d->metrics_json != NULL;
+    }
+    for (int k = 0; ok && k < c->n_classes; k++)
+        ok = dup_or_null(&d->classes[k], c->classes[k]);
+    return ok ? HP_OK : HP_ERR_NOMEM;
+}
+
 void hp_card_free(hp_card *card)
 {
     if (!card)
@@ -357,5 +469,8 @@ void hp_card_free(hp_card *card)
     free(card->intended_use);
     cJSON_free(card->metrics_json);
     free(card->license);
+    free(card->domain_tissue);
+    free(card->domain_stain);
+    free(card->ood_path);
     memset(card, 0, sizeof *card);
 }

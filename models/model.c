@@ -4,6 +4,7 @@
 #include "models/model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,11 @@ struct hp_model {
         int64_t dims[HP_MAX_DIMS];
     } *shapes;
     int n_shapes;
+    /* Serializes instantiation and runs, so that threads may share one instance of a model
+     * (the service's workers do: one model in memory per process, and the backend kept busy by
+     * whichever worker has a batch ready while the others read tiles or write results). */
+    pthread_mutex_t run_mu;
+    int run_mu_ready;
 };
 
 hp_model_options hp_model_default_options(void)
@@ -85,6 +91,8 @@ void hp_model_destroy(hp_model *m)
     free(m->norm_buf);
     free(m->shapes);
     free(m->path);
+    if (m->run_mu_ready)
+        pthread_mutex_destroy(&m->run_mu);
     free(m);
 }
 
@@ -96,6 +104,11 @@ hp_model *hp_model_open(const char *path, const hp_model_options *opt, hp_error 
         return NULL;
     }
     m->opt = opt ? *opt : hp_model_default_options();
+    if (pthread_mutex_init(&m->run_mu, NULL) != 0) {
+        hp_error_set(err, HP_ERR_NOMEM, "cannot create a mutex");
+        goto fail;
+    }
+    m->run_mu_ready = 1;
     m->path = strdup(path);
     if (!m->path) {
         hp_error_set(err, HP_ERR_NOMEM, "out of memory");
@@ -285,7 +298,7 @@ int hp_model_input_is_parameter(const hp_model *m, int i)
     return uses > 0;
 }
 
-hp_status hp_model_instantiate(hp_model *m, int n)
+static hp_status instantiate_locked(hp_model *m, int n)
 {
     if (m->inst && m->inst_batch == n)
         return HP_OK;
@@ -321,12 +334,20 @@ hp_status hp_model_instantiate(hp_model *m, int n)
     return HP_OK;
 }
 
+hp_status hp_model_instantiate(hp_model *m, int n)
+{
+    pthread_mutex_lock(&m->run_mu);
+    hp_status st = instantiate_locked(m, n);
+    pthread_mutex_unlock(&m->run_mu);
+    return st;
+}
+
 const hp_graph *hp_model_instance(const hp_model *m)
 {
     return m->inst;
 }
 
-hp_status hp_model_run_all(hp_model *m, const float *const *inputs, float *const *outputs)
+static hp_status run_all_locked(hp_model *m, const float *const *inputs, float *const *outputs)
 {
     if (!m->inst)
         return hp_error_set(&m->err, HP_ERR_INVALID, "instantiate the model before running it");
@@ -334,6 +355,14 @@ hp_status hp_model_run_all(hp_model *m, const float *const *inputs, float *const
     hp_status st = hp_backend_run(m->backend, inputs, outputs);
     if (st)
         hp_error_set(&m->err, st, "%s: %s backend: %s", m->path, m->backend->vt->name, hp_backend_error(m->backend));
+    return st;
+}
+
+hp_status hp_model_run_all(hp_model *m, const float *const *inputs, float *const *outputs)
+{
+    pthread_mutex_lock(&m->run_mu);
+    hp_status st = run_all_locked(m, inputs, outputs);
+    pthread_mutex_unlock(&m->run_mu);
     return st;
 }
 
@@ -363,7 +392,7 @@ static hp_status single_io(hp_model *m, int n)
 {
     if (n < 1)
         return hp_error_set(&m->err, HP_ERR_INVALID, "%s: %d items (at least 1)", m->path, n);
-    hp_status st = hp_model_instantiate(m, n);
+    hp_status st = instantiate_locked(m, n);
     if (st)
         return st;
     const hp_graph *g = m->inst;
@@ -391,26 +420,35 @@ typedef struct {
     float scale[3], bias[3];
 } rgb8_input;
 
-/* Runs the instance with output 0 into `output` and any further outputs into scratch (callers of
- * the single-output API read the first only): from `rgb` through the backend's own
- * normalization when given, else from the float `input`. */
+/* Runs the instance with output 0 into `output`, output i > 0 into extra[i - 1] when the caller
+ * gave one and into scratch otherwise (callers of the single-output API read the first only):
+ * from `rgb` through the backend's own normalization when given, else from the float `input`. */
 static hp_status run_first_output(hp_model *m, const float *input, const rgb8_input *rgb,
-                                  float *output)
+                                  float *output, float *const *extra, int n_extra)
 {
     int no = m->inst->n_outputs;
     float **outs = calloc((size_t)no, sizeof *outs);
-    if (!outs)
+    char *mine = calloc((size_t)no, 1);
+    if (!outs || !mine) {
+        free(outs);
+        free(mine);
         return hp_error_set(&m->err, HP_ERR_NOMEM, "out of memory");
+    }
     hp_status st = HP_OK;
     outs[0] = output;
     for (int i = 1; i < no && !st; i++) {
+        if (i - 1 < n_extra && extra[i - 1]) {
+            outs[i] = extra[i - 1];
+            continue;
+        }
+        mine[i] = 1;
         outs[i] = malloc(sizeof(float) * (size_t)hp_value_numel(&m->inst->values[m->inst->outputs[i]]));
         if (!outs[i])
             st = hp_error_set(&m->err, HP_ERR_NOMEM, "out of memory");
     }
     if (!st && !rgb) {
         const float *in[1] = {input};
-        st = hp_model_run_all(m, in, (float *const *)outs);
+        st = run_all_locked(m, in, (float *const *)outs);
     } else if (!st) {
         hp_error_clear(&m->backend->err);
         st = m->backend->vt->run_rgb8(m->backend, rgb->rgb, rgb->scale, rgb->bias, outs);
@@ -419,20 +457,67 @@ static hp_status run_first_output(hp_model *m, const float *input, const rgb8_in
                          hp_backend_error(m->backend));
     }
     for (int i = 1; i < no; i++)
-        free(outs[i]);
+        if (mine[i])
+            free(outs[i]);
     free(outs);
+    free(mine);
     return st;
 }
 
-hp_status hp_model_run(hp_model *m, const float *input, int n, float *output)
+/* Callers hold m->run_mu: one model instance serves every thread of a process (serve's
+ * workers share it), and a run, a new output or an instance rebuild must not interleave. */
+static hp_status run_float_locked(hp_model *m, const float *input, int n, float *output,
+                                  float *const *extra, int n_extra)
 {
     hp_status st = single_io(m, n);
     if (st)
         return st;
-    return run_first_output(m, input, NULL, output);
+    return run_first_output(m, input, NULL, output, extra, n_extra);
 }
 
-hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *output)
+hp_status hp_model_run(hp_model *m, const float *input, int n, float *output)
+{
+    pthread_mutex_lock(&m->run_mu);
+    hp_status st = run_float_locked(m, input, n, output, NULL, 0);
+    pthread_mutex_unlock(&m->run_mu);
+    return st;
+}
+
+static hp_status add_output_locked(hp_model *m, const char *name, int *index)
+{
+    int v = name ? hp_graph_find_value(m->base, name) : -1;
+    if (v < 0 || m->base->values[v].kind != HP_VAL_RUNTIME)
+        return hp_error_set(&m->err, HP_ERR_INVALID,
+                            "%s: no value named '%s' computed by the graph to add as an output",
+                            m->path, name ? name : "(null)");
+    for (int i = 0; i < m->base->n_outputs; i++)
+        if (m->base->outputs[i] == v) {
+            *index = i;
+            return HP_OK;
+        }
+    int *no = realloc(m->base->outputs, sizeof *no * (size_t)(m->base->n_outputs + 1));
+    if (!no)
+        return hp_error_set(&m->err, HP_ERR_NOMEM, "out of memory");
+    m->base->outputs = no;
+    m->base->outputs[m->base->n_outputs] = v;
+    *index = m->base->n_outputs++;
+    m->base->values[v].is_output = 1;
+    hp_graph_recount(m->base);
+    /* The instance was planned without it: an output must outlive the run, not share a buffer. */
+    drop_instance(m);
+    return HP_OK;
+}
+
+hp_status hp_model_add_output(hp_model *m, const char *name, int *index)
+{
+    pthread_mutex_lock(&m->run_mu);
+    hp_status st = add_output_locked(m, name, index);
+    pthread_mutex_unlock(&m->run_mu);
+    return st;
+}
+
+static hp_status run_rgb8_locked(hp_model *m, const uint8_t *rgb, int n, float *output,
+                                 float *const *extra, int n_extra)
 {
     if (!m->has_card || !m->card.has_norm)
         return hp_error_set(&m->err, HP_ERR_INVALID,
@@ -448,7 +533,7 @@ hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *outpu
     }
     if (m->backend->vt->run_rgb8) {
         hp_status st = single_io(m, n);
-        return st ? st : run_first_output(m, NULL, &in, output);
+        return st ? st : run_first_output(m, NULL, &in, output, extra, n_extra);
     }
     size_t plane = (size_t)h * (size_t)w, need = (size_t)n * 3 * plane;
     if (need > m->norm_cap) {
@@ -465,7 +550,21 @@ hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *outpu
             for (int k = 0; k < 3; k++)
                 dst[k * plane + p] = src[3 * p + (size_t)k] * in.scale[k] + in.bias[k];
     }
-    return hp_model_run(m, m->norm_buf, n, output);
+    return run_float_locked(m, m->norm_buf, n, output, extra, n_extra);
+}
+
+hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *output)
+{
+    return hp_model_run_rgb8_outputs(m, rgb, n, output, NULL, 0);
+}
+
+hp_status hp_model_run_rgb8_outputs(hp_model *m, const uint8_t *rgb, int n, float *output,
+                                    float *const *extra, int n_extra)
+{
+    pthread_mutex_lock(&m->run_mu);
+    hp_status st = run_rgb8_locked(m, rgb, n, output, extra, n_extra);
+    pthread_mutex_unlock(&m->run_mu);
+    return st;
 }
 
 /* Multiply-adds of one node, times two. */

@@ -1,8 +1,12 @@
 /* histoplan's model API: open an ONNX model (with its card), inspect it, run batches on a
  * backend. This is the one C API over the CPU and CUDA backends.
  *
- * Thread-safety: one hp_model is used by one thread at a time; open one per thread to run
- * concurrently. Every failure is recorded on the model (hp_model_error) and returned. */
+ * Thread-safety: threads may share one hp_model for hp_model_instantiate and the hp_model_run*
+ * calls, which the model serializes (one run at a time per instance, as the backend's buffers are
+ * the instance's); a service keeps one model in memory and its workers take turns on it. The
+ * other calls that change the model (input shapes) and hp_model_error belong to one thread: a
+ * message recorded by a failed run may be replaced by another thread's. Open one model per
+ * thread to run truly concurrently. Every failure is recorded on the model and returned. */
 #ifndef HP_MODEL_H
 #define HP_MODEL_H
 
@@ -66,6 +70,16 @@ hp_status hp_model_run(hp_model *m, const float *input, int n, float *output);
 /* Runs `n` RGB tiles (interleaved uint8, h x w each, matching the model input) after the card's
  * mean/std normalization (on 0..1 values). */
 hp_status hp_model_run_rgb8(hp_model *m, const uint8_t *rgb, int n, float *output);
+
+/* Makes the graph value `name` (computed by a node, e.g. the penultimate features a classifier
+ * reads) an extra output, returned by the runs below as output `*index` (an existing output
+ * gives its own index). Drops the current instance. HP_ERR_INVALID when no node computes it. */
+hp_status hp_model_add_output(hp_model *m, const char *name, int *index);
+
+/* hp_model_run_rgb8 that also returns further outputs: extra[i] receives output i + 1 (n items
+ * times hp_model_output_size(m, i + 1) floats) when given and not NULL. */
+hp_status hp_model_run_rgb8_outputs(hp_model *m, const uint8_t *rgb, int n, float *output,
+                                    float *const *extra, int n_extra);
 
 /* Lower-level use (conformance tests, researchers' multi-input graphs) ------------------- */
 

@@ -15,14 +15,18 @@
 #include "pipeline/write_geojson.h"
 #include "pipeline/write_heatmap.h"
 #include "pipeline/write_tiles_csv.h"
+#include "pipeline/write_tiles_geojson.h"
 #include "kernels/backend.h"
 #include "pipeline/analyze_dir.h"
 #include "pipeline/analyze_findings.h"
 #include "pipeline/analyze_key.h"
+#include "pipeline/analyze_ood.h"
 #include "pipeline/analyze_stain.h"
+#include "pipeline/findings_isolated.h"
 #include "pipeline/heatmap.h"
 #include "pipeline/regions.h"
 #include "pipeline/tile_grid.h"
+#include "pipeline/legend.h"
 #include "pipeline/tile_loader.h"
 #include "pipeline/tissue.h"
 
@@ -34,10 +38,6 @@
  * was trained on. */
 #define UPSAMPLE_WARN 1.25
 
-/* Okabe-Ito colours, distinct for colour-blind readers, by class position. */
-static const uint8_t PALETTE[8][3] = {{0, 158, 115}, {86, 180, 233}, {230, 159, 0},
-                                      {213, 94, 0},  {0, 114, 178},  {204, 121, 167},
-                                      {240, 228, 66}, {0, 0, 0}};
 
 void hp_analyze_options_init(hp_analyze_options *o)
 {
@@ -128,6 +128,7 @@ typedef struct {
     hp_tile_grid *grid;
     hp_heatmap_grid *hg;
     hp_regions *rs;
+    hp_analyze_ood ood; /* the card's out-of-domain detector and each tile's score */
     float *smooth, *ent;
     int kept; /* the claim found a matching completed result: the later stages do nothing */
     double t0;
@@ -337,11 +338,18 @@ static hp_status stage_tiling(run_ctx *c)
     hg->mpp = f->mpp_x;
     hg->slide_w = f->width_px;
     hg->slide_h = f->height_px;
+    hg->slide_id = f->slide_id;
     for (int k = 0; k < c->C; k++) {
-        const uint8_t *rgb = PALETTE[k % 8];
+        uint8_t rgb[3]; /* by the class's category: in situ and invasive always far apart */
+        hp_legend_class_colour(c->card, k, rgb);
         if ((st = hp_heatmap_grid_set_class(hg, k, c->card->classes[k], rgb[0], rgb[1], rgb[2])) != HP_OK)
             return hp_error_set(c->err, st, "out of memory");
     }
+    /* The card's out-of-domain detector reads the model's penultimate features: one more output
+     * of the same run. */
+    if ((st = hp_analyze_ood_prepare(c->model, c->card, c->B, (size_t)c->grid->cols * c->grid->rows, &c->ood,
+                                     c->err)) != HP_OK)
+        return st;
     f->t_tiling = now_s() - t;
     return HP_OK;
 }
@@ -394,7 +402,9 @@ static hp_status stage_inference(run_ctx *c)
             hp_tile_loader_release(ld, b);
             goto done;
         }
-        if ((st = hp_model_run_rgb8(c->model, b->rgb, B, logits)) != HP_OK) {
+        int n_extra;
+        float *const *extra = hp_analyze_ood_outputs(&c->ood, &n_extra);
+        if ((st = hp_model_run_rgb8_outputs(c->model, b->rgb, B, logits, extra, n_extra)) != HP_OK) {
             c->fail = HP_ANALYZE_FAIL_MODEL;
             hp_error_set(c->err, st, "%s", hp_model_error(c->model));
             hp_tile_loader_release(ld, b);
@@ -413,6 +423,7 @@ static hp_status stage_inference(run_ctx *c)
                 hg->prob[(size_t)tl->index * C + k] = (float)(exp((double)lg[k] - mx) / sum);
             hg->tissue[tl->index] = tl->tissue;
         }
+        hp_analyze_ood_score(&c->ood, b->tiles, b->count);
         n_done += b->count;
         hp_tile_loader_release(ld, b);
         if (o->progress)
@@ -478,6 +489,9 @@ static hp_status stage_regions(run_ctx *c)
         (st = hp_analyze_findings_regions(c->f, c->card, c->hg, c->rs, c->err)) != HP_OK)
         return st;
     c->f->t_regions = now_s() - t;
+    /* Domain: whether the model is valid for this slide at all. */
+    if ((st = hp_analyze_ood_finish(&c->ood, c->card, c->hg, c->f, c->err)) != HP_OK)
+        return st;
     return hp_analyze_findings_model(c->f, c->card, c->o->model_sha256, c->o->backend_name, c->err);
 }
 
@@ -506,7 +520,7 @@ static hp_status stage_write(run_ctx *c)
     if (!OUTFILE("uncertainty.png") ||
         (st = hp_write_uncertainty_png(p, hg, c->ent, HEATMAP_PX_PER_TILE, c->err)) != HP_OK)
         goto done;
-    if (!OUTFILE("mask.png") || (st = hp_write_mask_png(p, hg, c->err)) != HP_OK)
+    if (!OUTFILE("mask.png") || (st = hp_write_mask_png(p, hg, HEATMAP_PX_PER_TILE, c->err)) != HP_OK)
         goto done;
     if (!OUTFILE("heatmap.tiff") ||
         (st = hp_write_heatmap_tiff(p, hg, c->smooth, hp_heatmap_tiff_downsample(hg), c->err)) != HP_OK)
@@ -515,7 +529,10 @@ static hp_status stage_write(run_ctx *c)
         goto done;
     if (!OUTFILE("regions.xml") || (st = hp_write_regions_asap_xml(p, hg, c->rs, c->err)) != HP_OK)
         goto done;
-    if (!OUTFILE("tiles.csv") || (st = hp_write_tiles_csv(p, hg, c->err)) != HP_OK)
+    const hp_tile_extras extras = {.regions = c->rs, .ood_score = c->ood.scores};
+    if (!OUTFILE("tiles.csv") || (st = hp_write_tiles_csv(p, hg, &extras, c->err)) != HP_OK)
+        goto done;
+    if (!OUTFILE("tiles.geojson") || (st = hp_write_tiles_geojson(p, hg, &extras, c->err)) != HP_OK)
         goto done;
     f->overlay_png = sdup("overlay.png");
     f->mask_png = sdup("mask.png");
@@ -524,6 +541,7 @@ static hp_status stage_write(run_ctx *c)
     f->regions_geojson = sdup("regions.geojson");
     f->regions_xml = sdup("regions.xml");
     f->tiles_csv = sdup("tiles.csv");
+    f->tiles_geojson = sdup("tiles.geojson");
     if ((st = hp_analyze_key_write(dir, c->key, c->err)) != HP_OK)
         goto done;
     f->t_writing = now_s() - t;
@@ -587,6 +605,7 @@ hp_status hp_analyze_run(hp_model *model, const char *slide_path, const hp_analy
     hp_analyze_dir_end(&c.od); /* removes this run's .partial folder unless it was renamed */
     cJSON_Delete(c.key);
     hp_regions_destroy(c.rs);
+    hp_analyze_ood_free(&c.ood);
     hp_heatmap_grid_destroy(c.hg);
     hp_tile_grid_destroy(c.grid);
     hp_tissue_mask_free(&c.tm);

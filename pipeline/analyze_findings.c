@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/findings_isolated.h"
+
 static char *sdup(const char *s) { return s ? strdup(s) : NULL; }
 
 /* Greatest distance between any two outer-ring vertices of the regions of class k. */
@@ -30,36 +32,6 @@ static double class_extent_mm(const hp_regions *rs, int k, double mpp)
         }
     }
     return sqrt(best) * mpp / 1000.0;
-}
-
-static hp_status copy_card(hp_card *d, const hp_card *c)
-{
-    *d = *c;
-    d->name = sdup(c->name);
-    d->version = sdup(c->version);
-    for (int k = 0; k < c->n_classes; k++)
-        d->classes[k] = sdup(c->classes[k]);
-    d->sha256 = sdup(c->sha256);
-    d->training_data = sdup(c->training_data);
-    d->intended_use = sdup(c->intended_use);
-    d->metrics_json = sdup(c->metrics_json);
-    d->license = sdup(c->license);
-    if ((c->name && !d->name) || (c->version && !d->version) || (c->sha256 && !d->sha256) ||
-        (c->training_data && !d->training_data) || (c->intended_use && !d->intended_use) ||
-        (c->metrics_json && !d->metrics_json) || (c->license && !d->license))
-        return HP_ERR_NOMEM;
-    for (int k = 0; k < c->n_classes; k++)
-        if (!d->classes[k])
-            return HP_ERR_NOMEM;
-    return HP_OK;
-}
-
-static int find_class(const hp_card *c, const char *needle)
-{
-    for (int k = 0; k < c->n_classes; k++)
-        if (strstr(c->classes[k], needle))
-            return k;
-    return -1;
 }
 
 static void fill_extent(hp_findings_extent *e, const hp_findings *f, const hp_regions *rs, int k,
@@ -161,15 +133,18 @@ hp_status hp_analyze_findings_regions(hp_findings *f, const hp_card *card, const
             fc->largest_diameter_mm = r->diameter_mm;
         }
     }
-    fill_extent(&f->in_situ, f, rs, find_class(card, "situ"), f->mpp_x);
-    fill_extent(&f->invasive, f, rs, find_class(card, "invasive"), f->mpp_x);
-    return HP_OK;
+    /* The card's category map says which class is which; a card without one gets no in situ or
+     * invasive summary (null), never one guessed from class names. */
+    fill_extent(&f->in_situ, f, rs, hp_card_class_of(card, HP_CLASS_IN_SITU), f->mpp_x);
+    fill_extent(&f->invasive, f, rs, hp_card_class_of(card, HP_CLASS_INVASIVE), f->mpp_x);
+    /* Tiles whose top class formed no region: reported, never silently dropped. */
+    return hp_findings_isolated_fill(f, hg, rs, err);
 }
 
 hp_status hp_analyze_findings_model(hp_findings *f, const hp_card *card, const char *model_sha256,
                                     const char *backend, hp_error *err)
 {
-    if (copy_card(&f->card, card) != HP_OK)
+    if (hp_card_copy(&f->card, card) != HP_OK)
         return hp_error_set(err, HP_ERR_NOMEM, "out of memory");
     snprintf(f->model_sha256, sizeof f->model_sha256, "%s", model_sha256 ? model_sha256 : "");
     f->backend = sdup(backend ? backend : "cpu");

@@ -105,6 +105,9 @@ cJSON *hp_batch_entry_json(const hp_batch_entry *e)
              cJSON_AddItemToObject(o, "duration_s", cJSON_CreateNumber(e->duration_s >= 0 ? e->duration_s : 0)) &&
              cJSON_AddItemToObject(o, "finished_at", str_or_null(e->finished_at)) &&
              cJSON_AddItemToObject(o, "warning", str_or_null(e->warning));
+    /* Only sharded runs add it, so the entries of other runs keep their form. */
+    if (ok && e->shard[0])
+        ok = cJSON_AddItemToObject(o, "shard", cJSON_CreateString(e->shard)) != 0;
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -162,8 +165,10 @@ static int replaces(const hp_batch_entry *e, const cJSON *old)
     return 1;
 }
 
-static hp_status merge_into(cJSON *results, const hp_batch_entry *e, int n)
+/* Merges `e` into `results`; *changed counts the entries added or replaced. */
+static hp_status merge_into(cJSON *results, const hp_batch_entry *e, int n, int *changed)
 {
+    *changed = 0;
     for (int i = 0; i < n; i++) {
         cJSON *old = NULL, *it;
         cJSON_ArrayForEach(it, results)
@@ -182,8 +187,44 @@ static hp_status merge_into(cJSON *results, const hp_batch_entry *e, int n)
             cJSON_Delete(item);
             return HP_ERR_NOMEM;
         }
+        (*changed)++;
     }
     return HP_OK;
+}
+
+cJSON *hp_batch_summary_load(const char *out_dir, hp_error *err)
+{
+    char *path = join(out_dir, HP_BATCH_SUMMARY_FILE);
+    cJSON *results = NULL;
+    if (!path) {
+        hp_error_set(err, HP_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (access(path, F_OK) != 0) {
+        results = cJSON_CreateArray();
+    } else {
+        FILE *f = fopen(path, "rb");
+        char *buf = NULL;
+        long n = -1;
+        if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < SUMMARY_MAX && fseek(f, 0, SEEK_SET) == 0 &&
+            (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+            buf[n] = '\0';
+            cJSON *doc = cJSON_Parse(buf);
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "schema_version");
+            cJSON *r = cJSON_GetObjectItemCaseSensitive(doc, "results");
+            if (cJSON_IsNumber(v) && v->valueint == HP_BATCH_SUMMARY_VERSION && cJSON_IsArray(r))
+                results = cJSON_DetachItemViaPointer(doc, r);
+            cJSON_Delete(doc);
+        }
+        if (f)
+            fclose(f);
+        free(buf);
+        if (!results)
+            hp_error_set(err, HP_ERR_INVALID, "%s cannot be read or is not a batch summary of version %d", path,
+                         HP_BATCH_SUMMARY_VERSION);
+    }
+    free(path);
+    return results;
 }
 
 hp_status hp_batch_summary_merge(const char *out_dir, const hp_batch_entry *e, int n, int *totals, hp_error *err)
@@ -192,7 +233,7 @@ hp_status hp_batch_summary_merge(const char *out_dir, const hp_batch_entry *e, i
     cJSON *doc = NULL, *results = NULL;
     char *text = NULL;
     hp_file_lock lock = {.fd = -1};
-    int busy = 0, counts[N_STATUS] = {0};
+    int busy = 0, changed = 0, counts[N_STATUS] = {0};
     hp_status st = HP_ERR_NOMEM;
     if (!path || !lock_path)
         goto done;
@@ -201,7 +242,7 @@ hp_status hp_batch_summary_merge(const char *out_dir, const hp_batch_entry *e, i
         goto done;
     st = HP_ERR_NOMEM;
     results = read_results(path);
-    if (!results || merge_into(results, e, n) != HP_OK)
+    if (!results || merge_into(results, e, n, &changed) != HP_OK)
         goto done;
     const cJSON *it;
     cJSON_ArrayForEach(it, results)
@@ -222,9 +263,14 @@ hp_status hp_batch_summary_merge(const char *out_dir, const hp_batch_entry *e, i
     if (!cJSON_AddItemToObject(doc, "results", results))
         goto done;
     results = NULL;
-    if (!(text = cJSON_Print(doc)))
+    /* A rerun that only skipped completed slides leaves the file (and its mtime) as it was, so
+     * that a resumed batch touches nothing in a finished folder. */
+    if (changed == 0 && access(path, F_OK) == 0)
+        st = HP_OK;
+    else if (!(text = cJSON_Print(doc)))
         goto done;
-    st = hp_atomic_write_text(path, text, err);
+    else
+        st = hp_atomic_write_text(path, text, err);
     if (st == HP_OK && totals)
         memcpy(totals, counts, sizeof counts);
 done:

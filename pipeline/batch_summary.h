@@ -45,6 +45,7 @@ typedef struct {
     double duration_s;
     char finished_at[HP_UTC_TIME_LEN];
     char *warning; /* the resolution warning of a done slide, or NULL; owned */
+    char shard[24]; /* "I/N" when a sharded manifest run (analyze --shard) recorded it, else "" */
 } hp_batch_entry;
 
 /* "done", "skipped", "failed", "interrupted", "not-started". */
@@ -70,5 +71,11 @@ cJSON *hp_batch_entry_json(const hp_batch_entry *e);
  * replaced. Counts per status are recomputed over all entries. *totals (may be NULL; 5 ints,
  * indexed by hp_batch_status) receives them. */
 hp_status hp_batch_summary_merge(const char *out_dir, const hp_batch_entry *e, int n, int *totals, hp_error *err);
+
+/* The results array of OUT/batch-summary.json (an empty array when the file is absent), for the
+ * caller to free. NULL with a message naming the file when it cannot be read or is not a summary
+ * of this version (a merge must not take a damaged summary for an empty one). The file is
+ * replaced atomically, so reading it while runs merge needs no lock. */
+cJSON *hp_batch_summary_load(const char *out_dir, hp_error *err);
 
 #endif

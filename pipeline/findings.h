@@ -28,7 +28,7 @@
 #include "models/card.h"
 
 /* Bumped on any change a consumer could notice; the schema's schema_version const matches it. */
-#define HP_FINDINGS_SCHEMA_VERSION "1.0.0"
+#define HP_FINDINGS_SCHEMA_VERSION "2.1.0"
 
 /* Written into every findings file (and required verbatim by the schema), so that no copy of
  * the numbers travels without it. */
@@ -39,6 +39,9 @@
 /* At most this many evidence tiles per region (the most probable ones): enough for a reviewer
  * to look at, few enough that a slide with thousands of regions stays a readable file. */
 #define HP_FINDINGS_EVIDENCE_MAX 10
+
+/* At most this many locations per class of isolated tiles (the most probable ones). */
+#define HP_FINDINGS_ISOLATED_MAX 20
 
 /* Longest slide id: 12 hex digits by default, or a user's --slide-id. */
 #define HP_FINDINGS_SLIDE_ID_MAX 64
@@ -51,7 +54,7 @@ typedef struct {
 } hp_findings_tile;
 
 typedef struct {
-    int id;              /* 1-based, unique in the file; region ids referenced elsewhere */
+    int id;              /* its 1-based place in regions[]; written as "R<id>" (hp_region_id) */
     char *cls;           /* class name (one of the classes[] names) */
     double area_mm2, diameter_mm;
     int64_t tile_count;
@@ -74,6 +77,18 @@ typedef struct {
     int largest_region_id;
     double largest_area_mm2, largest_diameter_mm;
 } hp_findings_class;
+
+/* Tiles whose top class is `cls` but which lie in no region of it: too few to form a region
+ * (fewer than min_region_tiles together) or thinned below the threshold by smoothing. They are
+ * reported, never dropped in silence: four invasive tiles that form no region are still
+ * invasive evidence. */
+typedef struct {
+    char *cls;                /* class name */
+    int64_t tile_count;
+    double area_mm2;          /* tile_count x tile area */
+    hp_findings_tile *tiles;  /* locations, most probable first; at most HP_FINDINGS_ISOLATED_MAX */
+    int n_tiles;
+} hp_findings_isolated;
 
 /* A summary over the regions of one class with a clinical meaning, spelled out so the report
  * need not know the model's class names: in situ (CAP's DCIS protocol asks for the extent,
@@ -144,11 +159,26 @@ typedef struct {
     /* Uncertainty: normalized entropy over the analysed tiles (NaN when none: written null). */
     double mean_entropy, max_entropy, fraction_uncertain, entropy_threshold;
 
+    /* Domain of validity (pipeline/analyze_ood.h); written as findings.json's "domain". */
+    int domain_checked;           /* the card ships a detector and the tiles were scored */
+    int out_of_domain;            /* also the QC flag HP_QC_OUT_OF_DOMAIN */
+    char *domain_reason;          /* why the model is not valid here; NULL when in domain */
+    double ood_threshold;         /* NaN when no detector */
+    double ood_slide_fraction;    /* share of tiles beyond the threshold that makes a slide OOD */
+    int64_t ood_tiles_beyond;
+    double ood_fraction_beyond, ood_median_score, ood_p95_score; /* NaN when not scored */
+    int mpp_in_range;             /* 1 yes, 0 no, -1 the card states no range */
+    double temperature;           /* the card's calibration; NaN when it has none */
+    double calibrated_confidence; /* mean top-class probability after it; NaN when unknown */
+
     hp_findings_region *regions;
     int n_regions;
+    hp_findings_isolated *isolated; /* classes with isolated tiles only, in class order */
+    int n_isolated;
 
     /* Outputs, relative to the slide's output folder; NULL when not written (null). */
     char *overlay_png, *mask_png, *heatmap_tiff, *regions_geojson, *regions_xml, *tiles_csv;
+    char *tiles_geojson; /* QuPath detections, one per tile (may be NULL) */
     char *uncertainty_png; /* the entropy map; NULL when not written */
 
     /* Seconds per stage. */

@@ -27,6 +27,7 @@ typedef struct {
     int64_t slide_w, slide_h; /* level-0 slide size: heatmap.tiff and the overlay cover it */
     char **names;     /* nclasses class names (owned; set with hp_heatmap_grid_set_class) */
     uint8_t (*rgb)[3]; /* nclasses class colours (owned) */
+    const char *slide_id; /* printed in every picture's legend; borrowed, may be NULL */
 } hp_heatmap_grid;
 
 /* Allocates a grid with every tile not analysed, names "class0".. and a default palette. The

@@ -5,6 +5,7 @@
 #include "pipeline/regions.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -230,4 +231,27 @@ done:
     }
     *out = rs;
     return HP_OK;
+}
+
+void hp_region_id(int index, char out[HP_REGION_ID_MAX])
+{
+    snprintf(out, HP_REGION_ID_MAX, "R%d", index + 1);
+}
+
+int hp_region_class_rank(const hp_regions *rs, int index)
+{
+    int nth = 1;
+    for (int j = 0; j < index; j++)
+        nth += rs->r[j].cls == rs->r[index].cls;
+    return nth;
+}
+
+void hp_regions_tile_map(const hp_regions *rs, size_t n_tiles, int32_t *out)
+{
+    for (size_t t = 0; t < n_tiles; t++)
+        out[t] = -1;
+    for (int i = rs ? rs->n - 1 : -1; i >= 0; i--)
+        for (int64_t k = 0; k < rs->r[i].ntiles; k++)
+            if ((size_t)rs->r[i].tiles[k] < n_tiles)
+                out[rs->r[i].tiles[k]] = i;
 }

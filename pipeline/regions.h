@@ -51,4 +51,16 @@ hp_status hp_regions_extract(const hp_heatmap_grid *g, const float *map, double 
 
 void hp_regions_destroy(hp_regions *rs);
 
+/* A region's one identity, used by every output (findings.json, regions.geojson, regions.xml,
+ * tiles.csv, tiles.geojson, the report and its images): "R<n>" with n its 1-based place in
+ * rs->r. The class-local number ("invasive 2") is only a display label derived from it. */
+#define HP_REGION_ID_MAX 16
+void hp_region_id(int index, char out[HP_REGION_ID_MAX]);
+/* 1 for the largest region of its class, 2 for the next...: the number of display labels. */
+int hp_region_class_rank(const hp_regions *rs, int index);
+/* For each of the n_tiles tiles of the grid, the index in rs->r of the region holding it, or -1.
+ * Regions of one class never share a tile; at a threshold of 0.5 or more no two regions do (below
+ * it, the first region in rs->r wins). */
+void hp_regions_tile_map(const hp_regions *rs, size_t n_tiles, int32_t *out);
+
 #endif

@@ -40,8 +40,10 @@ enum {
     HP_QC_NOT_HE = 1u << 3,     /* stain not H&E-like: brown DAB dominates (immunohistochemistry) */
     HP_QC_NO_MPP = 1u << 4,     /* no microns per pixel: areas are NaN (see hp_tissue_detect) */
     HP_QC_USER_MASK = 1u << 5,  /* the mask came from options.mask_path (informational) */
+    HP_QC_OUT_OF_DOMAIN = 1u << 6, /* outside the model's domain of validity (set by the analyze
+                                      run's domain stage, pipeline/analyze_ood.h, not here) */
 };
-#define HP_QC_FLAG_COUNT 6
+#define HP_QC_FLAG_COUNT 7
 
 /* A short machine name ("low-tissue", "pen-marks", "blur", "not-he", "no-mpp", "user-mask") and a
  * sentence for a report, for one flag bit; NULL for anything else. Static strings. */

@@ -34,6 +34,9 @@ static const struct {
                              "immunohistochemistry)"},
     {HP_QC_NO_MPP, "no-mpp", "the slide has no microns per pixel: areas are unknown"},
     {HP_QC_USER_MASK, "user-mask", "the tissue mask was supplied by the user"},
+    {HP_QC_OUT_OF_DOMAIN, "out-of-domain",
+     "the model is not valid for this slide: it lies outside the domain of validity its card "
+     "states"},
 };
 
 const char *hp_qc_flag_name(unsigned flag)

@@ -24,15 +24,15 @@ static void put_escaped(FILE *f, const char *s)
     }
 }
 
-static void put_ring(FILE *f, const hp_region_ring *r, const char *cls, int nth, int hole,
-                     const char *group, const uint8_t rgb[3])
+/* Annotations are named by the region's id (R5, and R5 hole 1 for its holes): the name the
+ * report and the other outputs give it. */
+static void put_ring(FILE *f, const hp_region_ring *r, const char *id, int hole, const char *group,
+                     const uint8_t rgb[3])
 {
     fputs("\t\t<Annotation Name=\"", f);
-    put_escaped(f, cls);
+    put_escaped(f, id);
     if (hole)
-        fprintf(f, " %d hole %d", nth, hole);
-    else
-        fprintf(f, " %d", nth);
+        fprintf(f, " hole %d", hole);
     fputs("\" Type=\"Polygon\" PartOfGroup=\"", f);
     put_escaped(f, group);
     fprintf(f, "\" Color=\"#%02x%02x%02x\">\n\t\t\t<Coordinates>\n", rgb[0], rgb[1], rgb[2]);
@@ -57,13 +57,12 @@ hp_status hp_write_regions_asap_xml(const char *path, const hp_heatmap_grid *g,
     int holes = 0;
     for (int i = 0; i < rs->n; i++) {
         const hp_region *r = &rs->r[i];
-        int nth = 1;
-        for (int j = 0; j < i; j++)
-            nth += rs->r[j].cls == r->cls;
+        char id[HP_REGION_ID_MAX];
+        hp_region_id(i, id);
         const char *name = g->names[r->cls];
-        put_ring(f, &r->rings[0], name, nth, 0, name, g->rgb[r->cls]);
+        put_ring(f, &r->rings[0], id, 0, name, g->rgb[r->cls]);
         for (int k = 1; k < r->nrings; k++, holes++)
-            put_ring(f, &r->rings[k], name, nth, k, "Exclusion", black);
+            put_ring(f, &r->rings[k], id, k, "Exclusion", black);
     }
     fputs("\t</Annotations>\n\t<AnnotationGroups>\n", f);
     for (int k = 0; k < g->nclasses; k++) {

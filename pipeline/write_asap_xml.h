@@ -4,7 +4,7 @@
  *   <?xml version="1.0"?>
  *   <ASAP_Annotations>
  *     <Annotations>
- *       <Annotation Name="invasive 1" Type="Polygon" PartOfGroup="invasive" Color="#d55e00">
+ *       <Annotation Name="R5" Type="Polygon" PartOfGroup="invasive" Color="#d55e00">
  *         <Coordinates>
  *           <Coordinate Order="0" X="1024" Y="512" />
  *           ...
@@ -18,7 +18,8 @@
  *   </ASAP_Annotations>
  *
  * Coordinates are level-0 pixels. ASAP polygons are implicitly closed, so the first point is not
- * repeated. ASAP has no holes: each hole is its own Polygon ("invasive 1 hole 1") in the group
+ * repeated. Annotations are named by the region id (pipeline/regions.h), as every output names
+ * them. ASAP has no holes: each hole is its own Polygon ("R5 hole 1") in the group
  * "Exclusion", which ASAP's annotation-to-mask conversion (and the CAMELYON convention) treats as
  * cut out when that group is drawn after the class groups. One group per class that has regions;
  * "Exclusion" only when there are holes. Names are XML-escaped. Written under a temporary name,

@@ -24,6 +24,7 @@
 
 #include "common/utc_time.h"
 #include "io/atomic_file.h"
+#include "pipeline/regions.h"
 #include "pipeline/tissue.h"
 
 #ifndef HP_VERSION
@@ -285,6 +286,20 @@ static const hp_findings_region *region_by_id(const hp_findings *f, int id)
     return NULL;
 }
 
+/* Region ids are written as "R<n>" (pipeline/regions.h), the form every output shares. */
+static void put_region_id(wctx *w, cJSON *o, const char *key, int id)
+{
+    if (w->st)
+        return;
+    if (id < 1) {
+        fail(w, HP_ERR_INVALID, "field %s.%s: region id %d is below 1", w->where, key, id);
+        return;
+    }
+    char buf[HP_REGION_ID_MAX];
+    hp_region_id(id - 1, buf);
+    added(w, cJSON_AddStringToObject(o, key, buf));
+}
+
 static void put_region_ref(wctx *w, cJSON *o, const char *key, const hp_findings *f, int id)
 {
     if (w->st)
@@ -295,7 +310,7 @@ static void put_region_ref(wctx *w, cJSON *o, const char *key, const hp_findings
     }
     if (!region_by_id(f, id))
         fail(w, HP_ERR_INVALID, "field %s.%s: region %d is not in regions", w->where, key, id);
-    put_int(w, o, key, id, 1);
+    put_region_id(w, o, key, id);
 }
 
 static void put_slide(wctx *w, cJSON *root, const hp_findings *f)
@@ -387,6 +402,29 @@ static void put_model(wctx *w, cJSON *root, const hp_findings *f)
         added(w, cJSON_AddNullToObject(card, "metrics"));
     }
     added(w, cJSON_AddBoolToObject(card, "not_for_diagnosis", c->not_for_diagnosis != 0));
+    if (!c->has_category_map) {
+        added(w, cJSON_AddNullToObject(card, "category_map"));
+        return;
+    }
+    cJSON *cm = added(w, cJSON_AddObjectToObject(card, "category_map"));
+    for (int i = 0; !w->st && i < c->n_classes; i++)
+        added(w, cJSON_AddStringToObject(cm, c->classes[i], hp_class_category_name(c->category[i])));
+}
+
+/* How the classes relate to diagnostic categories, said in words when they do not, so that a
+ * null invasive or in situ section is never left unexplained. */
+static void put_categories(wctx *w, cJSON *root, const hp_findings *f)
+{
+    cJSON *o = added(w, cJSON_AddObjectToObject(root, "diagnostic_categories"));
+    set_where(w, "diagnostic_categories");
+    int mapped = f->card.has_category_map;
+    added(w, cJSON_AddBoolToObject(o, "mapped", mapped));
+    const char *note =
+        mapped ? "Each class's diagnostic category comes from the model card's category_map."
+               : "The model card has no category_map: its classes are not mapped to diagnostic "
+                 "categories, so the breast-specific sections (invasive, in_situ_extent) are null "
+                 "and no diagnostic category can be suggested from these findings.";
+    put_str(w, o, "note", note, 0);
 }
 
 /* Which reader decoded the tiles: the one that read the most ("none" before any tile), the
@@ -461,8 +499,14 @@ static void put_tissue_qc(wctx *w, cJSON *root, const hp_findings *f)
             continue;
         if (!cJSON_AddItemToArray(flags, added(w, cJSON_CreateString(hp_qc_flag_name(bit)))))
             nomem(w);
-        added(w, cJSON_AddStringToObject(desc, hp_qc_flag_name(bit),
-                                         hp_qc_flag_description(bit)));
+        /* The out-of-domain flag carries its reason, so every reader of the flags sees why. */
+        char why[1024];
+        const char *text = hp_qc_flag_description(bit);
+        if (bit == HP_QC_OUT_OF_DOMAIN && f->domain_reason) {
+            snprintf(why, sizeof why, "the model is not valid for this slide: %s", f->domain_reason);
+            text = why;
+        }
+        added(w, cJSON_AddStringToObject(desc, hp_qc_flag_name(bit), text));
     }
     cJSON *d = added(w, cJSON_AddObjectToObject(q, "details"));
     set_where(w, "qc.details");
@@ -470,6 +514,59 @@ static void put_tissue_qc(wctx *w, cJSON *root, const hp_findings *f)
     put_num(w, d, "brown_fraction", f->brown_fraction, N_UNIT);
     put_num(w, d, "blur_score", f->blur_score, N_NULLABLE | N_NONNEG);
     put_int(w, d, "blur_regions_read", f->blur_regions_read, 0);
+}
+
+/* "domain": the card's domain of validity, the out-of-domain detector's scores, the verdict with
+ * its reason, and the calibration the report's confidence rests on. */
+static void put_domain(wctx *w, cJSON *root, const hp_findings *f)
+{
+    const hp_card *c = &f->card;
+    cJSON *d = added(w, cJSON_AddObjectToObject(root, "domain"));
+    set_where(w, "domain");
+    if (!w->st && f->out_of_domain != !!(f->qc_flags & HP_QC_OUT_OF_DOMAIN))
+        fail(w, HP_ERR_INVALID, "field domain.out_of_domain: disagrees with the QC flag");
+    if (!w->st && f->out_of_domain && !f->domain_reason)
+        fail(w, HP_ERR_INVALID, "field domain.reason: an out-of-domain slide needs its reason");
+    added(w, cJSON_AddBoolToObject(d, "checked", f->domain_checked));
+    added(w, cJSON_AddBoolToObject(d, "out_of_domain", f->out_of_domain));
+    put_str(w, d, "reason", f->out_of_domain ? f->domain_reason : NULL, 1);
+    cJSON *cd = added(w, cJSON_AddObjectToObject(d, "card"));
+    put_str(w, cd, "tissue", c->domain_tissue, 1);
+    put_str(w, cd, "stain", c->domain_stain, 1);
+    if (c->mpp_max > 0) {
+        double r[2] = {c->mpp_min, c->mpp_max};
+        attach(w, cd, "mpp_range", double_array(r, 2));
+    } else {
+        added(w, cJSON_AddNullToObject(cd, "mpp_range"));
+    }
+    if (f->mpp_in_range < 0)
+        added(w, cJSON_AddNullToObject(d, "mpp_in_range"));
+    else
+        added(w, cJSON_AddBoolToObject(d, "mpp_in_range", f->mpp_in_range));
+    if (f->domain_checked) {
+        cJSON *o = added(w, cJSON_AddObjectToObject(d, "detector"));
+        set_where(w, "domain.detector");
+        added(w, cJSON_AddStringToObject(o, "method", "mahalanobis"));
+        put_num(w, o, "threshold", f->ood_threshold, N_POS);
+        put_num(w, o, "slide_fraction", f->ood_slide_fraction, N_UNIT);
+        put_int(w, o, "tiles_beyond", f->ood_tiles_beyond, 0);
+        put_num(w, o, "fraction_beyond", f->ood_fraction_beyond, N_NULLABLE | N_UNIT);
+        put_num(w, o, "median_score", f->ood_median_score, N_NULLABLE | N_NONNEG);
+        put_num(w, o, "p95_score", f->ood_p95_score, N_NULLABLE | N_NONNEG);
+    } else {
+        added(w, cJSON_AddNullToObject(d, "detector"));
+    }
+    if (c->has_calibration) {
+        cJSON *o = added(w, cJSON_AddObjectToObject(d, "calibration"));
+        set_where(w, "domain.calibration");
+        added(w, cJSON_AddStringToObject(o, "method", "temperature"));
+        put_num(w, o, "temperature", c->temperature, N_POS);
+        put_num(w, o, "ece_before", c->ece_before, N_UNIT);
+        put_num(w, o, "ece_after", c->ece_after, N_UNIT);
+        put_num(w, o, "calibrated_confidence", f->calibrated_confidence, N_NULLABLE | N_UNIT);
+    } else {
+        added(w, cJSON_AddNullToObject(d, "calibration"));
+    }
 }
 
 static void put_classes(wctx *w, cJSON *root, const hp_findings *f)
@@ -489,6 +586,10 @@ static void put_classes(wctx *w, cJSON *root, const hp_findings *f)
         put_str(w, o, "name", c->name, 0);
         if (!w->st && class_index(f, c->name) != i)
             fail(w, HP_ERR_INVALID, "field classes[%d].name: \"%s\" repeats", i, c->name);
+        const char *cat = i < f->card.n_classes && f->card.has_category_map
+                              ? hp_class_category_name(f->card.category[i])
+                              : NULL;
+        put_str(w, o, "category", cat, 1);
         put_num(w, o, "area_mm2", c->area_mm2, N_NONNEG);
         put_num(w, o, "fraction_of_tissue", c->fraction_of_tissue, N_NULLABLE | N_UNIT);
         put_int(w, o, "tile_count", c->tile_count, 0);
@@ -536,6 +637,8 @@ static void put_uncertainty(wctx *w, cJSON *root, const hp_findings *f)
     put_num(w, o, "threshold", f->entropy_threshold, N_UNIT);
 }
 
+static void put_tiles(wctx *w, cJSON *arr, const hp_findings_tile *tiles, int n, const char *where);
+
 static void put_region(wctx *w, cJSON *o, const hp_findings *f, int i)
 {
     const hp_findings_region *r = &f->regions[i];
@@ -543,11 +646,21 @@ static void put_region(wctx *w, cJSON *o, const hp_findings *f, int i)
     if (!w->st && i > 0 && r->id <= f->regions[i - 1].id)
         fail(w, HP_ERR_INVALID, "field regions[%d].id: %d does not follow %d (ids must increase)",
              i, r->id, f->regions[i - 1].id);
-    put_int(w, o, "id", r->id, 1);
+    put_region_id(w, o, "id", r->id);
     if (!w->st && class_index(f, r->cls) < 0)
         fail(w, HP_ERR_INVALID, "field regions[%d].class: \"%s\" is not in classes", i,
              r->cls ? r->cls : "(null)");
     put_str(w, o, "class", r->cls, 0);
+    if (!w->st) {
+        /* The display label numbers the regions of each class, largest first; the id is what
+         * identifies the region. */
+        int nth = 1;
+        for (int j = 0; j < i; j++)
+            nth += !strcmp(f->regions[j].cls, r->cls);
+        char label[HP_HEATMAP_NAME_MAX * 4 + 16];
+        snprintf(label, sizeof label, "%.250s %d", r->cls, nth);
+        put_str(w, o, "label", label, 0);
+    }
     put_num(w, o, "area_mm2", r->area_mm2, N_NONNEG);
     put_num(w, o, "diameter_mm", r->diameter_mm, N_NONNEG);
     put_int(w, o, "tile_count", r->tile_count, 1);
@@ -577,21 +690,9 @@ static void put_region(wctx *w, cJSON *o, const hp_findings *f, int i)
         fail(w, HP_ERR_INVALID, "field regions[%d].evidence_tiles: %d tiles (at most %d)", i,
              r->n_evidence, HP_FINDINGS_EVIDENCE_MAX);
     cJSON *ev = added(w, cJSON_AddArrayToObject(o, "evidence_tiles"));
-    for (int k = 0; !w->st && k < r->n_evidence; k++) {
-        const hp_findings_tile *t = &r->evidence[k];
-        cJSON *to = cJSON_CreateObject();
-        if (!to || !cJSON_AddItemToArray(ev, to)) {
-            cJSON_Delete(to);
-            nomem(w);
-            return;
-        }
-        set_where(w, "regions[%d].evidence_tiles[%d]", i, k);
-        put_int(w, to, "index", t->index, 0);
-        put_num(w, to, "x", t->x, N_ANY);
-        put_num(w, to, "y", t->y, N_ANY);
-        put_num(w, to, "size", t->size, N_POS);
-        put_num(w, to, "prob", t->prob, N_UNIT);
-    }
+    char where[48];
+    snprintf(where, sizeof where, "regions[%d].evidence_tiles", i);
+    put_tiles(w, ev, r->evidence, r->n_evidence, where);
 }
 
 static void put_regions(wctx *w, cJSON *root, const hp_findings *f)
@@ -607,6 +708,60 @@ static void put_regions(wctx *w, cJSON *root, const hp_findings *f)
             return;
         }
         put_region(w, o, f, i);
+    }
+}
+
+static void put_tiles(wctx *w, cJSON *arr, const hp_findings_tile *tiles, int n, const char *where)
+{
+    for (int k = 0; !w->st && k < n; k++) {
+        const hp_findings_tile *t = &tiles[k];
+        cJSON *to = cJSON_CreateObject();
+        if (!to || !cJSON_AddItemToArray(arr, to)) {
+            cJSON_Delete(to);
+            nomem(w);
+            return;
+        }
+        set_where(w, "%s[%d]", where, k);
+        put_int(w, to, "index", t->index, 0);
+        put_num(w, to, "x", t->x, N_ANY);
+        put_num(w, to, "y", t->y, N_ANY);
+        put_num(w, to, "size", t->size, N_POS);
+        put_num(w, to, "prob", t->prob, N_UNIT);
+    }
+}
+
+/* Tiles of a class that formed no region: reported with their locations, never dropped. */
+static void put_isolated(wctx *w, cJSON *root, const hp_findings *f)
+{
+    cJSON *a = added(w, cJSON_AddArrayToObject(root, "isolated_tiles"));
+    for (int i = 0; !w->st && i < f->n_isolated; i++) {
+        const hp_findings_isolated *is = &f->isolated[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(a, o)) {
+            cJSON_Delete(o);
+            nomem(w);
+            return;
+        }
+        set_where(w, "isolated_tiles[%d]", i);
+        int k = class_index(f, is->cls);
+        if (k < 0)
+            fail(w, HP_ERR_INVALID, "field isolated_tiles[%d].class: \"%s\" is not in classes", i,
+                 is->cls ? is->cls : "(null)");
+        put_str(w, o, "class", is->cls, 0);
+        put_str(w, o, "category",
+                k >= 0 && f->card.has_category_map && k < f->card.n_classes
+                    ? hp_class_category_name(f->card.category[k])
+                    : NULL,
+                1);
+        put_int(w, o, "tile_count", is->tile_count, 1);
+        put_num(w, o, "area_mm2", is->area_mm2, N_NONNEG);
+        if (!w->st && (is->n_tiles < 1 || is->n_tiles > HP_FINDINGS_ISOLATED_MAX ||
+                       is->n_tiles > is->tile_count || !is->tiles))
+            fail(w, HP_ERR_INVALID, "field isolated_tiles[%d].tiles: %d locations (1 to %d)", i,
+                 is->n_tiles, HP_FINDINGS_ISOLATED_MAX);
+        char where[48];
+        snprintf(where, sizeof where, "isolated_tiles[%d].tiles", i);
+        put_tiles(w, added(w, cJSON_AddArrayToObject(o, "tiles")), is->tiles, is->n_tiles, where);
     }
 }
 
@@ -626,6 +781,7 @@ static void put_outputs(wctx *w, cJSON *root, const hp_findings *f)
     put_path(w, o, "regions_geojson", f->regions_geojson);
     put_path(w, o, "regions_xml", f->regions_xml);
     put_path(w, o, "tiles_csv", f->tiles_csv);
+    put_path(w, o, "tiles_geojson", f->tiles_geojson);
 
     cJSON *t = added(w, cJSON_AddObjectToObject(root, "timings_s"));
     set_where(w, "timings_s");
@@ -663,11 +819,14 @@ static cJSON *build(wctx *w, const hp_findings *f)
     put_model(w, root, f);
     put_analysis(w, root, f);
     put_tissue_qc(w, root, f);
+    put_domain(w, root, f);
+    put_categories(w, root, f);
     put_classes(w, root, f);
     put_extent(w, root, "in_situ_extent", f, &f->in_situ);
     put_extent(w, root, "invasive", f, &f->invasive);
     put_uncertainty(w, root, f);
     put_regions(w, root, f);
+    put_isolated(w, root, f);
     put_outputs(w, root, f);
     if (w->st) {
         cJSON_Delete(root);
@@ -701,6 +860,9 @@ void hp_findings_init(hp_findings *f)
     f->objective_power = NAN;
     f->blur_score = NAN;
     f->mean_entropy = f->max_entropy = f->fraction_uncertain = NAN;
+    f->ood_threshold = f->ood_fraction_beyond = f->ood_median_score = f->ood_p95_score = NAN;
+    f->temperature = f->calibrated_confidence = NAN;
+    f->mpp_in_range = -1;
 }
 
 void hp_findings_free(hp_findings *f)
@@ -713,6 +875,7 @@ void hp_findings_free(hp_findings *f)
     free(f->mpp_warning);
     free(f->resolution_warning);
     free(f->accession);
+    free(f->domain_reason);
     hp_card_free(&f->card);
     free(f->backend);
     free(f->precision);
@@ -728,6 +891,11 @@ void hp_findings_free(hp_findings *f)
         free(f->regions[i].evidence);
     }
     free(f->regions);
+    for (int i = 0; f->isolated && i < f->n_isolated; i++) {
+        free(f->isolated[i].cls);
+        free(f->isolated[i].tiles);
+    }
+    free(f->isolated);
     free(f->overlay_png);
     free(f->uncertainty_png);
     free(f->mask_png);
@@ -735,5 +903,6 @@ void hp_findings_free(hp_findings *f)
     free(f->regions_geojson);
     free(f->regions_xml);
     free(f->tiles_csv);
+    free(f->tiles_geojson);
     hp_findings_init(f);
 }

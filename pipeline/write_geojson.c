@@ -43,9 +43,12 @@ static cJSON *feature(const hp_heatmap_grid *g, const hp_regions *rs, int idx, i
     }
     cJSON *pr = cJSON_AddObjectToObject(f, "properties");
     cJSON_AddStringToObject(pr, "objectType", "annotation");
-    char name[300];
-    snprintf(name, sizeof name, "%s %d", g->names[r->cls], nth);
-    cJSON_AddStringToObject(pr, "name", name);
+    /* The name is the region's id, as the report and findings.json print it; the class-local
+     * label goes beside it for readers who count per class. */
+    char id[HP_REGION_ID_MAX], label[300];
+    hp_region_id(idx, id);
+    snprintf(label, sizeof label, "%s %d", g->names[r->cls], nth);
+    cJSON_AddStringToObject(pr, "name", id);
     cJSON *c = cJSON_AddObjectToObject(pr, "classification");
     cJSON_AddStringToObject(c, "name", g->names[r->cls]);
     int rgb[3] = {g->rgb[r->cls][0], g->rgb[r->cls][1], g->rgb[r->cls][2]};
@@ -62,7 +65,8 @@ static cJSON *feature(const hp_heatmap_grid *g, const hp_regions *rs, int idx, i
     cJSON_AddNumberToObject(m, "Max probability", r->max_prob);
     cJSON_AddNumberToObject(m, "Tiles", (double)r->ntiles);
     cJSON *h = cJSON_AddObjectToObject(pr, "histoplan");
-    cJSON_AddNumberToObject(h, "region", idx + 1);
+    cJSON_AddStringToObject(h, "region_id", id);
+    cJSON_AddStringToObject(h, "label", label);
     cJSON_AddNumberToObject(h, "class_index", r->cls);
     cJSON_AddNumberToObject(h, "threshold", rs->threshold);
     double cxy[2] = {r->cx, r->cy};
@@ -100,11 +104,7 @@ hp_status hp_write_regions_geojson(const char *path, const hp_heatmap_grid *g,
     if (!features)
         goto nomem;
     for (int i = 0; i < rs->n; i++) {
-        /* Regions are numbered per class in the order they come (largest first). */
-        int nth = 1;
-        for (int j = 0; j < i; j++)
-            nth += rs->r[j].cls == rs->r[i].cls;
-        cJSON *f = feature(g, rs, i, nth);
+        cJSON *f = feature(g, rs, i, hp_region_class_rank(rs, i));
         if (!f || !cJSON_AddItemToArray(features, f)) {
             cJSON_Delete(f);
             goto nomem;

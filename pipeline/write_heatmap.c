@@ -11,6 +11,7 @@
 #include "io/atomic_file.h"
 #include "io/image.h"
 #include "io/tiff_pyramid_writer.h"
+#include "pipeline/legend.h"
 
 static hp_status check(const hp_heatmap_grid *g, const float *map, const char *path, hp_error *err)
 {
@@ -46,9 +47,11 @@ static int64_t tile_at(const hp_heatmap_grid *g, double x, double y)
     return (int64_t)fj * g->gw + (int64_t)fi;
 }
 
-/* One value per tile (map[t * stride + k]) through viridis, px_per_tile pixels a side per tile. */
+/* One value per tile (map[t * stride + k]) through viridis, px_per_tile pixels a side per tile,
+ * with a legend titled `title` whose ramp is labelled `what`. */
 static hp_status write_map_png(const char *path, const hp_heatmap_grid *g, const float *map,
-                               int stride, int k, int px_per_tile, hp_error *err)
+                               int stride, int k, int px_per_tile, const char *title,
+                               const char *what, hp_error *err)
 {
     if (px_per_tile < 1 || px_per_tile > 256 || (int64_t)g->gw * px_per_tile > 65535 ||
         (int64_t)g->gh * px_per_tile > 65535)
@@ -62,7 +65,15 @@ static hp_status write_map_png(const char *path, const hp_heatmap_grid *g, const
             size_t t = (size_t)(y / px_per_tile) * g->gw + (size_t)(x / px_per_tile);
             hp_heatmap_viridis(map[t * (size_t)stride + (size_t)k], rgb + ((size_t)y * w + x) * 3);
         }
-    hp_status st = hp_image_write_png(path, rgb, w, h, err);
+    hp_legend lg = {.title = title,
+                    .slide_id = g->slide_id,
+                    .um_per_px = g->tile_size * g->mpp / px_per_tile,
+                    .range_label = what,
+                    .range_lo = 0,
+                    .range_hi = 1,
+                    .colormap = hp_heatmap_viridis,
+                    .note = "White: not analysed. One square per tile."};
+    hp_status st = hp_legend_write_png(path, rgb, w, h, &lg, err);
     free(rgb);
     return st;
 }
@@ -75,7 +86,10 @@ hp_status hp_write_heatmap_png(const char *path, const hp_heatmap_grid *g, const
         return st;
     if (k < 0 || k >= g->nclasses)
         return hp_error_set(err, HP_ERR_INVALID, "%s: bad class %d", path, k);
-    return write_map_png(path, g, map, g->nclasses, k, px_per_tile, err);
+    char title[HP_HEATMAP_NAME_MAX + 64], what[HP_HEATMAP_NAME_MAX + 64];
+    snprintf(title, sizeof title, "Heatmap: %s", g->names[k] ? g->names[k] : "?");
+    snprintf(what, sizeof what, "Probability of %s per tile", g->names[k] ? g->names[k] : "?");
+    return write_map_png(path, g, map, g->nclasses, k, px_per_tile, title, what, err);
 }
 
 hp_status hp_write_uncertainty_png(const char *path, const hp_heatmap_grid *g, const float *entropy,
@@ -84,7 +98,8 @@ hp_status hp_write_uncertainty_png(const char *path, const hp_heatmap_grid *g, c
     hp_status st = check(g, entropy, path, err);
     if (st)
         return st;
-    return write_map_png(path, g, entropy, 1, 0, px_per_tile, err);
+    return write_map_png(path, g, entropy, 1, 0, px_per_tile, "Uncertainty",
+                         "Normalized entropy per tile: 0 sure, 1 all classes equally likely", err);
 }
 
 hp_status hp_write_heatmap_pngs(const char *dir, const hp_heatmap_grid *g, const float *map,
@@ -138,41 +153,52 @@ hp_status hp_write_overlay_png(const char *path, const hp_heatmap_grid *g, const
             for (int ch = 0; ch < 3; ch++)
                 rgb[o + ch] = (uint8_t)lrint((1 - a) * thumb[o + ch] + a * g->rgb[k][ch]);
         }
-    st = hp_image_write_png(path, rgb, tw, th, err);
+    char note[160];
+    snprintf(note, sizeof note,
+             "Top class per tile over the slide, opacity %.2g x its probability, so the tissue "
+             "shows through; bare tissue: not analysed.", alpha);
+    hp_legend lg = {.title = "Overlay: top class per tile",
+                    .slide_id = g->slide_id,
+                    .um_per_px = (double)g->slide_w * g->mpp / tw,
+                    .n_classes = g->nclasses,
+                    .class_names = (const char *const *)g->names,
+                    .class_rgb = (const uint8_t(*)[3])g->rgb,
+                    .note = note};
+    st = hp_legend_write_png(path, rgb, tw, th, &lg, err);
     free(rgb);
     return st;
 }
 
-hp_status hp_write_mask_png(const char *path, const hp_heatmap_grid *g, hp_error *err)
+hp_status hp_write_mask_png(const char *path, const hp_heatmap_grid *g, int px_per_tile,
+                            hp_error *err)
 {
     hp_status st = check(g, g ? g->prob : NULL, path, err);
     if (st)
         return st;
-    hp_atomic_file af;
-    if ((st = hp_atomic_open(path, &af, err)))
-        return st;
-    uint8_t *row = malloc((size_t)g->gw);
-    png_structp png = row ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    volatile int ok = 0; /* read after a longjmp */
-    if (png && info && !setjmp(png_jmpbuf(png))) {
-        png_init_io(png, af.f);
-        png_set_IHDR(png, info, (png_uint_32)g->gw, (png_uint_32)g->gh, 8, PNG_COLOR_TYPE_GRAY,
-                     PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-        png_write_info(png, info);
-        for (int y = 0; y < g->gh; y++) {
-            for (int x = 0; x < g->gw; x++)
-                row[x] = hp_heatmap_analysed(g, (size_t)y * g->gw + x) ? 255 : 0;
-            png_write_row(png, row);
+    if (px_per_tile < 1 || px_per_tile > 256 || (int64_t)g->gw * px_per_tile > 65535 ||
+        (int64_t)g->gh * px_per_tile > 65535)
+        return hp_error_set(err, HP_ERR_INVALID, "%s: bad %d pixels per tile", path, px_per_tile);
+    int w = g->gw * px_per_tile, h = g->gh * px_per_tile;
+    uint8_t *rgb = malloc((size_t)w * h * 3);
+    if (!rgb)
+        return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", path);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            size_t t = (size_t)(y / px_per_tile) * g->gw + (size_t)(x / px_per_tile);
+            memset(rgb + ((size_t)y * w + x) * 3, hp_heatmap_analysed(g, t) ? 255 : 0, 3);
         }
-        png_write_end(png, info);
-        ok = 1;
-    }
-    png_destroy_write_struct(&png, &info);
-    free(row);
-    if (!ok)
-        hp_error_set(err, HP_ERR_IO, "%s: PNG encoding failed", path);
-    return hp_atomic_finish(path, &af, ok, err);
+    static const char *const names[2] = {"analysed (tissue)", "not analysed"};
+    static const uint8_t colours[2][3] = {{255, 255, 255}, {0, 0, 0}};
+    hp_legend lg = {.title = "Tiles analysed",
+                    .slide_id = g->slide_id,
+                    .um_per_px = g->tile_size * g->mpp / px_per_tile,
+                    .n_classes = 2,
+                    .class_names = names,
+                    .class_rgb = colours,
+                    .note = "One square per tile."};
+    st = hp_legend_write_png(path, rgb, w, h, &lg, err);
+    free(rgb);
+    return st;
 }
 
 int hp_heatmap_tiff_downsample(const hp_heatmap_grid *g)

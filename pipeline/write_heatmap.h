@@ -10,6 +10,9 @@
  *   where nothing was analysed.
  * - overlay.png: the same top-class colour blended over the thumbnail at opacity alpha x pmax;
  *   the bare thumbnail where nothing was analysed.
+ * Every PNG carries a legend band under the picture (pipeline/legend.h): title, slide id, scale
+ * bar, and the class key or the value ramp; the picture itself keeps the sizes given below at
+ * the top left, and the PNG's "histoplan:legend" text chunk gives the layout.
  * Every file is written under a temporary name and renamed into place when complete.
  * Thread-safe on distinct paths. */
 #ifndef HP_WRITE_HEATMAP_H
@@ -40,8 +43,9 @@ hp_status hp_write_heatmap_pngs(const char *dir, const hp_heatmap_grid *g, const
 hp_status hp_write_overlay_png(const char *path, const hp_heatmap_grid *g, const float *map,
                                const uint8_t *thumb, int tw, int th, double alpha, hp_error *err);
 
-/* mask.png: 8-bit grey, one pixel per tile: 255 analysed (tissue), 0 not. */
-hp_status hp_write_mask_png(const char *path, const hp_heatmap_grid *g, hp_error *err);
+/* mask.png: RGB, px_per_tile x px_per_tile pixels per tile: white analysed (tissue), black not. */
+hp_status hp_write_mask_png(const char *path, const hp_heatmap_grid *g, int px_per_tile,
+                            hp_error *err);
 
 /* Downsample for heatmap.tiff that gives each tile about 16 pixels: max(1, round(tile_size/16)). */
 int hp_heatmap_tiff_downsample(const hp_heatmap_grid *g);

@@ -23,7 +23,8 @@ static void put_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
-hp_status hp_write_tiles_csv(const char *path, const hp_heatmap_grid *g, hp_error *err)
+hp_status hp_write_tiles_csv(const char *path, const hp_heatmap_grid *g, const hp_tile_extras *x,
+                             hp_error *err)
 {
     if (!path || !g)
         return hp_error_set(err, HP_ERR_INVALID, "CSV writer: missing path or grid");
@@ -34,11 +35,14 @@ hp_status hp_write_tiles_csv(const char *path, const hp_heatmap_grid *g, hp_erro
     int C = g->nclasses;
     float *ent = malloc(n * sizeof *ent);
     char(*names)[HP_HEATMAP_NAME_MAX] = malloc((size_t)C * sizeof *names);
-    if (!ent || !names) {
+    int32_t *region = malloc(n * sizeof *region);
+    if (!ent || !names || !region) {
         free(ent);
         free(names);
+        free(region);
         return hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory", path);
     }
+    hp_regions_tile_map(x ? x->regions : NULL, n, region);
     hp_heatmap_entropy(g, ent);
     hp_heatmap_safe_names(g, names);
     hp_atomic_file af;
@@ -48,7 +52,7 @@ hp_status hp_write_tiles_csv(const char *path, const hp_heatmap_grid *g, hp_erro
         fputs("tile_index,i,j,x,y,size,tissue_fraction", f);
         for (int k = 0; k < C; k++)
             fprintf(f, ",prob_%s", names[k]);
-        fputs(",entropy,top_class\n", f);
+        fputs(",entropy,top_class,region_id,ood_score\n", f);
         for (size_t t = 0; t < n; t++) {
             if (!hp_heatmap_analysed(g, t))
                 continue;
@@ -61,11 +65,21 @@ hp_status hp_write_tiles_csv(const char *path, const hp_heatmap_grid *g, hp_erro
                 fprintf(f, ",%.6g", (double)g->prob[t * C + k]);
             fprintf(f, ",%.6g,", (double)ent[t]);
             put_field(f, g->names[hp_heatmap_argmax(g, g->prob, t)]);
+            fputc(',', f);
+            if (region[t] >= 0) {
+                char id[HP_REGION_ID_MAX];
+                hp_region_id(region[t], id);
+                fputs(id, f);
+            }
+            fputc(',', f);
+            if (x && x->ood_score && !isnan(x->ood_score[t]))
+                fprintf(f, "%.6g", (double)x->ood_score[t]);
             fputc('\n', f);
         }
         st = hp_atomic_finish(path, &af, !ferror(f), err);
     }
     free(ent);
     free(names);
+    free(region);
     return st;
 }

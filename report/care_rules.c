@@ -9,7 +9,7 @@
 #include "report/canonical_json.h"
 #include "report/json_file.h"
 
-static const char *const FACTS[] = {"category", "confidence", "qc_failed", "invasive_focus_mm",
+static const char *const FACTS[] = {"category", "confidence", "qc_failed", "out_of_domain", "invasive_focus_mm", "invasive_evidence_mm2",
                                     "in_situ_extent_mm", "discordant", "age_years", "sex", "procedure",
                                     "birads", "history", "prior_findings", "preferences", NULL};
 static const char *const OPS[] = {"equals", "in", "min", "max", "contains", "present", NULL};
@@ -196,6 +196,7 @@ hp_status hp_care_rules_load(const char *path, hp_care_rules *rules, hp_error *e
         get_limit(path, root, "category", "invasive_min_focus_mm", &rules->invasive_min_focus_mm, err) ||
         get_limit(path, root, "category", "in_situ_min_extent_mm", &rules->in_situ_min_extent_mm, err) ||
         get_limit(path, root, "category", "benign_min_percent", &rules->benign_min_percent, err) ||
+        get_limit(path, root, "category", "invasion_review_min_area_mm2", &rules->invasion_review_min_area_mm2, err) ||
         get_limit(path, root, "confidence", "low_min_tiles_analysed", &rules->low_min_tiles_analysed, err) ||
         get_limit(path, root, "confidence", "low_percent_uncertain_above", &rules->low_percent_uncertain_above, err) ||
         get_limit(path, root, "confidence", "low_mean_entropy_above", &rules->low_mean_entropy_above, err) ||
@@ -396,6 +397,25 @@ hp_status hp_care_rules_apply(const hp_care_rules *rules, const cJSON *facts, co
     cJSON *skipped = cJSON_AddArrayToObject(care_plan, "not_applied");
     const char *gate_id = NULL;
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(rules->root, "rules");
+    /* A model outside its domain of validity has said nothing about the tissue: no rule may turn
+     * its output into a step of care, not even a review gate built on its category. The plan
+     * says so, and every rule is listed as not applied with that reason. */
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(facts, "out_of_domain"))) {
+        const cJSON *why = cJSON_GetObjectItemCaseSensitive(facts, "out_of_domain_reason");
+        char text[1024];
+        snprintf(text, sizeof text, "model not valid for this slide: %s",
+                 cJSON_IsString(why) ? why->valuestring : "outside its domain of validity");
+        cJSON_AddStringToObject(care_plan, "withheld", text);
+        for (const cJSON *r = list->child; r; r = r->next) {
+            cJSON *n = cJSON_CreateObject();
+            cJSON_AddStringToObject(n, "rule_id", cJSON_GetObjectItemCaseSensitive(r, "id")->valuestring);
+            cJSON_AddStringToObject(n, "reason", "withheld: the model is not valid for this slide, so no "
+                                                 "care plan is drafted");
+            cJSON_AddItemToArray(skipped, n);
+        }
+        (void)err;
+        return HP_OK;
+    }
     /* Gates first, so every other suggestion can name the one it waits for. */
     for (const cJSON *r = list->child; r; r = r->next) {
         char reason[512];

@@ -15,6 +15,7 @@ typedef struct {
     const char *name, *version, *notice; /* point into root (notice may be NULL) */
     /* category thresholds */
     double min_tiles_analysed, invasive_min_focus_mm, in_situ_min_extent_mm, benign_min_percent;
+    double invasion_review_min_area_mm2; /* invasive evidence that makes it at least a review */
     /* confidence limits */
     double low_min_tiles_analysed, low_percent_uncertain_above, low_mean_entropy_above;
     double moderate_percent_uncertain_above, moderate_mean_entropy_above, moderate_support_below;
@@ -29,7 +30,7 @@ hp_status hp_care_rules_load(const char *path, hp_care_rules *rules, hp_error *e
 void hp_care_rules_free(hp_care_rules *rules);
 
 /* Evaluates every rule against `facts` (an object: category, confidence, qc_failed,
- * invasive_focus_mm, in_situ_extent_mm, discordant from the findings; age_years, sex, procedure,
+ * invasive_focus_mm, invasive_evidence_mm2, in_situ_extent_mm, discordant from the findings; age_years, sex, procedure,
  * birads, history, prior_findings, preferences from the case file; null when unknown).
  * `evidence` maps a fact name to an array of statement ids that show it. Fills `care_plan`
  * (an empty object) with the report's care_plan members. */

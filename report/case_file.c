@@ -261,8 +261,7 @@ static int parse_requested_model(const cJSON *m, hp_case_file *cf, hp_error *err
     return 0;
 }
 
-/* The facts the care-plan rules may test, copied from the report's case section. */
-static cJSON *make_facts(const cJSON *section)
+cJSON *hp_case_facts(const cJSON *section)
 {
     const cJSON *clin = cJSON_GetObjectItemCaseSensitive(section, "clinical");
     const cJSON *pat = cJSON_GetObjectItemCaseSensitive(section, "patient");
@@ -324,7 +323,7 @@ hp_status hp_case_file_load(const char *path, hp_case_file *cf, hp_error *err)
     missing = NULL;
     cf->accession = strdup(acc->valuestring);
     cf->section = sec;
-    cf->facts = make_facts(sec);
+    cf->facts = hp_case_facts(sec);
     cJSON_Delete(root);
     if (!cf->accession || !cf->facts) {
         hp_case_file_free(cf);

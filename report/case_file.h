@@ -23,6 +23,11 @@ typedef struct {
 } hp_case_file;
 
 /* Reads and checks `path`. On failure nothing is kept and `err` names the field at fault. */
+/* The facts the care-plan rules may test (age_years, sex, procedure, birads, history,
+ * prior_findings, preferences), copied from a report's "case" section; NULL when out of memory.
+ * The caller frees it with cJSON_Delete. */
+cJSON *hp_case_facts(const cJSON *section);
+
 hp_status hp_case_file_load(const char *path, hp_case_file *cf, hp_error *err);
 
 /* Frees what hp_case_file_load allocated; accepts a zeroed struct. */

@@ -7,6 +7,8 @@
 static const hp_category_info CATEGORIES[HP_CAT_COUNT] = {
     [HP_CAT_INVASIVE] = {"invasive-carcinoma", "Invasive carcinoma", "http://snomed.info/sct", "82711006",
                          "Infiltrating duct carcinoma (morphologic abnormality)"},
+    [HP_CAT_REVIEW_INVASION] = {"review-for-invasion", "Review for invasion", LOCAL_FINDING, "review-for-invasion",
+                                 "Invasion not excluded: invasive evidence below focus size (histoplan)"},
     [HP_CAT_IN_SITU] = {"in-situ-carcinoma", "Carcinoma in situ", "http://snomed.info/sct", "86616005",
                         "Intraductal carcinoma, noninfiltrating (morphologic abnormality)"},
     [HP_CAT_BENIGN] = {"benign", "Benign lesion", LOCAL_FINDING, "benign", "Benign breast lesion (histoplan class)"},

@@ -6,6 +6,7 @@
 
 typedef enum {
     HP_CAT_INVASIVE = 0,
+    HP_CAT_REVIEW_INVASION, /* invasive evidence too small for a focus: never a confident in situ */
     HP_CAT_IN_SITU,
     HP_CAT_BENIGN,
     HP_CAT_NORMAL,

@@ -147,6 +147,10 @@ void fx_care_plan(fx_ctx *x)
     const cJSON *sugs = fx_member(x, cp, "/care_plan", "suggestions", cJSON_Array, 0);
     if (x->failed)
         return;
+    /* Withheld (the model is not valid for the slides): no CarePlan at all, so no receiving system
+     * files a plan, even an empty one, on the strength of the model's output. */
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(cp, "withheld")))
+        return;
 
     cJSON *activities = cJSON_CreateArray();
     int i = 0;
@@ -160,7 +164,8 @@ void fx_care_plan(fx_ctx *x)
         const char *kind = fx_str(x, s, path, "kind", 0);
         const cJSON *svcs = fx_member(x, s, path, "services", cJSON_Array, 0);
         const char *decision = fx_str(x, s, path, "decision", 0);
-        int rejected = !strcmp(decision, "rejected");
+        /* declined; rejected in reports signed before schema 2.0.0 */
+        int rejected = !strcmp(decision, "declined") || !strcmp(decision, "rejected");
         if (*priority && strcmp(priority, "routine") && strcmp(priority, "urgent"))
             fx_fail(x, "report.json: %s/priority \"%s\" is not routine or urgent", path, priority);
         char *note = suggestion_note(x, s, path);

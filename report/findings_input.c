@@ -9,11 +9,12 @@
 #include <sys/stat.h>
 
 #include "io/slide.h"
+#include "pipeline/findings.h"
 #include "report/json_file.h"
 #include "report/json_pointer.h"
 
-/* The schema version this reader understands (pipeline/findings.h HP_FINDINGS_SCHEMA_VERSION). */
-#define FINDINGS_SCHEMA_VERSION "1.0.0"
+/* The schema version this reader understands: the writer's (pipeline/findings.h). */
+#define FINDINGS_SCHEMA_VERSION HP_FINDINGS_SCHEMA_VERSION
 
 enum kind { K_NUM, K_INT, K_STR, K_STR_OR_NULL, K_NUM_OR_NULL, K_OBJ, K_OBJ_OR_NULL, K_ARR, K_BOOL };
 
@@ -95,6 +96,20 @@ static int need_int(const char *path, const cJSON *base, const char *base_ptr, c
                : 0;
 }
 
+static int region_id_ok(const cJSON *v);
+
+/* A region reference: an id (R<n>) or null. */
+static int need_region_ref(const char *path, const cJSON *base, const char *base_ptr, const char *pointer,
+                           hp_error *err)
+{
+    const cJSON *v = hp_json_pointer_get(base, pointer);
+    if (v && (cJSON_IsNull(v) || region_id_ok(v)))
+        return 0;
+    hp_error_set(err, HP_ERR_INVALID, "findings %s: %s%s %s (must be a region id R<n> or null)", path, base_ptr,
+                 pointer, v ? "is malformed" : "is missing");
+    return -1;
+}
+
 static int check_extent(const char *path, const cJSON *root, const char *key, hp_error *err)
 {
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, key);
@@ -110,24 +125,32 @@ static int check_extent(const char *path, const cJSON *root, const char *key, hp
                    need_range(path, e, base, "/extent_mm", 0, 0, HUGE_VAL, err) ||
                    need(path, e, base, "/largest_focus_diameter_mm", K_NUM, err) ||
                    need_range(path, e, base, "/largest_focus_diameter_mm", 0, 0, HUGE_VAL, err) ||
-                   (hp_json_pointer_get(e, "/largest_region_id") &&
-                            cJSON_IsNull(hp_json_pointer_get(e, "/largest_region_id"))
-                        ? 0
-                        : need_int(path, e, base, "/largest_region_id", 1, INT_LIMIT, err)) ||
+                   need_region_ref(path, e, base, "/largest_region_id", err) ||
                    need_int(path, e, base, "/region_count", 0, INT_LIMIT, err)
                ? -1
                : 0;
 }
 
+/* A region id as findings write it: R followed by 1 to 10 digits, no leading zero. */
+static int region_id_ok(const cJSON *v)
+{
+    if (!cJSON_IsString(v))
+        return 0;
+    const char *s = v->valuestring;
+    size_t n = strlen(s);
+    return n >= 2 && n <= 11 && s[0] == 'R' && s[1] >= '1' && s[1] <= '9' && strspn(s + 1, "0123456789") == n - 1;
+}
+
 typedef struct {
-    double id;
+    const char *id;
     int index;
 } region_id;
 
 static int by_id(const void *a, const void *b)
 {
     const region_id *x = a, *y = b;
-    return x->id < y->id ? -1 : x->id > y->id ? 1 : x->index - y->index;
+    int c = strcmp(x->id, y->id);
+    return c ? c : x->index - y->index;
 }
 
 /* Region ids are distinct: each names its region's thumbnails, and a second region of one id
@@ -141,11 +164,11 @@ static int check_region_ids(const char *path, const cJSON *regions, int n, hp_er
         return hp_error_set(err, HP_ERR_NOMEM, "findings %s: out of memory", path), -1;
     int k = 0;
     for (const cJSON *r = regions->child; r && k < n; r = r->next, k++)
-        v[k] = (region_id){cJSON_GetObjectItemCaseSensitive(r, "id")->valuedouble, k};
+        v[k] = (region_id){cJSON_GetObjectItemCaseSensitive(r, "id")->valuestring, k};
     qsort(v, (size_t)n, sizeof *v, by_id);
     int rc = 0;
     for (k = 1; k < n && !rc; k++)
-        if (v[k].id == v[k - 1].id) {
+        if (!strcmp(v[k].id, v[k - 1].id)) {
             hp_error_set(err, HP_ERR_INVALID,
                          "findings %s: /regions/%d/id is the id of /regions/%d too (region ids must differ: each "
                          "names its own thumbnails)",
@@ -169,7 +192,7 @@ static int check_regions(const char *path, const cJSON *root, hp_error *err)
     for (const cJSON *r = regions->child; r; r = r->next, i++) {
         char base[64];
         snprintf(base, sizeof base, "/regions/%d", i);
-        if (need(path, r, base, "", K_OBJ, err) || need_int(path, r, base, "/id", 1, INT_LIMIT, err) ||
+        if (need(path, r, base, "", K_OBJ, err) || need(path, r, base, "/id", K_STR, err) ||
             need(path, r, base, "/class", K_STR, err) || need(path, r, base, "/area_mm2", K_NUM, err) ||
             need_range(path, r, base, "/area_mm2", 0, 0, HUGE_VAL, err) ||
             need(path, r, base, "/diameter_mm", K_NUM, err) ||
@@ -179,6 +202,8 @@ static int check_regions(const char *path, const cJSON *root, hp_error *err)
             need_range(path, r, base, "/max_prob", 0, 0, 1, err) || need(path, r, base, "/bbox_level0", K_ARR, err) ||
             need(path, r, base, "/evidence_tiles", K_ARR, err))
             return -1;
+        if (!region_id_ok(cJSON_GetObjectItemCaseSensitive(r, "id")))
+            return hp_error_set(err, HP_ERR_INVALID, "findings %s: %s/id must be a region id R<n>", path, base), -1;
         const char *cls = cJSON_GetObjectItemCaseSensitive(r, "class")->valuestring;
         int known = 0;
         for (const cJSON *c = card_classes->child; c && !known; c = c->next)
@@ -220,16 +245,56 @@ static int check_regions(const char *path, const cJSON *root, hp_error *err)
     }
     if (check_region_ids(path, regions, i, err))
         return -1;
+    /* Isolated tiles: a known class, counts and locations on the slide. */
+    const cJSON *iso = cJSON_GetObjectItemCaseSensitive(root, "isolated_tiles");
+    i = 0;
+    for (const cJSON *x = iso->child; x; x = x->next, i++) {
+        char base[64];
+        snprintf(base, sizeof base, "/isolated_tiles/%d", i);
+        if (need(path, x, base, "", K_OBJ, err) || need(path, x, base, "/class", K_STR, err) ||
+            need(path, x, base, "/category", K_STR_OR_NULL, err) ||
+            need_int(path, x, base, "/tile_count", 1, INT_LIMIT, err) || need(path, x, base, "/area_mm2", K_NUM, err) ||
+            need_range(path, x, base, "/area_mm2", 0, 0, HUGE_VAL, err) || need(path, x, base, "/tiles", K_ARR, err))
+            return -1;
+        const char *cls = cJSON_GetObjectItemCaseSensitive(x, "class")->valuestring;
+        const cJSON *cat = cJSON_GetObjectItemCaseSensitive(x, "category");
+        int known = 0;
+        for (const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "classes")->child; c && !known; c = c->next) {
+            const cJSON *cc = cJSON_GetObjectItemCaseSensitive(c, "category");
+            known = !strcmp(cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring, cls) &&
+                    (cJSON_IsNull(cat) ? cJSON_IsNull(cc) : cJSON_IsString(cc) && !strcmp(cc->valuestring, cat->valuestring));
+        }
+        if (!known)
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "findings %s: %s/class and /category are not a class of /classes with that category",
+                                path, base),
+                   -1;
+        int j = 0;
+        for (const cJSON *t = cJSON_GetObjectItemCaseSensitive(x, "tiles")->child; t; t = t->next, j++) {
+            char tb[96];
+            snprintf(tb, sizeof tb, "%s/tiles/%d", base, j);
+            if (need(path, t, tb, "/x", K_NUM, err) || need_range(path, t, tb, "/x", 0, 0, sw, err) ||
+                need(path, t, tb, "/y", K_NUM, err) || need_range(path, t, tb, "/y", 0, 0, sh, err) ||
+                need(path, t, tb, "/size", K_NUM, err) || need_range(path, t, tb, "/size", 0, 1, tile + 1, err) ||
+                need(path, t, tb, "/prob", K_NUM, err) || need_range(path, t, tb, "/prob", 0, 0, 1, err))
+                return -1;
+        }
+        if (j < 1 || j > HP_FINDINGS_ISOLATED_MAX ||
+            j > (int)cJSON_GetObjectItemCaseSensitive(x, "tile_count")->valuedouble)
+            return hp_error_set(err, HP_ERR_INVALID, "findings %s: %s/tiles must list 1 to %d of its tiles", path,
+                                base, HP_FINDINGS_ISOLATED_MAX),
+                   -1;
+    }
     /* The largest focus of each extent names a region of this file. */
     static const char *const extents[2] = {"invasive", "in_situ_extent"};
     for (int e = 0; e < 2; e++) {
         const cJSON *ex = cJSON_GetObjectItemCaseSensitive(root, extents[e]);
         const cJSON *rid = cJSON_IsObject(ex) ? cJSON_GetObjectItemCaseSensitive(ex, "largest_region_id") : NULL;
-        if (!cJSON_IsNumber(rid))
+        if (!cJSON_IsString(rid))
             continue;
         int found = 0;
         for (const cJSON *r = regions->child; r && !found; r = r->next)
-            found = cJSON_GetObjectItemCaseSensitive(r, "id")->valuedouble == rid->valuedouble;
+            found = !strcmp(cJSON_GetObjectItemCaseSensitive(r, "id")->valuestring, rid->valuestring);
         if (!found)
             return hp_error_set(err, HP_ERR_INVALID, "findings %s: /%s/largest_region_id names no region in /regions",
                                 path, extents[e]),
@@ -255,10 +320,54 @@ static int check_classes(const char *path, const cJSON *root, hp_error *err)
             need(path, c, base, "/fraction_of_tissue", K_NUM_OR_NULL, err) ||
             need_range(path, c, base, "/fraction_of_tissue", 0, 0, 1, err) ||
             need_int(path, c, base, "/tile_count", 0, INT_LIMIT, err) ||
-            need_int(path, c, base, "/region_count", 0, INT_LIMIT, err))
+            need_int(path, c, base, "/region_count", 0, INT_LIMIT, err) ||
+            need(path, c, base, "/category", K_STR_OR_NULL, err))
             return -1;
+        const cJSON *cat = cJSON_GetObjectItemCaseSensitive(c, "category");
+        int mapped = cJSON_IsTrue(hp_json_pointer_get(root, "/diagnostic_categories/mapped"));
+        if (cJSON_IsString(cat) ? hp_class_category_find(cat->valuestring) == HP_CLASS_UNMAPPED || !mapped
+                                : mapped)
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "findings %s: %s/category must be one of normal, benign, in-situ, invasive, other "
+                                "when /diagnostic_categories/mapped is true, and null when it is false",
+                                path, base),
+                   -1;
     }
+    /* One class per category (other aside), as the card's map allows. */
+    for (const cJSON *a = classes->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next) {
+            const cJSON *ca = cJSON_GetObjectItemCaseSensitive(a, "category");
+            const cJSON *cb = cJSON_GetObjectItemCaseSensitive(b, "category");
+            if (cJSON_IsString(ca) && cJSON_IsString(cb) && strcmp(ca->valuestring, "other") &&
+                !strcmp(ca->valuestring, cb->valuestring))
+                return hp_error_set(err, HP_ERR_INVALID,
+                                    "findings %s: /classes: two classes have the category %s (one class per "
+                                    "category)",
+                                    path, ca->valuestring),
+                       -1;
+        }
     return 0;
+}
+
+/* The invasive and in situ summaries are of the class the card maps to that category: the report
+ * names them by category, so a summary of another class would be reported as tumour. */
+static int check_extent_class(const char *path, const cJSON *root, const char *key, const char *category,
+                              hp_error *err)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!cJSON_IsObject(e))
+        return 0;
+    const char *cls = cJSON_GetObjectItemCaseSensitive(e, "class")->valuestring;
+    for (const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "classes")->child; c; c = c->next) {
+        const cJSON *cat = cJSON_GetObjectItemCaseSensitive(c, "category");
+        if (!strcmp(cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring, cls) && cJSON_IsString(cat) &&
+            !strcmp(cat->valuestring, category))
+            return 0;
+    }
+    return hp_error_set(err, HP_ERR_INVALID,
+                        "findings %s: /%s/class is not the class whose /classes/N/category is %s", path, key,
+                        category),
+           -1;
 }
 
 /* The findings schema's relative_path: letters, digits, '_', '-', '.', '/'; no leading '/', no
@@ -309,10 +418,27 @@ static int check_findings(const char *path, const cJSON *root, hp_error *err)
         {"/classes", K_ARR},            {"/uncertainty/mean_entropy", K_NUM_OR_NULL},
         {"/uncertainty/fraction_uncertain", K_NUM_OR_NULL}, {"/uncertainty/threshold", K_NUM},
         {"/regions", K_ARR},            {"/outputs", K_OBJ},               {"/outputs/overlay", K_STR_OR_NULL},
+        {"/diagnostic_categories/mapped", K_BOOL}, {"/diagnostic_categories/note", K_STR},
+        {"/isolated_tiles", K_ARR},     {"/domain/checked", K_BOOL},       {"/domain/out_of_domain", K_BOOL},
+        {"/domain/reason", K_STR_OR_NULL}, {"/domain/calibration", K_OBJ_OR_NULL},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (need(path, root, "", fields[i].ptr, fields[i].k, err))
             return -1;
+    /* An out-of-domain slide must say why: the report quotes the reason instead of a category. */
+    if (cJSON_IsTrue(hp_json_pointer_get(root, "/domain/out_of_domain")) &&
+        !cJSON_IsString(hp_json_pointer_get(root, "/domain/reason")))
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "findings %s: /domain/reason must say why the slide is out of domain", path),
+               -1;
+    const cJSON *cal = hp_json_pointer_get(root, "/domain/calibration");
+    if (cJSON_IsObject(cal) &&
+        (need(path, root, "", "/domain/calibration/temperature", K_NUM, err) ||
+         need(path, root, "", "/domain/calibration/ece_after", K_NUM, err) ||
+         need(path, root, "", "/domain/calibration/calibrated_confidence", K_NUM_OR_NULL, err) ||
+         need_range(path, root, "", "/domain/calibration/calibrated_confidence", 0, 0, 1, err) ||
+         need_range(path, root, "", "/domain/calibration/ece_after", 0, 0, 1, err)))
+        return -1;
     /* Ranges: sizes drive image arithmetic (a width of 1e-300 made an overlay scale of 1e300). */
     if (need_range(path, root, "", "/slide/mpp_x", HP_SLIDE_MPP_MIN, 0, HP_SLIDE_MPP_MAX, err) ||
         need_range(path, root, "", "/slide/level0_width_px", 1, 0, INT_LIMIT, err) ||
@@ -340,7 +466,9 @@ static int check_findings(const char *path, const cJSON *root, hp_error *err)
         if (!cJSON_IsString(f))
             return hp_error_set(err, HP_ERR_INVALID, "findings %s: /qc/flags/%d must be a string", path, fi), -1;
     return check_classes(path, root, err) || check_extent(path, root, "invasive", err) ||
-                   check_extent(path, root, "in_situ_extent", err) || check_regions(path, root, err)
+                   check_extent(path, root, "in_situ_extent", err) ||
+                   check_extent_class(path, root, "invasive", "invasive", err) ||
+                   check_extent_class(path, root, "in_situ_extent", "in-situ", err) || check_regions(path, root, err)
                ? -1
                : 0;
 }

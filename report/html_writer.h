@@ -98,5 +98,19 @@ int hw_has_digit(const char *s);
 void hw_findings_section(hp_hw *w, const cJSON *root, const char *report_dir);
 void hw_statements_section(hp_hw *w, const cJSON *root);
 void hw_plan_section(hp_hw *w, const cJSON *root);
+/* The isolated tiles of `parent`/isolated_tiles (case level) as a table row, with the tiles'
+ * locations or only their counts and areas. */
+void hw_isolated_row(hp_hw *w, const cJSON *parent, const char *base, int with_locations);
+/* The per-class table of `parent`/classes. */
+void hw_class_table(hp_hw *w, const cJSON *parent, const char *base);
+/* The invasive or in situ summary at `parent`/`key` as a table row headed `label`. */
+void hw_disease_summary(hp_hw *w, const cJSON *parent, const char *base, const char *key,
+                        const char *label, int in_situ);
+/* The synoptic summary (report/report_html_summary.c): the case's QC and out-of-domain flags
+ * (any flag, by name and reason), tissue, largest invasive focus, in situ extent, isolated tiles,
+ * uncertainty, the class table with the class-versus-region-area note and each slide's overlay
+ * with its legend; and the sign-off block (blank lines to sign on a preliminary report). */
+void hw_synoptic_findings(hp_hw *w, const cJSON *root, const char *report_dir);
+void hw_synoptic_signoff(hp_hw *w, const cJSON *root);
 
 #endif

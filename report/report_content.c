@@ -143,13 +143,13 @@ static cJSON *region_evidence(const cJSON *report, const char *slide_id, const c
 {
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "slide_id", slide_id);
-    cJSON_AddItemToObject(ev, "region_id", cJSON_IsNumber(region_id) ? cJSON_CreateNumber(region_id->valuedouble) : cJSON_CreateNull());
+    cJSON_AddItemToObject(ev, "region_id", cJSON_IsString(region_id) ? cJSON_CreateString(region_id->valuestring) : cJSON_CreateNull());
     cJSON *tiles = NULL;
-    for (const cJSON *s = cJSON_GetObjectItemCaseSensitive(report, "slides")->child; s && cJSON_IsNumber(region_id); s = s->next) {
+    for (const cJSON *s = cJSON_GetObjectItemCaseSensitive(report, "slides")->child; s && cJSON_IsString(region_id); s = s->next) {
         if (strcmp(hp_fi_str(s, "slide_id"), slide_id))
             continue;
         for (const cJSON *r = hp_fi_get(s, "regions")->child; r; r = r->next)
-            if (hp_fi_num(r, "region_id") == region_id->valuedouble)
+            if (!strcmp(hp_fi_str(r, "region_id"), region_id->valuestring))
                 tiles = cJSON_Duplicate(hp_fi_get(r, "evidence_tiles"), 1);
     }
     cJSON_AddItemToObject(ev, "tiles", tiles ? tiles : cJSON_CreateArray());
@@ -171,13 +171,55 @@ static cJSON *class_evidence(const cJSON *report, const char *cls)
     return arr;
 }
 
-static int find_class(const cJSON *classes, const char *name)
+/* The index of the class whose diagnostic category (the model card's map) is `category`, or -1:
+ * classes are found by what they mean, never by how a model spells them. */
+static int find_category(const cJSON *classes, const char *category)
 {
     int i = 0;
-    for (const cJSON *c = classes->child; c; c = c->next, i++)
-        if (!strcasecmp(hp_fi_str(c, "name"), name))
+    for (const cJSON *c = classes->child; c; c = c->next, i++) {
+        const char *cat = hp_fi_str(c, "category");
+        if (cat && !strcmp(cat, category))
             return i;
+    }
     return -1;
+}
+
+static int categories_mapped(const cJSON *report)
+{
+    return cJSON_IsTrue(hp_json_pointer_get(report, "/case_findings/diagnostic_categories/mapped"));
+}
+
+/* The class name of category `category` on the case's class list, or NULL. */
+static const char *class_of_category(const cJSON *report, const char *category)
+{
+    const cJSON *classes = hp_json_pointer_get(report, "/case_findings/classes");
+    int k = find_category(classes, category);
+    return k < 0 ? NULL : hp_fi_str(cJSON_GetArrayItem(classes, k), "name");
+}
+
+/* Evidence of the invasive class that is too small for a focus: its regions and its isolated
+ * tiles on every slide. */
+static cJSON *invasive_evidence(const cJSON *report, const cJSON *inv)
+{
+    cJSON *arr = cJSON_CreateArray();
+    const char *cls = cJSON_IsObject(inv) ? hp_fi_str(inv, "class") : NULL;
+    if (!cls)
+        return arr;
+    cJSON *regions = class_evidence(report, cls);
+    cJSON *e;
+    while ((e = cJSON_DetachItemFromArray(regions, 0)))
+        cJSON_AddItemToArray(arr, e);
+    cJSON_Delete(regions);
+    for (const cJSON *x = hp_json_pointer_get(report, "/case_findings/isolated_tiles")->child; x; x = x->next)
+        if (!strcmp(hp_fi_str(x, "class"), cls))
+            for (const cJSON *wo = hp_fi_get(x, "locations")->child; wo; wo = wo->next) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "slide_id", hp_fi_str(wo, "slide_id"));
+                cJSON_AddNullToObject(o, "region_id");
+                cJSON_AddItemToObject(o, "tiles", cJSON_Duplicate(hp_fi_get(wo, "tiles"), 1));
+                cJSON_AddItemToArray(arr, o);
+            }
+    return arr;
 }
 
 /* ---- category and confidence ---- */
@@ -213,42 +255,58 @@ static double category_support(const cJSON *report, int cat)
     if (cat == HP_CAT_BENIGN || cat == HP_CAT_NORMAL) {
         /* benign / normal: the largest region of that class on any slide */
         double best = -1, prob = -1;
-        for (const cJSON *s = cJSON_GetObjectItemCaseSensitive(report, "slides")->child; s; s = s->next)
+        const char *cls = class_of_category(report, cat == HP_CAT_BENIGN ? "benign" : "normal");
+        for (const cJSON *s = cJSON_GetObjectItemCaseSensitive(report, "slides")->child; s && cls; s = s->next)
             for (const cJSON *r = hp_fi_get(s, "regions")->child; r; r = r->next)
-                if (!strcasecmp(hp_fi_str(r, "class"), cat == HP_CAT_BENIGN ? "benign" : "normal") && hp_fi_num(r, "area_mm2") > best) {
+                if (!strcmp(hp_fi_str(r, "class"), cls) && hp_fi_num(r, "area_mm2") > best) {
                     best = hp_fi_num(r, "area_mm2");
                     prob = hp_fi_num(r, "mean_prob");
                 }
         return prob;
     }
-    if (!sid || !cJSON_IsNumber(rid))
+    if (!sid || !cJSON_IsString(rid))
         return -1;
     for (const cJSON *s = cJSON_GetObjectItemCaseSensitive(report, "slides")->child; s; s = s->next)
         if (!strcmp(hp_fi_str(s, "slide_id"), sid))
             for (const cJSON *r = hp_fi_get(s, "regions")->child; r; r = r->next)
-                if (hp_fi_num(r, "region_id") == rid->valuedouble)
+                if (!strcmp(hp_fi_str(r, "region_id"), rid->valuestring))
                     return hp_fi_num(r, "mean_prob");
     return -1;
+}
+
+static int out_of_domain(const cJSON *report)
+{
+    return cJSON_IsTrue(hp_json_pointer_get(report, "/case_findings/domain/out_of_domain"));
 }
 
 static int derive_category(const cJSON *report, const hp_care_rules *rules)
 {
     const cJSON *cf = cJSON_GetObjectItemCaseSensitive(report, "case_findings");
-    if (hp_fi_num(cf, "tiles_analysed") < rules->min_tiles_analysed || hp_fi_num(cf, "tiles_analysed") < 1)
+    /* A model outside its domain of validity suggests nothing, however sure it looks. */
+    if (out_of_domain(report))
+        return HP_CAT_INDETERMINATE;
+    if (hp_fi_num(cf, "tiles_analysed") < rules->min_tiles_analysed || hp_fi_num(cf, "tiles_analysed") < 1 ||
+        !categories_mapped(report))
         return HP_CAT_INDETERMINATE;
     const cJSON *inv = hp_fi_get(cf, "invasive");
     if (cJSON_IsObject(inv) && cJSON_IsTrue(hp_fi_get(inv, "present")) &&
         hp_fi_num(inv, "largest_focus_mm") >= rules->invasive_min_focus_mm)
         return HP_CAT_INVASIVE;
+    /* Invasive evidence too small for a focus (isolated tiles, small regions) is never let pass
+     * as a confident in situ or benign finding. */
+    const cJSON *ev = hp_fi_get(cf, "invasive_evidence");
+    if (cJSON_IsObject(ev) && hp_fi_num(ev, "total_area_mm2") > 0 &&
+        hp_fi_num(ev, "total_area_mm2") >= rules->invasion_review_min_area_mm2)
+        return HP_CAT_REVIEW_INVASION;
     const cJSON *is = hp_fi_get(cf, "in_situ");
     if (cJSON_IsObject(is) && cJSON_IsTrue(hp_fi_get(is, "present")) &&
         hp_fi_num(is, "extent_mm") >= rules->in_situ_min_extent_mm)
         return HP_CAT_IN_SITU;
     const cJSON *classes = hp_fi_get(cf, "classes");
-    int b = find_class(classes, "benign");
+    int b = find_category(classes, "benign");
     if (b >= 0 && hp_fi_num(cJSON_GetArrayItem(classes, b), "percent_of_tissue") >= rules->benign_min_percent)
         return HP_CAT_BENIGN;
-    return find_class(classes, "normal") >= 0 ? HP_CAT_NORMAL : HP_CAT_INDETERMINATE;
+    return find_category(classes, "normal") >= 0 ? HP_CAT_NORMAL : HP_CAT_INDETERMINATE;
 }
 
 /* Radiology-pathology discordance: true / false, or -1 when not assessable. */
@@ -264,19 +322,31 @@ static int discordance(int birads, int cat)
     return 0;
 }
 
-static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, const hp_care_rules *rules,
-                                         hp_error *err)
+/* The statements, diagnosis, confidence and care plan of `report` from its slides and case
+ * findings, the case's facts (hp_case_facts) and the rule table. `forced` >= 0 is the category a
+ * pathologist set at sign-off: the statements and the plan follow it instead of the derived one,
+ * and statements that would need evidence the findings lack are left out. */
+static hp_status add_statements_and_plan(cJSON *report, const cJSON *case_facts, const hp_care_rules *rules,
+                                         int forced, hp_error *err)
 {
     stmt_ctx c = {report, cJSON_AddArrayToObject(report, "statements"), cJSON_CreateObject(), 0};
     const cJSON *cfind = cJSON_GetObjectItemCaseSensitive(report, "case_findings");
-    int cat = derive_category(report, rules);
+    int cat = forced >= 0 ? forced : derive_category(report, rules);
     cJSON *diag_ids = cJSON_CreateArray();
     const cJSON *inv = hp_fi_get(cfind, "invasive");
     const cJSON *is = hp_fi_get(cfind, "in_situ");
     const cJSON *classes = hp_fi_get(cfind, "classes");
+    int inv_present = cJSON_IsObject(inv) && cJSON_IsTrue(hp_fi_get(inv, "present"));
 
     /* Diagnosis statements */
-    if (cat == HP_CAT_INVASIVE) {
+    if (forced >= 0) {
+        char text[300];
+        snprintf(text, sizeof text, "The pathologist set the category at sign-off: %s.",
+                 hp_category_get((hp_category)cat)->display);
+        const char *id = add_statement(&c, "diagnosis", text, NULL, 0, NULL, "category");
+        cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
+    }
+    if (cat == HP_CAT_INVASIVE && inv_present) {
         stmt_value v[] = {{"/case_findings/invasive/largest_focus_mm", "mm"},
                           {"/case_findings/invasive/slide_id", NULL},
                           {"/case_findings/invasive/region_id", NULL},
@@ -291,7 +361,22 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
                                        v, 5, ev, "category");
         cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
     }
-    if (cJSON_IsObject(is) && cJSON_IsTrue(hp_fi_get(is, "present"))) {
+    if (cat == HP_CAT_REVIEW_INVASION && cJSON_IsObject(hp_fi_get(cfind, "invasive_evidence"))) {
+        stmt_value v[] = {{"/case_findings/invasive_evidence/total_area_mm2", "mm2"},
+                          {"/case_findings/invasive_evidence/isolated_tiles", NULL},
+                          {"/case_findings/invasive_evidence/isolated_area_mm2", "mm2"},
+                          {"/case_findings/invasive_evidence/region_area_mm2", "mm2"}};
+        cJSON *ev = invasive_evidence(report, inv);
+        const char *id = add_statement(&c, "diagnosis",
+                                       "Review for invasion is suggested: invasive evidence totals {0} ({1} isolated "
+                                       "invasive tile(s) over {2}, and {3} in invasive regions), at or above the rule "
+                                       "table's review threshold, while no invasive focus is large enough to suggest "
+                                       "invasive carcinoma. Invasion is not excluded.",
+                                       v, 4, ev, "category");
+        cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
+    }
+    /* Out of domain, the model's in situ map says nothing about carcinoma: not stated as a finding. */
+    if (!out_of_domain(report) && cJSON_IsObject(is) && cJSON_IsTrue(hp_fi_get(is, "present"))) {
         stmt_value v[] = {{"/case_findings/in_situ/extent_mm", "mm"},
                           {"/case_findings/in_situ/slide_id", NULL},
                           {"/case_findings/in_situ/largest_focus_mm", "mm"},
@@ -306,8 +391,9 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
         if (cat == HP_CAT_IN_SITU)
             cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
     }
-    if (cat == HP_CAT_BENIGN || cat == HP_CAT_NORMAL) {
-        int k = find_class(classes, cat == HP_CAT_BENIGN ? "benign" : "normal");
+    if ((cat == HP_CAT_BENIGN || cat == HP_CAT_NORMAL) &&
+        find_category(classes, cat == HP_CAT_BENIGN ? "benign" : "normal") >= 0) {
+        int k = find_category(classes, cat == HP_CAT_BENIGN ? "benign" : "normal");
         stmt_value v[1];
         snprintf(v[0].pointer, sizeof v[0].pointer, "/case_findings/classes/%d/percent_of_tissue", k);
         v[0].unit = "%";
@@ -318,10 +404,30 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
                                                 : "Normal breast tissue is suggested: normal tissue makes up {0} of the "
                                                   "analysed tissue, and no invasive, in situ or benign finding reaches "
                                                   "the rule table's thresholds.",
-                                       v, 1, class_evidence(report, cat == HP_CAT_BENIGN ? "benign" : "normal"), "category");
+                                       v, 1, class_evidence(report, hp_fi_str(cJSON_GetArrayItem(classes, k), "name")),
+                                       "category");
         cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
     }
-    if (cat == HP_CAT_INDETERMINATE) {
+    if (forced >= 0) {
+        /* The pathologist's category needs no reason from the software. */
+    } else if (out_of_domain(report)) {
+        int q = 0;
+        for (const cJSON *x = hp_json_pointer_get(report, "/case_findings/domain/reasons")->child; x; x = x->next, q++) {
+            stmt_value v[2];
+            snprintf(v[0].pointer, sizeof v[0].pointer, "/case_findings/domain/reasons/%d/slide_id", q);
+            snprintf(v[1].pointer, sizeof v[1].pointer, "/case_findings/domain/reasons/%d/reason", q);
+            v[0].unit = v[1].unit = NULL;
+            const char *id = add_statement(&c, "diagnosis",
+                                           "No category and no care plan are suggested: model not valid for slide "
+                                           "{0}: {1}.",
+                                           v, 2, NULL, "category");
+            cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
+        }
+    } else if (cat == HP_CAT_INDETERMINATE && !categories_mapped(report)) {
+        stmt_value v[] = {{"/case_findings/diagnostic_categories/note", NULL}};
+        const char *id = add_statement(&c, "diagnosis", "No category is suggested: {0}", v, 1, NULL, "category");
+        cJSON_AddItemToArray(diag_ids, cJSON_CreateString(id));
+    } else if (cat == HP_CAT_INDETERMINATE) {
         stmt_value v[] = {{"/case_findings/tiles_analysed", NULL}};
         const char *id = add_statement(&c, "diagnosis",
                                        "No category is suggested: {0} tile(s) could be analysed, fewer than the rule "
@@ -355,7 +461,33 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
         add_statement(&c, "findings", "Class {0}: {1}, {2} of the analysed tissue ({3} tiles, {4} region(s)).", v, 5,
                       class_evidence(report, hp_fi_str(cl, "name")), NULL);
     }
-    if (cJSON_IsObject(inv) && cat != 0 && cJSON_IsTrue(hp_fi_get(inv, "present"))) {
+    /* Isolated tiles, class by class: evidence that formed no region, for review. */
+    int q0 = 0;
+    for (const cJSON *x = hp_fi_get(cfind, "isolated_tiles")->child; x; x = x->next, q0++) {
+        stmt_value v[3];
+        snprintf(v[0].pointer, sizeof v[0].pointer, "/case_findings/isolated_tiles/%d/class", q0);
+        snprintf(v[1].pointer, sizeof v[1].pointer, "/case_findings/isolated_tiles/%d/tile_count", q0);
+        snprintf(v[2].pointer, sizeof v[2].pointer, "/case_findings/isolated_tiles/%d/area_mm2", q0);
+        v[0].unit = v[1].unit = NULL;
+        v[2].unit = "mm2";
+        cJSON *ev = cJSON_CreateArray();
+        for (const cJSON *wo = hp_fi_get(x, "locations")->child; wo; wo = wo->next) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "slide_id", hp_fi_str(wo, "slide_id"));
+            cJSON_AddNullToObject(e, "region_id");
+            cJSON_AddItemToObject(e, "tiles", cJSON_Duplicate(hp_fi_get(wo, "tiles"), 1));
+            cJSON_AddItemToArray(ev, e);
+        }
+        const char *cat_of = hp_fi_str(x, "category");
+        /* Stated for the classes that change a diagnosis (and for unmapped ones, whose meaning
+         * is unknown); the tables list every class's. */
+        if (cat_of && strcmp(cat_of, "invasive") && strcmp(cat_of, "in-situ"))
+            continue;
+        add_statement(&c, "findings",
+                      "Isolated {0} tiles: {1} tile(s), {2}, forming no region; review them (locations listed).", v, 3,
+                      ev, cat_of && !strcmp(cat_of, "invasive") ? "invasive_evidence_mm2" : NULL);
+    }
+    if (!out_of_domain(report) && cJSON_IsObject(inv) && cat != 0 && cJSON_IsTrue(hp_fi_get(inv, "present"))) {
         stmt_value v[] = {{"/case_findings/invasive/largest_focus_mm", "mm"}, {"/case_findings/invasive/slide_id", NULL}};
         cJSON *ev = cJSON_CreateArray();
         cJSON_AddItemToArray(ev, region_evidence(report, hp_fi_str(inv, "slide_id"), hp_fi_get(inv, "region_id")));
@@ -392,15 +524,34 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
         cJSON_AddItemToArray(reasons, cJSON_CreateString("share of uncertain tiles above the rule table's low limit"));
     if (ent > rules->low_mean_entropy_above)
         cJSON_AddItemToArray(reasons, cJSON_CreateString("mean entropy above the rule table's low limit"));
+    const cJSON *dom = hp_fi_get(cfind, "domain");
+    if (out_of_domain(report))
+        cJSON_AddItemToArray(reasons, cJSON_CreateString("model not valid for this slide: outside the domain of "
+                                                         "validity its card states (out-of-domain detector, "
+                                                         "resolution or stain)"));
     if (cJSON_GetArraySize(reasons) > 0) {
         level = "low";
     } else {
+        /* High confidence needs a model checked to be in its domain and calibrated probabilities that
+         * clear the support limit: raw softmax is not a probability of being right. */
+        const cJSON *calc = hp_fi_get(dom, "calibrated_confidence");
+        if (!cJSON_IsTrue(hp_fi_get(dom, "checked")))
+            cJSON_AddItemToArray(reasons, cJSON_CreateString("the model card ships no out-of-domain detector: "
+                                                             "whether the model is valid for this slide is unchecked"));
+        if (!cJSON_IsNumber(calc))
+            cJSON_AddItemToArray(reasons, cJSON_CreateString("the model card has no calibration: its probabilities "
+                                                             "are not calibrated"));
+        else if (calc->valuedouble < rules->moderate_support_below)
+            cJSON_AddItemToArray(reasons, cJSON_CreateString("calibrated mean top-class probability below the rule "
+                                                             "table's support limit"));
         if (pct > rules->moderate_percent_uncertain_above)
             cJSON_AddItemToArray(reasons, cJSON_CreateString("share of uncertain tiles above the rule table's moderate limit"));
         if (ent > rules->moderate_mean_entropy_above)
             cJSON_AddItemToArray(reasons, cJSON_CreateString("mean entropy above the rule table's moderate limit"));
         if (support >= 0 && support < rules->moderate_support_below)
             cJSON_AddItemToArray(reasons, cJSON_CreateString("mean probability of the region behind the category below the rule table's limit"));
+        if (cat == HP_CAT_REVIEW_INVASION)
+            cJSON_AddItemToArray(reasons, cJSON_CreateString("invasive evidence too small for a focus: invasion is neither shown nor excluded"));
         if (cJSON_GetArraySize(reasons) > 0)
             level = "moderate";
     }
@@ -421,6 +572,17 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
                                        NULL, "confidence");
         cJSON_AddItemToArray(conf_ids, cJSON_CreateString(id));
     }
+    if (cJSON_IsNumber(hp_fi_get(dom, "calibrated_confidence"))) {
+        stmt_value v[] = {{"/case_findings/domain/calibrated_confidence", NULL},
+                          {"/case_findings/domain/temperature", NULL},
+                          {"/case_findings/domain/ece_after", NULL}};
+        const char *id = add_statement(&c, "confidence",
+                                       "Calibrated confidence: mean top-class probability {0} after temperature "
+                                       "scaling (T = {1}, fitted on held-out data; expected calibration error {2} "
+                                       "there, per the model card).",
+                                       v, 3, NULL, "confidence");
+        cJSON_AddItemToArray(conf_ids, cJSON_CreateString(id));
+    }
     cJSON *conf = cJSON_CreateObject();
     cJSON_AddStringToObject(conf, "level", level);
     cJSON_AddItemToObject(conf, "reasons", reasons);
@@ -439,19 +601,34 @@ static hp_status add_statements_and_plan(cJSON *report, const hp_case_file *cf, 
     cJSON_AddItemToObject(report, "confidence", conf);
 
     /* Facts for the rules: the findings' and the case file's */
-    cJSON *facts = cJSON_Duplicate(cf->facts, 1);
+    cJSON *facts = cJSON_Duplicate(case_facts, 1);
     cJSON_AddStringToObject(facts, "category", hp_category_get((hp_category)cat)->name);
     cJSON_AddStringToObject(facts, "confidence", level);
     cJSON_AddBoolToObject(facts, "qc_failed", cJSON_GetArraySize(hp_fi_get(cfind, "qc_flags")) > 0);
+    cJSON_AddBoolToObject(facts, "out_of_domain", out_of_domain(report));
+    if (out_of_domain(report)) {
+        /* The care plan quotes why it is withheld (each slide's reason). */
+        char why[1024] = "";
+        size_t at = 0;
+        for (const cJSON *x = hp_fi_get(dom, "reasons")->child; x && at < sizeof why - 1; x = x->next)
+            at += (size_t)snprintf(why + at, sizeof why - at, "%sslide %s: %s", at ? "; " : "",
+                                   hp_fi_str(x, "slide_id"), hp_fi_str(x, "reason"));
+        cJSON_AddStringToObject(facts, "out_of_domain_reason", why);
+    }
     if (cJSON_IsObject(inv) && cJSON_IsTrue(hp_fi_get(inv, "present")))
         cJSON_AddNumberToObject(facts, "invasive_focus_mm", hp_fi_num(inv, "largest_focus_mm"));
     else
         cJSON_AddNullToObject(facts, "invasive_focus_mm");
+    const cJSON *inv_ev = hp_fi_get(cfind, "invasive_evidence");
+    if (cJSON_IsObject(inv_ev))
+        cJSON_AddNumberToObject(facts, "invasive_evidence_mm2", hp_fi_num(inv_ev, "total_area_mm2"));
+    else
+        cJSON_AddNullToObject(facts, "invasive_evidence_mm2");
     if (cJSON_IsObject(is) && cJSON_IsTrue(hp_fi_get(is, "present")))
         cJSON_AddNumberToObject(facts, "in_situ_extent_mm", hp_fi_num(is, "extent_mm"));
     else
         cJSON_AddNullToObject(facts, "in_situ_extent_mm");
-    const cJSON *birads = hp_fi_get(cf->facts, "birads");
+    const cJSON *birads = hp_fi_get(case_facts, "birads");
     int disc = discordance(cJSON_IsNumber(birads) ? (int)birads->valuedouble : -1, cat);
     if (disc < 0)
         cJSON_AddNullToObject(facts, "discordant");
@@ -515,7 +692,7 @@ hp_status hp_report_content_build(const hp_case_file *cf, const hp_findings_inpu
         cJSON_AddItemToArray(slides, s);
     }
     cJSON_AddItemToObject(r, "case_findings", hp_report_case_findings(slides, fi));
-    if ((st = add_statements_and_plan(r, cf, rules, err))) {
+    if ((st = add_statements_and_plan(r, cf->facts, rules, -1, err))) {
         cJSON_Delete(r);
         return st;
     }
@@ -532,4 +709,22 @@ hp_status hp_report_content_build(const hp_case_file *cf, const hp_findings_inpu
     cJSON_AddNullToObject(r, "sign_off");
     *out = r;
     return HP_OK;
+}
+
+hp_status hp_report_content_rederive(cJSON *report, int category, const hp_care_rules *rules, hp_error *err)
+{
+    if (category < 0 || category >= HP_CAT_COUNT)
+        return hp_error_set(err, HP_ERR_INVALID, "report: no such category (%d)", category);
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(report, "case_findings")) ||
+        !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(report, "slides")))
+        return hp_error_set(err, HP_ERR_INVALID, "report: no case findings or slides to derive statements from");
+    cJSON *facts = hp_case_facts(cJSON_GetObjectItemCaseSensitive(report, "case"));
+    if (!facts)
+        return hp_error_set(err, HP_ERR_NOMEM, "report: out of memory");
+    static const char *const derived[] = {"statements", "diagnosis", "confidence", "care_plan"};
+    for (size_t i = 0; i < sizeof derived / sizeof *derived; i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(report, derived[i]);
+    hp_status st = add_statements_and_plan(report, facts, rules, category, err);
+    cJSON_Delete(facts);
+    return st;
 }

@@ -446,6 +446,20 @@ static void diagnostic_report(fx_ctx *x, cJSON *results, const char *interpreter
     if (!display || !by || !level || !code)
         return; /* already reported by the findings pass */
     char buf[2048];
+    const cJSON *dom = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(x->report, "case_findings"),
+                                                        "domain");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dom, "out_of_domain"))) {
+        /* No coded conclusion at all: a receiving system must not file a category the model was
+         * not valid to suggest. The out-of-domain QC Observation carries each slide's reason. */
+        const cJSON *r0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(dom, "reasons"), 0);
+        const char *sid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r0, "slide_id"));
+        const char *why = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r0, "reason"));
+        snprintf(buf, sizeof buf,
+                 "No category and no care plan suggested: model not valid for this slide (%s: %s). %s",
+                 sid ? sid : "?", why ? why : "out of domain", x->notice);
+        cJSON_AddStringToObject(r, "conclusion", buf);
+        return;
+    }
     snprintf(buf, sizeof buf, "%s (suggested by %s; model confidence %s). %s", display, by, level, x->notice);
     cJSON_AddStringToObject(r, "conclusion", buf);
     cJSON_AddItemToArray(cJSON_AddArrayToObject(r, "conclusionCode"),

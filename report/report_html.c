@@ -32,6 +32,7 @@ static const char css[] =
     ".banner{font-weight:700;font-size:18px;padding:10px 14px;border:3px solid;margin:8px 0}"
     ".banner.prelim{background:#fff3cd;border-color:#c77c00;color:#7a4b00;letter-spacing:1px}"
     ".banner.signed{background:#e6f4ea;border-color:#2e7d32;color:#1b5e20}"
+    ".banner.ood{background:#fdecea;border-color:#b71c1c;color:#7f0000}"
     ".notice{border-left:5px solid #8a6d3b;background:#fcf8e3;padding:8px 12px;margin:10px 0}"
     ".alert{border:2px solid #b71c1c;background:#fdecea;padding:8px 12px;margin:10px 0}"
     ".box{border:1px solid #bbb;border-radius:4px;padding:8px 12px;margin:8px 0}"
@@ -40,13 +41,29 @@ static const char css[] =
     ".approval{font-weight:600;color:#5d4037}.missing{color:#b71c1c;font-style:italic}"
     ".statement{margin:4px 0}.evidence{color:#555;font-size:12px}"
     "img.overlay{max-width:100%;width:640px;image-rendering:pixelated;border:1px solid #999}"
+    ".syn-grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,34%);gap:10px;align-items:start}"
+    ".thumbs{display:flex;flex-wrap:wrap;gap:8px}.thumbs figure{margin:0;flex:1 1 260px;max-width:420px}"
+    ".thumbs img{width:100%;border:1px solid #999}figcaption{font-size:12px;color:#444}"
+    ".note{font-size:12px;color:#444;margin:2px 0 8px}.blank{display:inline-block;width:60%;"
+    "border-bottom:1px solid #333;height:1.2em}tr.qc-alert td,tr.qc-alert th{background:#fdecea}"
+    "code.id{font:12px ui-monospace,Menlo,Consolas,monospace;background:#e8eaf6;padding:0 3px;"
+    "border-radius:2px}"
     "img.thumb{width:120px;image-rendering:pixelated;border:1px solid #999}"
+    ".tile-img img{width:110px;border:1px solid #999;vertical-align:middle;margin-right:6px}"
     ".watermark{display:none}"
     "@media print{body{max-width:none;padding:0;font-size:11pt}"
     ".watermark{display:block;position:fixed;top:40%;left:0;width:100%;text-align:center;"
     "font-size:96pt;font-weight:700;color:rgba(199,124,0,.18);transform:rotate(-30deg);"
     "z-index:1000;pointer-events:none}"
     "h2{page-break-after:avoid}"
+    /* The synoptic summary is the first printed page, on its own. */
+    "#summary{page-break-after:always;break-after:page;font-size:8.5pt}"
+    "#summary h2{margin-top:4px}#summary h3{margin:6px 0 3px;font-size:10pt}"
+    "#summary table{margin:2px 0 6px}#summary th,#summary td{padding:1px 4px}"
+    "#summary .thumbs figure{flex:1 1 100%;max-width:100%}#summary .alert{padding:3px 8px;margin:4px 0}"
+    ".banner{padding:4px 10px;margin:4px 0;font-size:13pt}.notice{padding:3px 8px;margin:4px 0}"
+    "h1{font-size:15pt;margin:4px 0}table.meta{font-size:9pt;margin:2px 0}table.meta td,table.meta th{padding:1px 4px}"
+    "@page{margin:10mm}"
     "a{color:inherit;text-decoration:none}}";
 
 static void raw(ctx *c, const char *s) { hw_raw(&c->w, s); }
@@ -109,6 +126,24 @@ static void header(ctx *c, int prelim, const cJSON *sign)
 {
     const cJSON *r = c->root;
     const char *status = hw_get_str(&c->w, r, "", "status", 0);
+    /* Out of domain: the first line of the page says the model is not valid here, before any
+     * status, category or number, so no reader takes a result from a page that has none. */
+    const cJSON *dom = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "case_findings"), "domain");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dom, "out_of_domain"))) {
+        raw(c, "<div class=\"banner ood\" id=\"domain-banner\" role=\"alert\">Model not valid for this "
+               "slide: no category and no care plan are suggested.");
+        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(dom, "reasons");
+        for (int i = 0; i < cJSON_GetArraySize(rs); i++) {
+            char base[HW_PTR_MAX];
+            hw_ptr_i(base, "/case_findings/domain/reasons", i);
+            raw(c, " Slide ");
+            hw_str_at(&c->w, cJSON_GetArrayItem(rs, i), base, "slide_id", NULL);
+            raw(c, ": ");
+            hw_str_at(&c->w, cJSON_GetArrayItem(rs, i), base, "reason", NULL);
+            raw(c, ".");
+        }
+        raw(c, "</div>");
+    }
     if (prelim) {
         raw(c, "<div class=\"watermark\" aria-hidden=\"true\">PRELIMINARY</div>"
                "<div class=\"banner prelim\" id=\"status-banner\">PRELIMINARY — not signed by "
@@ -151,7 +186,7 @@ static void summary(ctx *c)
     const cJSON *conf = hw_get(w, r, "", "confidence", HW_OBJ);
     const cJSON *plan = hw_get(w, r, "", "care_plan", HW_OBJ);
     const cJSON *model = hw_get(w, r, "", "model", HW_OBJ);
-    raw(c, "<section id=\"summary\"><h2>Summary</h2>");
+    raw(c, "<section id=\"summary\" class=\"first-page\"><h2>Synoptic summary</h2>");
     const cJSON *gate = hw_get(w, plan, "/care_plan", "gate_rule_id", HW_STR | HW_NULL);
     if (gate) {
         raw(c, "<div class=\"alert\" id=\"gate\"><strong>Review before anything else:</strong> "
@@ -166,7 +201,8 @@ static void summary(ctx *c)
                "research use only.</div>");
     raw(c, "<table>");
     row_open(c, "Suggested category");
-    raw(c, "<strong>");
+    /* "category" is the id an amendment names it by, as CP-... names a suggestion. */
+    raw(c, "<code class=\"ref id\" id=\"category\" title=\"id for amendments\">category</code> <strong>");
     hw_str_at(w, dx, "/diagnosis", "display", NULL);
     raw(c, "</strong> (");
     hw_ref_at(w, dx, "/diagnosis", "category", NULL);
@@ -200,10 +236,12 @@ static void summary(ctx *c)
         raw(c, "</ul>");
     }
     row_close(c);
-    raw(c, "</table><h3>Why this category</h3>");
+    raw(c, "</table>");
+    hw_synoptic_findings(w, r, c->dir);
+    raw(c, "<h3>Why this category</h3>");
     statements_listed(c, dx, "/diagnosis", "statement_ids");
-    raw(c, "<h3>Why this confidence</h3>");
-    statements_listed(c, conf, "/confidence", "statement_ids");
+    /* The confidence's own statements are under Statements; its reasons are in the table above. */
+    hw_synoptic_signoff(w, r);
     raw(c, "</section>");
 }
 
@@ -411,18 +449,10 @@ static void model_section(ctx *c)
 static void sign_off_section(ctx *c, const cJSON *so)
 {
     hp_hw *w = &c->w;
-    raw(c, "<section id=\"sign-off\"><h2>Sign-off</h2><table>");
-    row_open(c, "Pathologist");
-    hw_ref_at(w, so, "/sign_off", "pathologist_id", NULL);
-    row_close(c);
-    row_open(c, "Signed at");
-    hw_ref_at(w, so, "/sign_off", "signed_at", NULL);
-    row_close(c);
+    /* Who signed, when and why is on the first page (the sign-off block); this is the record. */
+    raw(c, "<section id=\"sign-off\"><h2>Sign-off record</h2><table>");
     row_open(c, "Signing key fingerprint");
     hw_ref_at(w, so, "/sign_off", "key_fingerprint", NULL);
-    row_close(c);
-    row_open(c, "Reason for amendment");
-    hw_str_at(w, so, "/sign_off", "reason", "none (plain sign-off)");
     row_close(c);
     const cJSON *sup = hw_get(w, so, "/sign_off", "supersedes", HW_OBJ | HW_NULL);
     row_open(c, "Supersedes");
@@ -440,7 +470,8 @@ static void sign_off_section(ctx *c, const cJSON *so)
     if (cJSON_GetArraySize(am) == 0) {
         raw(c, "<p>None: signed as drafted.</p>");
     } else {
-        raw(c, "<table class=\"amendments\"><tr><th>Field</th><th>Before</th><th>After</th></tr>");
+        raw(c, "<table class=\"amendments\"><tr><th>Id</th><th>Change</th><th>Before</th><th>After</th>"
+               "<th>Reason</th></tr>");
         int i = 0;
         const cJSON *a;
         cJSON_ArrayForEach(a, am) {
@@ -448,8 +479,10 @@ static void sign_off_section(ctx *c, const cJSON *so)
             hw_ptr_i(p, "/sign_off/amendments", i++);
             hw_ptr(bp, p, "before");
             hw_ptr(ap, p, "after");
-            raw(c, "<tr><td>");
-            hw_ref_at(w, a, p, "field", NULL);
+            raw(c, "<tr><td class=\"id\">");
+            hw_ref_at(w, a, p, "id", NULL);
+            raw(c, "</td><td>");
+            hw_ref_at(w, a, p, "change", NULL);
             raw(c, "</td><td>");
             if (!cJSON_HasObjectItem(a, "before") || !cJSON_HasObjectItem(a, "after"))
                 hw_fail(w, HP_ERR_INVALID, "report.json: %s: an amendment needs before and after",
@@ -457,8 +490,46 @@ static void sign_off_section(ctx *c, const cJSON *so)
             hw_value(w, cJSON_GetObjectItemCaseSensitive(a, "before"), bp);
             raw(c, "</td><td>");
             hw_value(w, cJSON_GetObjectItemCaseSensitive(a, "after"), ap);
+            raw(c, "</td><td>");
+            hw_str_at(w, a, p, "reason", "(the sign-off's reason)");
             raw(c, "</td></tr>");
         }
+        raw(c, "</table>");
+    }
+    /* What a new category changed in turn: statements and suggestions derived again. */
+    const cJSON *cq = hw_get(w, so, "/sign_off", "consequences", HW_OBJ | HW_NULL);
+    if (cq) {
+        raw(c, "<h3>Changed as a result</h3><table class=\"consequences\">");
+        static const char *const lists[][2] = {{"statements_removed", "Statements withdrawn"},
+                                               {"statements_added", "Statements added"},
+                                               {"suggestions_removed", "Suggestions withdrawn"},
+                                               {"suggestions_added", "Suggestions added"}};
+        for (size_t k = 0; k < sizeof lists / sizeof *lists; k++) {
+            char lp[HW_PTR_MAX];
+            hw_ptr(lp, "/sign_off/consequences", lists[k][0]);
+            const cJSON *l = hw_get(w, cq, "/sign_off/consequences", lists[k][0], HW_ARR);
+            row_open(c, lists[k][1]);
+            if (cJSON_GetArraySize(l) == 0)
+                raw(c, "none");
+            int j = 0;
+            const cJSON *e;
+            cJSON_ArrayForEach(e, l) {
+                char ep[HW_PTR_MAX];
+                hw_ptr_i(ep, lp, j++);
+                raw(c, "<div><span class=\"id\">");
+                hw_ref_at(w, e, ep, "id", NULL);
+                raw(c, "</span> ");
+                hw_str_at(w, e, ep, "text", NULL);
+                raw(c, "</div>");
+            }
+            row_close(c);
+        }
+        const cJSON *conf = hw_get(w, cq, "/sign_off/consequences", "confidence", HW_OBJ);
+        row_open(c, "Confidence");
+        hw_str_at(w, conf, "/sign_off/consequences/confidence", "before", "none");
+        raw(c, " &#8594; ");
+        hw_str_at(w, conf, "/sign_off/consequences/confidence", "after", "none");
+        row_close(c);
         raw(c, "</table>");
     }
     raw(c, "</section>");
@@ -496,12 +567,12 @@ static void render(ctx *c)
     raw(c, css);
     raw(c, "</style></head><body>\n");
     header(c, prelim, so);
-    summary(c);
-    case_section(c);
-    hw_findings_section(w, r, c->dir);
+    summary(c); /* the first printed page */
     hw_statements_section(w, r);
-    model_section(c);
+    hw_findings_section(w, r, c->dir);
     hw_plan_section(w, r);
+    case_section(c);
+    model_section(c);
     if (so)
         sign_off_section(c, so);
     raw(c, "<footer><p class=\"notice\" id=\"notice-bottom\">");

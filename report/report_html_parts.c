@@ -20,7 +20,7 @@ static void label_row(hp_hw *w, const char *label)
 }
 
 /* Per-class table (schema $defs/class_summary) of the array at `base`/classes. */
-static void class_table(hp_hw *w, const cJSON *parent, const char *base)
+void hw_class_table(hp_hw *w, const cJSON *parent, const char *base)
 {
     char p[HW_PTR_MAX];
     hw_ptr(p, base, "classes");
@@ -45,8 +45,8 @@ static void class_table(hp_hw *w, const cJSON *parent, const char *base)
 }
 
 /* The invasive or in situ summary (schema $defs/invasive, $defs/in_situ) at `base`/`key`. */
-static void disease_summary(hp_hw *w, const cJSON *parent, const char *base, const char *key,
-                            const char *label, int in_situ)
+void hw_disease_summary(hp_hw *w, const cJSON *parent, const char *base, const char *key,
+                        const char *label, int in_situ)
 {
     char p[HW_PTR_MAX];
     hw_ptr(p, base, key);
@@ -76,7 +76,54 @@ static void disease_summary(hp_hw *w, const cJSON *parent, const char *base, con
     hw_text(w, " region(s); largest on slide ");
     hw_ref_at(w, d, p, "slide_id", "none");
     hw_text(w, ", region ");
-    hw_num_at(w, d, p, "region_id", "none");
+    hw_ref_at(w, d, p, "region_id", "none");
+    hw_raw(w, "</td></tr>");
+}
+
+static void tiles_list(hp_hw *w, const cJSON *tiles, const char *p, const char *dir);
+
+/* "Isolated <class> tiles: N tiles, X mm², review", with where they are: evidence that formed
+ * no region is shown, never dropped. */
+void hw_isolated_row(hp_hw *w, const cJSON *parent, const char *base, int with_locations)
+{
+    char p[HW_PTR_MAX];
+    hw_ptr(p, base, "isolated_tiles");
+    const cJSON *iso = hw_get(w, parent, base, "isolated_tiles", HW_ARR);
+    label_row(w, with_locations ? "Isolated tiles (no region)" : "Isolated tiles (no region; locations under Findings by slide)");
+    if (cJSON_GetArraySize(iso) == 0)
+        hw_text(w, "none: every class's tiles lie in its regions");
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, iso) {
+        char xp[HW_PTR_MAX], lp[HW_PTR_MAX];
+        hw_ptr_i(xp, p, i++);
+        hw_raw(w, "<div class=\"isolated\"><strong>isolated ");
+        hw_ref_at(w, x, xp, "class", NULL);
+        hw_raw(w, " tiles</strong>: ");
+        hw_num_at(w, x, xp, "tile_count", NULL);
+        hw_raw(w, " tiles, ");
+        hw_num_at(w, x, xp, "area_mm2", NULL);
+        hw_raw(w, " <span class=\"ref unit\">mm²</span>, <strong>review</strong>");
+        hw_ptr(lp, xp, "locations");
+        const cJSON *locs = hw_get(w, x, xp, "locations", HW_ARR);
+        if (!with_locations) {
+            hw_raw(w, "</div>");
+            continue;
+        }
+        int j = 0;
+        const cJSON *l;
+        cJSON_ArrayForEach(l, locs) {
+            char ip[HW_PTR_MAX], tp[HW_PTR_MAX];
+            hw_ptr_i(ip, lp, j++);
+            hw_ptr(tp, ip, "tiles");
+            hw_raw(w, "<div class=\"evidence\">slide ");
+            hw_ref_at(w, l, ip, "slide_id", NULL);
+            hw_raw(w, ": ");
+            tiles_list(w, hw_get(w, l, ip, "tiles", HW_ARR), tp, NULL);
+            hw_raw(w, "</div>");
+        }
+        hw_raw(w, "</div>");
+    }
     hw_raw(w, "</td></tr>");
 }
 
@@ -95,7 +142,7 @@ static void uncertainty_row(hp_hw *w, const cJSON *parent, const char *base)
     hw_raw(w, "</td></tr>");
 }
 
-static void tiles_list(hp_hw *w, const cJSON *tiles, const char *p)
+static void tiles_list(hp_hw *w, const cJSON *tiles, const char *p, const char *dir)
 {
     if (cJSON_GetArraySize(tiles) == 0) {
         hw_text(w, "none");
@@ -107,7 +154,15 @@ static void tiles_list(hp_hw *w, const cJSON *tiles, const char *p)
     cJSON_ArrayForEach(t, tiles) {
         char tp[HW_PTR_MAX];
         hw_ptr_i(tp, p, i++);
-        hw_raw(w, "<li>x ");
+        hw_raw(w, "<li>");
+        if (dir && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(t, "image"))) {
+            char ip[HW_PTR_MAX];
+            hw_ptr(ip, tp, "image");
+            hw_raw(w, "<span class=\"tile-img\">");
+            hw_image(w, cJSON_GetObjectItemCaseSensitive(t, "image"), ip, dir, "evidence tile");
+            hw_raw(w, "</span>");
+        }
+        hw_raw(w, "x ");
         hw_num_at(w, t, tp, "x", NULL);
         hw_raw(w, ", y ");
         hw_num_at(w, t, tp, "y", NULL);
@@ -137,10 +192,12 @@ static void regions_table(hp_hw *w, const cJSON *slide, const char *sp, const ch
     cJSON_ArrayForEach(r, regions) {
         char rp[HW_PTR_MAX], ip[HW_PTR_MAX], tp[HW_PTR_MAX];
         hw_ptr_i(rp, p, i++);
-        hw_raw(w, "<tr><td>");
-        hw_num_at(w, r, rp, "region_id", NULL);
-        hw_raw(w, "<br>");
-        hw_ref_at(w, r, rp, "class", NULL);
+        hw_raw(w, "<tr id=\"region-");
+        hw_text(w, hw_get_str(w, r, rp, "region_id", 0));
+        hw_raw(w, "\"><td><strong>");
+        hw_ref_at(w, r, rp, "region_id", NULL);
+        hw_raw(w, "</strong><br>");
+        hw_str_at(w, r, rp, "label", NULL);
         hw_raw(w, "</td><td>");
         /* The tissue as scanned (when the slide was given to report build), then the heatmap. */
         hw_ptr(ip, rp, "tissue_thumbnail");
@@ -177,7 +234,7 @@ static void regions_table(hp_hw *w, const cJSON *slide, const char *sp, const ch
         }
         hw_raw(w, "</td><td>");
         hw_ptr(tp, rp, "evidence_tiles");
-        tiles_list(w, hw_get(w, r, rp, "evidence_tiles", HW_ARR), tp);
+        tiles_list(w, hw_get(w, r, rp, "evidence_tiles", HW_ARR), tp, dir);
         hw_raw(w, "</td></tr>");
     }
     hw_raw(w, "</table>");
@@ -206,8 +263,8 @@ static void slide_section(hp_hw *w, const cJSON *s, const char *sp, const char *
     hw_raw(w, " <span class=\"ref unit\">mm²</span> in ");
     hw_num_at(w, s, sp, "tiles_analysed", NULL);
     hw_raw(w, " analysed tiles</td></tr>");
-    disease_summary(w, s, sp, "invasive", "Invasive", 0);
-    disease_summary(w, s, sp, "in_situ", "In situ", 1);
+    hw_disease_summary(w, s, sp, "invasive", "Invasive", 0);
+    hw_disease_summary(w, s, sp, "in_situ", "In situ", 1);
     uncertainty_row(w, s, sp);
     char qp[HW_PTR_MAX], fp[HW_PTR_MAX], dp[HW_PTR_MAX];
     hw_ptr(qp, sp, "qc");
@@ -235,19 +292,8 @@ static void slide_section(hp_hw *w, const cJSON *s, const char *sp, const char *
     }
     if (cJSON_GetArraySize(flags) > 0)
         hw_raw(w, "</ul>");
-    hw_raw(w, "</td></tr></table><h4>Overlay</h4>");
-    char op[HW_PTR_MAX];
-    hw_ptr(op, sp, "overlay_image");
-    const cJSON *ov = hw_get(w, s, sp, "overlay_image", HW_OBJ | HW_NULL);
-    if (ov) {
-        hw_raw(w, "<figure class=\"overlay\">");
-        hw_image(w, ov, op, dir, "heatmap overlay of the slide");
-        hw_raw(w, "</figure>");
-    } else {
-        hw_raw(w, "<p>The findings had no overlay.</p>");
-    }
-    hw_raw(w, "<h4>Classes</h4>");
-    class_table(w, s, sp);
+    hw_raw(w, "</td></tr></table><h4>Classes</h4>");
+    hw_class_table(w, s, sp);
     hw_raw(w, "<h4>Regions</h4>");
     regions_table(w, s, sp, dir);
     hw_raw(w, "</section>");
@@ -255,53 +301,23 @@ static void slide_section(hp_hw *w, const cJSON *s, const char *sp, const char *
 
 void hw_findings_section(hp_hw *w, const cJSON *root, const char *report_dir)
 {
-    const char *cb = "/case_findings";
-    const cJSON *cf = hw_get(w, root, "", "case_findings", HW_OBJ);
-    hw_raw(w, "<section id=\"findings\"><h2>Findings</h2><h3>Case</h3><table>");
-    label_row(w, "Slides");
-    hw_num_at(w, cf, cb, "slide_count", NULL);
-    hw_raw(w, "; tissue ");
-    hw_num_at(w, cf, cb, "tissue_area_mm2", NULL);
-    hw_raw(w, " <span class=\"ref unit\">mm²</span> in ");
-    hw_num_at(w, cf, cb, "tiles_analysed", NULL);
-    hw_raw(w, " analysed tiles</td></tr>");
-    disease_summary(w, cf, cb, "invasive", "Invasive focus", 0);
-    disease_summary(w, cf, cb, "in_situ", "In situ extent", 1);
-    uncertainty_row(w, cf, cb);
-    const cJSON *qf = hw_get(w, cf, cb, "qc_flags", HW_ARR);
-    label_row(w, "Quality control");
-    if (cJSON_GetArraySize(qf) == 0)
-        hw_text(w, "no flags raised");
-    else
-        hw_raw(w, "<ul class=\"qc\">");
-    int i = 0;
-    const cJSON *q;
-    cJSON_ArrayForEach(q, qf) {
-        char qp[HW_PTR_MAX];
-        hw_ptr_i(qp, "/case_findings/qc_flags", i++);
-        hw_raw(w, "<li>slide ");
-        hw_ref_at(w, q, qp, "slide_id", NULL);
-        hw_raw(w, ", ");
-        hw_ref_at(w, q, qp, "flag", NULL);
-        hw_raw(w, ": ");
-        hw_str_at(w, q, qp, "description", NULL);
-        hw_raw(w, "</li>");
-    }
-    if (cJSON_GetArraySize(qf) > 0)
-        hw_raw(w, "</ul>");
-    hw_raw(w, "</td></tr></table><h4>Classes over all slides</h4>");
-    class_table(w, cf, cb);
+    /* The case as a whole (classes, foci, QC, overlays) is in the synoptic summary; here each
+     * slide's details follow. */
+    hw_raw(w, "<section id=\"findings\"><h2>Findings by slide</h2>");
     const cJSON *slides = hw_get(w, root, "", "slides", HW_ARR);
     if (slides && cJSON_GetArraySize(slides) == 0)
         hw_fail(w, HP_ERR_INVALID, "report.json: /slides: a report has at least one slide");
-    i = 0;
+    int i = 0;
     const cJSON *s;
     cJSON_ArrayForEach(s, slides) {
         char sp[HW_PTR_MAX];
         hw_ptr_i(sp, "/slides", i++);
         slide_section(w, s, sp, report_dir);
     }
-    hw_raw(w, "</section>");
+    /* Where the isolated tiles are, for review (the summary gives their counts). */
+    hw_raw(w, "<h3>Isolated tiles</h3><table>");
+    hw_isolated_row(w, hw_get(w, root, "", "case_findings", HW_OBJ), "/case_findings", 1);
+    hw_raw(w, "</table></section>");
 }
 
 static void evidence(hp_hw *w, const cJSON *st, const char *p)
@@ -320,10 +336,10 @@ static void evidence(hp_hw *w, const cJSON *st, const char *p)
         hw_raw(w, i++ ? "; slide " : "slide ");
         hw_ref_at(w, e, xp, "slide_id", NULL);
         hw_raw(w, ", ");
-        const cJSON *rid = hw_get(w, e, xp, "region_id", HW_INT | HW_NULL);
+        const cJSON *rid = hw_get(w, e, xp, "region_id", HW_STR | HW_NULL);
         if (rid) {
             hw_raw(w, "region ");
-            hw_num_at(w, e, xp, "region_id", NULL);
+            hw_ref_at(w, e, xp, "region_id", NULL);
         } else {
             hw_raw(w, "whole slide");
         }
@@ -331,7 +347,7 @@ static void evidence(hp_hw *w, const cJSON *st, const char *p)
         const cJSON *tiles = hw_get(w, e, xp, "tiles", HW_ARR);
         if (cJSON_GetArraySize(tiles) > 0) {
             hw_raw(w, ", tiles ");
-            tiles_list(w, tiles, tp);
+            tiles_list(w, tiles, tp, NULL);
         }
     }
     hw_raw(w, "</div>");
@@ -426,7 +442,10 @@ static void suggestion_card(hp_hw *w, const cJSON *s, const char *sp)
     hw_raw(w, "\" data-rule=\"");
     const char *rid = hw_get_str(w, s, sp, "rule_id", 0);
     hw_text(w, rid);
-    hw_raw(w, "\"><h3>");
+    /* The rule id heads the card: it is what an amendment names the suggestion by. */
+    hw_raw(w, "\"><h3><code class=\"ref id\" title=\"id for amendments\">");
+    hw_text(w, rid);
+    hw_raw(w, "</code> ");
     hw_str_at(w, s, sp, "title", NULL);
     hw_raw(w, "</h3><p class=\"action\">");
     hw_str_at(w, s, sp, "action", NULL);

@@ -9,7 +9,9 @@
 #include "report/report_images.h"
 
 #define EVIDENCE_TILES_MAX 5 /* per region in the report (findings keep up to 10) */
+#define EVIDENCE_IMAGES_MAX 3 /* evidence tiles shown as images, per region with thumbnails */
 #define THUMBNAILS_PER_CLASS 3
+#define ISOLATED_TILES_MAX 10 /* locations per class and slide (findings keep up to 20) */
 
 cJSON *hp_report_model_section(const cJSON *findings)
 {
@@ -42,11 +44,11 @@ static void add_num_or_null(cJSON *o, const char *key, const cJSON *v, double sc
         cJSON_AddNullToObject(o, key);
 }
 
-static cJSON *tiles_of(const cJSON *region)
+static cJSON *tiles_in(const cJSON *list, int max)
 {
     cJSON *arr = cJSON_CreateArray();
     int k = 0;
-    for (const cJSON *t = hp_fi_get(region, "evidence_tiles")->child; t && k < EVIDENCE_TILES_MAX; t = t->next, k++) {
+    for (const cJSON *t = list->child; t && k < max; t = t->next, k++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "x", round(hp_fi_num(t, "x")));
         cJSON_AddNumberToObject(o, "y", round(hp_fi_num(t, "y")));
@@ -55,6 +57,11 @@ static cJSON *tiles_of(const cJSON *region)
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
+}
+
+static cJSON *tiles_of(const cJSON *region)
+{
+    return tiles_in(hp_fi_get(region, "evidence_tiles"), EVIDENCE_TILES_MAX);
 }
 
 /* The invasive or in situ summary of one slide (null when the model has no such class). */
@@ -73,9 +80,9 @@ static cJSON *extent_section(const cJSON *findings, const char *key, int in_situ
     add_num(o, "largest_focus_mm", hp_fi_num(e, "largest_focus_diameter_mm"), 1);
     add_num(o, "total_area_mm2", hp_fi_num(e, "total_area_mm2"), 3);
     cJSON_AddNumberToObject(o, "region_count", count);
-    if (cJSON_IsNumber(rid)) {
+    if (cJSON_IsString(rid)) {
         cJSON_AddStringToObject(o, "slide_id", hp_fi_str(hp_fi_get(findings, "slide"), "slide_id"));
-        cJSON_AddNumberToObject(o, "region_id", rid->valuedouble);
+        cJSON_AddStringToObject(o, "region_id", rid->valuestring);
     } else {
         cJSON_AddNullToObject(o, "slide_id");
         cJSON_AddNullToObject(o, "region_id");
@@ -114,11 +121,22 @@ hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *
     for (const cJSON *c = hp_fi_get(f, "classes")->child; c; c = c->next) {
         cJSON *k = cJSON_CreateObject();
         cJSON_AddStringToObject(k, "name", hp_fi_str(c, "name"));
+        cJSON_AddItemToObject(k, "category", cJSON_Duplicate(hp_fi_get(c, "category"), 1));
         add_num(k, "area_mm2", hp_fi_num(c, "area_mm2"), 3);
         add_num_or_null(k, "percent_of_tissue", hp_fi_get(c, "fraction_of_tissue"), 100.0, 1);
         cJSON_AddNumberToObject(k, "tile_count", hp_fi_num(c, "tile_count"));
         cJSON_AddNumberToObject(k, "region_count", hp_fi_num(c, "region_count"));
         cJSON_AddItemToArray(classes, k);
+    }
+    cJSON *iso = cJSON_AddArrayToObject(o, "isolated_tiles");
+    for (const cJSON *x = hp_fi_get(f, "isolated_tiles")->child; x; x = x->next) {
+        cJSON *io = cJSON_CreateObject();
+        cJSON_AddStringToObject(io, "class", hp_fi_str(x, "class"));
+        cJSON_AddItemToObject(io, "category", cJSON_Duplicate(hp_fi_get(x, "category"), 1));
+        cJSON_AddNumberToObject(io, "tile_count", hp_fi_num(x, "tile_count"));
+        add_num(io, "area_mm2", hp_fi_num(x, "area_mm2"), 3);
+        cJSON_AddItemToObject(io, "tiles", tiles_in(hp_fi_get(x, "tiles"), ISOLATED_TILES_MAX));
+        cJSON_AddItemToArray(iso, io);
     }
     cJSON_AddItemToObject(o, "invasive", extent_section(f, "invasive", 0));
     cJSON_AddItemToObject(o, "in_situ", extent_section(f, "in_situ_extent", 1));
@@ -136,8 +154,8 @@ hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *
         char src[4096], name[128];
         snprintf(src, sizeof src, "%s/%s", in->dir, ov_rel);
         snprintf(name, sizeof name, "%s-overlay.png", sid);
-        hp_status st = hp_report_image_overlay(src, report_dir, name, hp_fi_num(slide, "level0_width_px"), &ov,
-                                               &overlay, err);
+        hp_status st = hp_report_image_overlay(src, report_dir, name, hp_fi_num(slide, "level0_width_px"),
+                                               hp_fi_num(slide, "mpp_x"), sid, &ov, &overlay, err);
         if (st) {
             cJSON_Delete(o);
             return st;
@@ -151,8 +169,9 @@ hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *
         in_class = strcmp(cls, prev_class) ? 0 : in_class + 1;
         prev_class = cls;
         cJSON *ro = cJSON_CreateObject();
-        long id = (long)hp_fi_num(r, "id");
-        cJSON_AddNumberToObject(ro, "region_id", (double)id);
+        const char *id = hp_fi_str(r, "id");
+        cJSON_AddStringToObject(ro, "region_id", id);
+        cJSON_AddStringToObject(ro, "label", hp_fi_str(r, "label"));
         cJSON_AddStringToObject(ro, "class", cls);
         add_num(ro, "area_mm2", hp_fi_num(r, "area_mm2"), 3);
         add_num(ro, "diameter_mm", hp_fi_num(r, "diameter_mm"), 1);
@@ -169,7 +188,7 @@ hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *
         /* Thumbnails for the largest regions of each class (regions come larger first). */
         if (ov.rgb && in_class < THUMBNAILS_PER_CLASS) {
             char name[160];
-            snprintf(name, sizeof name, "%s-region-%ld.png", sid, id);
+            snprintf(name, sizeof name, "%s-%s.png", sid, id);
             hp_status st = hp_report_image_thumbnail(&ov, box, report_dir, name, &thumb, err);
             if (st) {
                 hp_overlay_free(&ov);
@@ -184,8 +203,9 @@ hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *
         cJSON *tissue = NULL;
         if (slide_file && in_class < THUMBNAILS_PER_CLASS) {
             char name[160];
-            snprintf(name, sizeof name, "%s-region-%ld-tissue.png", sid, id);
-            hp_status st = hp_report_image_from_slide(slide_file, box, report_dir, name, &tissue, err);
+            snprintf(name, sizeof name, "%s-%s-tissue.png", sid, id);
+            hp_status st = hp_report_image_from_slide(slide_file, box, 0.25, hp_fi_num(slide, "mpp_x"), sid,
+                                                       report_dir, name, &tissue, err);
             if (st) {
                 hp_overlay_free(&ov);
                 cJSON_Delete(ro);
@@ -196,6 +216,29 @@ hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *
             }
         }
         cJSON_AddItemToObject(ro, "tissue_thumbnail", tissue ? tissue : cJSON_CreateNull());
+        /* The first evidence tiles of the leading regions as small images of the tissue itself,
+         * so the reviewer sees what the model saw. */
+        cJSON *ev = cJSON_GetObjectItemCaseSensitive(ro, "evidence_tiles");
+        int k = 0;
+        for (cJSON *t = ev ? ev->child : NULL; slide_file && in_class < THUMBNAILS_PER_CLASS && t &&
+                                              k < EVIDENCE_IMAGES_MAX;
+             t = t->next, k++) {
+            char name[192];
+            snprintf(name, sizeof name, "%s-%s-tile%d.png", sid, id, k + 1);
+            double tb[4] = {hp_fi_num(t, "x"), hp_fi_num(t, "y"), hp_fi_num(t, "size"), hp_fi_num(t, "size")};
+            cJSON *img = NULL;
+            hp_status st = hp_report_image_from_slide(slide_file, tb, 0, hp_fi_num(slide, "mpp_x"), sid, report_dir,
+                                                      name, &img, err);
+            if (st) {
+                hp_overlay_free(&ov);
+                cJSON_Delete(ro);
+                cJSON_Delete(o);
+                cJSON_Delete(regions);
+                cJSON_Delete(overlay);
+                return st;
+            }
+            cJSON_AddItemToObject(t, "image", img);
+        }
         cJSON_AddItemToArray(regions, ro);
     }
     hp_overlay_free(&ov);
@@ -206,6 +249,50 @@ hp_status hp_report_slide_section(const hp_findings_input *in, struct hp_slide *
 }
 
 /* ---- the case taken together ---- */
+
+/* Whether the model is valid for every slide of the case: out of domain when any slide is (each
+ * with its reason), checked when a detector scored every slide, and the calibrated confidence
+ * weighted by each slide's analysed tiles (null unless every slide has one). */
+static cJSON *case_domain(const hp_findings_input *fi, int n)
+{
+    cJSON *d = cJSON_CreateObject();
+    int ood = 0, checked = 1, calibrated = 1;
+    double conf = 0, tiles = 0;
+    cJSON *reasons = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        const cJSON *dm = hp_fi_get(fi[i].root, "domain");
+        checked &= cJSON_IsTrue(hp_fi_get(dm, "checked"));
+        if (cJSON_IsTrue(hp_fi_get(dm, "out_of_domain"))) {
+            ood = 1;
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddStringToObject(r, "slide_id", hp_fi_str(hp_fi_get(fi[i].root, "slide"), "slide_id"));
+            cJSON_AddStringToObject(r, "reason", hp_fi_str(dm, "reason"));
+            cJSON_AddItemToArray(reasons, r);
+        }
+        const cJSON *cal = hp_fi_get(dm, "calibration");
+        double t = hp_fi_num(hp_fi_get(fi[i].root, "analysis"), "tiles_analysed");
+        if (cJSON_IsObject(cal) && cJSON_IsNumber(hp_fi_get(cal, "calibrated_confidence"))) {
+            conf += t * hp_fi_num(cal, "calibrated_confidence");
+            tiles += t;
+        } else {
+            calibrated = 0;
+        }
+    }
+    cJSON_AddBoolToObject(d, "out_of_domain", ood);
+    cJSON_AddBoolToObject(d, "checked", checked);
+    cJSON_AddItemToObject(d, "reasons", reasons);
+    const cJSON *cal0 = hp_fi_get(hp_fi_get(fi[0].root, "domain"), "calibration");
+    if (calibrated && tiles > 0) {
+        add_num(d, "calibrated_confidence", conf / tiles, 3);
+        add_num(d, "temperature", hp_fi_num(cal0, "temperature"), 4);
+        add_num(d, "ece_after", hp_fi_num(cal0, "ece_after"), 4);
+    } else {
+        cJSON_AddNullToObject(d, "calibrated_confidence");
+        cJSON_AddNullToObject(d, "temperature");
+        cJSON_AddNullToObject(d, "ece_after");
+    }
+    return d;
+}
 
 cJSON *hp_report_case_findings(const cJSON *slides, const hp_findings_input *fi)
 {
@@ -228,6 +315,8 @@ cJSON *hp_report_case_findings(const cJSON *slides, const hp_findings_input *fi)
         }
     }
     cJSON_AddNumberToObject(o, "slide_count", n);
+    /* One model made every slide's findings (checked before), so the first says it for all. */
+    cJSON_AddItemToObject(o, "diagnostic_categories", cJSON_Duplicate(hp_fi_get(fi[0].root, "diagnostic_categories"), 1));
     add_num(o, "tissue_area_mm2", tissue, 3);
     cJSON_AddNumberToObject(o, "tiles_analysed", tiles);
     cJSON *classes = cJSON_AddArrayToObject(o, "classes");
@@ -243,6 +332,7 @@ cJSON *hp_report_case_findings(const cJSON *slides, const hp_findings_input *fi)
         }
         cJSON *co = cJSON_CreateObject();
         cJSON_AddStringToObject(co, "name", hp_fi_str(c, "name"));
+        cJSON_AddItemToObject(co, "category", cJSON_Duplicate(hp_fi_get(c, "category"), 1));
         add_num(co, "area_mm2", area, 3);
         if (tiles > 0)
             add_num(co, "percent_of_tissue", 100.0 * tc / tiles, 1);
@@ -285,6 +375,56 @@ cJSON *hp_report_case_findings(const cJSON *slides, const hp_findings_input *fi)
         cJSON_ReplaceItemInObjectCaseSensitive(x, "region_count", cJSON_CreateNumber(count));
         cJSON_AddItemToObject(o, keys[e], x);
     }
+    /* Isolated tiles per class over the slides, with where they are on each. */
+    cJSON *iso = cJSON_AddArrayToObject(o, "isolated_tiles");
+    for (const cJSON *c = first->child; c; c = c->next) {
+        const char *cls = hp_fi_str(c, "name");
+        double count = 0, area_raw = 0;
+        cJSON *where = cJSON_CreateArray();
+        for (int i = 0; i < n; i++) {
+            const cJSON *s = cJSON_GetArrayItem(slides, i);
+            for (const cJSON *x = hp_fi_get(fi[i].root, "isolated_tiles")->child; x; x = x->next) {
+                if (strcmp(hp_fi_str(x, "class"), cls))
+                    continue;
+                count += hp_fi_num(x, "tile_count");
+                area_raw += hp_fi_num(x, "area_mm2");
+                cJSON *wo = cJSON_CreateObject();
+                cJSON_AddStringToObject(wo, "slide_id", hp_fi_str(s, "slide_id"));
+                cJSON_AddItemToObject(wo, "tiles", tiles_in(hp_fi_get(x, "tiles"), ISOLATED_TILES_MAX));
+                cJSON_AddItemToArray(where, wo);
+            }
+        }
+        if (count == 0) {
+            cJSON_Delete(where);
+            continue;
+        }
+        cJSON *io = cJSON_CreateObject();
+        cJSON_AddStringToObject(io, "class", cls);
+        cJSON_AddItemToObject(io, "category", cJSON_Duplicate(hp_fi_get(c, "category"), 1));
+        cJSON_AddNumberToObject(io, "tile_count", count);
+        add_num(io, "area_mm2", area_raw, 3);
+        cJSON_AddItemToObject(io, "locations", where);
+        cJSON_AddItemToArray(iso, io);
+    }
+    /* Invasive evidence: what the category logic weighs when no focus is large enough. */
+    const cJSON *inv_case = cJSON_GetObjectItemCaseSensitive(o, "invasive");
+    if (cJSON_IsObject(inv_case)) {
+        double iso_tiles = 0, iso_area = 0;
+        for (const cJSON *x = iso->child; x; x = x->next)
+            if (!strcmp(hp_fi_str(x, "class"), hp_fi_str(inv_case, "class"))) {
+                iso_tiles = hp_fi_num(x, "tile_count");
+                iso_area = hp_fi_num(x, "area_mm2");
+            }
+        double reg_area = hp_fi_num(inv_case, "total_area_mm2");
+        cJSON *ev = cJSON_AddObjectToObject(o, "invasive_evidence");
+        cJSON_AddStringToObject(ev, "class", hp_fi_str(inv_case, "class"));
+        cJSON_AddNumberToObject(ev, "isolated_tiles", iso_tiles);
+        add_num(ev, "isolated_area_mm2", iso_area, 3);
+        add_num(ev, "region_area_mm2", reg_area, 3);
+        add_num(ev, "total_area_mm2", iso_area + reg_area, 3);
+    } else {
+        cJSON_AddNullToObject(o, "invasive_evidence");
+    }
     cJSON *flags = cJSON_AddArrayToObject(o, "qc_flags");
     for (const cJSON *s = slides->child; s; s = s->next) {
         const cJSON *qc = cJSON_GetObjectItemCaseSensitive(s, "qc");
@@ -297,6 +437,7 @@ cJSON *hp_report_case_findings(const cJSON *slides, const hp_findings_input *fi)
             cJSON_AddItemToArray(flags, q);
         }
     }
+    cJSON_AddItemToObject(o, "domain", case_domain(fi, n));
     cJSON *u = cJSON_AddObjectToObject(o, "uncertainty");
     if (ent_tiles > 0) {
         add_num(u, "mean_entropy", ent_sum / ent_tiles, 3);

@@ -17,6 +17,8 @@
 #include "report/audit_log.h"
 #include "report/build_record.h"
 #include "report/canonical_json.h"
+#include "report/care_rules.h"
+#include "report/report_content.h"
 #include "report/category.h"
 #include "report/json_file.h"
 #include "report/json_pointer.h"
@@ -27,108 +29,322 @@
 
 /* ---- amendments ---- */
 
-static void record_change(cJSON *changes, const char *field, const cJSON *before, const cJSON *after)
+/* Amendments name what they change by the ids the report shows: "category" and the care-plan
+ * suggestions' rule ids (CP-...). A change of category derives the statements, confidence and
+ * the rule table's suggestions again (report_content.h), and what that changed is listed with
+ * the amendment; decisions and notes follow. The file is one change or a list:
+ *
+ *   {"category": "in-situ", "reason": "..."}
+ *   {"suggestion": "CP-INV-HER2", "decision": "declined", "note": "...", "reason": "..."}
+ *   {"reason": "...", "changes": [{"category": ...}, {"suggestion": ..., "decision": ...}]}
+ */
+
+typedef struct {
+    const char *path;           /* the amendment file, for messages */
+    const char *rules_path;     /* the rule table to derive with (NULL: the default) */
+    cJSON *changes;             /* sign_off.amendments */
+    cJSON *consequences;        /* sign_off.consequences (NULL until a category changes) */
+} amend_ctx;
+
+static void record_change(cJSON *changes, const char *id, const char *what, const cJSON *before, const cJSON *after,
+                          const char *reason)
 {
     cJSON *c = cJSON_CreateObject();
-    cJSON_AddStringToObject(c, "field", field);
+    cJSON_AddStringToObject(c, "id", id);
+    cJSON_AddStringToObject(c, "change", what);
     cJSON_AddItemToObject(c, "before", before ? cJSON_Duplicate(before, 1) : cJSON_CreateNull());
-    cJSON_AddItemToObject(c, "after", cJSON_Duplicate(after, 1));
+    cJSON_AddItemToObject(c, "after", after ? cJSON_Duplicate(after, 1) : cJSON_CreateNull());
+    if (reason)
+        cJSON_AddStringToObject(c, "reason", reason);
+    else
+        cJSON_AddNullToObject(c, "reason");
     cJSON_AddItemToArray(changes, c);
 }
 
-/* Applies one change. Only the signer's own fields may change: the diagnostic category and the
- * care-plan decisions and notes; the measured findings come from the analysis and stay. */
-static hp_status apply_change(cJSON *report, const char *path, int index, const cJSON *ch, cJSON *changes,
-                              hp_error *err)
+/* Short names a pathologist writes, and the report's own names. */
+static int category_of(const char *name)
 {
-    const cJSON *field = cJSON_GetObjectItemCaseSensitive(ch, "field");
-    const cJSON *value = cJSON_GetObjectItemCaseSensitive(ch, "value");
-    if (!cJSON_IsObject(ch) || !cJSON_IsString(field) || !value || cJSON_GetArraySize(ch) != 2)
-        return hp_error_set(err, HP_ERR_INVALID,
-                            "amendment file %s: changes[%d] must be {\"field\": JSON Pointer, \"value\": ...}", path,
-                            index);
-    const char *f = field->valuestring;
-    if (!strcmp(f, "/diagnosis/category")) {
-        int k = cJSON_IsString(value) ? hp_category_find(value->valuestring) : -1;
-        if (k < 0)
-            return hp_error_set(err, HP_ERR_INVALID,
-                                "amendment file %s: changes[%d]: /diagnosis/category must be one of invasive-carcinoma, "
-                                "in-situ-carcinoma, benign, normal, indeterminate",
-                                path, index);
-        cJSON *d = cJSON_GetObjectItemCaseSensitive(report, "diagnosis");
-        record_change(changes, f, cJSON_GetObjectItemCaseSensitive(d, "category"), value);
-        const hp_category_info *ci = hp_category_get((hp_category)k);
-        cJSON_ReplaceItemInObjectCaseSensitive(d, "category", cJSON_CreateString(ci->name));
-        char disp[128];
-        snprintf(disp, sizeof disp, "%s (pathologist)", ci->display);
-        cJSON_ReplaceItemInObjectCaseSensitive(d, "display", cJSON_CreateString(disp));
-        cJSON *code = cJSON_CreateObject();
-        cJSON_AddStringToObject(code, "system", ci->system);
-        cJSON_AddStringToObject(code, "code", ci->code);
-        cJSON_AddStringToObject(code, "display", ci->code_display);
-        cJSON_ReplaceItemInObjectCaseSensitive(d, "code", code);
-        cJSON_ReplaceItemInObjectCaseSensitive(d, "suggested_by", cJSON_CreateString("pathologist"));
-        return HP_OK;
-    }
-    int i = -1, used = 0;
-    char member[16] = "";
-    if (sscanf(f, "/care_plan/suggestions/%d/%15[a-z]%n", &i, member, &used) == 2 && (size_t)used == strlen(f) &&
-        (!strcmp(member, "decision") || !strcmp(member, "note"))) {
-        cJSON *s = hp_json_pointer_get(report, f);
-        if (!s)
-            return hp_error_set(err, HP_ERR_INVALID, "amendment file %s: changes[%d]: %s names no suggestion", path,
-                                index, f);
-        if (!strcmp(member, "decision") &&
-            !(cJSON_IsString(value) && (!strcmp(value->valuestring, "approved") ||
-                                        !strcmp(value->valuestring, "rejected") || !strcmp(value->valuestring, "pending"))))
-            return hp_error_set(err, HP_ERR_INVALID,
-                                "amendment file %s: changes[%d]: a decision must be approved, rejected or pending",
-                                path, index);
-        if (!strcmp(member, "note") && !cJSON_IsNull(value) && !(cJSON_IsString(value) && strlen(value->valuestring) <= 2000))
-            return hp_error_set(err, HP_ERR_INVALID,
-                                "amendment file %s: changes[%d]: a note must be a text of at most 2000 characters or null",
-                                path, index);
-        char parent[64];
-        snprintf(parent, sizeof parent, "/care_plan/suggestions/%d", i);
-        record_change(changes, f, s, value);
-        cJSON_ReplaceItemInObjectCaseSensitive(hp_json_pointer_get(report, parent), member, cJSON_Duplicate(value, 1));
-        return HP_OK;
-    }
-    return hp_error_set(err, HP_ERR_INVALID,
-                        "amendment file %s: changes[%d]: %s cannot be amended; only /diagnosis/category and "
-                        "/care_plan/suggestions/N/decision or /note can (the measured findings come from the analysis)",
-                        path, index, f);
+    static const struct {
+        const char *alias, *name;
+    } ALIASES[] = {{"invasive", "invasive-carcinoma"},   {"in-situ", "in-situ-carcinoma"},
+                   {"insitu", "in-situ-carcinoma"},       {"dcis", "in-situ-carcinoma"},
+                   {"review", "review-for-invasion"}};
+    for (size_t i = 0; i < sizeof ALIASES / sizeof *ALIASES; i++)
+        if (!strcmp(name, ALIASES[i].alias))
+            name = ALIASES[i].name;
+    return hp_category_find(name);
 }
 
-static hp_status apply_amendments(cJSON *report, const char *path, cJSON *changes, char **reason, hp_error *err)
+static const char *str_of(const cJSON *o, const char *key)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+/* `key` of `o` as a string, "" when it has none. */
+static const char *str_or_empty(const cJSON *o, const char *key)
+{
+    const char *s = str_of(o, key);
+    return s ? s : "";
+}
+
+static cJSON *find_suggestion(cJSON *report, const char *rule_id)
+{
+    cJSON *list = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "care_plan"), "suggestions");
+    for (cJSON *x = list ? list->child : NULL; x; x = x->next)
+        if (!strcmp(str_or_empty(x, "rule_id"), rule_id))
+            return x;
+    return NULL;
+}
+
+/* What re-deriving changed: statements by text, suggestions by rule id, the confidence level. */
+static cJSON *consequences(const cJSON *before, const cJSON *after)
+{
+    cJSON *o = cJSON_CreateObject();
+    const char *lists[2][2] = {{"statements_removed", "statements_added"}, {"suggestions_removed", "suggestions_added"}};
+    for (int kind = 0; kind < 2; kind++)
+        for (int dir = 0; dir < 2; dir++) {
+            const cJSON *from = dir ? after : before, *to = dir ? before : after;
+            const cJSON *a = kind ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(from, "care_plan"), "suggestions")
+                                  : cJSON_GetObjectItemCaseSensitive(from, "statements");
+            const cJSON *b = kind ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(to, "care_plan"), "suggestions")
+                                  : cJSON_GetObjectItemCaseSensitive(to, "statements");
+            const char *key = kind ? "rule_id" : "text";
+            cJSON *out = cJSON_AddArrayToObject(o, lists[kind][dir]);
+            for (const cJSON *x = a ? a->child : NULL; x; x = x->next) {
+                const char *v = str_of(x, key);
+                int found = 0;
+                for (const cJSON *y = b ? b->child : NULL; y && !found; y = y->next)
+                    found = v && str_of(y, key) && !strcmp(v, str_of(y, key));
+                if (found)
+                    continue;
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddStringToObject(e, "id", str_or_empty(x, kind ? "rule_id" : "id"));
+                cJSON_AddStringToObject(e, "text", str_or_empty(x, kind ? "title" : "text"));
+                cJSON_AddItemToArray(out, e);
+            }
+        }
+    cJSON *c = cJSON_AddObjectToObject(o, "confidence");
+    cJSON_AddItemToObject(c, "before", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
+                                                        cJSON_GetObjectItemCaseSensitive(before, "confidence"), "level"), 1));
+    cJSON_AddItemToObject(c, "after", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
+                                                       cJSON_GetObjectItemCaseSensitive(after, "confidence"), "level"), 1));
+    return o;
+}
+
+/* The category change: derive again with the rule table the report was built with. */
+static hp_status change_category(cJSON *report, amend_ctx *a, const char *where, const cJSON *value, const char *reason,
+                                 hp_error *err)
+{
+    int k = cJSON_IsString(value) ? category_of(value->valuestring) : -1;
+    if (k < 0)
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "amendment file %s: %s: category must be one of invasive (invasive-carcinoma), "
+                            "review-for-invasion, in-situ (in-situ-carcinoma), benign, normal, indeterminate",
+                            a->path, where);
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(report, "diagnosis");
+    cJSON *before_cat = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(d, "category"), 1);
+    const cJSON *rules_ref = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(report, "care_plan"), "rules");
+    const char *want = str_of(rules_ref, "sha256");
+    const char *rp = a->rules_path ? a->rules_path : hp_care_rules_default_path();
+    hp_care_rules rules = {0};
+    cJSON *before = NULL;
+    hp_status st = hp_care_rules_load(rp, &rules, err);
+    if (st)
+        goto done;
+    if (!want || strcmp(want, rules.sha256)) {
+        st = hp_error_set(err, HP_ERR_INVALID,
+                          "amendment file %s: %s: changing the category derives the care plan again with the rule table "
+                          "the report was built with (SHA-256 %.16s...), but %s is another (%.16s...); give that table "
+                          "with --rules",
+                          a->path, where, want ? want : "unknown", rp, rules.sha256);
+        goto done;
+    }
+    before = cJSON_CreateObject();
+    cJSON_AddItemToObject(before, "statements", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(report, "statements"), 1));
+    cJSON_AddItemToObject(before, "care_plan", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(report, "care_plan"), 1));
+    cJSON_AddItemToObject(before, "confidence", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(report, "confidence"), 1));
+    if ((st = hp_report_content_rederive(report, k, &rules, err)))
+        goto done;
+    /* Decisions and notes already taken on suggestions that remain are kept. */
+    const cJSON *old = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(before, "care_plan"), "suggestions");
+    for (const cJSON *x = old ? old->child : NULL; x; x = x->next) {
+        cJSON *now = find_suggestion(report, str_or_empty(x, "rule_id"));
+        if (!now)
+            continue;
+        cJSON_ReplaceItemInObjectCaseSensitive(now, "decision",
+                                               cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(x, "decision"), 1));
+        cJSON_ReplaceItemInObjectCaseSensitive(now, "note", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(x, "note"), 1));
+    }
+    d = cJSON_GetObjectItemCaseSensitive(report, "diagnosis");
+    const hp_category_info *ci = hp_category_get((hp_category)k);
+    char disp[128];
+    snprintf(disp, sizeof disp, "%s (pathologist)", ci->display);
+    cJSON_ReplaceItemInObjectCaseSensitive(d, "display", cJSON_CreateString(disp));
+    cJSON_ReplaceItemInObjectCaseSensitive(d, "suggested_by", cJSON_CreateString("pathologist"));
+    record_change(a->changes, "category", "category", before_cat, cJSON_GetObjectItemCaseSensitive(d, "category"), reason);
+    cJSON_Delete(a->consequences);
+    a->consequences = consequences(before, report);
+done:
+    cJSON_Delete(before);
+    cJSON_Delete(before_cat);
+    hp_care_rules_free(&rules);
+    return st;
+}
+
+static hp_status change_suggestion(cJSON *report, amend_ctx *a, const char *where, const cJSON *ch, const char *reason,
+                                   hp_error *err)
+{
+    const char *id = str_of(ch, "suggestion");
+    cJSON *s = id ? find_suggestion(report, id) : NULL;
+    if (!s)
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "amendment file %s: %s: the care plan has no suggestion %s%s (the ids head each "
+                            "suggestion in report.html)",
+                            a->path, where, id ? id : "(none given)",
+                            a->consequences ? " after the change of category" : "");
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(ch, "decision");
+    const cJSON *note = cJSON_GetObjectItemCaseSensitive(ch, "note");
+    if (!dec && !note)
+        return hp_error_set(err, HP_ERR_INVALID, "amendment file %s: %s: give a decision or a note for %s", a->path,
+                            where, id);
+    if (dec) {
+        const char *v = cJSON_GetStringValue(dec);
+        if (v && !strcmp(v, "rejected"))
+            v = "declined";
+        if (!v || (strcmp(v, "approved") && strcmp(v, "declined") && strcmp(v, "pending")))
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "amendment file %s: %s: the decision on %s must be approved, declined or pending",
+                                a->path, where, id);
+        cJSON *after = cJSON_CreateString(v);
+        record_change(a->changes, id, "decision", cJSON_GetObjectItemCaseSensitive(s, "decision"), after, reason);
+        cJSON_ReplaceItemInObjectCaseSensitive(s, "decision", after);
+    }
+    if (note) {
+        if (!cJSON_IsNull(note) && !(cJSON_IsString(note) && strlen(note->valuestring) <= 2000))
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "amendment file %s: %s: the note on %s must be a text of at most 2000 characters or "
+                                "null",
+                                a->path, where, id);
+        record_change(a->changes, id, "note", cJSON_GetObjectItemCaseSensitive(s, "note"), note, reason);
+        cJSON_ReplaceItemInObjectCaseSensitive(s, "note", cJSON_Duplicate(note, 1));
+    }
+    return HP_OK;
+}
+
+/* One change object: its members checked, so a misspelt key is named, never ignored. */
+static hp_status check_change(const amend_ctx *a, const char *where, const cJSON *ch, int top, hp_error *err)
+{
+    if (!cJSON_IsObject(ch))
+        return hp_error_set(err, HP_ERR_INVALID, "amendment file %s: %s must be an object", a->path, where);
+    int cat = cJSON_GetObjectItemCaseSensitive(ch, "category") != NULL;
+    int sug = cJSON_GetObjectItemCaseSensitive(ch, "suggestion") != NULL;
+    if (cJSON_GetObjectItemCaseSensitive(ch, "field"))
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "amendment file %s: %s: changes name what they change by id, not by JSON pointer: "
+                            "{\"category\": \"in-situ\", \"reason\": ...} or {\"suggestion\": \"CP-...\", "
+                            "\"decision\": \"approved|declined|pending\", \"reason\": ...}",
+                            a->path, where);
+    if (cat == sug)
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "amendment file %s: %s must change either the category ({\"category\": ...}) or one "
+                            "suggestion ({\"suggestion\": \"CP-...\", \"decision\": ...}), not %s",
+                            a->path, where, cat ? "both" : "neither");
+    for (const cJSON *m = ch->child; m; m = m->next) {
+        const char *k = m->string;
+        int ok = !strcmp(k, "reason") || (top && !strcmp(k, "$schema")) || (cat && !strcmp(k, "category")) ||
+                 (sug && (!strcmp(k, "suggestion") || !strcmp(k, "decision") || !strcmp(k, "note")));
+        if (!ok)
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "amendment file %s: %s: '%s' cannot be amended; an amendment changes the category or "
+                                "a suggestion's decision or note (the measured findings come from the analysis)",
+                                a->path, where, k);
+    }
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(ch, "reason");
+    if (r && !(cJSON_IsString(r) && r->valuestring[0]))
+        return hp_error_set(err, HP_ERR_INVALID, "amendment file %s: %s: reason must be a non-empty text", a->path,
+                            where);
+    return HP_OK;
+}
+
+static hp_status apply_amendments(cJSON *report, amend_ctx *a, char **reason, hp_error *err)
 {
     cJSON *root = NULL;
-    hp_status st = hp_json_file_read(path, "amendment file", &root, NULL, err);
+    hp_status st = hp_json_file_read(a->path, "amendment file", &root, NULL, err);
     if (st)
         return st;
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "changes");
-    const cJSON *why = cJSON_GetObjectItemCaseSensitive(root, "reason");
-    if (!cJSON_IsObject(root) || !cJSON_IsArray(list) || !cJSON_IsString(why) || !why->valuestring[0]) {
-        cJSON_Delete(root);
-        return hp_error_set(err, HP_ERR_INVALID,
-                            "amendment file %s: must be {\"reason\": text, \"changes\": [{\"field\": ..., \"value\": ...}]}",
-                            path);
+    const char *why = str_of(root, "reason");
+    cJSON *one = NULL;
+    if (cJSON_IsObject(root) && list) {
+        for (const cJSON *m = root->child; m && !st; m = m->next)
+            if (strcmp(m->string, "changes") && strcmp(m->string, "reason") && strcmp(m->string, "$schema"))
+                st = hp_error_set(err, HP_ERR_INVALID,
+                                  "amendment file %s: unknown field '%s' beside \"changes\" (each change is "
+                                  "{\"category\": ...} or {\"suggestion\": ..., \"decision\": ...})",
+                                  a->path, m->string);
+        if (!st && (!cJSON_IsArray(list) || !cJSON_GetArraySize(list)))
+            st = hp_error_set(err, HP_ERR_INVALID, "amendment file %s: \"changes\" must be a non-empty list", a->path);
+    } else if (cJSON_IsObject(root)) {
+        /* A single change: the file itself. */
+        one = cJSON_CreateArray();
+        cJSON_AddItemReferenceToArray(one, root);
+        list = one;
+    } else {
+        st = hp_error_set(err, HP_ERR_INVALID,
+                          "amendment file %s: must be an object: {\"category\": \"in-situ\", \"reason\": ...}, "
+                          "{\"suggestion\": \"CP-...\", \"decision\": ..., \"reason\": ...} or {\"reason\": ..., "
+                          "\"changes\": [...]}",
+                          a->path);
     }
-    for (const cJSON *m = root->child; m; m = m->next)
-        if (strcmp(m->string, "changes") && strcmp(m->string, "reason") && strcmp(m->string, "$schema")) {
-            hp_error_set(err, HP_ERR_INVALID, "amendment file %s: unknown field '%s'", path, m->string);
-            cJSON_Delete(root);
-            return HP_ERR_INVALID;
-        }
+    char where[48];
     int i = 0;
-    for (const cJSON *c = list->child; c; c = c->next, i++)
-        if ((st = apply_change(report, path, i, c, changes, err))) {
-            cJSON_Delete(root);
-            return st;
+    for (const cJSON *c = list && !st ? list->child : NULL; c && !st; c = c->next, i++) {
+        snprintf(where, sizeof where, one ? "the change" : "changes[%d]", i);
+        if ((st = check_change(a, where, c, !!one, err)))
+            break;
+        if (!why && !str_of(c, "reason"))
+            st = hp_error_set(err, HP_ERR_INVALID, "amendment file %s: %s has no reason; every amendment says why",
+                              a->path, where);
+    }
+    /* The category first, since it derives the suggestions that decisions then apply to. */
+    for (int pass = 0; pass < 2 && !st; pass++) {
+        i = 0;
+        for (const cJSON *c = list->child; c && !st; c = c->next, i++) {
+            snprintf(where, sizeof where, one ? "the change" : "changes[%d]", i);
+            const char *r = str_of(c, "reason") ? str_of(c, "reason") : why;
+            const cJSON *cat = cJSON_GetObjectItemCaseSensitive(c, "category");
+            if (pass == 0 && cat)
+                st = change_category(report, a, where, cat, r, err);
+            else if (pass == 1 && !cat)
+                st = change_suggestion(report, a, where, c, r, err);
         }
-    *reason = strdup(why->valuestring);
+    }
+    if (!st) {
+        /* sign_off.reason: the file's reason, else each change's, in order. */
+        size_t cap = 1;
+        for (const cJSON *c = list->child; c; c = c->next)
+            cap += strlen(str_or_empty(c, "reason")) + 2;
+        cap += why ? strlen(why) : 0;
+        char *r = malloc(cap);
+        if (r) {
+            r[0] = '\0';
+            if (why)
+                strcat(r, why);
+            else
+                for (const cJSON *c = list->child; c; c = c->next)
+                    if (str_of(c, "reason") && !strstr(r, str_of(c, "reason"))) {
+                        if (r[0])
+                            strcat(r, "; ");
+                        strcat(r, str_of(c, "reason"));
+                    }
+        }
+        *reason = r;
+        if (!r)
+            st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
+    }
+    cJSON_Delete(one);
     cJSON_Delete(root);
-    return *reason ? HP_OK : hp_error_set(err, HP_ERR_NOMEM, "out of memory");
+    return st;
 }
 
 /* ---- checks before signing ---- */
@@ -356,8 +572,11 @@ hp_status hp_report_sign(const hp_report_sign_opts *o, int *revision, hp_error *
         st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
         goto done;
     }
-    if (o->amend_path && (st = apply_amendments(report, o->amend_path, changes, &reason, err)))
+    amend_ctx actx = {.path = o->amend_path, .rules_path = o->rules_path, .changes = changes};
+    if (o->amend_path && (st = apply_amendments(report, &actx, &reason, err))) {
+        cJSON_Delete(actx.consequences);
         goto done;
+    }
     char now[HP_UTC_TIME_LEN];
     hp_utc_format(time(NULL), now);
     cJSON_ReplaceItemInObjectCaseSensitive(report, "revision", cJSON_CreateNumber(rev));
@@ -372,6 +591,8 @@ hp_status hp_report_sign(const hp_report_sign_opts *o, int *revision, hp_error *
     else
         cJSON_AddNullToObject(so, "reason");
     cJSON_AddItemToObject(so, "amendments", cJSON_Duplicate(changes, 1));
+    /* What the amendments changed in turn (a new category's statements and suggestions). */
+    cJSON_AddItemToObject(so, "consequences", actx.consequences ? actx.consequences : cJSON_CreateNull());
     cJSON *sup = cJSON_AddObjectToObject(so, "supersedes");
     cJSON_AddNumberToObject(sup, "revision", latest);
     cJSON_AddStringToObject(sup, "report_sha256", base_hex);

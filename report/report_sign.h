@@ -25,6 +25,8 @@ typedef struct {
     const char *pathologist_id; /* the signer's id (printed on the report; not a patient identifier) */
     const char *key_path;       /* Ed25519 private key, PEM, mode 0600 or stricter */
     const char *amend_path;     /* amendment file, or NULL */
+    const char *rules_path;     /* rule table for a category change (NULL: the default one); it must
+                                   be the one the report was built with */
     const char *registry_path;  /* signer registry; NULL: the default one, when that file exists */
 } hp_report_sign_opts;
 

@@ -18,7 +18,7 @@ build=${HP_FUZZ_BUILD:-$src/build-fuzz}
 jobs=${HP_FUZZ_JOBS:-$(nproc)}
 py=${HP_PYTHON:-/usr/bin/python3}
 
-CC=clang cmake -S "$src" -B "$build" -G Ninja -DHP_CUDA=OFF -DHP_FUZZ=ON -DHP_SANITIZE=ON \
+CC=clang CXX=clang++ cmake -S "$src" -B "$build" -G Ninja -DHP_CUDA=OFF -DHP_FUZZ=ON -DHP_SANITIZE=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" --target "$harness"
 

@@ -32,8 +32,15 @@ packages=(
   # GnuTLS in Debian), the job store (SQLite; PostgreSQL through libpq for many machines), and
   # PostgreSQL 15's server binaries, which the tests start as a private cluster
   libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql-15
+  # cohorts on a cluster: the test starts a private single-node Slurm (controller, node daemon,
+  # client commands, and munge for its authentication) to run scripts/slurm/analyze-array.sbatch
+  slurmctld slurmd slurm-client munge
   # callbacks to lab systems (HTTP and HTTPS client)
   libcurl4-openssl-dev
+  # legends on pictures (class keys, colour ramps, scale bars, slide ids): cairo and its font
+  libcairo2-dev fonts-dejavu-core
+  # tests: the printed report's first page (headless Chromium to PDF, poppler to read it)
+  chromium poppler-utils
   # fuzzing (clang's libFuzzer)
   clang
   # test-time validators from npm (the official FHIR R4 JSON schema), the viewer's

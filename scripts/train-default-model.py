@@ -26,8 +26,22 @@ jitter (per-channel gain and offset). About 3-8 minutes on 2 shared cores, depen
 (the 150 training steps took 97-276 s). --max-minutes is a safety cap: hitting it stops training
 early, and the card then says how many steps ran.
 
+Out-of-domain detector and calibration (after training, on the trained model):
+  calibration slide seed 1202 (8192 x 8192 px at 0.25 um/px, held out from training and validation)
+  detector   a Mahalanobis score on the penultimate features (the global-average-pooled features
+             the classifier reads, ONNX value named in the detector file): mean and a shrunk
+             covariance's inverse fitted on the training tiles; threshold at the 99th percentile
+             of the calibration slide's tile scores, so about 1% of in-domain tiles exceed it.
+             Its false-positive rate is measured on the validation slide's tiles (held out), its
+             detection rate on the real H&E sets in ../shared/data/real when they are present.
+  temperature  one scalar T fitted on the calibration slide's tiles (negative log-likelihood);
+             the expected calibration error (15 bins) before and after is measured on the
+             validation slide's tiles and goes into the card.
+
 Writes, into --out (default models/zoo beside this script):
   histoplan-default-densenet.onnx       opset 13, input "input" [N,3,224,224], output "logits" [N,4]
+  histoplan-default-densenet.ood.json   the out-of-domain detector's parameters (its SHA-256 is in
+                                        the card)
   histoplan-default-densenet.card.json  the model card (schemas/model-card.schema.json)
 
 Run with Debian's interpreter, from a build that has the histoplan binary:
@@ -35,10 +49,13 @@ Run with Debian's interpreter, from a build that has the histoplan binary:
 """
 
 import argparse
+import csv
+import glob
 import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,6 +97,13 @@ TRAIN_SEEDS = (1101, 1102, 1103)
 TRAIN_SIZE = 12288
 VAL_SEED = 1201
 VAL_SIZE = 16384
+CAL_SEED = 1202                   # calibration slide: temperature and detector threshold
+CAL_SIZE = 8192
+OOD_PERCENTILE = 99.0             # detector threshold: this percentile of in-domain tile scores
+OOD_SLIDE_FRACTION = 0.5          # a slide is out of domain when this share of its tiles exceed it
+OOD_SHRINK = 0.05                 # covariance shrinkage towards its mean variance (stable inverse)
+ECE_BINS = 15
+REAL_DIR = os.path.join(HERE, "..", "..", "shared", "data", "real")
 TILES_PER_CLASS = 640             # training tiles per class (balanced)
 SEED = 20261128                   # torch / numpy seed for sampling, init, order and augmentation
 STEPS = 150
@@ -167,6 +191,25 @@ def val_tiles(stem):
     return np.stack(xs), np.array(ys, dtype=np.int64)
 
 
+def grid_tiles(stem):
+    """Every tile of the pipeline's grid with >= 50% tissue, labelled by its majority class with no
+    purity rule: the mixed boundary tiles a slide's analysis meets too, where the model does err,
+    so a temperature fitted on them is not driven to zero by tiles it never gets wrong."""
+    mask = np.asarray(Image.open(stem + ".truth.png"))
+    slide = openslide.OpenSlide(stem + ".tiff")
+    xs, ys = [], []
+    h, w = mask.shape
+    for my in range(0, h - CELLS + 1, CELLS):
+        for mx in range(0, w - CELLS + 1, CELLS):
+            counts = np.bincount(mask[my:my + CELLS, mx:mx + CELLS].ravel(), minlength=5)
+            if counts[1:].sum() < MIN_TISSUE * CELLS * CELLS:
+                continue
+            xs.append(read_tile(slide, mx, my))
+            ys.append(int(np.argmax(counts[1:])))
+    slide.close()
+    return np.stack(xs), np.array(ys, dtype=np.int64)
+
+
 def to_float(x_uint8):
     """uint8 N,H,W,3 -> float N,3,H,W on 0..1."""
     return torch.from_numpy(x_uint8).permute(0, 3, 1, 2).float().div_(255.0)
@@ -207,6 +250,248 @@ def metrics_of(pred, y):
     return round(acc, 4), recall, conf
 
 
+def features_and_logits(model, x_uint8, mean, std, batch=64):
+    """Penultimate features (global-average-pooled, what the classifier reads) and logits."""
+    model.eval()
+    feats, logits = [], []
+    with torch.no_grad():
+        for i in range(0, len(x_uint8), batch):
+            xb = (to_float(x_uint8[i:i + batch]) - mean) / std
+            f = torch.flatten(F.adaptive_avg_pool2d(model.features(xb), (1, 1)), 1)
+            feats.append(f)
+            logits.append(model.classifier(f))
+    return torch.cat(feats).double().numpy(), torch.cat(logits).double()
+
+
+def fit_detector(feats):
+    """Mean and precision (inverse of a covariance shrunk towards its mean variance, so the
+    inverse is stable for features that barely vary on the training tiles)."""
+    mu = feats.mean(0)
+    cov = np.cov(feats - mu, rowvar=False)
+    d = cov.shape[0]
+    cov = (1 - OOD_SHRINK) * cov + OOD_SHRINK * (np.trace(cov) / d) * np.eye(d)
+    return mu, np.linalg.inv(cov)
+
+
+def mahalanobis(feats, mu, prec):
+    """Squared Mahalanobis distance of each row; the C detector computes the same in float64."""
+    z = feats - mu
+    return np.einsum("ij,jk,ik->i", z, prec, z)
+
+
+def fit_temperature(logits, y):
+    """The T > 0 minimising the negative log-likelihood of softmax(logits / T): a 1-D search on
+    log T (coarse grid, then golden section), deterministic and enough for one scalar."""
+    yt = torch.from_numpy(y)
+
+    def nll(lt):
+        return float(F.cross_entropy(logits / float(np.exp(lt)), yt))
+    grid = np.linspace(np.log(0.01), np.log(100.0), 161)
+    k = int(np.argmin([nll(g) for g in grid]))
+    a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    r = (np.sqrt(5) - 1) / 2
+    for _ in range(60):
+        c, d = b - r * (b - a), a + r * (b - a)
+        if nll(c) < nll(d):
+            b = d
+        else:
+            a = c
+    return float(np.exp((a + b) / 2))
+
+
+def ece(logits, y, temperature=1.0):
+    """Expected calibration error of the top-class probability, ECE_BINS equal-width bins."""
+    p = torch.softmax(logits / temperature, 1).numpy()
+    conf, pred = p.max(1), p.argmax(1)
+    correct = (pred == y).astype(np.float64)
+    total = 0.0
+    for i in range(ECE_BINS):
+        lo, hi = i / ECE_BINS, (i + 1) / ECE_BINS
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            total += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(total)
+
+
+def is_tissue(tile):
+    """A crude tissue test for the real sets (the pipeline's mask is not at hand here): at least
+    half the pixels neither white background nor black."""
+    t = tile.astype(np.int32)
+    sat = t.max(2) - t.min(2)
+    tissue = (sat > 20) & (t.min(2) < 220) & (t.max(2) > 30)
+    return tissue.mean() >= MIN_TISSUE
+
+
+def real_tiles(real_dir):
+    """Real H&E tiles, 224 x 224 on a grid, tissue only: {set name: uint8 N,224,224,3}. The Aperio
+    slide is read at level 0 (0.499 um/px, the model's 0.5); the patches at their own pixel size,
+    as `histoplan analyze --mpp 0.5` would read them."""
+    sets = {}
+    svs = os.path.join(real_dir, "slides", "CMU-1-Small-Region.svs")
+    if os.path.exists(svs):
+        s = openslide.OpenSlide(svs)
+        w, h = s.dimensions
+        img = np.asarray(s.read_region((0, 0), 0, (w, h)).convert("RGB"))
+        s.close()
+        tiles = [img[y:y + INPUT, x:x + INPUT] for y in range(0, h - INPUT + 1, INPUT)
+                 for x in range(0, w - INPUT + 1, INPUT)]
+        tiles = [t for t in tiles if is_tissue(t)]
+        if tiles:
+            sets["slides/CMU-1-Small-Region.svs"] = np.stack(tiles)
+    pdir = os.path.join(real_dir, "patches")
+    tiles = []
+    for name in sorted(os.listdir(pdir)) if os.path.isdir(pdir) else []:
+        if not name.lower().endswith((".png", ".tif", ".tiff")):
+            continue
+        img = np.asarray(Image.open(os.path.join(pdir, name)).convert("RGB"))
+        h, w = img.shape[:2]
+        tiles += [img[y:y + INPUT, x:x + INPUT] for y in range(0, h - INPUT + 1, INPUT)
+                  for x in range(0, w - INPUT + 1, INPUT)]
+    tiles = [t for t in tiles if is_tissue(t)]
+    if tiles:
+        sets["patches/ (every 224 x 224 tissue tile of the patches of at least 224 px)"] = np.stack(tiles)
+    return sets
+
+
+def feature_value_name(onnx_bytes):
+    """The ONNX value the classifier (the last Gemm) reads: the penultimate features."""
+    import onnx
+    g = onnx.load_from_string(onnx_bytes).graph
+    gemm = [n for n in g.node if n.op_type == "Gemm"]
+    return gemm[-1].input[0]
+
+
+def detector_bytes(feature, mu, prec, threshold):
+    det = {"format": "histoplan-ood/1", "method": "mahalanobis", "feature": feature,
+           "dim": int(len(mu)), "threshold": threshold, "slide_fraction": OOD_SLIDE_FRACTION,
+           "mean": [float(v) for v in mu], "precision": [float(v) for v in np.asarray(prec).ravel()]}
+    return (json.dumps(det, separators=(",", ":")) + "\n").encode()
+
+
+def analyze_rows(hp_bin, model, slide, out, extra=()):
+    """`histoplan analyze` of one slide; the rows of its tiles.csv (one per analysed tile, with
+    the class probabilities and the out-of-domain score the pipeline computed)."""
+    subprocess.run(["nice", "-n", "10", hp_bin, "analyze", slide, "--model", model, "--out", out,
+                    "--overwrite", "--threads", "2"] + list(extra), check=True, capture_output=True)
+    found = glob.glob(os.path.join(out, "*", "tiles.csv"))
+    with open(found[0]) as f:
+        return list(csv.DictReader(f))
+
+
+def rows_logp_labels(rows, stem):
+    """Log-probabilities (a temperature scales them as it scales logits: the shift cancels) and
+    truth labels (majority class of the tile's truth-mask cells, >= 50% tissue) of the rows."""
+    mask = np.asarray(Image.open(stem + ".truth.png"))
+    lp, ys = [], []
+    for r in rows:
+        mx, my = int(round(float(r["x"]))) // TRUTH_SCALE, int(round(float(r["y"]))) // TRUTH_SCALE
+        counts = np.bincount(mask[my:my + CELLS, mx:mx + CELLS].ravel(), minlength=5)
+        if counts[1:].sum() < MIN_TISSUE * CELLS * CELLS:
+            continue
+        lp.append([np.log(max(float(r["prob_" + c]), 1e-12)) for c in CLASSES])
+        ys.append(int(np.argmax(counts[1:])))
+    return torch.tensor(lp, dtype=torch.float64), np.array(ys, dtype=np.int64)
+
+
+def calibrate_with_pipeline(args, work, onnx_bytes, mean, std, mu, prec, feature):
+    """Threshold, temperature and rates measured through `histoplan analyze`, the code users run:
+    the model with a provisional detector goes into a scratch folder, the held-out calibration
+    slide sets the threshold (OOD_PERCENTILE of its tile scores) and the temperature (negative
+    log-likelihood of its tiles' truth labels), the held-out validation slide gives the in-domain
+    false-positive rate and the ECE before and after, the real H&E sets the detection rates."""
+    scratch = os.path.join(work, "calibration")
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.makedirs(scratch)
+    model = os.path.join(scratch, NAME + ".onnx")
+    with open(model, "wb") as f:
+        f.write(onnx_bytes)
+    provisional = detector_bytes(feature, mu, prec, 1.0)
+    with open(os.path.join(scratch, NAME + ".ood.json"), "wb") as f:
+        f.write(provisional)
+    with open(os.path.join(scratch, NAME + ".card.json"), "w") as f:
+        json.dump({"name": NAME, "classes": CLASSES, "input_size": [INPUT, INPUT],
+                   "normalization": {"mean": mean, "std": std}, "mpp": MPP,
+                   "ood_detector": {"method": "mahalanobis", "file": NAME + ".ood.json",
+                                    "sha256": hashlib.sha256(provisional).hexdigest()}}, f)
+    cstem = os.path.join(work, f"cal{CAL_SEED}")
+    vstem = os.path.join(work, f"val{VAL_SEED}")
+    crows = analyze_rows(args.bin, model, cstem + ".tiff", os.path.join(scratch, "cal"))
+    vrows = analyze_rows(args.bin, model, vstem + ".tiff", os.path.join(scratch, "val"))
+    thr = round(float(np.percentile([float(r["ood_score"]) for r in crows], OOD_PERCENTILE)), 4)
+    fpr = float(np.mean([float(r["ood_score"]) > thr for r in vrows]))
+    clp, cy = rows_logp_labels(crows, cstem)
+    vlp, vy = rows_logp_labels(vrows, vstem)
+    temperature = round(fit_temperature(clp, cy), 4)
+    rates = {"in_domain_false_positive_rate": round(fpr, 4),
+             "in_domain_test_set": (f"every analysed tile ({len(vrows)}) of the held-out validation "
+                                    f"slide (seed {VAL_SEED}) through histoplan analyze"),
+             "detection_rate": {}}
+    svs = os.path.join(args.real_dir, "slides", "CMU-1-Small-Region.svs")
+    if os.path.exists(svs):
+        rows = analyze_rows(args.bin, model, svs, os.path.join(scratch, "cmu"))
+        rates["detection_rate"]["slides/CMU-1-Small-Region.svs"] = {
+            "tiles": len(rows), "rate": round(float(np.mean([float(r["ood_score"]) > thr for r in rows])), 4)}
+    pdir = os.path.join(args.real_dir, "patches")
+    beyond, total = 0, 0
+    for name in sorted(os.listdir(pdir)) if os.path.isdir(pdir) else []:
+        if not name.lower().endswith((".png", ".tif", ".tiff")):
+            continue
+        try:
+            rows = analyze_rows(args.bin, model, os.path.join(pdir, name),
+                                os.path.join(scratch, "p-" + name), ["--mpp", "0.5"])
+        except subprocess.CalledProcessError:
+            continue  # smaller than one tile, or no tissue
+        beyond += sum(float(r["ood_score"]) > thr for r in rows)
+        total += len(rows)
+    if total:
+        rates["detection_rate"]["patches/ (every analysed tile, read with --mpp 0.5)"] = {
+            "tiles": total, "rate": round(beyond / total, 4)}
+    log(f"  threshold {thr}, in-domain FPR {fpr:.4f} ({len(vrows)} tiles), detection "
+        f"{rates['detection_rate']}; temperature {temperature}, ECE {ece(vlp, vy):.4f} -> "
+        f"{ece(vlp, vy, temperature):.4f}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {"ood_bytes": detector_bytes(feature, mu, prec, thr),
+            "info": {"n_cal": len(cy), "n_cal_scored": len(crows), "n_val_grid": len(vy),
+                     "ood_threshold": thr, "ood_rates": rates, "ood_dim": int(len(mu)),
+                     "ood_feature": feature, "temperature": temperature,
+                     "ece_before": round(ece(vlp, vy), 4),
+                     "ece_after": round(ece(vlp, vy, temperature), 4)}}
+
+
+def recalibrate(args):
+    """--recalibrate: the detector's threshold, the temperature and the rates again, for the model
+    already in --out (its weights, and the detector's mean and precision, unchanged)."""
+    work = args.work or tempfile.mkdtemp(prefix="hp-cal-")
+    os.makedirs(work, exist_ok=True)
+    for seed, size, stem in ((CAL_SEED, CAL_SIZE, f"cal{CAL_SEED}"), (VAL_SEED, VAL_SIZE, f"val{VAL_SEED}")):
+        if not os.path.exists(os.path.join(work, stem + ".truth.json")):
+            synth(args.bin, os.path.join(work, stem + ".tiff"), size, seed)
+    card_path = os.path.join(args.out, NAME + ".card.json")
+    with open(card_path) as f:
+        c = json.load(f)
+    with open(os.path.join(args.out, NAME + ".onnx"), "rb") as f:
+        data = f.read()
+    with open(os.path.join(args.out, NAME + ".ood.json")) as f:
+        old = json.load(f)
+    mu = np.array(old["mean"])
+    prec = np.array(old["precision"]).reshape(old["dim"], old["dim"])
+    cal = calibrate_with_pipeline(args, work, data, c["normalization"]["mean"], c["normalization"]["std"],
+                                  mu, prec, old["feature"])
+    info = {"n_train": sum(c["x-training"].get("tiles_per_class", {}).values()) or 2560, **cal["info"],
+            "ood_sha": hashlib.sha256(cal["ood_bytes"]).hexdigest()}
+    fresh = card(c["sha256"], 0, c["normalization"]["mean"], c["normalization"]["std"],
+                 {**info, "n_val": c["metrics"]["tiles"], "train_per_class": {}, "val_per_class": {},
+                  "val_acc": 0, "val_recall": {}, "val_conf": [], "steps": 0})
+    for key in ("domain", "ood_detector", "calibration"):
+        c[key] = fresh[key]
+    for path, payload in ((os.path.join(args.out, NAME + ".ood.json"), cal["ood_bytes"]),
+                          (card_path, (json.dumps(c, indent=2) + "\n").encode())):
+        with open(path + ".tmp", "wb") as f:
+            f.write(payload)
+        os.replace(path + ".tmp", path)
+    log(f"{card_path}: domain, ood_detector and calibration rewritten")
+
+
 def card(sha, n_params, mean, std, info):
     seeds = ", ".join(str(s) for s in TRAIN_SEEDS)
     return {
@@ -214,6 +499,7 @@ def card(sha, n_params, mean, std, info):
         "name": NAME,
         "version": VERSION,
         "classes": CLASSES,
+        "category_map": dict(zip(CLASSES, ["normal", "benign", "in-situ", "invasive"])),
         "input_size": [INPUT, INPUT],
         "normalization": {"mean": mean, "std": std},
         "mpp": MPP,
@@ -244,6 +530,47 @@ def card(sha, n_params, mean, std, info):
             "recall": info["val_recall"],
             "confusion_matrix": {"rows": "truth", "columns": "prediction", "order": CLASSES,
                                  "counts": info["val_conf"]},
+        },
+        "domain": {
+            "tissue": "synthetic H&E-like breast tissue made by histoplan synth; no real tissue",
+            "stain": "H&E as histoplan synth renders it",
+            "mpp_range": [0.2, 0.55],
+            "note": ("Valid only for slides made by histoplan synth, scanned (generated) at 0.2 to "
+                     "0.55 um/px and read at 0.5 um/px. Any real slide, of any organ or stain, is "
+                     "outside this domain; the out-of-domain detector below checks each slide."),
+        },
+        "ood_detector": {
+            "method": "mahalanobis",
+            "file": NAME + ".ood.json",
+            "sha256": info["ood_sha"],
+            "features": ("penultimate: the global-average-pooled features the classifier reads "
+                         f"(ONNX value {info['ood_feature']}, {info['ood_dim']} values per tile)"),
+            "fitted_on": (f"the {info['n_train']} training tiles (mean and a covariance shrunk by "
+                          f"{OOD_SHRINK} towards its mean variance)"),
+            "threshold": info["ood_threshold"],
+            "threshold_rule": (f"the {OOD_PERCENTILE:g}th percentile of the tile scores that "
+                               f"histoplan analyze computes on the {info['n_cal_scored']} analysed "
+                               f"tiles of the held-out calibration slide (seed {CAL_SEED}, "
+                               f"{CAL_SIZE}x{CAL_SIZE} px at 0.25 um/px)"),
+            "target_false_positive_rate": round(1 - OOD_PERCENTILE / 100, 4),
+            "slide_fraction": OOD_SLIDE_FRACTION,
+            "rates": info["ood_rates"],
+        },
+        "calibration": {
+            "method": "temperature",
+            "temperature": info["temperature"],
+            "fitted_on": (f"the {info['n_cal']} tiles histoplan analyze classified on the held-out "
+                          f"calibration slide (seed {CAL_SEED}) with >= 50% tissue in the truth "
+                          f"mask, labelled by its majority class (boundary tiles included), by "
+                          f"negative log-likelihood"),
+            "reliability": {
+                "measured_on": (f"the {info['n_val_grid']} tiles histoplan analyze classified on the "
+                                f"held-out validation slide (seed {VAL_SEED}) with >= 50% tissue in "
+                                f"the truth mask, majority label"),
+                "bins": ECE_BINS,
+                "ece_before": info["ece_before"],
+                "ece_after": info["ece_after"],
+            },
         },
         "license": "CC0-1.0",
         "not_for_diagnosis": True,
@@ -278,9 +605,18 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "models", "zoo"))
     ap.add_argument("--work", help="keep generated slides here (default: a temporary folder)")
     ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--reuse-trained", action="store_true",
+                    help="reuse the weights a previous run saved in --work (skips training)")
+    ap.add_argument("--real-dir", default=REAL_DIR,
+                    help="real H&E sets for the detector's detection rate (skipped when absent)")
     ap.add_argument("--max-minutes", type=float, default=20.0,
                     help="safety cap on the training loop (default 20)")
+    ap.add_argument("--recalibrate", action="store_true",
+                    help="only refit the detector's threshold and the temperature for the model in --out")
     args = ap.parse_args()
+    if args.recalibrate:
+        recalibrate(args)
+        return
 
     t0 = time.time()
     torch.manual_seed(SEED)
@@ -304,6 +640,9 @@ def main():
     vstem = os.path.join(work, f"val{VAL_SEED}")
     if not os.path.exists(vstem + ".truth.json"):
         synth(args.bin, vstem + ".tiff", VAL_SIZE, VAL_SEED)
+    cstem = os.path.join(work, f"cal{CAL_SEED}")
+    if not os.path.exists(cstem + ".truth.json"):
+        synth(args.bin, cstem + ".tiff", CAL_SIZE, CAL_SEED)
 
     t = time.time()
     xtr, ytr, train_per_class, pool_sizes = train_tiles(work, rng)
@@ -322,8 +661,15 @@ def main():
 
     model = demo.DemoDenseNet(len(CLASSES)).to(memory_format=torch.channels_last)
     n_params = sum(p.numel() for p in model.parameters())
+    trained = os.path.join(work, f"trained-{args.steps}.pt")
+    if args.reuse_trained and os.path.exists(trained):
+        # The detector and calibration steps can be rerun on the same weights (a rerun of the
+        # training gives them too, only slower).
+        state = torch.load(trained)
+        model.load_state_dict(state["model"])
+        args.steps = 0
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=args.steps,
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=max(args.steps, 1),
                                                 pct_start=0.15)
     gen = torch.Generator().manual_seed(SEED + 1)
     ytr_t = torch.from_numpy(ytr)
@@ -353,6 +699,10 @@ def main():
             log(f"  step {step:4d} loss {loss.item():.4f} lr {sched.get_last_lr()[0]:.5f} "
                 f"{time.time() - t:.0f} s")
     train_s = time.time() - t
+    if args.steps == 0:
+        steps_done = state["steps"]
+    else:
+        torch.save({"model": model.state_dict(), "steps": steps_done}, trained)
     log(f"trained {steps_done} steps x {BATCH} in {train_s:.0f} s")
 
     t = time.time()
@@ -367,10 +717,23 @@ def main():
     info = {"n_train": len(xtr), "train_per_class": train_per_class, "n_val": len(xva),
             "val_per_class": {CLASSES[c]: int((yva == c).sum()) for c in range(4)},
             "val_acc": acc, "val_recall": recall, "val_conf": conf, "steps": steps_done}
+
+    # Out-of-domain detector and temperature, from the trained model: mean and precision of the
+    # training tiles' penultimate features here; threshold, temperature and rates from what
+    # `histoplan analyze` itself computes on held-out slides (calibrate_with_pipeline).
+    t = time.time()
+    ftr, _ = features_and_logits(model, xtr, mean_t, std_t)
+    mu, prec = fit_detector(ftr)
+    cal = calibrate_with_pipeline(args, work, data, mean, std, mu, prec, feature_value_name(data))
+    info.update(cal["info"])
+    ood_bytes = cal["ood_bytes"]
+    log(f"detector and calibration: {time.time() - t:.0f} s")
+
     os.makedirs(args.out, exist_ok=True)
     onnx_path = os.path.join(args.out, NAME + ".onnx")
     card_path = os.path.join(args.out, NAME + ".card.json")
-    for path, payload in ((onnx_path, data),
+    ood_path = os.path.join(args.out, NAME + ".ood.json")
+    for path, payload in ((onnx_path, data), (ood_path, ood_bytes),
                           (card_path, (json.dumps(card(sha, n_params, mean, std, info), indent=2)
                                        + "\n").encode())):
         with open(path + ".tmp", "wb") as f:

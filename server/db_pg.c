@@ -27,6 +27,21 @@ static hp_status pg_fail(hp_db *db, PGresult *res, const char *what)
     return HP_ERR_IO;
 }
 
+/* Every transaction of ours lasts milliseconds. One left open longer belongs to a process
+ * that was paused (SIGSTOP, a suspended VM, a debugger) while it held row locks, the audit
+ * head's among them, which would stall every other worker and the API until it resumed; the
+ * server ends such a session after this long, and the paused process finds its call failed
+ * (and reconnects) when it wakes. */
+#define IDLE_IN_TRANSACTION_TIMEOUT "SET idle_in_transaction_session_timeout = '10s'"
+
+static int session_setup(PGconn *c)
+{
+    PGresult *res = PQexec(c, IDLE_IN_TRANSACTION_TIMEOUT);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    return ok;
+}
+
 /* A dropped connection is reset before the statement runs, never in the middle of a
  * transaction the caller thinks is open: a reset there fails the call instead. */
 static int ensure_connected(hp_db *db)
@@ -37,7 +52,7 @@ static int ensure_connected(hp_db *db)
     if (db->in_tx)
         return 0; /* the rest of the transaction must not run on a fresh connection */
     PQreset(c);
-    return PQstatus(c) == CONNECTION_OK;
+    return PQstatus(c) == CONNECTION_OK && session_setup(c);
 }
 
 static hp_status pg_exec(hp_db *db, const char *sql, const hp_db_value *params, int n,
@@ -145,5 +160,9 @@ hp_status hp_db_pg_open(const char *conninfo, hp_db *db)
         return HP_ERR_IO;
     }
     PQsetNoticeProcessor(c, quiet_notice, NULL);
+    if (!session_setup(c)) {
+        pg_fail(db, NULL, "session setup");
+        return HP_ERR_IO;
+    }
     return HP_OK;
 }

@@ -15,7 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/sha256.h"
 #include "models/card.h"
+#include "models/model.h"
 #include "server/deliver.h"
 #include "server/http.h"
 #include "server/service_internal.h"
@@ -181,6 +183,14 @@ static hp_status prepare_model(hp_service *s, const hp_service_config *c, hp_err
     snprintf(s->model_ref, sizeof s->model_ref, "%s@%s", card.name,
              card.version ? card.version : "unversioned");
     hp_card_free(&card);
+    if (c->workers < 1)
+        return HP_OK;
+    hp_model_options mo = hp_model_default_options();
+    mo.backend = !strcmp(c->backend, "cuda") ? HP_BACKEND_CUDA : HP_BACKEND_CPU;
+    mo.require_card = 1;
+    if (!(s->model = hp_model_open(s->model_path, &mo, err)) ||
+        hp_sha256_file(s->model_path, s->model_sha, err) != HP_OK)
+        return err ? err->code : HP_ERR_INVALID;
     return HP_OK;
 }
 
@@ -368,6 +378,7 @@ stop:
         hp_worker_destroy(workers[i]);
     }
 out:
+    hp_model_destroy(s->model);
     hp_db_pool_destroy(s->pool);
     hp_rate_limiter_destroy(s->rate);
     hp_tile_cache_destroy(s->tiles);

@@ -24,6 +24,10 @@ typedef struct hp_service {
     int n_roots;
     char model_path[PATH_MAX];
     char model_ref[256];                           /* the card's "name@version" */
+    /* One model in memory per process, shared by the workers (hp_model serializes runs): the
+     * backend runs whichever worker's batch is ready while the others read tiles or write. */
+    struct hp_model *model;
+    char model_sha[65];
     hp_db_pool *pool;
     hp_rate_limiter *rate;
     hp_metrics *metrics;

@@ -31,8 +31,6 @@
 struct hp_worker {
     hp_service *svc;
     char id[HP_ID_LEN + 1];
-    hp_model *model;
-    char model_sha[65];
     pthread_t thread, hb_thread;
     int started;
     /* The run in progress, seen by the heartbeat thread and by a stopping service. */
@@ -233,7 +231,7 @@ static void run_job(hp_worker *w, hp_job_row *j)
     if (svc->cfg.batch > 0)
         o.batch = svc->cfg.batch;
     o.backend_name = svc->cfg.backend;
-    o.model_sha256 = w->model_sha;
+    o.model_sha256 = w->svc->model_sha;
     o.progress = progress;
     o.progress_user = w;
     cJSON *opts = cJSON_Parse(b.options);
@@ -256,7 +254,7 @@ static void run_job(hp_worker *w, hp_job_row *j)
 
     hp_analyze_outcome oc;
     hp_error ae = {0};
-    hp_status s = hp_analyze_slide(w->model, slide, &o, &f, &oc, slide_id, &ae);
+    hp_status s = hp_analyze_slide(w->svc->model, slide, &o, &f, &oc, slide_id, &ae);
     if (s != HP_OK) {
         snprintf(msg, sizeof msg, "%s", ae.msg[0] ? ae.msg : hp_status_name(s));
         /* Out of memory and device faults may pass; a slide that cannot be read will not. */
@@ -351,13 +349,9 @@ hp_status hp_worker_start(hp_service *svc, int index, hp_worker **out, hp_error 
     pthread_cond_init(&w->cv, NULL);
     hp_id_new('w', w->id);
     (void)index;
-    hp_model_options mo = hp_model_default_options();
-    mo.backend = !strcmp(svc->cfg.backend, "cuda") ? HP_BACKEND_CUDA : HP_BACKEND_CPU;
-    mo.require_card = 1;
-    if (!(w->model = hp_model_open(svc->model_path, &mo, err)) ||
-        hp_sha256_file(svc->model_path, w->model_sha, err) != HP_OK) {
+    if (!svc->model) {
         hp_worker_destroy(w);
-        return err ? err->code : HP_ERR_INVALID;
+        return hp_error_set(err, HP_ERR_INVALID, "no model for the workers");
     }
     if (pthread_create(&w->hb_thread, NULL, heartbeat_main, w) != 0) {
         hp_worker_destroy(w);
@@ -421,7 +415,6 @@ void hp_worker_destroy(hp_worker *w)
 {
     if (!w)
         return;
-    hp_model_destroy(w->model);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w);

@@ -124,9 +124,14 @@ def read_tiles(path):
 def check_uncertainty_map(sdir, doc):
     """uncertainty.png shows each tile's entropy: same geometry as the class heatmaps, and tiles
     the model is less sure of (higher entropy in tiles.csv) are brighter in viridis."""
-    unc = np.asarray(Image.open(os.path.join(sdir, "uncertainty.png")).convert("RGB"), dtype=float)
-    ref = Image.open(os.path.join(sdir, "heatmap_invasive.png"))
-    check(unc.shape[1] == ref.size[0] and unc.shape[0] == ref.size[1],
+    # The picture is the top-left part the legend's layout (PNG text "histoplan:legend") names.
+    def picture(name):
+        im = Image.open(os.path.join(sdir, name))
+        mw, mh = json.loads(im.info["histoplan:legend"])["map"]
+        return np.asarray(im.convert("RGB"), dtype=float)[:mh, :mw]
+    unc = picture("uncertainty.png")
+    ref = picture("heatmap_invasive.png")
+    check(unc.shape == ref.shape,
           f"uncertainty.png has the heatmaps' size ({unc.shape[1]}x{unc.shape[0]})")
     gw = doc["analysis"]["grid_w"]
     px = unc.shape[1] // gw
@@ -244,6 +249,7 @@ try:
     rc, log = analyze(slide, "--out", out, "--case", "S26-000001")
     check(rc == 0 and "skipped" in log and "--overwrite" in log,
           f"a rerun without --overwrite keeps the completed result ({log.strip()[:160]})")
+    # Nothing is rewritten, not even batch-summary.json: its entry for the slide stays "done".
     check(snapshot(out) == before, "the skipped rerun left every file untouched")
     rc, log = analyze(slide, "--out", out, "--case", "S26-000001", "--overwrite")
     check(rc == 0 and os.path.isfile(os.path.join(sdir, "findings.json"))

@@ -46,9 +46,15 @@ def main():
         large = t.synth(os.path.join(tmp, "large.tiff"), 8192, 2302)
         small2 = t.synth(os.path.join(tmp, "small2.tiff"), 1024, 2303)
         slides = [small1, large, small2]
-        # SIGINT soon after the slide starts (while the tissue is found), SIGTERM later (among
-        # the batches of tiles): the run stops at its next stage or batch either way.
-        for sig, want, delay in ((signal.SIGINT, 130, 0.5), (signal.SIGTERM, 143, 4.0)):
+        # How long the large slide takes on this machine, so that the signals land while it runs
+        # however fast the machine is: SIGINT soon after it starts (while the tissue is found),
+        # SIGTERM later (among the batches of tiles); the run stops at its next stage or batch.
+        rc, so, _ = t.run("analyze", "--model", t.MODEL, "--out", os.path.join(tmp, "out_timing"), "--json",
+                          "--batch", "2", "--threads", "1", large)
+        took = [ev.get("duration_s") for ev in t.json_lines(so) if ev.get("event") == "done"]
+        t.check(rc == 0 and took, f"the large slide alone runs to the end ({rc})")
+        took = took[0] if took else 4.0
+        for sig, want, delay in ((signal.SIGINT, 130, 0.1 * took), (signal.SIGTERM, 143, 0.5 * took)):
             name = signal.Signals(sig).name
             out = os.path.join(tmp, "out_" + name)
             os.makedirs(out)

@@ -62,7 +62,19 @@ def main():
             ("report verify", "report", ["report", "verify", "r"], "--pubkey"),
             ("report signers", "report", ["report", "signers", "list"], "--registry"),
             ("deid", "deid", ["deid", slide, "--out", os.path.join(tmp, "copy.svs")], "--out"),
+            ("eval", "eval", ["eval", "--model", model, folder], "--split"),
+            ("eval-wsi", "eval-wsi", ["eval-wsi", "--truth", "a.xml", "--findings", "f.json"], "--out"),
         ]
+        # The lab service's commands exist only where the build found their libraries.
+        rc, so, se = run_in(tmp, "serve", "--help")
+        if rc == 0:
+            cmds += [
+                ("serve", "serve", ["serve", "--data", os.path.join(tmp, "d")], "--workers"),
+                ("worker", "worker", ["worker", "--data", os.path.join(tmp, "d"), "--db", "postgresql://x"],
+                 "--model"),
+                ("serve token create", "serve", ["serve", "token", "create", "--data", os.path.join(tmp, "d"),
+                                                 "--role", "admin", "--name", "n"], "--name"),
+            ]
         for name, help_cmd, args, valued in cmds:
             usage_error(name, help_cmd, args + ["--frobnicate"], "unknown option --frobnicate", tmp)
             usage_error(name, help_cmd, args + [valued], f"{valued} needs a value", tmp)

@@ -18,6 +18,7 @@ With the slide files given (--slide), the leading regions get thumbnails of the 
 the slide; each is compared with the same box read by python3-openslide and scaled by PIL.
 Then the report is signed and the signed revision's FHIR and HTML are checked the same way.
 """
+import json
 import os
 import subprocess
 import sys
@@ -139,6 +140,19 @@ def check_html(name, path, rep, signed):
     ck(page.count("data:image/png;base64,") >= n_img, f"{name}: {n_img} images embedded")
 
 
+def picture(path):
+    """The picture inside an image with a legend band (its PNG "histoplan:legend" layout gives
+    where), and the whole file's size."""
+    from PIL import Image
+    im = Image.open(path)
+    lay = json.loads(im.info.get("histoplan:legend") or "null")
+    full = im.size
+    im = im.convert("RGB")
+    if lay:
+        im = im.crop((0, 0, lay["map"][0], lay["map"][1]))
+    return im, full
+
+
 def check_tissue_thumbnails(name, out_dir, rep, slide_paths):
     """Each tissue thumbnail against the same box read by OpenSlide's Python binding."""
     try:
@@ -156,12 +170,12 @@ def check_tissue_thumbnails(name, out_dir, rep, slide_paths):
             t = g["tissue_thumbnail"]
             if t is None:
                 continue
-            img = Image.open(os.path.join(out_dir, t["file"])).convert("RGB")
+            img, full = picture(os.path.join(out_dir, t["file"]))
             x, y, w, h = g["bbox_level0"]
             x0, y0 = max(0, x - w * 0.25), max(0, y - h * 0.25)
             x1, y1 = min(W, x + w * 1.25), min(H, y + h * 1.25)
             side = max(x1 - x0, y1 - y0)
-            ok_size = img.size == (t["width_px"], t["height_px"]) and max(img.size) <= 256
+            ok_size = full == (t["width_px"], t["height_px"]) and max(img.size) <= 256
             level = max((l for l, d in enumerate(osr.level_downsamples) if d <= max(1.0, side / 256)), default=0)
             d = osr.level_downsamples[level]
             ref = osr.read_region((int(x0), int(y0)), level, (int(-(-(x1 - x0) // d)), int(-(-(y1 - y0) // d))))
@@ -174,12 +188,37 @@ def check_tissue_thumbnails(name, out_dir, rep, slide_paths):
             ck(ok_size, f"{name}: tissue thumbnail {t['file']} is {img.size}, at most 256 px")
             hm = g["thumbnail"]
             if hm:  # the heatmap crop shows the same box: same shape
-                ratio = (hm["width_px"] / hm["height_px"]) / (t["width_px"] / t["height_px"])
-                ck(0.85 < ratio < 1.18 and max(hm["width_px"], hm["height_px"]) == 192,
-                   f"{name}: heatmap thumbnail {hm['file']} ({hm['width_px']}x{hm['height_px']}) has the tissue "
+                hw, hh = picture(os.path.join(out_dir, hm["file"]))[0].size
+                ratio = (hw / hh) / (img.size[0] / img.size[1])
+                ck(0.85 < ratio < 1.18 and max(hw, hh) == 192,
+                   f"{name}: heatmap thumbnail {hm['file']} ({hw}x{hh}) has the tissue "
                    f"thumbnail's shape")
     ck(count > 0 and worst < 6.0,
        f"{name}: {count} tissue thumbnails match OpenSlide's read of the same boxes (worst mean |diff| {worst:.2f} of 255)")
+    # The first evidence tiles of the regions with tissue thumbnails: the tile itself, no margin.
+    count, worst, missing = 0, 0.0, 0
+    for s, path in zip(rep["slides"], slide_paths):
+        osr = openslide.open_slide(path)
+        for g in s["regions"]:
+            if g["tissue_thumbnail"] is None:
+                continue
+            for t in g["evidence_tiles"][:3]:
+                if not t.get("image"):
+                    missing += 1
+                    continue
+                img, full = picture(os.path.join(out_dir, t["image"]["file"]))
+                x, y, sz = t["x"], t["y"], t["size"]
+                level = max((l for l, d in enumerate(osr.level_downsamples) if d <= max(1.0, sz / 256)), default=0)
+                d = osr.level_downsamples[level]
+                ref = osr.read_region((int(x), int(y)), level, (int(-(-sz // d)), int(-(-sz // d))))
+                bg = Image.new("RGB", ref.size, (255, 255, 255))
+                bg.paste(ref, mask=ref.split()[3])
+                ref = bg.resize(img.size, Image.BOX)
+                worst = max(worst, float(np.abs(np.asarray(img, dtype=float) - np.asarray(ref, dtype=float)).mean()))
+                count += 1
+    ck(count > 0 and missing == 0 and worst < 6.0,
+       f"{name}: {count} evidence tile images (none missing) match OpenSlide's read of the tiles "
+       f"(worst mean |diff| {worst:.2f} of 255)")
 
 
 def check_privacy(name, out_dir, log):

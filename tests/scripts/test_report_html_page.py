@@ -202,7 +202,8 @@ def check_page(name, path, report, signed):
                   for n in root.walk()), f"{name}: no stylesheet link")
     imgs = [n for n in root.walk() if n.tag == "img"]
     n_images = sum(1 for s in report["slides"] if s["overlay_image"]) + sum(
-        1 for s in report["slides"] for r in s["regions"] for k in ("thumbnail", "tissue_thumbnail") if r[k])
+        1 for s in report["slides"] for r in s["regions"] for k in ("thumbnail", "tissue_thumbnail") if r[k]) + sum(
+        1 for s in report["slides"] for r in s["regions"] for t in r["evidence_tiles"] if t.get("image"))
     check(len(imgs) == n_images, f"{name}: {len(imgs)} images, report names {n_images}")
     for img in imgs:
         src = img.attrs.get("src") or ""
@@ -239,7 +240,7 @@ def check_page(name, path, report, signed):
         sec = next((n for n in root.walk() if n.attrs.get("id") == "sign-off"), None)
         stext = sec.text() if sec else ""
         for a in so["amendments"]:
-            check(a["field"] in stext, f"{name}: amendment of {a['field']} shown")
+            check(a["id"] in stext and a["change"] in stext, f"{name}: amendment of {a['id']} {a['change']} shown")
 
     # (5) care-plan cards.
     cards = {n.attrs.get("data-rule"): n for n in root.walk() if "card" in n.classes()}

@@ -1,7 +1,8 @@
 """The care-plan rule table (report/rules/care-plan-rules.json) through `histoplan report build`.
 
 One real findings.json (a generated slide analysed with the default model) is edited into
-variants: invasive, in situ only, benign, normal, a sub-threshold invasive focus, a QC flag, low
+variants: invasive, in situ only, benign, normal, a sub-threshold invasive focus (review for
+invasion), a QC flag, low
 confidence, nothing analysed. With case files that differ in age, history, prior findings,
 BI-RADS and preferences, each report's care plan is checked against the rules expected to apply.
 Every rule of the table must apply in at least one case and be left out in at least one other,
@@ -25,6 +26,8 @@ def extent_none(doc, key):
     e.update(region_count=0, largest_region_id=None, total_area_mm2=0, extent_mm=0, largest_focus_diameter_mm=0)
     cls = e["class"]
     doc["regions"] = [r for r in doc["regions"] if r["class"] != cls]
+    doc["isolated_tiles"] = [x for x in doc["isolated_tiles"] if x["class"] != cls]
+
     for c in doc["classes"]:
         if c["name"] == cls:
             c["region_count"] = 0
@@ -121,8 +124,8 @@ CASES = [
     ("normal, BRCA1, prior atypia, BI-RADS 1", v_normal,
      {"clinical": {"birads": 1, "history": ["BRCA1 carrier"], "prior_findings": ["atypical lobular hyperplasia"]}},
      "normal", {"CP-HIGH-RISK-SCREENING", "CP-REVIEW-ATYPIA"}, {"CP-BENIGN-CONCORDANCE", "CP-GENETICS-HISTORY"}),
-    ("invasive focus below threshold", v_small_invasive, {"clinical": {"birads": 3}}, "benign",
-     {"CP-BENIGN-CONCORDANCE"}, {"CP-INV-ER-PGR"}),
+    ("invasive focus below threshold", v_small_invasive, {"clinical": {"birads": 3}}, "review-for-invasion",
+     {"CP-REVIEW-INVASION"}, {"CP-INV-ER-PGR", "CP-BENIGN-CONCORDANCE", "CP-DCIS-ER"}),
     ("QC flag", v_qc, {}, "invasive-carcinoma", {"CP-GATE-QC", "CP-INV-ER-PGR"}, {"CP-GATE-CONFIDENCE"}),
     ("low confidence", v_low_confidence, {}, "invasive-carcinoma", {"CP-GATE-CONFIDENCE"}, {"CP-GATE-QC"}),
     ("nothing analysed", v_nothing, {}, "indeterminate", {"CP-INDETERMINATE", "CP-GATE-CONFIDENCE"},

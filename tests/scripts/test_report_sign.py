@@ -197,16 +197,15 @@ with tempfile.TemporaryDirectory() as tmp:
 
     # Amendments outside the signer's fields are refused.
     bad = lib.write_json(os.path.join(tmp, "bad-amend.json"),
-                         {"reason": "typo", "changes": [{"field": "/case_findings/invasive/largest_focus_mm", "value": 3}]})
+                         {"reason": "typo", "changes": [{"largest_focus_mm": 3, "category": "invasive"}]})
     rc, log = lib.run(["report", "sign", d, "--pathologist", "dr-kim", "--key", key2, "--amend", bad])
     ck(rc == 1 and "cannot be amended" in log and not os.path.exists(os.path.join(d, "revisions", "2")),
        "amending a measured number is refused")
     # A proper amendment: revision 2, amended, revision 1 untouched.
     amend = lib.write_json(os.path.join(tmp, "amend.json"), {
-        "reason": "Category revised after deeper levels; ER/PgR approved",
-        "changes": [{"field": "/diagnosis/category", "value": "in-situ-carcinoma"},
-                    {"field": "/care_plan/suggestions/0/decision", "value": "approved"},
-                    {"field": "/care_plan/suggestions/0/note", "value": "Ordered on block A2"}]})
+        "reason": "Category revised after deeper levels; ER approved",
+        "changes": [{"category": "in-situ"},
+                    {"suggestion": "CP-DCIS-ER", "decision": "approved", "note": "Ordered on block A2"}]})
     rc, log = lib.run(["report", "sign", d, "--pathologist", "dr-kim", "--key", key2, "--amend", amend])
     ck(rc == 0 and os.path.isdir(os.path.join(d, "revisions", "2")), f"an amendment is signed as revision 2 {log.strip()[:150]}")
     ck(sha(os.path.join(rev1, "report.json")) == before, "revision 1 is kept byte for byte")
@@ -217,13 +216,14 @@ with tempfile.TemporaryDirectory() as tmp:
            so["reason"].startswith("Category revised") and so["supersedes"]["revision"] == 1 and
            so["supersedes"]["report_sha256"] == lib.load(os.path.join(rev1, "signature.json"))["report_sha256"],
            "revision 2: amended, who, why, and the hash of revision 1")
-        ck([c["field"] for c in so["amendments"]] == ["/diagnosis/category", "/care_plan/suggestions/0/decision",
-                                                     "/care_plan/suggestions/0/note"] and
+        ck([(c["id"], c["change"]) for c in so["amendments"]] == [("category", "category"), ("CP-DCIS-ER", "decision"),
+                                                                   ("CP-DCIS-ER", "note")] and
            so["amendments"][0]["before"] == "invasive-carcinoma" and so["amendments"][0]["after"] == "in-situ-carcinoma",
            "revision 2 records what changed, before and after")
         ck(r2["diagnosis"]["category"] == "in-situ-carcinoma" and r2["diagnosis"]["suggested_by"] == "pathologist" and
            r2["diagnosis"]["code"]["code"] == "86616005", "the category is the pathologist's, with its SNOMED CT code")
-        ck(r2["care_plan"]["suggestions"][0]["decision"] == "approved", "the decision is recorded")
+        ck([x["decision"] for x in r2["care_plan"]["suggestions"] if x["rule_id"] == "CP-DCIS-ER"] == ["approved"],
+           "the decision is recorded")
     rc, log = verify(d)
     ck(rc == 4 and "ok   revisions/2" in log and "ok   revisions/1" in log, "both revisions verify (signers unverified)")
     rc, log = verify(d, ("dr-okafor", pub), ("dr-kim", pub2))

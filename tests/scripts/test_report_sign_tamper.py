@@ -80,8 +80,7 @@ with tempfile.TemporaryDirectory() as tmp:
     ck(rc == 0, f"build: {log.strip()[:200]}")
     rc, log = lib.run(["report", "sign", d, "--pathologist", "dr-okafor", "--key", key])
     ck(rc == 0, f"sign: {log.strip()[:200]}")
-    amend = lib.write_json(os.path.join(tmp, "amend.json"), {
-        "reason": "Deeper levels", "changes": [{"field": "/diagnosis/category", "value": "in-situ-carcinoma"}]})
+    amend = lib.write_json(os.path.join(tmp, "amend.json"), {"category": "in-situ", "reason": "Deeper levels"})
     rc, log = lib.run(["report", "sign", d, "--pathologist", "dr-kim", "--key", key2, "--amend", amend])
     ck(rc == 0, f"amend: {log.strip()[:200]}")
     rc, log = sl.verify(d, *keys)

@@ -64,35 +64,42 @@ try:
     bid = r.json()["id"]
 
     def running_owner(exclude=()):
+        # Any running job: a small slide's job can end before its first heartbeat reports tiles.
         rows = pg.psql("SELECT j.id, w.pid FROM jobs j JOIN workers w ON w.id = j.lease_owner "
-                       "WHERE j.state = 'running' AND j.tiles_done > 0").split()
+                       "WHERE j.state = 'running'").split()
         for row in rows:
             jid, pid = row.split("|")
             if int(pid) not in exclude:
                 return jid, int(pid)
         return None, None
 
-    # Kill one worker in the middle of a job.
-    killed_job = killed_pid = None
-    deadline = time.time() + 120
-    while time.time() < deadline and killed_job is None:
-        killed_job, killed_pid = running_owner()
-        time.sleep(0.05)
-    check(killed_job is not None, "a worker is in the middle of a job")
-    victim = next(w for w in workers if w.p.pid == killed_pid)
-    killed_fence = int(pg.psql(f"SELECT fence FROM jobs WHERE id = '{killed_job}'").strip())
-    victim.kill9()
-    print(f"killed worker pid {killed_pid} during job {killed_job}")
+    def freeze_mid_job(exclude=()):
+        """SIGSTOPs a worker that is in the middle of a job and returns (job, pid, fence) once the
+        job is known to be still running under that worker after the stop: a job can finish
+        between the query and the signal, and a test that then kills an idle worker proves nothing."""
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            jid, pid = running_owner(exclude)
+            if jid is None:
+                time.sleep(0.05)
+                continue
+            fence = pg.psql(f"SELECT fence FROM jobs WHERE id = '{jid}'").strip()
+            os.kill(pid, signal.SIGSTOP)
+            row = pg.psql(f"SELECT j.state, j.fence, w.pid FROM jobs j JOIN workers w ON w.id = j.lease_owner "
+                          f"WHERE j.id = '{jid}'").strip()
+            if row == f"running|{fence}|{pid}":
+                return jid, pid, int(fence)
+            os.kill(pid, signal.SIGCONT)
+        return None, None, None
 
-    # Stop another worker (SIGSTOP) past its lease, then let it go on.
-    stopped_job = stopped_pid = None
-    deadline = time.time() + 120
-    while time.time() < deadline and stopped_job is None:
-        stopped_job, stopped_pid = running_owner(exclude=(killed_pid,))
-        time.sleep(0.05)
+    # Freeze two workers in the middle of their jobs before either is harmed, so that the queue
+    # cannot drain between the two: kill one (kill -9), keep the other stopped past its lease.
+    killed_job, killed_pid, killed_fence = freeze_mid_job()
+    check(killed_job is not None, "a worker is in the middle of a job")
+    stopped_job, stopped_pid, stopped_fence = freeze_mid_job(exclude=(killed_pid,))
     check(stopped_job is not None, "another worker is in the middle of a job")
-    stopped_fence = int(pg.psql(f"SELECT fence FROM jobs WHERE id = '{stopped_job}'").strip())
-    os.kill(stopped_pid, signal.SIGSTOP)
+    next(w for w in workers if w.p.pid == killed_pid).kill9()
+    print(f"killed worker pid {killed_pid} during job {killed_job}")
     print(f"stopped worker pid {stopped_pid} during job {stopped_job} (fence {stopped_fence})")
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -158,6 +165,8 @@ finally:
                 pass
     for p in procs:
         p.terminate(60) if p.alive() else None
+    if sys.exc_info()[0] is not None:
+        pg.stop()  # a test that broke off must not leave its database server running
 rc, out, err = T.run(["serve", "audit", "verify", "--data", data, "--db", pg.url])
 check(rc == 0, f"the audit chain verifies: {out.strip()}{err.strip()}")
 pg.stop()

@@ -9,7 +9,9 @@ This script generates its own folder, so it depends on no other test, then check
 - heatmap.tiff with OpenSlide (python3-openslide): vendor aperio, MPP = slide MPP x downsample,
   level sizes, the colour at tile centres (top class colour mixed with white by probability),
   white where nothing was analysed;
-- heatmap_<class>.png, overlay.png, mask.png with PIL: sizes, viridis ends, blend, mask values;
+- heatmap_<class>.png, overlay.png, mask.png with PIL: sizes of the picture (the legend band's
+  layout, from the PNG's "histoplan:legend" text chunk, says where it is), viridis ends, blend,
+  mask values;
 - regions.geojson with json: FeatureCollection, QuPath's fields, rings closed, simple (an O(n^2)
   segment intersection check), holes inside and areas matching the measurements;
 - regions.xml with xml.etree: ASAP's structure, groups, ordered coordinates;
@@ -32,6 +34,12 @@ except ImportError as e:  # pragma: no cover
     sys.exit(77)
 
 failures = 0
+
+
+def map_size(im):
+    """The picture's size inside a PNG with a legend band (its "histoplan:legend" layout)."""
+    lay = json.loads(im.info.get("histoplan:legend", "null") or "null")
+    return tuple(lay["map"]) if lay else None
 
 
 def check(cond, msg):
@@ -158,7 +166,7 @@ def main():
             path = os.path.join(d, f"heatmap_{c['safe']}.png")
             check(os.path.exists(path), f"{os.path.basename(path)} exists")
             im = Image.open(path)
-            check(im.mode == "RGB" and im.size == (gw * 4, gh * 4), f"{c['safe']}: RGB {im.size}")
+            check(im.mode == "RGB" and map_size(im) == (gw * 4, gh * 4), f"{c['safe']}: RGB {map_size(im)}")
             px = im.load()
             check(px[(bg % gw) * 4 + 1, (bg // gw) * 4 + 1] == (255, 255, 255), f"{c['safe']}: background white")
             # Luminance rises with probability (viridis is monotone in lightness).
@@ -172,13 +180,13 @@ def main():
         check(max(abs(a - b) for a, b in zip(im[(t % gw) * 4, (t // gw) * 4], (253, 231, 37))) <= 40,
               "heatmap_invasive: a sure tile is near viridis' yellow end")
         mask = Image.open(os.path.join(d, "mask.png"))
-        check(mask.mode == "L" and mask.size == (gw, gh), f"mask.png: grey {mask.size}")
+        check(mask.mode == "RGB" and map_size(mask) == (gw, gh), f"mask.png: {map_size(mask)}")
         mp = mask.load()
-        check(all(mp[t % gw, t // gw] == (255 if analysed[t] else 0) for t in range(gw * gh)),
-              "mask.png: 255 exactly on analysed tiles")
+        check(all(mp[t % gw, t // gw] == ((255,) * 3 if analysed[t] else (0,) * 3) for t in range(gw * gh)),
+              "mask.png: white exactly on analysed tiles")
         ov = Image.open(os.path.join(d, "overlay.png"))
         th = Image.open(os.path.join(d, "thumb.png")).load()
-        check(ov.mode == "RGB" and ov.size == (600, 500), f"overlay.png: RGB {ov.size}")
+        check(ov.mode == "RGB" and map_size(ov) == (600, 500), f"overlay.png: RGB {map_size(ov)}")
         ovp = ov.load()
         sx, sy = ex["slide_w"] / 600, ex["slide_h"] / 500
         for k, t in sorted(probes.items()) + [(-1, bg)]:
@@ -273,7 +281,7 @@ def main():
             f.seek(0)
             header = next(csv.reader(f))
         want_header = (["tile_index", "i", "j", "x", "y", "size", "tissue_fraction"] +
-                       ["prob_" + c["safe"] for c in ex["classes"]] + ["entropy", "top_class"])
+                       ["prob_" + c["safe"] for c in ex["classes"]] + ["entropy", "top_class", "region_id", "ood_score"])
         check(header == want_header, f"csv: header {header}")
         check(all(h.replace("_", "").isalnum() for h in header), "csv: file-safe column names")
         check(len(rows) == sum(analysed), f"csv: {len(rows)} rows = analysed tiles {sum(analysed)}")

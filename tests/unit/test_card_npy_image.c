@@ -175,6 +175,29 @@ static const bad_card bad_cards[] = {
     {"license", "false", "\"license\"", 1},
     {"not_for_diagnosis", "\"yes\"", "\"not_for_diagnosis\"", 1},
     {"normalisation", "{}", "\"normalisation\"", 1},
+    /* Domain of validity, out-of-domain detector, calibration. */
+    {"domain", "{\"tissue\": \"t\", \"stain\": \"s\"}", "\"domain.mpp_range\"", 1},
+    {"domain", "{\"tissue\": \"t\", \"stain\": \"s\", \"mpp_range\": [0.5, 0.2]}", "\"domain.mpp_range\"", 0},
+    {"domain", "{\"tissue\": \"t\", \"stain\": \"s\", \"mpp_range\": [0.2, 0.5], \"organ\": 1}",
+     "\"domain.organ\"", 1},
+    {"domain", "{\"tissue\": \"\", \"stain\": \"s\", \"mpp_range\": [0.2, 0.5]}", "\"domain.tissue\"", 1},
+    {"ood_detector", "{\"method\": \"energy\", \"file\": \"d.json\", \"sha256\": \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+     "\"ood_detector.method\"", 1},
+    {"ood_detector", "{\"method\": \"mahalanobis\", \"file\": \"../d.json\", \"sha256\": \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
+     "\"ood_detector.file\"", 1},
+    {"ood_detector", "{\"method\": \"mahalanobis\", \"file\": \"d.json\", \"sha256\": \"abc\"}",
+     "\"ood_detector.sha256\"", 1},
+    {"calibration", "{\"method\": \"temperature\", \"temperature\": 1.2, \"fitted_on\": \"x\"}",
+     "\"calibration.reliability\"", 1},
+    {"calibration", "{\"method\": \"isotonic\", \"temperature\": 1.2, \"fitted_on\": \"x\", \"reliability\": "
+                    "{\"measured_on\": \"y\", \"bins\": 15, \"ece_before\": 0.1, \"ece_after\": 0.05}}",
+     "\"calibration.method\"", 1},
+    {"calibration", "{\"method\": \"temperature\", \"temperature\": 0, \"fitted_on\": \"x\", \"reliability\": "
+                    "{\"measured_on\": \"y\", \"bins\": 15, \"ece_before\": 0.1, \"ece_after\": 0.05}}",
+     "\"calibration.temperature\"", 1},
+    {"calibration", "{\"method\": \"temperature\", \"temperature\": 1.5, \"fitted_on\": \"x\", \"reliability\": "
+                    "{\"measured_on\": \"y\", \"bins\": 15, \"ece_before\": 0.1, \"ece_after\": 1.5}}",
+     "\"calibration.reliability.ece_after\"", 1},
 };
 
 static void test_cards(const char *py, FILE *manifest)
@@ -232,6 +255,38 @@ static void test_cards(const char *py, FILE *manifest)
             fprintf(manifest, "invalid %s\n", path);
     }
 
+    /* A domain and a calibration are read; a detector file is hashed against the card. */
+    {
+        const char *path = card_variant("domain.card.json", "domain",
+                                        "{\"tissue\": \"t\", \"stain\": \"H&E\", \"mpp_range\": [0.2, 0.5]}");
+        hp_error_clear(&err);
+        T(hp_card_load(path, &card, &err) == HP_OK && card.mpp_min == 0.2 && card.mpp_max == 0.5 &&
+          card.domain_stain && !strcmp(card.domain_stain, "H&E") && !card.ood_path && !card.has_calibration);
+        hp_card_free(&card);
+        path = card_variant("cal.card.json", "calibration",
+                            "{\"method\": \"temperature\", \"temperature\": 1.5, \"fitted_on\": \"x\", "
+                            "\"reliability\": {\"measured_on\": \"y\", \"bins\": 15, \"ece_before\": 0.1, "
+                            "\"ece_after\": 0.05}}");
+        hp_error_clear(&err);
+        T(hp_card_load(path, &card, &err) == HP_OK && card.has_calibration && card.temperature == 1.5 &&
+          card.ece_before == 0.1 && card.ece_after == 0.05);
+        hp_card_free(&card);
+        const char *det = tmp_path("d.ood.json");
+        write_bytes(det, "{}\n", 3);
+        char hex[65], v[512];
+        hp_error herr = {0};
+        T(hp_sha256_file(det, hex, &herr) == HP_OK);
+        snprintf(v, sizeof v, "{\"method\": \"mahalanobis\", \"file\": \"d.ood.json\", \"sha256\": \"%s\"}", hex);
+        path = card_variant("det.card.json", "ood_detector", v);
+        hp_error_clear(&err);
+        T(hp_card_load(path, &card, &err) == HP_OK && card.ood_path && strstr(card.ood_path, "d.ood.json") &&
+          card.ood_slide_fraction == 0.5);
+        hp_card_free(&card);
+        write_bytes(det, "{ }\n", 4); /* one byte more: not the file the card describes */
+        hp_error_clear(&err);
+        TM(hp_card_load(path, &card, &err) == HP_ERR_INVALID && strstr(err.msg, "SHA-256") &&
+           strstr(err.msg, "out-of-domain detector"), "changed detector file: %s", err.msg);
+    }
     /* Too many classes. */
     {
         char v[2048] = "[";

@@ -289,7 +289,10 @@ static void check_full(const char *path)
     OK(!strcmp(cJSON_GetStringValue(at(at(j, "outputs", "heatmaps"), "in situ", NULL)),
                "heatmap_in_situ.png"));
     OK(cJSON_GetNumberValue(at(j, "invasive", "largest_focus_diameter_mm")) == 2.9041);
-    OK(cJSON_GetNumberValue(at(j, "in_situ_extent", "largest_region_id")) == 1);
+    const char *lr = cJSON_GetStringValue(at(j, "in_situ_extent", "largest_region_id"));
+    const char *r2 = cJSON_GetStringValue(at(cJSON_GetArrayItem(at(j, "regions", NULL), 1), "id", NULL));
+    OK(lr && !strcmp(lr, "R1")); /* region ids are written R<n> */
+    OK(r2 && !strcmp(r2, "R2"));
     OK(!strcmp(cJSON_GetStringValue(at(j, "case", "accession")), "S26-001234"));
     cJSON_Delete(j);
     free(text);

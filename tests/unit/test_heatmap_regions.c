@@ -321,10 +321,10 @@ static void test_writer_refusals(void)
     hp_heatmap_grid *g = make(4, 4, 2, 0, 1.0f);
     hp_error err = {0};
     g->mpp = 0;
-    CHECK(hp_write_tiles_csv("/nonexistent/x.csv", g, &err) == HP_ERR_INVALID);
+    CHECK(hp_write_tiles_csv("/nonexistent/x.csv", g, NULL, &err) == HP_ERR_INVALID);
     hp_error_clear(&err);
     g->mpp = 0.5;
-    CHECK(hp_write_tiles_csv("/nonexistent/dir/x.csv", g, &err) != HP_OK && err.msg[0]);
+    CHECK(hp_write_tiles_csv("/nonexistent/dir/x.csv", g, NULL, &err) != HP_OK && err.msg[0]);
     hp_error_clear(&err);
     CHECK(hp_write_heatmap_tiff("/nonexistent/dir/h.tiff", g, g->prob, 8, &err) != HP_OK);
     CHECK(access("/nonexistent/dir/h.tiff", F_OK) != 0);
@@ -395,7 +395,7 @@ static int write_fixture(const char *dir)
         st = hp_image_write_png(p, thumb, tw, th, &err);
     snprintf(p, sizeof p, "%s/mask.png", dir);
     if (!st)
-        st = hp_write_mask_png(p, g, &err);
+        st = hp_write_mask_png(p, g, 1, &err);
     snprintf(p, sizeof p, "%s/heatmap.tiff", dir);
     if (!st)
         st = hp_write_heatmap_tiff(p, g, g->prob, D, &err);
@@ -407,7 +407,7 @@ static int write_fixture(const char *dir)
         st = hp_write_regions_asap_xml(p, g, rs, &err);
     snprintf(p, sizeof p, "%s/tiles.csv", dir);
     if (!st)
-        st = hp_write_tiles_csv(p, g, &err);
+        st = hp_write_tiles_csv(p, g, &(hp_tile_extras){.regions = rs}, &err);
     /* What the readers compare against. */
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "gw", g->gw);

@@ -183,7 +183,8 @@ static void check_good(const cJSON *prelim, const cJSON *signed_r, const char *f
         OK(strstr(html, "path-0193") != NULL);
         OK(strstr(html, "2026-11-22T14:05:31Z") != NULL);
         OK(strstr(html, "id=\"sign-off\"") != NULL);
-        OK(strstr(html, "/care_plan/suggestions/3/decision") != NULL);
+        /* The amendment names the suggestion by its rule id, as the page shows it. */
+        OK(strstr(html, "data-pointer=\"/sign_off/amendments/0/id\">CP-INV-MDT<") != NULL);
         OK(strstr(html, "decision: rejected") != NULL);
     }
     free(html);
