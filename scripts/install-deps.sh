@@ -46,8 +46,7 @@ packages=(
   # test-time validators from npm (the official FHIR R4 JSON schema), the viewer's
   # OpenSeadragon and its browser tests (playwright-core): Node.js and npm
   nodejs npm
-  # the viewer's browser tests drive Debian's Chromium (headless) with playwright-core
-  chromium
+  # (chromium, listed above, also runs the viewer's browser tests through playwright-core)
 )
 
 . "$(dirname "$0")/lib/apt-install-missing.sh"

@@ -4,12 +4,14 @@
  * so the palette, threshold and opacity change without a new request. */
 'use strict';
 
-/* Okabe-Ito: distinguishable with the common colour-vision deficiencies. */
+/* Okabe-Ito: distinguishable with the common colour-vision deficiencies. The same colours by
+ * diagnostic category as the legends of analyze's pictures (pipeline/legend.c): in situ blue and
+ * invasive vermillion, far apart, never orange beside vermillion. */
 const PALETTE = {
-  normal: [0, 158, 115], benign: [86, 180, 233], in_situ: [230, 159, 0],
+  normal: [0, 158, 115], benign: [240, 228, 66], in_situ: [0, 114, 178],
   invasive: [213, 94, 0], uncertainty: [204, 121, 167],
 };
-const FALLBACK = [[0, 114, 178], [240, 228, 66], [0, 0, 0]];
+const FALLBACK = [[86, 180, 233], [230, 159, 0], [0, 0, 0]];
 
 const hp = window.hp = { csrf: null, viewer: null, job: null, layers: [], regions: [],
   version: 1, ready: false, tilesLoaded: false };
