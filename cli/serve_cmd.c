@@ -56,6 +56,7 @@ void hp_cli_service_usage(FILE *f, int with_http)
                 "  --max-slides N         slides per batch (default 1000)\n"
                 "  --rate-limit R         requests per second per token (default 100; 0: none)\n"
                 "  --http-threads N       default 4\n"
+                "  --tile-cache-mb N      memory for encoded slide tiles (default 256; 0: none)\n"
                 "  --client-timeout S     close a connection idle S seconds (default 30)\n"
                 "  --workers N            analyses at a time in this process (default 1; 0: API only)\n"
                 "  --callback-retry-base-ms MS\n"
@@ -80,7 +81,8 @@ void hp_cli_service_usage(FILE *f, int with_http)
 enum {
     S_DATA = 1, S_DB, S_LISTEN, S_TLS_CERT, S_TLS_KEY, S_INSECURE, S_SLIDE_ROOT, S_MAX_UPLOAD,
     S_MAX_BODY, S_MAX_SLIDES, S_RATE, S_HTTP_THREADS, S_WORKERS, S_MODEL, S_BACKEND, S_THREADS,
-    S_BATCH, S_CLIENT_TIMEOUT, S_LEASE, S_HEARTBEAT, S_ATTEMPTS, S_RETRY, S_GRACE, S_CB_RETRY
+    S_BATCH, S_CLIENT_TIMEOUT, S_LEASE, S_HEARTBEAT, S_ATTEMPTS, S_RETRY, S_GRACE, S_CB_RETRY,
+    S_TILE_CACHE
 };
 
 const hp_cli_option hp_cli_service_options[] = {
@@ -96,6 +98,7 @@ const hp_cli_option hp_cli_service_options[] = {
     {"max-slides", 0, 1, S_MAX_SLIDES},
     {"rate-limit", 0, 1, S_RATE},
     {"http-threads", 0, 1, S_HTTP_THREADS},
+    {"tile-cache-mb", 0, 1, S_TILE_CACHE},
     {"workers", 0, 1, S_WORKERS},
     {"model", 'm', 1, S_MODEL},
     {"backend", 0, 1, S_BACKEND},
@@ -125,6 +128,7 @@ int hp_cli_service_apply(const hp_cli_parser *p, int id, hp_service_config *c, i
         {S_WORKERS, 0, 64},            {S_THREADS, 1, 256},           {S_BATCH, 1, 1024},
         {S_LEASE, 2, 86400},           {S_HEARTBEAT, 1, 3600},        {S_ATTEMPTS, 1, 1000},
         {S_RETRY, 0, 86400000},        {S_CB_RETRY, 1, 86400000},     {S_GRACE, 0, 86400},
+        {S_TILE_CACHE, 0, 1 << 20},
     };
     for (size_t k = 0; k < sizeof ranges / sizeof *ranges; k++)
         if (ranges[k].id == id && hp_cli_int_value(p, ranges[k].lo, ranges[k].hi, &n))
@@ -154,6 +158,7 @@ int hp_cli_service_apply(const hp_cli_parser *p, int id, hp_service_config *c, i
     case S_MAX_SLIDES: c->max_slides = (int)n; break;
     case S_RATE: c->rate_limit = (double)n; break;
     case S_HTTP_THREADS: c->http_threads = (int)n; break;
+    case S_TILE_CACHE: c->tile_cache_mb = (int)n; break;
     case S_CLIENT_TIMEOUT: c->client_timeout_s = (int)n; break;
     case S_WORKERS: c->workers = (int)n; break;
     case S_THREADS: c->threads = (int)n; break;

@@ -43,8 +43,10 @@ packages=(
   chromium poppler-utils
   # fuzzing (clang's libFuzzer)
   clang
-  # test-time validators from npm (the official FHIR R4 JSON schema): Node.js and npm
+  # test-time validators from npm (the official FHIR R4 JSON schema), the viewer's
+  # OpenSeadragon and its browser tests (playwright-core): Node.js and npm
   nodejs npm
+  # (chromium, listed above, also runs the viewer's browser tests through playwright-core)
 )
 
 . "$(dirname "$0")/lib/apt-install-missing.sh"
@@ -58,18 +60,21 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
 fi
 apt_install_missing install-deps "${packages[@]}"
 
-# npm packages the tests use (tests/js/package-lock.json pins them): the official HL7 FHIR R4
-# JSON schema and its validator. Installed again only when the lock file changed.
-js_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/js"
-if [ -f "$js_dir/package-lock.json" ]; then
-  stamp="$js_dir/node_modules/.histoplan-lock.sha256"
-  want="$(sha256sum "$js_dir/package-lock.json" | cut -d' ' -f1)"
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "install-deps: npm ci in tests/js"
-    (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$want" > "$stamp"
+# npm packages (package-lock.json pins them): in tests/js the official HL7 FHIR R4 JSON schema
+# and its validator, and playwright-core; in server/web OpenSeadragon, which CMake copies into
+# the viewer's assets. Installed again only when a lock file changed.
+root_dir="$(cd "$(dirname "$0")/.." && pwd)"
+for js_dir in "$root_dir/tests/js" "$root_dir/server/web"; do
+  if [ -f "$js_dir/package-lock.json" ]; then
+    stamp="$js_dir/node_modules/.histoplan-lock.sha256"
+    want="$(sha256sum "$js_dir/package-lock.json" | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+      echo "install-deps: npm ci in ${js_dir#"$root_dir"/}"
+      (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error)
+      echo "$want" > "$stamp"
+    fi
   fi
-fi
+done
 
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "install-deps: CUDA toolkit found ($( (command -v nvcc || echo /usr/local/cuda/bin/nvcc) )); the CUDA backend will be built"

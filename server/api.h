@@ -27,6 +27,26 @@ void hp_api_upload(hp_request *r);         /* server/api_uploads.c */
 void hp_api_case_report_build(hp_request *r); /* server/api_cases.c */
 void hp_api_case_report_get(hp_request *r);
 
+void hp_api_slide_dzi(hp_request *r);     /* server/api_tiles.c */
+void hp_api_slide_tile(hp_request *r);
+
+void hp_api_heatmap_list(hp_request *r);  /* server/api_heatmap_tiles.c */
+void hp_api_heatmap_dzi(hp_request *r);
+void hp_api_heatmap_tile(hp_request *r);
+
+void hp_api_session_create(hp_request *r); /* server/api_session.c */
+void hp_api_session_get(hp_request *r);
+void hp_api_session_delete(hp_request *r);
+
+void hp_api_web_redirect(hp_request *r);   /* server/api_web.c */
+void hp_api_web_index(hp_request *r);
+void hp_api_web_file(hp_request *r);
+void hp_api_web_dir_file(hp_request *r);
+
+void hp_api_iiif_base(hp_request *r);     /* server/api_iiif.c */
+void hp_api_iiif_info(hp_request *r);
+void hp_api_iiif_image(hp_request *r);
+
 /* Shared by the handlers (server/api_common.c). */
 struct hp_db;
 /* Takes a store connection, or answers 503 and returns NULL. */

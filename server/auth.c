@@ -6,8 +6,11 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "server/api.h"
 #include "server/service_internal.h"
+#include "server/session.h"
 
 static double mono_s(void)
 {
@@ -16,11 +19,30 @@ static double mono_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static int token_stage(hp_request *r, const char *tok);
+
 int hp_authorize(hp_request *r)
 {
     if (r->route->roles == 0)
         return 1;
     const char *h = hp_request_header(r, "Authorization");
+    char session_token[80], csrf[64];
+    if (!h && hp_session_find(r->svc->sessions, hp_request_cookie(r, HP_SESSION_COOKIE),
+                              hp_now_ms(), session_token, csrf)) {
+        /* A viewer session stands for its token; a state change must also carry the session's
+         * CSRF token, which a page of another site cannot read. */
+        if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+            const char *x = hp_request_header(r, "X-CSRF-Token");
+            if (!x || strlen(x) != strlen(csrf) || CRYPTO_memcmp(x, csrf, strlen(csrf)) != 0) {
+                hp_respond_problem(r, HP_PROB_FORBIDDEN, "X-CSRF-Token",
+                                   "a change made with the session cookie needs the session's "
+                                   "X-CSRF-Token header");
+                return 0;
+            }
+        }
+        r->via_session = 1;
+        return token_stage(r, session_token);
+    }
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
         hp_respond_header(r, "WWW-Authenticate", "Bearer realm=\"histoplan\"");
         hp_respond_problem(r, HP_PROB_UNAUTHORIZED, NULL,
@@ -31,6 +53,12 @@ int hp_authorize(hp_request *r)
     const char *tok = h + 7;
     while (*tok == ' ')
         tok++;
+    return token_stage(r, tok);
+}
+
+/* The token's lookup, rate and role. */
+static int token_stage(hp_request *r, const char *tok)
+{
     hp_db *db = hp_api_db(r);
     if (!db)
         return 0;

@@ -55,6 +55,11 @@ const char *hp_request_header(hp_request *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+const char *hp_request_cookie(hp_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
+}
+
 static hp_request *request_new(hp_service *svc, struct MHD_Connection *c, const char *method)
 {
     hp_request *r = calloc(1, sizeof *r);
@@ -105,7 +110,10 @@ static enum MHD_Result send_response(hp_request *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     for (int i = 0; i < r->n_headers; i++)
         MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
-    if (r->file_fd < 0 && r->status != 200 && r->status != 206)
+    int cache_set = 0;
+    for (int i = 0; i < r->n_headers; i++)
+        cache_set |= !strcasecmp(r->headers[i][0], "Cache-Control");
+    if (r->file_fd < 0 && r->status != 200 && r->status != 206 && !cache_set)
         MHD_add_response_header(resp, "Cache-Control", "no-store");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);

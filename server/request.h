@@ -41,8 +41,8 @@ typedef struct {
     hp_handler handle;
 } hp_route;
 
-#define HP_MAX_PARAMS 2
-#define HP_MAX_EXTRA_HEADERS 6
+#define HP_MAX_PARAMS 6
+#define HP_MAX_EXTRA_HEADERS 10
 
 struct hp_request {
     struct hp_service *svc;
@@ -66,6 +66,7 @@ struct hp_request {
 
     /* authorize */
     int authed;
+    int via_session; /* authorized by the viewer's session cookie (server/session.h) */
     hp_token_info token;
 
     /* respond */
@@ -75,7 +76,7 @@ struct hp_request {
     const char *content_type;
     int file_fd; /* >= 0: the body is this file's range */
     int64_t file_off, file_len;
-    char headers[HP_MAX_EXTRA_HEADERS][2][160];
+    char headers[HP_MAX_EXTRA_HEADERS][2][512];
     int n_headers;
     int queued;
 };
@@ -84,6 +85,8 @@ struct hp_request {
 const char *hp_request_query(hp_request *r, const char *name);
 /* Request header `name` (case-insensitive), NULL when absent. */
 const char *hp_request_header(hp_request *r, const char *name);
+/* Cookie `name`, NULL when absent. */
+const char *hp_request_cookie(hp_request *r, const char *name);
 
 /* ---- respond (server/respond.c) ---------------------------------------------------------- */
 

@@ -27,6 +27,23 @@ static const hp_route ROUTES[] = {
     {"GET", "/v1/tokens", ADM, HP_BODY_NONE, hp_api_tokens_list},
     {"POST", "/v1/tokens", ADM, HP_BODY_JSON, hp_api_tokens_create},
     {"POST", "/v1/tokens/{id}/revoke", ADM, HP_BODY_NONE, hp_api_token_revoke},
+    {"GET", "/v1/slides/{id}.dzi", SUB | PAT, HP_BODY_NONE, hp_api_slide_dzi},
+    {"GET", "/v1/slides/{id}_files/{level}/{tile}", SUB | PAT, HP_BODY_NONE, hp_api_slide_tile},
+    {"GET", "/v1/slides/{id}/heatmaps", SUB | PAT, HP_BODY_NONE, hp_api_heatmap_list},
+    {"GET", "/v1/slides/{id}/heatmaps/{layer}.dzi", SUB | PAT, HP_BODY_NONE, hp_api_heatmap_dzi},
+    {"GET", "/v1/slides/{id}/heatmaps/{layer}_files/{level}/{tile}", SUB | PAT, HP_BODY_NONE,
+     hp_api_heatmap_tile},
+    {"POST", "/v1/session", 0, HP_BODY_JSON, hp_api_session_create},
+    {"GET", "/v1/session", PAT, HP_BODY_NONE, hp_api_session_get},
+    {"DELETE", "/v1/session", PAT, HP_BODY_NONE, hp_api_session_delete},
+    {"GET", "/viewer", 0, HP_BODY_NONE, hp_api_web_redirect},
+    {"GET", "/viewer/", 0, HP_BODY_NONE, hp_api_web_index},
+    {"GET", "/viewer/{file}", 0, HP_BODY_NONE, hp_api_web_file},
+    {"GET", "/viewer/{dir}/{file}", 0, HP_BODY_NONE, hp_api_web_dir_file},
+    {"GET", "/iiif/3/{id}", SUB | PAT, HP_BODY_NONE, hp_api_iiif_base},
+    {"GET", "/iiif/3/{id}/info.json", SUB | PAT, HP_BODY_NONE, hp_api_iiif_info},
+    {"GET", "/iiif/3/{id}/{region}/{size}/{rotation}/{quality}", SUB | PAT, HP_BODY_NONE,
+     hp_api_iiif_image},
 };
 
 #define N_ROUTES ((int)(sizeof ROUTES / sizeof ROUTES[0]))
@@ -37,7 +54,8 @@ const hp_route *hp_routes(int *n)
     return ROUTES;
 }
 
-/* Segment by segment; "{x}" takes one non-empty segment. */
+/* Segment by segment; "{x}" takes one non-empty segment, and "{x}.dzi" or "{x}_files" one that
+ * ends with that text after a non-empty parameter (Deep Zoom's URL layout). */
 static int match(const char *pattern, const char *path, char params[HP_MAX_PARAMS][160], int *np)
 {
     *np = 0;
@@ -48,11 +66,14 @@ static int match(const char *pattern, const char *path, char params[HP_MAX_PARAM
         p++, s++;
         const char *pe = strchr(p, '/'), *se = strchr(s, '/');
         size_t pl = pe ? (size_t)(pe - p) : strlen(p), sl = se ? (size_t)(se - s) : strlen(s);
-        if (pl >= 2 && p[0] == '{' && p[pl - 1] == '}') {
-            if (sl == 0 || sl >= 160 || *np >= HP_MAX_PARAMS)
+        const char *close = pl >= 2 && p[0] == '{' ? memchr(p, '}', pl) : NULL;
+        if (close) {
+            size_t suffix = pl - (size_t)(close + 1 - p), vl = sl - suffix;
+            if (sl <= suffix || vl >= 160 || *np >= HP_MAX_PARAMS ||
+                memcmp(s + vl, close + 1, suffix) != 0)
                 return 0;
-            memcpy(params[*np], s, sl);
-            params[*np][sl] = 0;
+            memcpy(params[*np], s, vl);
+            params[*np][vl] = 0;
             (*np)++;
         } else if (pl != sl || memcmp(p, s, pl) != 0) {
             return 0;

@@ -36,6 +36,7 @@ typedef struct {
     int max_json_depth;
     double rate_limit;      /* requests per second per token (burst: twice as many) */
     int http_threads;
+    int tile_cache_mb;      /* encoded tiles kept in memory (server/tile_cache.h) */
     int client_timeout_s;   /* a connection idle this long is closed (slow clients) */
     /* Leases and retries. */
     int lease_s, heartbeat_s, max_attempts;

@@ -9,9 +9,12 @@
 #include <stdatomic.h>
 
 #include "server/db_pool.h"
+#include "server/heatmap_grid.h"
 #include "server/metrics.h"
 #include "server/rate_limit.h"
 #include "server/service.h"
+#include "server/slide_pool.h"
+#include "server/tile_cache.h"
 #include "server/store.h"
 
 typedef struct hp_service {
@@ -28,6 +31,10 @@ typedef struct hp_service {
     hp_db_pool *pool;
     hp_rate_limiter *rate;
     hp_metrics *metrics;
+    hp_tile_cache *tiles;                          /* encoded tiles (the tile server) */
+    hp_slide_pool *slides;                         /* slides open for tiles */
+    struct hp_sessions *sessions;                  /* viewer sessions (server/session.h) */
+    hp_heatmap_cache *heatmaps;                    /* parsed tiles.csv of jobs being viewed */
     hp_lease_config lease;
     atomic_int stopping;                           /* no new requests or claims */
     pthread_mutex_t wake_mu;                       /* workers and senders sleep here */

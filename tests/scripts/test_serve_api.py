@@ -214,6 +214,32 @@ try:
     check(c("GET", f"/v1/jobs/{job0}/..%2F..%2Fhistoplan.db", S1).status == 404, "traversal in the file name: 404")
     check(c("GET", f"/v1/jobs/{job0}/findings.json", A).status == 403, "admin reads no results: 403")
 
+    # -- the slide as tiles (tests/scripts/test_viewer_tiles.py checks the pixels) -----------------
+    r = c("GET", f"/v1/slides/{job0}.dzi", S1)
+    check(r.status == 200 and b"TileSize=\"254\"" in r.body, "the job's slide as Deep Zoom")
+    r = c("GET", f"/v1/slides/{job0}_files/0/0_0.jpeg", P)
+    check(r.status == 200 and r.ctype == "image/jpeg", "a Deep Zoom tile")
+    check(c("GET", f"/v1/slides/{job0}.dzi", A).status == 403, "admin views no slide: 403")
+    r = c("GET", f"/iiif/3/{job0}", S1)
+    check(r.status == 303 and r.headers.get("location", "").endswith("/info.json"), "IIIF base: 303")
+    check(c("GET", f"/iiif/3/{job0}/info.json", S1).status == 200, "IIIF info.json")
+    r = c("GET", f"/v1/slides/{job0}/heatmaps", S1)
+    check(r.status == 200 and r.json()["layers"][-1]["name"] == "uncertainty", "heatmap layers")
+    layer0 = r.json()["layers"][0]["name"] if r.status == 200 else "x"
+    check(c("GET", f"/v1/slides/{job0}/heatmaps/{layer0}.dzi", S1).status == 200, "a heatmap layer's .dzi")
+    r = c("GET", f"/v1/slides/{job0}/heatmaps/{layer0}_files/0/0_0.png", P)
+    check(r.status == 200 and r.ctype == "image/png", "a heatmap tile")
+    r = c("POST", "/v1/session", None, {"token": P})
+    cookie = r.headers.get("set-cookie", "").split(";")[0]
+    check(r.status == 201 and cookie.startswith("hp_session=") and len(r.json()["csrf_token"]) == 43,
+          "viewer login: a session cookie and a CSRF token")
+    r = c("GET", "/v1/session", None, headers={"Cookie": cookie})
+    check(r.status == 200 and r.json()["role"] == "pathologist", "the session stands for the pathologist")
+    check(c("DELETE", "/v1/session", None, headers={"Cookie": cookie}).status == 403, "logout without the CSRF token: 403")
+    check(c("DELETE", "/v1/session", P).status == 204, "DELETE /v1/session with a bearer token: 204")
+    r = c("GET", f"/iiif/3/{job0}/0,0,64,64/32,/0/default.jpg", S1)
+    check(r.status == 200 and r.ctype == "image/jpeg", "a IIIF image request")
+
     # -- the missing slide failed, with a message and no file name ----------------------------------
     mb = T.wait_batch(c, S1, missing_batch, 300)
     mj = mb["jobs"][0]
