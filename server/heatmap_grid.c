@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Splits a CSV line in place on commas (tiles.csv quotes no numeric field; a quoted class name
- * in top_class is the last column and is not read). Returns the field count. */
+/* Splits a CSV line in place on commas. tiles.csv quotes no numeric field; only top_class (a
+ * class name) may be quoted, and it and the columns after it (region_id, ood_score) come after
+ * every column read here, so a comma inside it cannot shift them. Returns the field count. */
 static int split(char *line, char **f, int max)
 {
     int n = 0;
