@@ -3,10 +3,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/output_dir.h"
 #include "common/remove_tree.h"
@@ -28,6 +30,24 @@ static char *with_suffix(const char *a, const char *b, const char *suffix)
     return p;
 }
 
+/* An empty, unmarked OUT/<x>.partial is a run killed between making the folder and marking it.
+ * That run held OUT/<x>.lock throughout; when the lock is free now, the folder is nobody's and
+ * goes at once (rmdir removes only an empty folder), rather than after the minute that
+ * hp_output_dir_reclaim waits for when it cannot ask the lock. */
+static void remove_unmarked_if_unlocked(const char *out_dir, const char *name, const char *path)
+{
+    char base[NAME_MAX + 1];
+    snprintf(base, sizeof base, "%.*s", (int)(strlen(name) - strlen(".partial")), name);
+    char *lock_path = with_suffix(out_dir, base, ".lock");
+    hp_file_lock l;
+    int busy = 1;
+    if (lock_path && hp_file_lock_take(lock_path, 0, NULL, &l, &busy, NULL) == HP_OK && !busy) {
+        rmdir(path);
+        hp_file_lock_release(&l);
+    }
+    free(lock_path);
+}
+
 /* Leftovers of ended runs, whichever slide they were for (a killed batch leaves them, and the
  * next run into OUT may not analyze that slide again): every OUT/<x>.partial whose run has ended,
  * and every lock file no process holds (a killed holder leaves its file; taking the lock and
@@ -47,7 +67,8 @@ static void reclaim_leftovers(const char *out_dir)
             continue;
         char *p = with_suffix(out_dir, e->d_name, "");
         if (p && partial) {
-            hp_output_dir_reclaim(p, HP_OUTPUT_KIND_ANALYSIS);
+            if (hp_output_dir_reclaim(p, HP_OUTPUT_KIND_ANALYSIS) == 0)
+                remove_unmarked_if_unlocked(out_dir, e->d_name, p);
         } else if (p) {
             hp_file_lock l;
             int busy = 1;
@@ -144,6 +165,8 @@ hp_status hp_analyze_dir_begin(const char *out_dir, const char *slide_id, const 
      * made it: a leftover one is a dead run's. */
     if (hp_output_dir_is_kind(d->part_dir, HP_OUTPUT_KIND_ANALYSIS))
         hp_remove_tree(d->part_dir);
+    else
+        rmdir(d->part_dir); /* empty and unmarked: a run killed before it marked the folder */
 
     if (exists(d->final_dir)) {
         if (!hp_output_dir_is_kind(d->final_dir, HP_OUTPUT_KIND_ANALYSIS))

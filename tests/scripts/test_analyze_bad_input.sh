@@ -151,6 +151,15 @@ if [ -f "$tmp/out/mine.partial/notes.txt" ]; then
 else
   bad "a user's *.partial folder was removed"
 fi
+# A run killed between making its .partial folder and marking it leaves it empty and unmarked;
+# its lock is free, so the next run into OUT removes it at once (not a minute later).
+mkdir "$tmp/out/ghost.partial"
+"$bin" analyze "$tmp/good.tiff" --model "$model" --out "$tmp/out" --slide-id fifth >"$tmp/log" 2>&1
+if [ ! -e "$tmp/out/ghost.partial" ] && [ ! -e "$tmp/out/ghost.lock" ] && [ -f "$tmp/out/mine.partial/notes.txt" ]; then
+  ok "an empty unmarked .partial folder whose lock is free is removed by the next run"
+else
+  bad "an empty unmarked .partial folder: $(ls "$tmp/out" | tr '\n' ' ')"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
