@@ -92,6 +92,16 @@ try:
             os.kill(pid, signal.SIGCONT)
         return None, None, None
 
+    # Let two workers finish a job each first: the check below that the work was shared must not
+    # depend on how fast the one worker left running empties the queue.
+    def finishers_so_far():
+        lines = [json.loads(x) for x in pg.psql("SELECT line FROM audit ORDER BY seq").splitlines()]
+        return {ln["actor"] for ln in lines if ln["event"] == "job.succeeded"}
+
+    deadline = time.time() + 120
+    while time.time() < deadline and len(finishers_so_far()) < 2:
+        time.sleep(0.1)
+
     # Freeze two workers in the middle of their jobs before either is harmed, so that the queue
     # cannot drain between the two: kill one (kill -9), keep the other stopped past its lease.
     killed_job, killed_pid, killed_fence = freeze_mid_job()
