@@ -470,6 +470,11 @@ static hp_status add_statements_and_plan(cJSON *report, const cJSON *case_facts,
         snprintf(v[2].pointer, sizeof v[2].pointer, "/case_findings/isolated_tiles/%d/area_mm2", q0);
         v[0].unit = v[1].unit = NULL;
         v[2].unit = "mm2";
+        const char *cat_of = hp_fi_str(x, "category");
+        /* Stated for the classes that change a diagnosis (and for unmapped ones, whose meaning
+         * is unknown); the tables list every class's. */
+        if (cat_of && strcmp(cat_of, "invasive") && strcmp(cat_of, "in-situ"))
+            continue;
         cJSON *ev = cJSON_CreateArray();
         for (const cJSON *wo = hp_fi_get(x, "locations")->child; wo; wo = wo->next) {
             cJSON *e = cJSON_CreateObject();
@@ -478,11 +483,6 @@ static hp_status add_statements_and_plan(cJSON *report, const cJSON *case_facts,
             cJSON_AddItemToObject(e, "tiles", cJSON_Duplicate(hp_fi_get(wo, "tiles"), 1));
             cJSON_AddItemToArray(ev, e);
         }
-        const char *cat_of = hp_fi_str(x, "category");
-        /* Stated for the classes that change a diagnosis (and for unmapped ones, whose meaning
-         * is unknown); the tables list every class's. */
-        if (cat_of && strcmp(cat_of, "invasive") && strcmp(cat_of, "in-situ"))
-            continue;
         add_statement(&c, "findings",
                       "Isolated {0} tiles: {1} tile(s), {2}, forming no region; review them (locations listed).", v, 3,
                       ev, cat_of && !strcmp(cat_of, "invasive") ? "invasive_evidence_mm2" : NULL);

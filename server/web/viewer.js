@@ -146,18 +146,9 @@ async function openSlide(id) {
   text($('slide-title'), id);
   hp.opacity = +$('opacity').value;
   hp.threshold = +$('threshold').value;
-  const viewer = hp.viewer = OpenSeadragon({
-    element: $('osd'), prefixUrl: '/viewer/images/', tileSources: '/v1/slides/' + id + '.dzi',
-    showNavigator: true, navigatorPosition: 'TOP_RIGHT', showRotationControl: true,
-    crossOriginPolicy: false, maxZoomPixelRatio: 2, animationTime: 0.6,
-  });
-  viewer.addHandler('tile-drawing', colourTile);
-  if (viewer.navigator) viewer.navigator.addHandler('tile-drawing', colourTile);
-  viewer.addHandler('update-viewport', drawOverlay);
-  viewer.world.addHandler('add-item', (e) => {
-    e.item.addHandler('fully-loaded-change', () => { hp.tilesLoaded = allLoaded(); });
-  });
-  const meta = await api('GET', '/v1/slides/' + id + '/heatmaps');
+  const [meta, g] = await Promise.all([api('GET', '/v1/slides/' + id + '/heatmaps'),
+                                        api('GET', '/v1/jobs/' + id + '/regions.geojson')]);
+  hp.regions = g.status === 200 ? regionList(g.json) : [];
   hp.mpp = meta.json ? meta.json.mpp : null;
   hp.width = meta.json ? meta.json.width : null;
   hp.layers = [];
@@ -179,6 +170,19 @@ async function openSlide(id) {
   } else {
     toggles.appendChild(text(document.createElement('p'), 'No heatmaps: the analysis has not succeeded.'));
   }
+  /* The viewer is made once the layers are known, so that its 'open' handler is in place before
+   * the slide can open (a slow heatmap list once let the slide open first, and no layer came). */
+  const viewer = hp.viewer = OpenSeadragon({
+    element: $('osd'), prefixUrl: '/viewer/images/', tileSources: '/v1/slides/' + id + '.dzi',
+    showNavigator: true, navigatorPosition: 'TOP_RIGHT', showRotationControl: true,
+    crossOriginPolicy: false, maxZoomPixelRatio: 2, animationTime: 0.6,
+  });
+  viewer.addHandler('tile-drawing', colourTile);
+  if (viewer.navigator) viewer.navigator.addHandler('tile-drawing', colourTile);
+  viewer.addHandler('update-viewport', drawOverlay);
+  viewer.world.addHandler('add-item', (e) => {
+    e.item.addHandler('fully-loaded-change', () => { hp.tilesLoaded = allLoaded(); });
+  });
   viewer.addOnceHandler('open', () => {
     for (const layer of hp.layers) {
       viewer.addTiledImage({
@@ -190,9 +194,6 @@ async function openSlide(id) {
     hp.ready = true;
     drawOverlay();
   });
-  const g = await api('GET', '/v1/jobs/' + id + '/regions.geojson');
-  hp.regions = g.status === 200 ? regionList(g.json) : [];
-  drawOverlay();
 }
 
 /* Every tiled image that is shown has all the tiles the view needs (hidden layers load none). */
