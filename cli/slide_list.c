@@ -91,7 +91,7 @@ static int walk(hp_cli_slide_list *l, const char *dir, int depth)
         n++;
     }
     closedir(d);
-    if (rc == 0)
+    if (rc == 0 && n > 1)
         qsort(names, (size_t)n, sizeof *names, by_name);
     for (int i = 0; i < n && rc == 0; i++) {
         char *p = join(dir, names[i]);
