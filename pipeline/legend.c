@@ -24,6 +24,14 @@ static const uint8_t BY_CATEGORY[][3] = {
 static const uint8_t REST[][3] = {{204, 121, 167}, {86, 180, 233}, {230, 159, 0},
                                   {0, 0, 0},       {153, 153, 153}};
 
+int hp_legend_category_colour(hp_class_category c, uint8_t rgb[3])
+{
+    if (c < HP_CLASS_NORMAL || c > HP_CLASS_INVASIVE)
+        return 0;
+    memcpy(rgb, BY_CATEGORY[c], 3);
+    return 1;
+}
+
 void hp_legend_class_colour(const hp_card *card, int k, uint8_t rgb[3])
 {
     hp_class_category c = card && card->has_category_map && k >= 0 && k < card->n_classes

@@ -44,6 +44,9 @@ typedef struct {
  * blue, invasive vermillion); other and unmapped classes take the rest of the palette in class
  * order (reddish purple, sky blue, orange, grey...). */
 void hp_legend_class_colour(const hp_card *card, int k, uint8_t rgb[3]);
+/* The colour of a diagnostic category (normal, benign, in situ, invasive): 1, or 0 for any other
+ * (the caller picks one). */
+int hp_legend_category_colour(hp_class_category c, uint8_t rgb[3]);
 
 /* `rgb` (w x h, interleaved RGB8) with the legend band added: *out (malloc'd, *ow x *oh) and the
  * layout as JSON text in *layout (malloc'd). Errors: HP_ERR_INVALID (no scale, sizes), NOMEM. */

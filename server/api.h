@@ -27,6 +27,13 @@ void hp_api_upload(hp_request *r);         /* server/api_uploads.c */
 void hp_api_case_report_build(hp_request *r); /* server/api_cases.c */
 void hp_api_case_report_get(hp_request *r);
 
+void hp_api_review_get(hp_request *r);     /* server/api_review.c */
+void hp_api_review_put(hp_request *r);
+void hp_api_annotation_add(hp_request *r);
+void hp_api_annotation_delete(hp_request *r);
+void hp_api_job_review_geojson(hp_request *r);
+void hp_api_case_review_geojson(hp_request *r);
+
 void hp_api_slide_dzi(hp_request *r);     /* server/api_tiles.c */
 void hp_api_slide_tile(hp_request *r);
 

@@ -68,6 +68,16 @@ static const migration MIGRATIONS[] = {
      "CREATE TABLE workers ("
      " id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, started_ms BIGINT NOT NULL,"
      " seen_ms BIGINT NOT NULL, stopped_ms BIGINT)"},
+    {2, "pathologists' review: decisions and drawn regions",
+     "CREATE TABLE review_decisions ("
+     " job_id TEXT NOT NULL, target TEXT NOT NULL, author_id TEXT NOT NULL,"
+     " author_name TEXT NOT NULL, decision TEXT, comment TEXT, updated_ms BIGINT NOT NULL,"
+     " PRIMARY KEY (job_id, target, author_id));"
+     "CREATE TABLE review_annotations ("
+     " id TEXT PRIMARY KEY, job_id TEXT NOT NULL, author_id TEXT NOT NULL,"
+     " author_name TEXT NOT NULL, class TEXT NOT NULL, comment TEXT, geometry TEXT NOT NULL,"
+     " created_ms BIGINT NOT NULL, deleted_ms BIGINT);"
+     "CREATE INDEX review_annotations_job ON review_annotations(job_id)"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

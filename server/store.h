@@ -259,6 +259,40 @@ hp_status hp_store_case_results(hp_db *db, const char *accession, char ***dirs, 
 hp_status hp_store_case_built(hp_db *db, const char *accession, const char *actor, int n_slides,
                               int64_t now, hp_error *err);
 
+/* ---- pathologists' review (server/store_review.c) ----------------------------------------- */
+
+/* A pathologist's decision on one thing of a job: the suggested category ("category"), a model
+ * region ("R3") or a drawn annotation (its id). One row per (job, target, author); an author
+ * changes only their own. decision is "accept", "reject" or NULL (a comment alone). */
+typedef struct {
+    const char *job_id, *target, *author_id, *author_name;
+    const char *decision; /* NULL: none */
+    const char *comment;  /* NULL: none */
+} hp_review_decision;
+
+/* Sets (or, with neither decision nor comment, withdraws) the author's decision and audits it
+ * ("review.decision": job, target, decision, whether there is a comment; never its text). */
+hp_status hp_store_review_set(hp_db *db, const hp_review_decision *d, int64_t now, hp_error *err);
+
+/* A region drawn by a pathologist: GeoJSON geometry text (a Polygon, level-0 pixels). */
+typedef struct {
+    const char *job_id, *author_id, *author_name, *cls, *comment, *geometry;
+} hp_review_annotation;
+
+/* Stores a drawn region under a new id ("a_..." into id) and audits it. */
+hp_status hp_store_annotation_add(hp_db *db, const hp_review_annotation *a, int64_t now,
+                                  char id[40], hp_error *err);
+/* Deletes drawn region `id` of `job_id` when `author_id` drew it: 1 deleted, 0 no such region,
+ * 2 someone else's (nothing deleted), -1 error. Audited. */
+int hp_store_annotation_delete(hp_db *db, const char *job_id, const char *id,
+                               const char *author_id, int64_t now, hp_error *err);
+/* 1 when the job has a live drawn region `id`, 0 not, -1 error. */
+int hp_store_annotation_exists(hp_db *db, const char *job_id, const char *id, hp_error *err);
+
+/* The job's review: {"decisions": [{target, decision, comment, author: {id, name}, updated}],
+ * "annotations": [{id, class, comment, geometry, author, created}]} in time order. */
+hp_status hp_store_review_get(hp_db *db, const char *job_id, cJSON **out, hp_error *err);
+
 /* ---- metrics ------------------------------------------------------------------------------ */
 
 typedef struct {
