@@ -27,6 +27,8 @@ void hp_api_upload(hp_request *r);         /* server/api_uploads.c */
 void hp_api_case_report_build(hp_request *r); /* server/api_cases.c */
 void hp_api_case_report_get(hp_request *r);
 
+void hp_api_worklist(hp_request *r);       /* server/api_worklist.c */
+
 void hp_api_review_get(hp_request *r);     /* server/api_review.c */
 void hp_api_review_put(hp_request *r);
 void hp_api_annotation_add(hp_request *r);

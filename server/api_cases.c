@@ -237,7 +237,20 @@ void hp_api_case_report_get(hp_request *r)
         hp_respond_problem(r, HP_PROB_NOT_FOUND, NULL, "no report has been built for this case");
         return;
     }
-    char path[PATH_MAX];
-    hp_service_path(r->svc, path, sizeof path, "cases/%s/report/%s", cid, FILES[which]);
+    /* ?revision=latest: the newest signed revision when there is one (the viewer's report
+     * panel), else the draft. */
+    const char *rev = hp_request_query(r, "revision");
+    if (rev && strcmp(rev, "latest") != 0) {
+        hp_respond_problem(r, HP_PROB_BAD_REQUEST, "revision", "revision is 'latest' or absent (the draft)");
+        return;
+    }
+    char dir[PATH_MAX], path[PATH_MAX];
+    hp_service_path(r->svc, dir, sizeof dir, "cases/%s/report", cid);
+    int latest = rev ? hp_report_dir_latest_revision(dir, &err) : 0;
+    if (latest > 0)
+        hp_service_path(r->svc, path, sizeof path, "cases/%s/report/revisions/%d/%s", cid, latest,
+                        FILES[which]);
+    else
+        hp_service_path(r->svc, path, sizeof path, "cases/%s/report/%s", cid, FILES[which]);
     hp_respond_path(r, path, TYPES[which]);
 }

@@ -18,6 +18,7 @@ static const hp_route ROUTES[] = {
     {"POST", "/v1/batches/{id}/cancel", SUB, HP_BODY_NONE, hp_api_batch_cancel},
     {"GET", "/v1/batches/{id}/deliveries", SUB | PAT, HP_BODY_NONE, hp_api_batch_deliveries},
     {"GET", "/v1/jobs", SUB | PAT, HP_BODY_NONE, hp_api_jobs_list},
+    {"GET", "/v1/worklist", PAT, HP_BODY_NONE, hp_api_worklist},
     {"GET", "/v1/jobs/{id}", SUB | PAT, HP_BODY_NONE, hp_api_job_get},
     {"POST", "/v1/jobs/{id}/cancel", SUB, HP_BODY_NONE, hp_api_job_cancel},
     /* Before /v1/jobs/{id}/{file}: the first route that matches is taken. */

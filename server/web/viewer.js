@@ -1,4 +1,5 @@
-/* The pathologist viewer: login, worklist, slide view with heatmap layers and regions.
+/* The pathologist viewer: login, worklist, slide view with heatmap layers and regions (review.js
+ * adds the review and drawing, report.js the report panel).
  * Everything comes from the histoplan API with the session cookie; state changes send the
  * session's CSRF token. Heatmap tiles arrive as 8-bit grey probabilities and are coloured here,
  * so the palette, threshold and opacity change without a new request. */
@@ -74,19 +75,36 @@ $('logout').addEventListener('click', async () => {
 
 /* ---- worklist ----------------------------------------------------------------------------- */
 
+/* A job's report cell: the case's report status and its signed revision. */
+function reportCell(rep) {
+  if (!rep) return 'not built';
+  return rep.revision > 0 ? rep.status + ', signed (rev. ' + rep.revision + ')' : 'draft, not signed';
+}
+
+function qcCell(row) {
+  const parts = [];
+  if (row.out_of_domain === true) parts.push('out of domain');
+  parts.push(...row.qc_flags);
+  if (row.state === 'succeeded' && row.out_of_domain === null) parts.push('domain unchecked');
+  return parts.join(', ') || (row.state === 'succeeded' ? 'none' : '-');
+}
+
 async function worklist() {
   show('worklist');
   const st = $('state-filter').value;
-  const r = await api('GET', '/v1/jobs?limit=200' + (st ? '&state=' + encodeURIComponent(st) : ''));
+  const r = await api('GET', '/v1/worklist' + (st ? '?state=' + encodeURIComponent(st) : ''));
   const body = $('jobs');
   body.replaceChildren();
-  for (const j of (r.json && r.json.jobs) || []) {
+  for (const j of (r.json && r.json.rows) || []) {
     const tr = document.createElement('tr');
     tr.tabIndex = 0;
-    tr.dataset.job = j.id;
-    for (const v of [j.case || '-', j.slide.slide_id || j.id, j.state, ((j.timings && j.timings.created) || '').replace('T', ' ')])
-      tr.appendChild(text(document.createElement('td'), v));
-    const open = () => { location.hash = '#/slide/' + j.id; };
+    tr.dataset.job = j.job;
+    const cells = [j.case || '-', j.slide_id || j.job, j.state,
+      (j.report && j.report.category) || '-', qcCell(j), reportCell(j.report),
+      (j.created || '').replace('T', ' ')];
+    for (const v of cells) tr.appendChild(text(document.createElement('td'), v));
+    if (j.out_of_domain === true || j.qc_flags.length) tr.classList.add('flagged');
+    const open = () => { location.hash = '#/slide/' + j.job; };
     tr.addEventListener('click', open);
     tr.addEventListener('keydown', (e) => {
       if (e.key === 'Enter') open();
@@ -141,7 +159,7 @@ function applyLayerOpacity() {
 
 async function openSlide(id) {
   show('slide');
-  hp.ready = false; hp.tilesLoaded = false; hp.job = id;
+  hp.ready = false; hp.reviewReady = false; hp.tilesLoaded = false; hp.job = id;
   if (hp.viewer) { hp.viewer.destroy(); hp.viewer = null; }
   text($('slide-title'), id);
   hp.opacity = +$('opacity').value;
@@ -180,6 +198,13 @@ async function openSlide(id) {
   viewer.addHandler('tile-drawing', colourTile);
   if (viewer.navigator) viewer.navigator.addHandler('tile-drawing', colourTile);
   viewer.addHandler('update-viewport', drawOverlay);
+  /* While a region is being drawn, a click adds a point instead of zooming. */
+  viewer.addHandler('canvas-click', (e) => {
+    if (!Review.drawing || !e.quick) return;
+    e.preventDefaultAction = true;
+    const p = slideItem().viewerElementToImageCoordinates(e.position);
+    Review.addPoint(p.x, p.y);
+  });
   viewer.world.addHandler('add-item', (e) => {
     e.item.addHandler('fully-loaded-change', () => { hp.tilesLoaded = allLoaded(); });
   });
@@ -194,6 +219,9 @@ async function openSlide(id) {
     hp.ready = true;
     drawOverlay();
   });
+  Review.target = null;
+  await Promise.all([Review.load(id), ReportPanel.load(id)]);
+  hp.reviewReady = true;
 }
 
 /* Every tiled image that is shown has all the tiles the view needs (hidden layers load none). */
@@ -231,10 +259,11 @@ function regionList(fc) {
     const li = document.createElement('li');
     li.tabIndex = 0;
     li.dataset.region = i;
+    li.dataset.target = r.name;
     const f = (v, d) => (typeof v === 'number' ? v.toFixed(d) : '-');
-    li.textContent = r.cls.replace('_', ' ') + ': ' + f(r.area, 3) + ' mm², ' + f(r.diameter, 2) +
-      ' mm, p ' + f(r.mean, 2);
-    const go = () => flyTo(r);
+    li.appendChild(text(document.createElement('span'), r.name + ' ' + r.cls.replace('_', ' ') + ': ' +
+      f(r.area, 3) + ' mm², ' + f(r.diameter, 2) + ' mm, p ' + f(r.mean, 2)));
+    const go = () => { flyTo(r); Review.select(r.name, 'Region ' + r.name + ' (' + r.cls.replace('_', ' ') + ')'); };
     li.addEventListener('click', go);
     li.addEventListener('keydown', (e) => { if (e.key === 'Enter') go(); });
     ol.appendChild(li);
@@ -271,6 +300,7 @@ function drawOverlay() {
       }
     }
   }
+  Review.drawOn(ctx, item);
   scaleBar();
 }
 
@@ -295,6 +325,8 @@ $('threshold').addEventListener('input', () => {
   hp.threshold = +$('threshold').value; text($('threshold-out'), hp.threshold); recolour();
 });
 $('show-regions').addEventListener('change', drawOverlay);
+$('category-item').addEventListener('click', () => Review.select('category', 'Suggested category'));
+$('category-item').addEventListener('keydown', (e) => { if (e.key === 'Enter') Review.select('category', 'Suggested category'); });
 window.addEventListener('resize', drawOverlay);
 
 /* ---- routing ------------------------------------------------------------------------------ */
@@ -304,4 +336,4 @@ function route() {
   if (m) openSlide(m[1]); else worklist();
 }
 window.addEventListener('hashchange', () => { if (hp.csrf) route(); });
-start();
+document.addEventListener('DOMContentLoaded', start);

@@ -313,6 +313,46 @@ try:
     check(not any("S26-7" in n for _, ds, fs in os.walk(data) for n in ds + fs),
           "no file name under the data folder carries the accession number")
 
+    # -- worklist and review ----------------------------------------------------------------------
+    r = c("GET", "/v1/worklist", P)
+    rows = [x for x in r.json()["rows"] if x["case"] == "S26-7" and x["state"] == "succeeded"] if r.status == 200 else []
+    check(rows and rows[0]["report"] and rows[0]["report"]["status"] == "preliminary" and rows[0]["report"]["revision"] == 0,
+          f"worklist: the case's report is a draft ({rows[:1]})")
+    check(c("GET", "/v1/worklist", S1).status == 403, "a submitter has no worklist: 403")
+    check(c("GET", "/v1/worklist?state=bogus", P).status == 400, "worklist, an unknown state: 400")
+    rj = rows[0]["job"] if rows else "j_" + "a" * 26
+    check([x["job"] for x in c("GET", f"/v1/worklist?job={rj}", P).json()["rows"]] == [rj], "worklist, one job")
+    feats = c("GET", f"/v1/jobs/{rj}/regions.geojson", P).json()["features"]
+    rid, rcls = feats[0]["properties"]["name"], feats[0]["properties"]["classification"]["name"]
+    r = c("PUT", f"/v1/jobs/{rj}/review/{rid}", P, {"decision": "accept", "comment": "agree"})
+    check(r.status == 200 and r.json()["decision"] == "accept", f"a decision on region {rid}")
+    check(c("PUT", f"/v1/jobs/{rj}/review/{rid}", S1, {"decision": "accept"}).status == 403, "submitters do not review: 403")
+    check(c("PUT", f"/v1/jobs/{rj}/review/R999", P, {"decision": "accept"}).status == 404, "a region the job lacks: 404")
+    check(c("PUT", f"/v1/jobs/{rj}/review/{rid}", P, {"decision": "maybe"}).status == 422, "an unknown decision: 422")
+    check(c("PUT", f"/v1/jobs/{rj}/review/{rid}", P, {"decison": "accept"}).status == 422, "a misspelt field: 422")
+    ring = [[1, 1], [60, 1], [60, 60], [1, 1]]
+    r = c("POST", f"/v1/jobs/{rj}/annotations", P, {"class": rcls, "geometry": {"type": "Polygon", "coordinates": [ring]}})
+    check(r.status == 201, "a drawn region: 201")
+    aid = r.json().get("id", "a_" + "a" * 26)
+    check(c("POST", f"/v1/jobs/{rj}/annotations", P, {"class": "nope", "geometry": {"type": "Polygon", "coordinates": [ring]}}).status == 422,
+          "a drawn region of a class the model lacks: 422")
+    check(c("POST", f"/v1/jobs/{rj}/annotations", P, {"class": rcls, "geometry": {"type": "Polygon", "coordinates": [ring[:3]]}}).status == 422,
+          "an open ring: 422")
+    r = c("GET", f"/v1/jobs/{rj}/review", P)
+    check(r.status == 200 and len(r.json()["decisions"]) == 1 and len(r.json()["annotations"]) == 1, "the review lists both")
+    check(c("GET", f"/v1/jobs/{rj}/review.geojson", P).status == 200, "the slide's review.geojson")
+    check(c("GET", "/v1/cases/S26-7/review.geojson", P).status == 200, "the case's review.geojson")
+    check(c("GET", "/v1/cases/NOPE/review.geojson", P).status == 404, "review.geojson of an unknown case: 404")
+    r = c("PUT", f"/v1/jobs/{rj}/review/{rid}", P, {"decision": None, "comment": None})
+    check(r.status == 200 and r.json()["withdrawn"] and not c("GET", f"/v1/jobs/{rj}/review", P).json()["decisions"],
+          "a decision withdrawn")
+    check(c("DELETE", f"/v1/jobs/{rj}/annotations/{aid}", P).status == 204, "the drawn region deleted by its author: 204")
+    check(c("DELETE", f"/v1/jobs/{rj}/annotations/{aid}", P).status == 404, "deleted twice: 404")
+    r = c("GET", "/v1/cases/S26-7/report.json?revision=first", P)
+    check(r.status == 400, "report.json?revision other than latest: 400")
+    check(c("GET", "/v1/cases/S26-7/report.json?revision=latest", P).json()["status"] == "preliminary",
+          "report.json?revision=latest before signing: the draft")
+
     # -- tokens ------------------------------------------------------------------------------------
     r = c("GET", "/v1/tokens", A)
     check(r.status == 200 and len(r.json()["tokens"]) == 4 and b"hp_" not in r.body, "admin lists tokens, never the tokens")
