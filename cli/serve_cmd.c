@@ -14,6 +14,7 @@
 #ifdef HP_HAVE_SERVER
 #include "report/audit_log.h"
 #include "server/db.h"
+#include "server/signing_keys.h"
 #include "server/store.h"
 
 static void usage(FILE *f)
@@ -25,12 +26,17 @@ static void usage(FILE *f)
             "       histoplan serve token list --data DIR [--json]\n"
             "       histoplan serve token revoke --data DIR TOKEN-ID\n"
             "       histoplan serve audit verify|export --data DIR [--out FILE]\n"
+            "       histoplan serve signer add --data DIR --token TOKEN-ID --pathologist ID "
+            "--key KEY.enc.pem\n"
             "\n"
             "An HTTP API (docs/api.md) through which lab systems submit slide batches and collect\n"
             "findings and reports. Jobs are kept in a durable store: SQLite in DIR by default, or\n"
             "PostgreSQL (--db postgresql://...) shared with `histoplan worker` processes on other\n"
             "machines. Each slide is analyzed as `histoplan analyze` does. Stops on SIGTERM.\n"
             "The token and audit commands take --db too when the store is PostgreSQL.\n"
+            "signer add enrols a pathologist's own Ed25519 key, encrypted with their passphrase,\n"
+            "so that they can sign from the viewer (docs/viewer.md); the signer registry\n"
+            "DIR/signers/registry.json must bind the key to ID (histoplan report signers add).\n"
             "\n"
             "options:\n");
     hp_cli_service_usage(f, 1);
@@ -206,7 +212,7 @@ int hp_cli_service_run(const char *cmd, hp_service_config *c, int stop_grace)
 /* ---- token and audit commands ------------------------------------------------------------ */
 
 typedef struct {
-    const char *data, *db, *role, *name, *out, *arg;
+    const char *data, *db, *role, *name, *out, *arg, *token, *pathologist, *key;
     int json;
 } admin_args;
 
@@ -215,15 +221,16 @@ typedef struct {
 #define ADMIN_PARSED (-1)
 static int parse_admin(int argc, char **argv, const char *command, admin_args *a)
 {
-    enum { A_DATA = 1, A_DB, A_ROLE, A_NAME, A_OUT, A_JSON };
+    enum { A_DATA = 1, A_DB, A_ROLE, A_NAME, A_OUT, A_JSON, A_TOKEN, A_PATHOLOGIST, A_KEY };
     static const hp_cli_option opts[] = {
         {"data", 0, 1, A_DATA}, {"db", 0, 1, A_DB},   {"role", 0, 1, A_ROLE},
         {"name", 0, 1, A_NAME}, {"out", 'o', 1, A_OUT}, {"json", 0, 0, A_JSON},
+        {"token", 0, 1, A_TOKEN}, {"pathologist", 0, 1, A_PATHOLOGIST}, {"key", 0, 1, A_KEY},
         {0},
     };
     memset(a, 0, sizeof *a);
     hp_cli_parser ps;
-    /* argv[0] is "serve", argv[1] "token" or "audit", argv[2] the subcommand. */
+    /* argv[0] is "serve", argv[1] "token", "audit" or "signer", argv[2] the subcommand. */
     hp_cli_parser_init(&ps, command, "serve", opts, argc - 2, argv + 2);
     int c;
     while ((c = hp_cli_next(&ps)) != HP_CLI_END) {
@@ -234,6 +241,9 @@ static int parse_admin(int argc, char **argv, const char *command, admin_args *a
         case A_NAME: a->name = ps.value; break;
         case A_OUT: a->out = ps.value; break;
         case A_JSON: a->json = 1; break;
+        case A_TOKEN: a->token = ps.value; break;
+        case A_PATHOLOGIST: a->pathologist = ps.value; break;
+        case A_KEY: a->key = ps.value; break;
         case HP_CLI_ARG:
             if (a->arg)
                 return hp_cli_usage_error(&ps, "unexpected argument '%s'", ps.value);
@@ -392,8 +402,62 @@ static int cmd_audit(int argc, char **argv)
     return rc;
 }
 
+/* serve signer add: the key is checked and copied; the token must be a pathologist's. */
+static int cmd_signer(int argc, char **argv)
+{
+    admin_args a;
+    if (argc < 3 || strcmp(argv[2], "add"))
+        return hp_cli_usage_error_for("serve signer", "serve", "add?");
+    int k = parse_admin(argc, argv, "serve signer add", &a);
+    if (k != ADMIN_PARSED)
+        return k;
+    if (a.arg)
+        return hp_cli_usage_error_for("serve signer add", "serve", "unexpected argument '%s'", a.arg);
+    if (!a.token || !a.pathologist || !a.key)
+        return hp_cli_usage_error_for("serve signer add", "serve", "--token, --pathologist and --key are required");
+    hp_db *db = open_store(&a);
+    if (!db)
+        return HP_EXIT_FAILED;
+    hp_error err = {0};
+    int rc = HP_EXIT_OK;
+    cJSON *list = NULL;
+    const cJSON *t, *found = NULL;
+    if (hp_store_token_list(db, &list, &err) != HP_OK) {
+        fprintf(stderr, "histoplan serve: %s\n", err.msg);
+        rc = HP_EXIT_FAILED;
+        goto out;
+    }
+    cJSON_ArrayForEach(t, list)
+        if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(t, "id")), a.token))
+            found = t;
+    if (!found || strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(found, "role")), "pathologist") ||
+        !cJSON_IsNull(cJSON_GetObjectItem(found, "revoked"))) {
+        fprintf(stderr, "histoplan serve: signer add: %s is not a live pathologist token (histoplan serve token list)\n",
+                a.token);
+        rc = HP_EXIT_FAILED;
+        goto out;
+    }
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "token", a.token);
+    if (hp_signing_key_enrol(a.data, a.token, a.pathologist, a.key, &err) != HP_OK ||
+        hp_store_audit_event(db, "signer.enrol", "cli", d, &err) != HP_OK) {
+        fprintf(stderr, "histoplan serve: signer add: %s\n", err.msg);
+        rc = HP_EXIT_FAILED;
+    } else {
+        printf("enrolled the signing key of %s for token %s; the signer registry %s/%s must bind it to %s\n",
+               a.pathologist, a.token, a.data, HP_SIGNER_REGISTRY, a.pathologist);
+    }
+    cJSON_Delete(d);
+out:
+    cJSON_Delete(list);
+    hp_db_close(db);
+    return rc;
+}
+
 int hp_cli_serve(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "signer"))
+        return cmd_signer(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "token"))
         return cmd_token(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "audit"))

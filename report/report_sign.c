@@ -429,10 +429,11 @@ static hp_status write_exact(const char *path, const char *bytes, size_t len, hp
     return hp_atomic_finish(path, &af, fwrite(bytes, 1, len, af.f) == len, err);
 }
 
-static char *sign_digest(const char *key_path, const unsigned char digest[32], unsigned char pub[32], hp_error *err)
+static char *sign_digest(const hp_report_sign_opts *o, const unsigned char digest[32], unsigned char pub[32],
+                         hp_error *err)
 {
     unsigned char sig[64];
-    if (hp_ed25519_sign(key_path, digest, 32, sig, pub, err))
+    if (hp_ed25519_sign_unlocked(o->key_path, o->key_passphrase, digest, 32, sig, pub, err))
         return NULL;
     char *b64 = hp_base64_encode(sig, 64);
     if (!b64)
@@ -503,7 +504,7 @@ hp_status hp_report_sign(const hp_report_sign_opts *o, int *revision, hp_error *
     /* The key first: refused keys (readable by others, wrong type) stop everything. */
     unsigned char pub[32], probe[64];
     char fpr[65];
-    if ((st = hp_ed25519_sign(o->key_path, "", 0, probe, pub, err)))
+    if ((st = hp_ed25519_sign_unlocked(o->key_path, o->key_passphrase, "", 0, probe, pub, err)))
         return st;
     hp_key_fingerprint(pub, fpr);
     if ((st = check_registry(o, fpr, err)))
@@ -603,7 +604,7 @@ hp_status hp_report_sign(const hp_report_sign_opts *o, int *revision, hp_error *
         st = err->code ? err->code : HP_ERR_INVALID;
         goto done;
     }
-    if (!(sig_b64 = sign_digest(o->key_path, digest, pub, err)) || !(pub_b64 = hp_base64_encode(pub, 32))) {
+    if (!(sig_b64 = sign_digest(o, digest, pub, err)) || !(pub_b64 = hp_base64_encode(pub, 32))) {
         st = err->code ? err->code : hp_error_set(err, HP_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -633,7 +634,7 @@ hp_status hp_report_sign(const hp_report_sign_opts *o, int *revision, hp_error *
     cJSON_AddItemToObject(sig, "manifest", m);
     size_t mlen, slen;
     if (!(mbytes = hp_json_canonicalize(m, &mlen, err)) || hp_sha256(mbytes, mlen, digest, mhex) ||
-        !(msig_b64 = sign_digest(o->key_path, digest, pub, err))) {
+        !(msig_b64 = sign_digest(o, digest, pub, err))) {
         st = err->code ? err->code : HP_ERR_INVALID;
         goto done;
     }

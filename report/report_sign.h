@@ -24,6 +24,8 @@ typedef struct {
     const char *dir;
     const char *pathologist_id; /* the signer's id (printed on the report; not a patient identifier) */
     const char *key_path;       /* Ed25519 private key, PEM, mode 0600 or stricter */
+    const char *key_passphrase; /* unlocks an encrypted key (the viewer's server-held keys); NULL:
+                                   the key is not encrypted */
     const char *amend_path;     /* amendment file, or NULL */
     const char *rules_path;     /* rule table for a category change (NULL: the default one); it must
                                    be the one the report was built with */

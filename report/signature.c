@@ -94,7 +94,7 @@ static const char *key_type_name(const EVP_PKEY *pkey)
     return name ? name : "unknown";
 }
 
-static hp_status load_private(const char *path, EVP_PKEY **out, hp_error *err)
+static hp_status load_private(const char *path, const char *passphrase, EVP_PKEY **out, hp_error *err)
 {
     *out = NULL;
     char *text = NULL, label[64];
@@ -103,7 +103,8 @@ static hp_status load_private(const char *path, EVP_PKEY **out, hp_error *err)
     hp_status st = read_pem(path, "the private key", &text, &len, label, &mode, err);
     if (st)
         return st;
-    if (strcmp(label, "ENCRYPTED PRIVATE KEY") == 0 || strstr(text, "Proc-Type: 4,ENCRYPTED")) {
+    int encrypted = strcmp(label, "ENCRYPTED PRIVATE KEY") == 0 || strstr(text, "Proc-Type: 4,ENCRYPTED");
+    if (encrypted && !passphrase) {
         st = hp_error_set(err, HP_ERR_UNSUPPORTED,
                           "%s: the private key is encrypted and no passphrase can be given; "
                           "store it unencrypted (openssl pkey -in KEY -out PLAIN) on protected "
@@ -138,9 +139,15 @@ static hp_status load_private(const char *path, EVP_PKEY **out, hp_error *err)
         st = hp_error_set(err, HP_ERR_NOMEM, "%s: out of memory reading the private key", path);
         goto done;
     }
-    EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+    /* With a passphrase OpenSSL takes it as the callback's argument (PEM_read_bio_PrivateKey). */
+    EVP_PKEY *pkey = passphrase ? PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)passphrase)
+                                : PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
     BIO_free(bio);
     char why[256];
+    if (!pkey && encrypted) {
+        st = hp_error_set(err, HP_ERR_INVALID, "%s: the passphrase does not unlock the private key", path);
+        goto done;
+    }
     if (!pkey) {
         st = hp_error_set(err, HP_ERR_INVALID, "%s: cannot read a private key from PEM block \"%s\" (%s)",
                           path, label, ossl_reason(why));
@@ -165,12 +172,18 @@ done:
 hp_status hp_ed25519_sign(const char *private_key_pem_path, const void *msg, size_t len,
                           unsigned char sig[64], unsigned char pub[32], hp_error *err)
 {
+    return hp_ed25519_sign_unlocked(private_key_pem_path, NULL, msg, len, sig, pub, err);
+}
+
+hp_status hp_ed25519_sign_unlocked(const char *private_key_pem_path, const char *passphrase, const void *msg,
+                                   size_t len, unsigned char sig[64], unsigned char pub[32], hp_error *err)
+{
     if (!private_key_pem_path || !sig || (!msg && len))
         return hp_error_set(err, HP_ERR_INVALID, "hp_ed25519_sign: NULL argument");
     EVP_PKEY *pkey = NULL;
     EVP_MD_CTX *ctx = NULL;
     char why[256];
-    hp_status st = load_private(private_key_pem_path, &pkey, err);
+    hp_status st = load_private(private_key_pem_path, passphrase, &pkey, err);
     if (st)
         return st;
     if (pub) {

@@ -26,6 +26,11 @@
  * EC, Ed448: the algorithm is named). */
 hp_status hp_ed25519_sign(const char *private_key_pem_path, const void *msg, size_t len,
                           unsigned char sig[64], unsigned char pub[32], hp_error *err);
+/* As hp_ed25519_sign, for a key encrypted with `passphrase` (PKCS#8 "ENCRYPTED PRIVATE KEY"):
+ * the key is decrypted in memory only. A passphrase that does not unlock it is refused ("the
+ * passphrase does not unlock the private key"). NULL passphrase: hp_ed25519_sign. */
+hp_status hp_ed25519_sign_unlocked(const char *private_key_pem_path, const char *passphrase, const void *msg,
+                                   size_t len, unsigned char sig[64], unsigned char pub[32], hp_error *err);
 
 /* HP_OK when `sig` is a valid Ed25519 signature of `msg` by the raw public key `pub`;
  * HP_ERR_INVALID with a message when it is not (or `pub` is not a valid key). */

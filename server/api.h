@@ -26,6 +26,7 @@ void hp_api_upload(hp_request *r);         /* server/api_uploads.c */
 
 void hp_api_case_report_build(hp_request *r); /* server/api_cases.c */
 void hp_api_case_report_get(hp_request *r);
+void hp_api_case_sign(hp_request *r);     /* server/api_case_sign.c */
 
 void hp_api_worklist(hp_request *r);       /* server/api_worklist.c */
 
@@ -67,6 +68,11 @@ void hp_api_store_error(hp_request *r, const hp_error *err);
  * (a submitter only its own; 404 otherwise). 1 loaded, 0 answered. */
 int hp_api_load_job(hp_request *r, struct hp_db *db, hp_job_row *job);
 int hp_api_load_batch(hp_request *r, struct hp_db *db, hp_batch_row *b);
+/* An accession number as the API takes it in a path: 1 to 64 characters, no control ones. */
+int hp_api_valid_accession(const char *s);
+/* Replaces paths under the data folder in a message from the report code by their role ("the
+ * case file", "a findings file"): clients are not told the server's layout. */
+void hp_api_scrub_paths(char *msg, const char *data_dir);
 /* The token may see slide paths of this job (its own). */
 int hp_api_owns(const hp_request *r, const char *token_id);
 

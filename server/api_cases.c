@@ -24,36 +24,6 @@ static const char *const FILES[] = {"report.json", "report.fhir.json", "report.h
 static const char *const TYPES[] = {"application/json", "application/fhir+json",
                                     "text/html; charset=utf-8"};
 
-static int valid_accession(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20)
-            return 0;
-    return 1;
-}
-
-/* Messages from the report builder name files under the data folder; a client is told the
- * file's role, not the server's layout. */
-static void scrub(char *msg, const char *data_dir)
-{
-    size_t dl = strlen(data_dir);
-    char *hit;
-    while (dl && (hit = strstr(msg, data_dir))) {
-        char *end = hit + dl;
-        while (*end && *end != ' ' && *end != ':' && *end != ',' && *end != ')')
-            end++;
-        const char *rep = strstr(hit, "case.json") && strstr(hit, "case.json") < end
-                              ? "the case file"
-                              : "a findings file";
-        size_t rl = strlen(rep);
-        memmove(hit + rl, end, strlen(end) + 1);
-        memcpy(hit, rep, rl);
-    }
-}
-
 /* The slide's SHA-256 recorded in a findings file. */
 static int findings_sha(const char *path, char out[65])
 {
@@ -93,7 +63,7 @@ void hp_api_case_report_build(hp_request *r)
 {
     hp_service *svc = r->svc;
     const char *acc = r->params[0];
-    if (!valid_accession(acc)) {
+    if (!hp_api_valid_accession(acc)) {
         hp_respond_problem(r, HP_PROB_NOT_FOUND, NULL, "no such case");
         return;
     }
@@ -170,7 +140,7 @@ void hp_api_case_report_build(hp_request *r)
                                .n_findings = used, .out_dir = out_dir, .overwrite = 1};
     hp_error berr = {0};
     if (!findings || hp_report_build(&bo, NULL, &berr) != HP_OK) {
-        scrub(berr.msg, svc->data_dir);
+        hp_api_scrub_paths(berr.msg, svc->data_dir);
         int signed_rev = hp_report_dir_latest_revision(out_dir, &err) > 0;
         hp_respond_problem(r, signed_rev ? HP_PROB_CONFLICT : HP_PROB_VALIDATION, NULL,
                            "%s", signed_rev ? "the case's report is signed; it is not rebuilt"
@@ -216,7 +186,7 @@ void hp_api_case_report_get(hp_request *r)
     for (int k = 0; k < 3; k++)
         if (!strcmp(r->params[1], FILES[k]))
             which = k;
-    if (which < 0 || !valid_accession(r->params[0])) {
+    if (which < 0 || !hp_api_valid_accession(r->params[0])) {
         hp_respond_problem(r, HP_PROB_NOT_FOUND, NULL,
                            "no such report file (report.json, report.fhir.json, report.html)");
         return;

@@ -82,3 +82,34 @@ int hp_api_load_batch(hp_request *r, hp_db *db, hp_batch_row *b)
     }
     return 1;
 }
+
+int hp_api_valid_accession(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20)
+            return 0;
+    return 1;
+}
+
+/* Messages from the report builder name files under the data folder; a client is told the
+ * file's role, not the server's layout. */
+void hp_api_scrub_paths(char *msg, const char *data_dir)
+{
+    size_t dl = strlen(data_dir);
+    char *hit;
+    while (dl && (hit = strstr(msg, data_dir))) {
+        char *end = hit + dl;
+        while (*end && *end != ' ' && *end != ':' && *end != ',' && *end != ')')
+            end++;
+        const char *cj = strstr(hit, "case.json"), *rd = strstr(hit, "/report");
+        const char *rep = cj && cj < end   ? "the case file"
+                          : rd && rd < end ? "the case's report"
+                                           : "a findings file";
+        size_t rl = strlen(rep);
+        memmove(hit + rl, end, strlen(end) + 1);
+        memcpy(hit, rep, rl);
+    }
+}

@@ -31,6 +31,7 @@ static const hp_route ROUTES[] = {
     {"PUT", "/v1/uploads/{sha256}", SUB, HP_BODY_UPLOAD, hp_api_upload},
     {"POST", "/v1/cases/{accession}/report", PAT, HP_BODY_JSON, hp_api_case_report_build},
     {"GET", "/v1/cases/{accession}/review.geojson", PAT, HP_BODY_NONE, hp_api_case_review_geojson},
+    {"POST", "/v1/cases/{accession}/sign", PAT, HP_BODY_JSON, hp_api_case_sign},
     {"GET", "/v1/cases/{accession}/{file}", PAT, HP_BODY_NONE, hp_api_case_report_get},
     {"GET", "/v1/tokens", ADM, HP_BODY_NONE, hp_api_tokens_list},
     {"POST", "/v1/tokens", ADM, HP_BODY_JSON, hp_api_tokens_create},

@@ -44,6 +44,9 @@ hp_status hp_store_migrate(hp_db *db, int *applied, hp_error *err);
  * `details` may be NULL; it holds ids, counts and states only, never PHI or file names. */
 hp_status hp_store_audit(hp_db *db, const char *event, const char *actor, const cJSON *details,
                          hp_error *err);
+/* hp_store_audit in a transaction of its own (an event that goes with no other change). */
+hp_status hp_store_audit_event(hp_db *db, const char *event, const char *actor, const cJSON *details,
+                               hp_error *err);
 /* Writes the whole chain to `path` as JSON lines (one event per line). */
 hp_status hp_store_audit_export(hp_db *db, const char *path, size_t *n_events, hp_error *err);
 

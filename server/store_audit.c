@@ -72,6 +72,19 @@ done:
     return st;
 }
 
+hp_status hp_store_audit_event(hp_db *db, const char *event, const char *actor, const cJSON *details,
+                               hp_error *err)
+{
+    hp_status st = hp_db_begin(db, err);
+    if (st != HP_OK)
+        return st;
+    if ((st = hp_store_audit(db, event, actor, details, err)) != HP_OK) {
+        hp_db_rollback(db);
+        return st;
+    }
+    return hp_db_commit(db, err);
+}
+
 hp_status hp_store_audit_export(hp_db *db, const char *path, size_t *n_events, hp_error *err)
 {
     FILE *f = fopen(path, "w");

@@ -20,6 +20,8 @@ function el(tag, cls, t) {
 
 ReportPanel.load = async function (job) {
   ReportPanel.report = null;
+  ReportPanel.job = job;
+  $('sign-form').hidden = true;
   const body = $('report-body');
   body.replaceChildren();
   /* The job's worklist row says whether its case has a report, so none is asked for in vain. */
@@ -43,8 +45,26 @@ ReportPanel.load = async function (job) {
     return;
   }
   ReportPanel.report = r.json;
+  ReportPanel.acc = acc;
   ReportPanel.render(r.json, acc);
+  /* A draft is signed here; a signed report is amended with `histoplan report sign --amend`. */
+  $('sign-form').hidden = r.json.status !== 'preliminary';
 };
+
+/* Signing: the passphrase unlocks the pathologist's own key on the server for this request only
+ * (docs/viewer.md says why); it is never kept in the page. */
+$('sign-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const pass = $('sign-passphrase').value;
+  $('sign-passphrase').value = '';
+  const r = await api('POST', '/v1/cases/' + encodeURIComponent(ReportPanel.acc) + '/sign', { passphrase: pass });
+  if (r.status !== 201) {
+    text($('sign-error'), (r.json && r.json.detail) || 'not signed (' + r.status + ')');
+    return;
+  }
+  text($('sign-error'), '');
+  await ReportPanel.load(ReportPanel.job);
+});
 
 function statusLine(rep, acc) {
   const so = rep.sign_off;

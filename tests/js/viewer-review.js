@@ -1,6 +1,7 @@
 // The viewer's review, report panel and worklist columns in Debian's chromium with
 // playwright-core (run by tests/scripts/test_viewer_browser.py after viewer-browser.js).
 // Input: environment HP_URL, HP_TOKEN (the first pathologist), HP_TOKEN2 (a second one), HP_JOB,
+// HP_PASSPHRASE (the first pathologist's signing key's),
 // HP_OUT (screenshots), HP_DOCS (the committed screenshots' folder).
 // Output: one JSON line of what it saw on stdout; the Python side checks it.
 'use strict';
@@ -159,6 +160,22 @@ const mine = (page) => page.evaluate(() => window.Review.data.decisions
     await a.waitForFunction(() => window.hp.ready && window.hp.reviewReady, null, { timeout: 90000 });
     await select(a, '#drawn li');
     res.first_sees = await a.$$eval('#review-others li', (lis) => lis.map((li) => li.textContent));
+
+    // Signing from the report panel: a wrong passphrase is refused and named; the right one
+    // signs, and the panel shows the signed revision.
+    res.sign_form_shown = !(await a.isHidden('#sign-form'));
+    a.watching = false;
+    await a.fill('#sign-passphrase', 'not my passphrase');
+    await a.click('#sign-form button[type=submit]');
+    await a.waitForFunction(() => document.getElementById('sign-error').textContent.length > 0, null, { timeout: 30000 });
+    res.sign_wrong = await a.textContent('#sign-error');
+    a.watching = true;
+    await a.fill('#sign-passphrase', env('HP_PASSPHRASE'));
+    await a.click('#sign-form button[type=submit]');
+    await a.waitForFunction(() => /signed by/.test(document.getElementById('report-status').textContent), null, { timeout: 60000 });
+    res.signed_status = await a.textContent('#report-status');
+    res.sign_form_after = !(await a.isHidden('#sign-form'));
+    await a.screenshot({ path: path.join(docs, 'viewer-signed.png') });
   } finally {
     await browser.close();
   }

@@ -348,6 +348,10 @@ try:
           "a decision withdrawn")
     check(c("DELETE", f"/v1/jobs/{rj}/annotations/{aid}", P).status == 204, "the drawn region deleted by its author: 204")
     check(c("DELETE", f"/v1/jobs/{rj}/annotations/{aid}", P).status == 404, "deleted twice: 404")
+    r = c("POST", "/v1/cases/S26-7/sign", P, {"passphrase": "x"})
+    check(r.status == 409 and "signer add" in r.json()["detail"], "signing with no enrolled key: 409 (test_viewer_review signs)")
+    check(c("POST", "/v1/cases/S26-7/sign", P, {"passphrase": ""}).status == 422, "signing with an empty passphrase: 422")
+    check(c("POST", "/v1/cases/S26-7/sign", S1, {"passphrase": "x"}).status == 403, "a submitter may not sign: 403")
     r = c("GET", "/v1/cases/S26-7/report.json?revision=first", P)
     check(r.status == 400, "report.json?revision other than latest: 400")
     check(c("GET", "/v1/cases/S26-7/report.json?revision=latest", P).json()["status"] == "preliminary",

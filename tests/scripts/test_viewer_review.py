@@ -18,8 +18,14 @@ Checked, as two pathologists would use it:
   (objectType, classification name and colour) with the decisions attributed, the drawn region
   with its author, and the category decision; the audit chain records each change (ids and
   decisions, never the comment text) and still verifies;
-- no console error on either page. The screenshots docs/viewer-worklist.png and
-  docs/viewer-review.png are written for the docs.
+- signing from the report panel with the first pathologist's own enrolled key (encrypted with
+  their passphrase; the signer registry binds it to their id): a wrong passphrase is refused and
+  said so; the right one signs; the panel and the worklist show the signed revision; `histoplan
+  report verify` accepts it with the registry; signing again is refused (409); after five wrong
+  passphrases the sixth attempt is locked out (429 with Retry-After); a pathologist with no
+  enrolled key is told how to get one (409);
+- no console error on either page. The screenshots docs/viewer-worklist.png,
+  docs/viewer-review.png and docs/viewer-signed.png are written for the docs.
 """
 import json
 import os
@@ -49,6 +55,21 @@ slide = T.synth(os.path.join(roots, "case.tiff"), 2400, 1800, 21)
 S = T.token(data, "submitter", "lab")["token"]
 P = T.token(data, "pathologist", "Dr Viewer")["token"]
 P2 = T.token(data, "pathologist", "Dr Second")["token"]
+# The first pathologist's own key, encrypted with their passphrase, enrolled on the server and
+# bound to their id in the server's signer registry.
+PASS = "correct horse battery staple"
+key, pub = os.path.join(tmp, "dr-viewer.enc.pem"), os.path.join(tmp, "dr-viewer.pub.pem")
+subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-aes-256-cbc", "-pass", "pass:" + PASS, "-out", key], check=True)
+subprocess.run(["openssl", "pkey", "-in", key, "-passin", "pass:" + PASS, "-pubout", "-out", pub], check=True)
+p_id = [t["id"] for t in json.loads(T.run(["serve", "token", "list", "--data", data, "--json"])[1]) if t["name"] == "Dr Viewer"][0]
+registry = os.path.join(data, "signers", "registry.json")
+os.makedirs(os.path.dirname(registry), exist_ok=True)
+rc, o, e = T.run(["report", "signers", "add", "--pathologist", "dr-viewer", "--pubkey", pub, "--registry", registry])
+check(rc == 0, f"the key is bound to dr-viewer in the server's signer registry ({e.strip()[-200:]})")
+rc, o, e = T.run(["serve", "signer", "add", "--data", data, "--token", p_id, "--pathologist", "dr-viewer", "--key", pub])
+check(rc == 1 and "not an encrypted PKCS#8 private key" in e, f"enrolling a key that is not encrypted is refused ({e.strip()[-160:]})")
+rc, o, e = T.run(["serve", "signer", "add", "--data", data, "--token", p_id, "--pathologist", "dr-viewer", "--key", key])
+check(rc == 0, f"the encrypted key is enrolled for the first pathologist ({(o + e).strip()[-200:]})")
 srv = T.serve(data, os.path.join(tmp, "serve.log"), ["--slide-root", roots, "--rate-limit", "0", "--workers", "1"])
 try:
     r = T.request(srv.url, "POST", "/v1/batches", S, {"slides": [{"path": slide, "case": CASE}]},
@@ -68,7 +89,7 @@ try:
     os.makedirs(out)
     docs = os.path.join(SRC, "docs")
     env = dict(os.environ, HP_URL=srv.url, HP_TOKEN=P, HP_TOKEN2=P2, HP_JOB=jid, HP_OUT=out, HP_DOCS=docs,
-               HP_CHROMIUM=chromium)
+               HP_CHROMIUM=chromium, HP_PASSPHRASE=PASS)
     p = subprocess.run(["node", os.path.join(JS, "viewer-review.js")], cwd=JS, env=env,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=500)
     if not check(p.returncode == 0, f"the browser run finished ({p.stderr[-2000:]})"):
@@ -159,6 +180,28 @@ try:
     check(len(cat) == 1 and [(x["author"]["name"], x["decision"]) for x in cat[0]["review"]] == [("Dr Viewer", "accept")],
           f"the category decision ({cat})")
 
+    # -- signing from the viewer ---------------------------------------------------------------------
+    check(res["sign_form_shown"], "the report panel offers signing the draft")
+    check("passphrase does not unlock" in res["sign_wrong"], f"a wrong passphrase is refused, said so ({res['sign_wrong']})")
+    check("final (revision 1), signed by dr-viewer" in res["signed_status"] and not res["sign_form_after"],
+          f"signed: the panel shows the signed revision ({res['signed_status']})")
+    row = T.request(srv.url, "GET", f"/v1/worklist?job={jid}", P).json()["rows"][0]
+    check(row["report"] == {"status": "final", "revision": 1, "category": category}, f"the worklist shows it signed ({row['report']})")
+    cases = os.listdir(os.path.join(data, "cases"))
+    rdir = os.path.join(data, "cases", cases[0], "report")
+    rc, o, e = T.run(["report", "verify", rdir, "--registry", registry])
+    check(len(cases) == 1 and rc == 0 and "dr-viewer" in o, f"histoplan report verify accepts the signed report ({(o + e).strip()[-300:]})")
+    r = T.request(srv.url, "POST", f"/v1/cases/{CASE}/sign", P, {"passphrase": PASS})
+    check(r.status == 409 and r.json()["detail"].startswith("the case's report is already signed"), f"signing again: 409 ({r.json().get('detail', '')[:120]})")
+    r = T.request(srv.url, "POST", f"/v1/cases/{CASE}/sign", P2, {"passphrase": PASS})
+    check(r.status == 409 and "signer add" in r.json()["detail"], "a pathologist with no enrolled key: 409, told how to get one")
+    check(T.request(srv.url, "POST", f"/v1/cases/{CASE}/sign", S, {"passphrase": PASS}).status == 403, "a submitter may not sign: 403")
+    check(T.request(srv.url, "POST", f"/v1/cases/{CASE}/sign", P, {"pass": PASS}).status == 422, "no passphrase: 422")
+    wrong = [T.request(srv.url, "POST", f"/v1/cases/{CASE}/sign", P, {"passphrase": f"guess {i}"}).status for i in range(5)]
+    r = T.request(srv.url, "POST", f"/v1/cases/{CASE}/sign", P, {"passphrase": PASS})
+    check(wrong == [403] * 5 and r.status == 429 and int(r.headers.get("retry-after", "0")) > 0,
+          f"five wrong passphrases, then locked out ({wrong}, {r.status}, Retry-After {r.headers.get('retry-after')})")
+
     # -- the audit chain -----------------------------------------------------------------------------
     audit = os.path.join(tmp, "audit.jsonl")
     rc, o, e = T.run(["serve", "audit", "export", "--data", data, "--out", audit])
@@ -169,6 +212,9 @@ try:
     text = open(audit).read() if rc == 0 else ""
     check("not convincing" not in text and "artefact" not in text and "focus the model missed" not in text,
           "the audit chain names decisions, not the comments' text")
+    check(kinds.count("case.sign") == 1 and kinds.count("case.sign.refused") >= 6 and kinds.count("signer.enrol") == 1,
+          f"audited: the enrolment, the signature and the refusals ({kinds.count('case.sign.refused')})")
+    check(PASS not in text and "guess" not in text, "no passphrase in the audit chain")
     rc, o, e = T.run(["serve", "audit", "verify", "--data", data])
     check(rc == 0, f"the audit chain verifies ({(o + e).strip()[-200:]})")
 finally:
