@@ -22,6 +22,7 @@ ReportPanel.load = async function (job) {
   ReportPanel.report = null;
   ReportPanel.job = job;
   $('sign-form').hidden = true;
+  text($('category-text'), 'no report yet');
   const body = $('report-body');
   body.replaceChildren();
   /* The job's worklist row says whether its case has a report, so none is asked for in vain. */
@@ -29,8 +30,10 @@ ReportPanel.load = async function (job) {
   const row = w.json && w.json.rows && w.json.rows[0];
   const acc = row && row.case;
   ReportPanel.slideId = row && row.slide_id;
+  slideWarning(row);
   if (!acc) {
     text($('report-status'), 'The job has no case: reports are built per case.');
+    text($('category-text'), 'none (no case, no report)');
     return;
   }
   if (!row.report) {
@@ -65,6 +68,20 @@ $('sign-form').addEventListener('submit', async (ev) => {
   text($('sign-error'), '');
   await ReportPanel.load(ReportPanel.job);
 });
+
+/* Over the slide itself, where the pathologist looks first: a model out of its domain, and the
+ * analysis's QC flags. */
+function slideWarning(row) {
+  const w = $('slide-warning');
+  const parts = [];
+  if (row && row.out_of_domain === true) {
+    parts.push('Model not valid for this slide (out of its domain): its heatmaps and regions say nothing about this tissue.');
+  }
+  const flags = row ? row.qc_flags.filter((f) => f !== 'out-of-domain') : [];
+  if (flags.length) parts.push('QC flags: ' + flags.join(', ') + '.');
+  w.hidden = parts.length === 0;
+  w.textContent = parts.join(' ');
+}
 
 function statusLine(rep, acc) {
   const so = rep.sign_off;

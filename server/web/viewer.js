@@ -84,7 +84,7 @@ function reportCell(rep) {
 function qcCell(row) {
   const parts = [];
   if (row.out_of_domain === true) parts.push('out of domain');
-  parts.push(...row.qc_flags);
+  parts.push(...row.qc_flags.filter((f) => f !== 'out-of-domain'));
   if (row.state === 'succeeded' && row.out_of_domain === null) parts.push('domain unchecked');
   return parts.join(', ') || (row.state === 'succeeded' ? 'none' : '-');
 }

@@ -1,7 +1,8 @@
 // The viewer's review, report panel and worklist columns in Debian's chromium with
 // playwright-core (run by tests/scripts/test_viewer_browser.py after viewer-browser.js).
 // Input: environment HP_URL, HP_TOKEN (the first pathologist), HP_TOKEN2 (a second one), HP_JOB,
-// HP_PASSPHRASE (the first pathologist's signing key's),
+// HP_PASSPHRASE (the first pathologist's signing key's), HP_OOD_JOB (optional: a job whose slide is
+// outside the model's domain),
 // HP_OUT (screenshots), HP_DOCS (the committed screenshots' folder).
 // Output: one JSON line of what it saw on stdout; the Python side checks it.
 'use strict';
@@ -87,6 +88,8 @@ const mine = (page) => page.evaluate(() => window.Review.data.decisions
         return { region: rid, target: window.Review.target && window.Review.target.id, bbox: r && r.bbox, centre: [c.x, c.y] };
       }, id);
     }
+
+    res.ood = { shown_on_generated: !(await a.isHidden('#slide-warning')) };
 
     // Accept the first region, reject the second with a comment, accept the category.
     const names = await a.evaluate(() => window.hp.regions.map((r) => r.name));
@@ -176,6 +179,19 @@ const mine = (page) => page.evaluate(() => window.Review.data.decisions
     res.signed_status = await a.textContent('#report-status');
     res.sign_form_after = !(await a.isHidden('#sign-form'));
     await a.screenshot({ path: path.join(docs, 'viewer-signed.png') });
+
+    // A slide outside the model's domain: said over the slide, and in the worklist.
+    const ood = process.env.HP_OOD_JOB;
+    if (ood) {
+      await a.click('#back');
+      await a.waitForSelector(`tr[data-job="${ood}"]`);
+      res.ood.worklist_qc = await a.textContent(`tr[data-job="${ood}"] td:nth-child(5)`);
+      await openJob(a, ood);
+      res.ood.shown = !(await a.isHidden('#slide-warning'));
+      res.ood.warning = await a.textContent('#slide-warning');
+      res.ood.category = await a.textContent('#category-text');
+      await a.screenshot({ path: path.join(docs, 'viewer-out-of-domain.png') });
+    }
   } finally {
     await browser.close();
   }

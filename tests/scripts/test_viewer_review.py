@@ -24,6 +24,9 @@ Checked, as two pathologists would use it:
   report verify` accepts it with the registry; signing again is refused (409); after five wrong
   passphrases the sixth attempt is locked out (429 with Retry-After); a pathologist with no
   enrolled key is told how to get one (409);
+- over the real Aperio slide (skin, outside the default model's domain) the viewer says first,
+  over the slide, that the model is not valid for it, and its worklist row says "out of domain";
+  no such warning over the generated slide;
 - no console error on either page. The screenshots docs/viewer-worklist.png,
   docs/viewer-review.png and docs/viewer-signed.png are written for the docs.
 """
@@ -70,7 +73,12 @@ rc, o, e = T.run(["serve", "signer", "add", "--data", data, "--token", p_id, "--
 check(rc == 1 and "not an encrypted PKCS#8 private key" in e, f"enrolling a key that is not encrypted is refused ({e.strip()[-160:]})")
 rc, o, e = T.run(["serve", "signer", "add", "--data", data, "--token", p_id, "--pathologist", "dr-viewer", "--key", key])
 check(rc == 0, f"the encrypted key is enrolled for the first pathologist ({(o + e).strip()[-200:]})")
-srv = T.serve(data, os.path.join(tmp, "serve.log"), ["--slide-root", roots, "--rate-limit", "0", "--workers", "1"])
+# The real Aperio slide (skin) is outside the default model's domain: the viewer says so over it.
+have_cmu = os.path.exists(T.CMU)
+if not have_cmu and os.environ.get("HP_REQUIRE_SHARED"):
+    check(False, f"{T.CMU} is missing (HP_REQUIRE_SHARED is set)")
+extra_root = ["--slide-root", os.path.dirname(T.CMU)] if have_cmu else []
+srv = T.serve(data, os.path.join(tmp, "serve.log"), ["--slide-root", roots, *extra_root, "--rate-limit", "0", "--workers", "1"])
 try:
     r = T.request(srv.url, "POST", "/v1/batches", S, {"slides": [{"path": slide, "case": CASE}]},
                   {"Idempotency-Key": "r1"})
@@ -78,6 +86,12 @@ try:
     b = T.wait_batch(T.Client(srv.url, None), S, r.json()["id"], 900)
     if not check(b["jobs"][0]["state"] == "succeeded", "the slide was analyzed"):
         raise SystemExit(check.exit())
+    ood_job = ""
+    if have_cmu:
+        r = T.request(srv.url, "POST", "/v1/batches", S, {"slides": [{"path": T.CMU}]}, {"Idempotency-Key": "r2"})
+        ood_job = r.json()["jobs"][0]["id"]
+        ob = T.wait_batch(T.Client(srv.url, None), S, r.json()["id"], 900)
+        check(ob["jobs"][0]["state"] == "succeeded", "the real slide was analyzed")
     r = T.request(srv.url, "POST", f"/v1/cases/{CASE}/report", P,
                   {"accession": CASE, "specimen": {"procedure": "core needle biopsy", "laterality": "left"}})
     if not check(r.status == 201, f"the case's report was built ({r.status})"):
@@ -89,7 +103,7 @@ try:
     os.makedirs(out)
     docs = os.path.join(SRC, "docs")
     env = dict(os.environ, HP_URL=srv.url, HP_TOKEN=P, HP_TOKEN2=P2, HP_JOB=jid, HP_OUT=out, HP_DOCS=docs,
-               HP_CHROMIUM=chromium, HP_PASSPHRASE=PASS)
+               HP_CHROMIUM=chromium, HP_PASSPHRASE=PASS, HP_OOD_JOB=ood_job)
     p = subprocess.run(["node", os.path.join(JS, "viewer-review.js")], cwd=JS, env=env,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=500)
     if not check(p.returncode == 0, f"the browser run finished ({p.stderr[-2000:]})"):
@@ -179,6 +193,17 @@ try:
     cat = fc["histoplan"]["category_review"]
     check(len(cat) == 1 and [(x["author"]["name"], x["decision"]) for x in cat[0]["review"]] == [("Dr Viewer", "accept")],
           f"the category decision ({cat})")
+
+    # -- a slide outside the model's domain -------------------------------------------------------
+    if have_cmu:
+        o = res["ood"]
+        check(o["worklist_qc"] == "out of domain", f"worklist: the real slide's QC says out of domain ({o['worklist_qc']})")
+        check(o["shown"] and o["warning"].startswith("Model not valid for this slide (out of its domain)"),
+              f"over the real slide, first: the model is not valid for it ({o['warning'][:90]})")
+        check(not o["shown_on_generated"], "no such warning over the generated slide")
+        check(o["category"] == "none (no case, no report)", f"no category carried over from the slide before ({o['category']})")
+    else:
+        print(f"skipped: the out-of-domain warning ({T.CMU} is not there)")
 
     # -- signing from the viewer ---------------------------------------------------------------------
     check(res["sign_form_shown"], "the report panel offers signing the draft")
