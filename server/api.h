@@ -68,6 +68,8 @@ void hp_api_store_error(hp_request *r, const hp_error *err);
  * (a submitter only its own; 404 otherwise). 1 loaded, 0 answered. */
 int hp_api_load_job(hp_request *r, struct hp_db *db, hp_job_row *job);
 int hp_api_load_batch(hp_request *r, struct hp_db *db, hp_batch_row *b);
+/* The ?state= filter of a job list: 1 (*state NULL when absent), or 0 (answered 400). */
+int hp_api_state_query(hp_request *r, const char **state);
 /* An accession number as the API takes it in a path: 1 to 64 characters, no control ones. */
 int hp_api_valid_accession(const char *s);
 /* Replaces paths under the data folder in a message from the report code by their role ("the

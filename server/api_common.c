@@ -83,6 +83,8 @@ int hp_api_load_batch(hp_request *r, hp_db *db, hp_batch_row *b)
     return 1;
 }
 
+/* The case file's accession rule (schemas/case.schema.json): 1..64 characters, no control
+ * characters. */
 int hp_api_valid_accession(const char *s)
 {
     size_t n = strlen(s);
@@ -112,4 +114,18 @@ void hp_api_scrub_paths(char *msg, const char *data_dir)
         memmove(hit + rl, end, strlen(end) + 1);
         memcpy(hit, rep, rl);
     }
+}
+
+int hp_api_state_query(hp_request *r, const char **state)
+{
+    static const char *const STATES[] = {"queued", "running", "succeeded", "failed", "cancelled"};
+    *state = hp_request_query(r, "state");
+    if (!*state)
+        return 1;
+    for (int k = 0; k < 5; k++)
+        if (!strcmp(*state, STATES[k]))
+            return 1;
+    hp_respond_problem(r, HP_PROB_BAD_REQUEST, "state",
+                       "state is one of queued, running, succeeded, failed, cancelled");
+    return 0;
 }

@@ -33,22 +33,12 @@ static int parse_cursor(const char *c, int64_t *created, char id[40])
 
 void hp_api_jobs_list(hp_request *r)
 {
-    static const char *const STATES[] = {"queued", "running", "succeeded", "failed", "cancelled"};
     hp_job_query q = {.limit = LIST_DEFAULT};
-    const char *state = hp_request_query(r, "state"), *acc = hp_request_query(r, "case");
+    const char *acc = hp_request_query(r, "case");
     const char *cursor = hp_request_query(r, "cursor"), *limit = hp_request_query(r, "limit");
     char after_id[40];
-    if (state) {
-        int ok = 0;
-        for (int k = 0; k < 5; k++)
-            ok |= !strcmp(state, STATES[k]);
-        if (!ok) {
-            hp_respond_problem(r, HP_PROB_BAD_REQUEST, "state",
-                               "state is one of queued, running, succeeded, failed, cancelled");
-            return;
-        }
-        q.state = state;
-    }
+    if (!hp_api_state_query(r, &q.state))
+        return;
     if (acc) {
         if (!*acc || strlen(acc) > 64) {
             hp_respond_problem(r, HP_PROB_BAD_REQUEST, "case", "case is 1 to 64 characters");

@@ -85,6 +85,18 @@ static int load_reviewed(hp_request *r, hp_db *db, reviewed_job *rj)
     return 1;
 }
 
+/* A store connection and the route's reviewable job: the connection, or NULL (answered, and
+ * nothing held). */
+static hp_db *open_reviewed(hp_request *r, reviewed_job *rj)
+{
+    hp_db *db = hp_api_db(r);
+    if (db && !load_reviewed(r, db, rj)) {
+        hp_api_db_done(r, db);
+        return NULL;
+    }
+    return db;
+}
+
 static const cJSON *region_feature(const reviewed_job *rj, const char *name)
 {
     const cJSON *f;
@@ -228,14 +240,10 @@ static int valid_polygon(hp_request *r, const reviewed_job *rj, const cJSON *g)
 
 void hp_api_review_get(hp_request *r)
 {
-    hp_db *db = hp_api_db(r);
+    reviewed_job rj;
+    hp_db *db = open_reviewed(r, &rj);
     if (!db)
         return;
-    reviewed_job rj;
-    if (!load_reviewed(r, db, &rj)) {
-        hp_api_db_done(r, db);
-        return;
-    }
     cJSON *o = NULL;
     hp_error err = {0};
     if (hp_store_review_get(db, rj.job.id, &o, &err) != HP_OK)
@@ -262,14 +270,10 @@ void hp_api_review_put(hp_request *r)
         hp_respond_problem(r, HP_PROB_VALIDATION, "/decision", "decision is accept, reject or null");
         return;
     }
-    hp_db *db = hp_api_db(r);
+    reviewed_job rj;
+    hp_db *db = open_reviewed(r, &rj);
     if (!db)
         return;
-    reviewed_job rj;
-    if (!load_reviewed(r, db, &rj)) {
-        hp_api_db_done(r, db);
-        return;
-    }
     hp_error err = {0};
     int known = !strcmp(target, "category") || region_feature(&rj, target) != NULL;
     if (!known && hp_id_valid('a', target)) {
@@ -312,14 +316,10 @@ void hp_api_annotation_add(hp_request *r)
         !only_keys(r, KEYS, 3) || !optional_text(r, "class", 64, &cls) ||
         !optional_text(r, "comment", COMMENT_MAX, &comment))
         return;
-    hp_db *db = hp_api_db(r);
+    reviewed_job rj;
+    hp_db *db = open_reviewed(r, &rj);
     if (!db)
         return;
-    reviewed_job rj;
-    if (!load_reviewed(r, db, &rj)) {
-        hp_api_db_done(r, db);
-        return;
-    }
     char *geometry = NULL;
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(r->json, "geometry");
     if (!cls || !known_class(&rj, cls)) {
@@ -506,14 +506,10 @@ static void respond_geojson(hp_request *r, cJSON *fc)
 
 void hp_api_job_review_geojson(hp_request *r)
 {
-    hp_db *db = hp_api_db(r);
+    reviewed_job rj;
+    hp_db *db = open_reviewed(r, &rj);
     if (!db)
         return;
-    reviewed_job rj;
-    if (!load_reviewed(r, db, &rj)) {
-        hp_api_db_done(r, db);
-        return;
-    }
     cJSON *features, *category, *fc = collection(&features, &category);
     hp_error err = {0};
     if (add_job_review(db, &rj, features, category, &err) != HP_OK) {

@@ -116,20 +116,9 @@ static int load_one(hp_request *r, hp_db *db, hp_job_row **jobs, int *n)
 
 void hp_api_worklist(hp_request *r)
 {
-    static const char *const STATES[] = {"queued", "running", "succeeded", "failed", "cancelled"};
     hp_job_query q = {.limit = WORKLIST_MAX};
-    const char *state = hp_request_query(r, "state");
-    if (state) {
-        int ok = 0;
-        for (int k = 0; k < 5; k++)
-            ok |= !strcmp(state, STATES[k]);
-        if (!ok) {
-            hp_respond_problem(r, HP_PROB_BAD_REQUEST, "state",
-                               "state is one of queued, running, succeeded, failed, cancelled");
-            return;
-        }
-        q.state = state;
-    }
+    if (!hp_api_state_query(r, &q.state))
+        return;
     hp_db *db = hp_api_db(r);
     if (!db)
         return;

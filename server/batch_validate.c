@@ -11,6 +11,7 @@
 #include "io/slide.h"
 #include "pipeline/stain.h"
 #include "report/canonical_json.h"
+#include "server/api.h"
 #include "server/service_internal.h"
 
 void hp_batch_request_init(hp_batch_request *b) { memset(b, 0, sizeof *b); }
@@ -75,19 +76,6 @@ static int valid_slide_id(const char *s)
               c == '_' || c == '-'))
             return 0;
     }
-    return 1;
-}
-
-/* The case file's accession rule (schemas/case.schema.json): 1..64 characters, no control
- * characters. */
-static int valid_accession(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20)
-            return 0;
     return 1;
 }
 
@@ -182,7 +170,7 @@ static int check_slide(hp_service *svc, hp_db *db, const hp_token_info *tok, con
     const cJSON *acc = cJSON_GetObjectItemCaseSensitive(s, "case");
     if (acc) {
         snprintf(f, sizeof f, "/slides/%d/case", i);
-        if (!cJSON_IsString(acc) || !valid_accession(acc->valuestring))
+        if (!cJSON_IsString(acc) || !hp_api_valid_accession(acc->valuestring))
             return refuse(b, f, "the case's accession number: 1 to 64 characters, no control "
                                 "characters");
         js->accession = strdup(acc->valuestring);

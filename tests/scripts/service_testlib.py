@@ -420,6 +420,17 @@ class PrivatePostgres:
             print(f"note: {e}")
 
 
+def require_browser():
+    """The tests/js folder and Debian's chromium for playwright-core; skips when either is missing."""
+    js = os.path.join(SRC, "tests", "js")
+    if not os.path.isdir(os.path.join(js, "node_modules", "playwright-core")):
+        skip("playwright-core is not installed (cd tests/js && npm ci)")
+    chromium = os.environ.get("HP_CHROMIUM", "/usr/bin/chromium")
+    if not os.path.exists(chromium) or not shutil.which("node"):
+        skip("chromium or node is missing (scripts/install-deps.sh installs them)")
+    return js, chromium
+
+
 def tempdir(name):
     return tempfile.mkdtemp(prefix=f"hp-{name}-")
 

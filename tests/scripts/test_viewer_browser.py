@@ -28,13 +28,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import service_testlib as T  # noqa: E402
 
 T.require_service()
-SRC = os.environ.get("HP_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-JS = os.path.join(SRC, "tests", "js")
-if not os.path.isdir(os.path.join(JS, "node_modules", "playwright-core")):
-    T.skip("playwright-core is not installed (cd tests/js && npm ci)")
-chromium = os.environ.get("HP_CHROMIUM", "/usr/bin/chromium")
-if not os.path.exists(chromium) or not shutil.which("node"):
-    T.skip("chromium or node is missing (scripts/install-deps.sh installs them)")
+SRC = T.SRC
+JS, chromium = T.require_browser()
 try:
     import numpy as np
     from PIL import Image
