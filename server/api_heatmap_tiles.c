@@ -75,7 +75,9 @@ void hp_api_heatmap_list(hp_request *r)
     for (int k = 0; k < hl->n_layers; k++) {
         cJSON *l = cJSON_CreateObject();
         cJSON_AddStringToObject(l, "name", hl->names[k]);
-        cJSON_AddStringToObject(l, "kind", k == hl->n_layers - 1 ? "uncertainty" : "class");
+        cJSON_AddStringToObject(l, "kind", k == hl->n_layers - 1   ? "mask"
+                                           : k == hl->n_layers - 2 ? "uncertainty"
+                                                                   : "class");
         cJSON_AddItemToArray(a, l);
     }
     cJSON_AddNumberToObject(o, "cell_size_level0", hl->size);

@@ -69,7 +69,7 @@ hp_status hp_heatmap_layers_parse(const char *csv_path, hp_heatmap_layers *out, 
         if (!strncmp(fld[k], "prob_", 5)) {
             if (prob0 < 0)
                 prob0 = k;
-            if (nclass < HP_HG_MAX_LAYERS - 1)
+            if (nclass < HP_HG_MAX_LAYERS - 2)
                 snprintf(out->names[nclass], HP_HG_NAME_MAX, "%s", fld[k] + 5);
             nclass++;
         } else if (!strcmp(fld[k], "entropy")) {
@@ -77,13 +77,16 @@ hp_status hp_heatmap_layers_parse(const char *csv_path, hp_heatmap_layers *out, 
         }
     }
     if (nf < 7 || strcmp(fld[1], "i") || strcmp(fld[2], "j") || strcmp(fld[3], "x") ||
-        strcmp(fld[5], "size") || prob0 < 0 || nclass < 1 || nclass > HP_HG_MAX_LAYERS - 1 ||
+        strcmp(fld[5], "size") || prob0 < 0 || nclass < 1 || nclass > HP_HG_MAX_LAYERS - 2 ||
         ent != prob0 + nclass) {
         hp_error_set(err, HP_ERR_INVALID, "tiles.csv: the header is not tiles.csv's");
         goto fail;
     }
-    int L = nclass + 1;
+    /* The classes, uncertainty, and the tissue analysed (1 on every tile of tiles.csv: the tile
+     * mask analyze's mask.png draws). */
+    int L = nclass + 2;
     snprintf(out->names[nclass], HP_HG_NAME_MAX, "uncertainty");
+    snprintf(out->names[nclass + 1], HP_HG_NAME_MAX, "tissue");
     out->n_layers = L;
     int gw = 0, gh = 0;
     double x0 = 0, y0 = 0, size = 0;
@@ -115,7 +118,8 @@ hp_status hp_heatmap_layers_parse(const char *csv_path, hp_heatmap_layers *out, 
         ij[nrows * 2] = i, ij[nrows * 2 + 1] = j;
         if (nrows == 0)
             x0 = d[2] - i * d[4], y0 = d[3] - j * d[4], size = d[4];
-        for (int k = 0; k < L; k++) {
+        vals[nrows * L + nclass + 1] = 1;
+        for (int k = 0; k < nclass + 1; k++) {
             double v;
             if (num(fld[prob0 + k], &v)) {
                 hp_error_set(err, HP_ERR_INVALID, "tiles.csv: row %zu has no number in column %d",

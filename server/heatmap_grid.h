@@ -1,7 +1,8 @@
 /* A finished job's tile probabilities (its tiles.csv, as `histoplan analyze` writes it), held
  * in memory for the heatmap tiles of the viewer. Layers are the classes (the CSV's prob_<class>
- * columns, class names as made file-safe there) and "uncertainty" (each tile's entropy divided
- * by ln(classes), 0 sure .. 1 unsure). Parsed grids stay cached per job, a few at a time.
+ * columns, class names as made file-safe there), "uncertainty" (each tile's entropy divided
+ * by ln(classes), 0 sure .. 1 unsure) and "tissue" (1 on every analysed tile: the tissue mask
+ * at the tile grid, as analyze's mask.png). Parsed grids stay cached per job, a few at a time.
  * Thread-safe. */
 #ifndef HP_SERVER_HEATMAP_GRID_H
 #define HP_SERVER_HEATMAP_GRID_H

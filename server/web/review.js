@@ -152,7 +152,7 @@ Review.startDrawing = function () {
   $('draw-tools').hidden = false;
   const sel = $('draw-class');
   sel.replaceChildren();
-  for (const l of hp.layers.filter((x) => x.name !== 'uncertainty')) {
+  for (const l of hp.layers.filter((x) => x.kind === 'class')) {
     const o = document.createElement('option');
     o.value = l.name; o.textContent = l.name.replace('_', ' ');
     sel.appendChild(o);

@@ -10,7 +10,7 @@
  * invasive vermillion, far apart, never orange beside vermillion. */
 const PALETTE = {
   normal: [0, 158, 115], benign: [240, 228, 66], in_situ: [0, 114, 178],
-  invasive: [213, 94, 0], uncertainty: [204, 121, 167],
+  invasive: [213, 94, 0], uncertainty: [204, 121, 167], tissue: [86, 180, 233],
 };
 const FALLBACK = [[86, 180, 233], [230, 159, 0], [0, 0, 0]];
 
@@ -174,7 +174,7 @@ async function openSlide(id) {
   toggles.replaceChildren();
   if (meta.status === 200) {
     meta.json.layers.forEach((l, i) => {
-      const layer = { name: l.name, colour: colourOf(l.name, i), on: l.name === 'invasive', item: null };
+      const layer = { name: l.name, kind: l.kind, colour: colourOf(l.name, i), on: l.name === 'invasive', item: null };
       hp.layers.push(layer);
       const lab = document.createElement('label');
       const cb = document.createElement('input');
@@ -182,7 +182,7 @@ async function openSlide(id) {
       cb.addEventListener('change', () => { layer.on = cb.checked; applyLayerOpacity(); });
       const sw = document.createElement('span');
       sw.className = 'swatch'; sw.style.background = 'rgb(' + layer.colour.join(',') + ')';
-      lab.append(cb, sw, document.createTextNode(l.name.replace('_', ' ')));
+      lab.append(cb, sw, document.createTextNode(l.kind === 'mask' ? 'tissue (analysed tiles)' : l.name.replace('_', ' ')));
       toggles.appendChild(lab);
     });
   } else {

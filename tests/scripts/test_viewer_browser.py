@@ -98,7 +98,7 @@ try:
     check(res["worklist_rows"] >= 1, "the worklist lists the job")
     check(res["cookie"] == {"httpOnly": True, "sameSite": "Strict", "present": True}, f"session cookie {res['cookie']}")
     check(not res["cookie_visible_to_script"], "scripts cannot read the session cookie")
-    check(res["layers"] == ["normal", "benign", "in_situ", "invasive", "uncertainty"], f"layers {res['layers']}")
+    check(res["layers"] == ["normal", "benign", "in_situ", "invasive", "uncertainty", "tissue"], f"layers {res['layers']}")
     check(res["regions"] >= 1 and res["scalebar"] and ("µm" in res["scalebar"] or "mm" in res["scalebar"]),
           f"{res['regions']} regions listed; scale bar {res['scalebar']}")
     print(f"time from opening the slide to the first full screen of tiles: {res['first_screen_ms']} ms")

@@ -1,7 +1,8 @@
 """Heatmap layers as Deep Zoom tiles (GET /v1/slides/{id}/heatmaps...), on a generated slide that
 `histoplan serve` analyzes:
 
-- the layer list names each class of tiles.csv (its prob_<class> columns) and "uncertainty";
+- the layer list names each class of tiles.csv (its prob_<class> columns), "uncertainty" and
+  "tissue" (the analysed tiles: 255 on each, transparent elsewhere);
 - each layer's .dzi has the slide's own size, tile size and overlap (so the overlay aligns);
 - at two Deep Zoom levels, for every analysed tile of tiles.csv whose centre falls inside a
   fetched heatmap tile, the PNG's grey value at that centre is round(255 x probability) from
@@ -54,7 +55,9 @@ try:
     r = c("GET", f"/v1/slides/{jid}/heatmaps", P)
     check(r.status == 200, f"layer list ({r.status})")
     layers = [x["name"] for x in r.json()["layers"]]
-    check(layers == classes + ["uncertainty"], f"layers are the classes and uncertainty: {layers}")
+    check(layers == classes + ["uncertainty", "tissue"], f"layers are the classes, uncertainty and tissue: {layers}")
+    kinds = [x["kind"] for x in r.json()["layers"]]
+    check(kinds == ["class"] * len(classes) + ["uncertainty", "mask"], f"layer kinds {kinds}")
 
     slide_dzi = ET.fromstring(c("GET", f"/v1/slides/{jid}.dzi", S1).body)
     ns = "{http://schemas.microsoft.com/deepzoom/2008}"
@@ -78,7 +81,7 @@ try:
         lw, lh = dims[level]
         dx, dy = W / lw, H / lh
         cols, rows_n = math.ceil(lw / T_), math.ceil(lh / T_)
-        for layer in classes + ["uncertainty"]:
+        for layer in classes + ["uncertainty", "tissue"]:
             tiles = {}
             for row in rows:
                 cx = float(row["x"]) + float(row["size"]) / 2
@@ -100,6 +103,8 @@ try:
                 px, py = zx - (col * T_ - (OV if col else 0)), zy - (rr * T_ - (OV if rr else 0))
                 if layer == "uncertainty":
                     want = float(row["entropy"]) / math.log(len(classes))
+                elif layer == "tissue":
+                    want = 1.0
                 else:
                     want = float(row[f"prob_{layer}"])
                 want = round(min(1.0, max(0.0, want)) * 255)
