@@ -104,12 +104,21 @@ void hp_api_scrub_paths(char *msg, const char *data_dir)
     char *hit;
     while (dl && (hit = strstr(msg, data_dir))) {
         char *end = hit + dl;
-        while (*end && *end != ' ' && *end != ':' && *end != ',' && *end != ')')
+        while (*end && *end != ' ' && *end != ':' && *end != ',' && *end != ')' && *end != ';')
             end++;
-        const char *cj = strstr(hit, "case.json"), *rd = strstr(hit, "/report");
-        const char *rep = cj && cj < end   ? "the case file"
-                          : rd && rd < end ? "the case's report"
-                                           : "a findings file";
+        /* The first marker inside the path names its role. */
+        static const char *const ROLES[][2] = {{"case.json", "the case file"},
+                                               {"/signers/registry.json", "the server's signer registry"},
+                                               {"/signers/", "your signing key"},
+                                               {"/report", "the case's report"}};
+        const char *rep = "a findings file";
+        for (size_t k = 0; k < sizeof ROLES / sizeof ROLES[0]; k++) {
+            const char *m = strstr(hit, ROLES[k][0]);
+            if (m && m < end) {
+                rep = ROLES[k][1];
+                break;
+            }
+        }
         size_t rl = strlen(rep);
         memmove(hit + rl, end, strlen(end) + 1);
         memcpy(hit, rep, rl);

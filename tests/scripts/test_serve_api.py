@@ -224,7 +224,7 @@ try:
     check(r.status == 303 and r.headers.get("location", "").endswith("/info.json"), "IIIF base: 303")
     check(c("GET", f"/iiif/3/{job0}/info.json", S1).status == 200, "IIIF info.json")
     r = c("GET", f"/v1/slides/{job0}/heatmaps", S1)
-    check(r.status == 200 and r.json()["layers"][-1]["name"] == "uncertainty", "heatmap layers")
+    check(r.status == 200 and [x["name"] for x in r.json()["layers"][-2:]] == ["uncertainty", "tissue"], "heatmap layers: the classes, uncertainty, tissue")
     layer0 = r.json()["layers"][0]["name"] if r.status == 200 else "x"
     check(c("GET", f"/v1/slides/{job0}/heatmaps/{layer0}.dzi", S1).status == 200, "a heatmap layer's .dzi")
     r = c("GET", f"/v1/slides/{job0}/heatmaps/{layer0}_files/0/0_0.png", P)
