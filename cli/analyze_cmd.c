@@ -68,6 +68,8 @@ static void usage(FILE *f)
             "                      it. Without it, a completed result of the same slide, model and\n"
             "                      options is kept (the slide is skipped: a rerun resumes a batch),\n"
             "                      and one made from anything else is refused, naming what differs\n"
+            "  --allow-derived     analyze a super-resolved slide (histoplan upscale), which is\n"
+            "                      refused otherwise: it is not a scanned image\n"
             "  -j, --threads N     tile reader threads (default: all CPUs; results do not change)\n"
             "  -b, --batch N       tiles per model batch (default 16)\n"
             "  --mask MASK.png     tissue mask to use instead of the detection (PNG, JPEG or\n"
@@ -217,14 +219,14 @@ static int record_manifest(const char *out, const char *file, const manifest_run
 int hp_cli_analyze(int argc, char **argv)
 {
     enum { O_MODEL = 1, O_BACKEND, O_MPP, O_MASK, O_ROI, O_STAIN, O_STAIN_TARGET, O_OUT, O_SLIDE_ID, O_CASE,
-           O_THREADS, O_BATCH, O_OVERWRITE, O_RECURSIVE, O_JSON, O_MANIFEST, O_SHARD };
+           O_THREADS, O_BATCH, O_OVERWRITE, O_RECURSIVE, O_JSON, O_MANIFEST, O_SHARD, O_ALLOW_DERIVED };
     static const hp_cli_option opts[] = {
         {"model", 'm', 1, O_MODEL},       {"backend", 0, 1, O_BACKEND},   {"mpp", 0, 1, O_MPP},
         {"mask", 0, 1, O_MASK},           {"roi", 0, 1, O_ROI},           {"stain", 0, 1, O_STAIN},
         {"stain-target", 0, 1, O_STAIN_TARGET}, {"out", 'o', 1, O_OUT},   {"slide-id", 0, 1, O_SLIDE_ID},
         {"case", 0, 1, O_CASE},           {"threads", 'j', 1, O_THREADS}, {"batch", 'b', 1, O_BATCH},
         {"overwrite", 0, 0, O_OVERWRITE}, {"recursive", 'r', 0, O_RECURSIVE}, {"json", 0, 0, O_JSON},
-        {"manifest", 0, 1, O_MANIFEST},   {"shard", 0, 1, O_SHARD},
+        {"manifest", 0, 1, O_MANIFEST},   {"shard", 0, 1, O_SHARD},       {"allow-derived", 0, 0, O_ALLOW_DERIVED},
         {0},
     };
     static const char *const backends[] = {"cpu", "cuda", NULL};
@@ -294,6 +296,7 @@ int hp_cli_analyze(int argc, char **argv)
             o.batch = (int)v;
             break;
         case O_OVERWRITE: o.overwrite = 1; break;
+        case O_ALLOW_DERIVED: o.allow_derived = 1; break;
         case O_RECURSIVE: recursive = 1; break;
         case O_JSON: json = 1; break;
         case O_MANIFEST: manifest = p.value; break;

@@ -13,6 +13,7 @@ int hp_cli_analyze(int argc, char **argv); /* cli/analyze_cmd.c */
 int hp_cli_report(int argc, char **argv);  /* cli/report_cmd.c */
 int hp_cli_report_signers(int argc, char **argv); /* cli/report_signers_cmd.c: `report signers ...` */
 int hp_cli_deid(int argc, char **argv);    /* cli/deid_cmd.c */
+int hp_cli_upscale(int argc, char **argv); /* cli/upscale_cmd.c */
 int hp_cli_serve(int argc, char **argv);   /* cli/serve_cmd.c */
 int hp_cli_worker(int argc, char **argv);  /* cli/worker_cmd.c */
 int hp_cli_eval(int argc, char **argv);    /* cli/eval_cmd.c */

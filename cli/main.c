@@ -21,6 +21,7 @@ static void usage(FILE *f)
             "  batch merge OUT             one summary of a cohort's manifest runs (shards) into OUT\n"
             "  report build|sign|verify    structured report and care-plan draft; sign-off; checking\n"
             "  deid SLIDE --out COPY       de-identified copy of a slide (no label, macro or identifying fields)\n"
+            "  upscale SLIDE -m M -o OUT   super-resolved copy of a slide, marked as such\n"
             "  serve --data DIR            HTTP API for lab systems: slide batches, jobs, results, reports\n"
             "  worker --data DIR --db URI  analyze jobs of a shared PostgreSQL store on another machine\n"
             "  eval --model M.onnx DATA    measure a classifier on BACH, class folders or a CSV of labelled images\n"
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
         return hp_cli_report(argc - 1, argv + 1);
     if (!strcmp(argv[1], "deid"))
         return hp_cli_deid(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "upscale"))
+        return hp_cli_upscale(argc - 1, argv + 1);
     if (!strcmp(argv[1], "serve"))
         return hp_cli_serve(argc - 1, argv + 1);
     if (!strcmp(argv[1], "worker"))

@@ -25,7 +25,7 @@
 static const char *const known_keys[] = {
     "$schema", "name", "version", "classes", "input_size", "normalization", "mpp", "sha256",
     "training_data", "intended_use", "metrics", "license", "not_for_diagnosis", "category_map",
-    "domain", "ood_detector", "calibration",
+    "domain", "ood_detector", "calibration", "task", "scale",
 };
 
 static const char *const category_names[] = {
@@ -329,6 +329,38 @@ static hp_status parse_category_map(const char *path, const cJSON *root, hp_card
     return HP_OK;
 }
 
+/* "task" and "scale": a super-resolution model states its scale and has no classes; a
+ * classifier has classes and no scale. */
+static hp_status parse_task(const char *path, const cJSON *root, hp_card *card, hp_error *err)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "task");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "scale");
+    if (t && (!cJSON_IsString(t) || (strcmp(t->valuestring, "classification") &&
+                                     strcmp(t->valuestring, "super-resolution"))))
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "%s: field \"task\" must be \"classification\" or \"super-resolution\"", path);
+    card->task = t && !strcmp(t->valuestring, "super-resolution") ? HP_TASK_SUPER_RESOLUTION
+                                                                   : HP_TASK_CLASSIFICATION;
+    if (card->task == HP_TASK_CLASSIFICATION) {
+        if (s)
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "%s: field \"scale\" belongs to a super-resolution model (\"task\": "
+                                "\"super-resolution\")", path);
+        return HP_OK;
+    }
+    if (!s)
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "%s: field \"scale\" is missing: a super-resolution model states its scale (2, 3 or 4)",
+                            path);
+    if (!cJSON_IsNumber(s) || s->valuedouble != floor(s->valuedouble) || s->valuedouble < 2 || s->valuedouble > 4)
+        return hp_error_set(err, HP_ERR_INVALID, "%s: field \"scale\" must be 2, 3 or 4", path);
+    card->scale = (int)s->valuedouble;
+    if (cJSON_GetObjectItemCaseSensitive(root, "classes") || cJSON_GetObjectItemCaseSensitive(root, "category_map"))
+        return hp_error_set(err, HP_ERR_INVALID,
+                            "%s: a super-resolution model has no \"classes\" or \"category_map\"", path);
+    return HP_OK;
+}
+
 static hp_status parse_card(const char *path, const cJSON *root, hp_card *card, hp_error *err)
 {
     if (!cJSON_IsObject(root))
@@ -346,7 +378,8 @@ static hp_status parse_card(const char *path, const cJSON *root, hp_card *card, 
     }
     if ((st = get_string(path, root, "name", 1, &card->name, err)) ||
         (st = get_string(path, root, "version", 0, &card->version, err)) ||
-        (st = parse_classes(path, root, card, err)) ||
+        (st = parse_task(path, root, card, err)) ||
+        (card->task == HP_TASK_CLASSIFICATION && (st = parse_classes(path, root, card, err))) ||
         (st = parse_category_map(path, root, card, err)) ||
         (st = parse_input_size(path, root, card, err)) ||
         (st = parse_normalization(path, root, card, err)) ||

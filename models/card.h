@@ -20,15 +20,21 @@ typedef enum {
     HP_CLASS_OTHER, /* a class with no diagnostic meaning of its own (stroma, background...) */
 } hp_class_category;
 
+/* What a model does ("task"): classify tiles (the default) or super-resolve them. */
+typedef enum { HP_TASK_CLASSIFICATION = 0, HP_TASK_SUPER_RESOLUTION } hp_model_task;
+
 typedef struct {
     char *name;
     char *version;
-    int n_classes;
+    hp_model_task task;
+    int scale;             /* super-resolution: output pixels per input pixel, 2..4; else 0 */
+    int n_classes;         /* 0 for a super-resolution model (it has no classes) */
     char *classes[HP_CARD_MAX_CLASSES];
     int input_h, input_w;  /* 0 when not given */
     int has_norm;          /* mean and std given */
     float mean[3], std[3]; /* applied to RGB values scaled to 0..1 */
-    double mpp;            /* microns per pixel the model was trained at; 0 when not given */
+    double mpp;            /* microns per pixel the model was trained at (a super-resolution
+                              model's input; its output is mpp / scale); 0 when not given */
     char *sha256;          /* lower-case hex of the model file; NULL when not given */
     char *training_data;
     char *intended_use;

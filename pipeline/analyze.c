@@ -1,4 +1,5 @@
 /* The analyze run for one slide (pipeline/analyze.h): a table of named stages over one context. */
+#include "pipeline/upscale.h"
 #include "pipeline/analyze.h"
 
 #include <errno.h>
@@ -144,6 +145,11 @@ static int cancelled(const run_ctx *c)
 static hp_status stage_model(run_ctx *c)
 {
     c->card = hp_model_card(c->model);
+    if (c->card && c->card->task == HP_TASK_SUPER_RESOLUTION)
+        return hp_error_set(c->err, HP_ERR_INVALID,
+                            "the model is a super-resolution model (x%d), not a classifier: give it to "
+                            "`histoplan upscale`",
+                            c->card->scale);
     if (!c->card || c->card->n_classes < 1 || c->card->mpp <= 0)
         return hp_error_set(c->err, HP_ERR_INVALID,
                             "the model has no card giving its classes and MPP (model.card.json)");
@@ -220,6 +226,13 @@ static hp_status stage_open(run_ctx *c)
         if (herr.code == HP_ERR_UNSUPPORTED)
             c->fail = HP_ANALYZE_FAIL_UNSUPPORTED;
         return hp_error_set(c->err, herr.code ? herr.code : HP_ERR_IO, "%s", herr.msg);
+    }
+    if (hp_upscale_is_derived(c->s) && !c->o->allow_derived) {
+        c->fail = HP_ANALYZE_FAIL_UNSUPPORTED;
+        return hp_error_set(c->err, HP_ERR_INVALID,
+                            "%s is super-resolved (made by histoplan upscale from slide %.12s...), not a scanned image: "
+                            "analyze the scanned slide, or give --allow-derived to analyze it knowingly",
+                            c->slide_path, hp_slide_property(c->s, "aperio.SourceSHA256") ? hp_slide_property(c->s, "aperio.SourceSHA256") : "?");
     }
     hp_mpp_source src;
     if (hp_slide_mpp(c->s, &f->mpp_x, &f->mpp_y, &src) != HP_OK) {

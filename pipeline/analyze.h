@@ -58,6 +58,9 @@ typedef struct {
     /* Another process analysing this slide (holding its lock): 0 waits for it, 1 returns at once
      * with HP_ANALYZE_BUSY, so a batch can do other slides first. */
     int lock_nowait;
+    /* A super-resolved slide (`histoplan upscale`, pipeline/upscale.h) is not a scanned image:
+     * refused as a source unless this is set (--allow-derived). */
+    int allow_derived;
     int threads;          /* reader threads; <= 0: one per CPU */
     int batch;            /* tiles per model batch (default 16) */
     double min_tissue;    /* tissue fraction a tile needs (default 0.5, as the model was trained) */
