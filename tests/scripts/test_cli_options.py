@@ -1,5 +1,5 @@
 """The command line's option handling, the same for every command (analyze, model info/run/bench,
-slide info/region/thumbnail, synth, report build/sign/verify/signers, deid):
+slide info/region/thumbnail, synth, report build/sign/verify/signers, deid, upscale):
 
 - an unknown option is named ("unknown option --frobnicate"), an abbreviation that fits several
   options is called ambiguous, a missing value is named ("--out needs a value"), a value given
@@ -62,6 +62,7 @@ def main():
             ("report verify", "report", ["report", "verify", "r"], "--pubkey"),
             ("report signers", "report", ["report", "signers", "list"], "--registry"),
             ("deid", "deid", ["deid", slide, "--out", os.path.join(tmp, "copy.svs")], "--out"),
+            ("upscale", "upscale", ["upscale", slide, "--model", model, "--out", os.path.join(tmp, "up.tiff")], "--roi"),
             ("eval", "eval", ["eval", "--model", model, folder], "--split"),
             ("eval-wsi", "eval-wsi", ["eval-wsi", "--truth", "a.xml", "--findings", "f.json"], "--out"),
         ]
@@ -74,6 +75,8 @@ def main():
                  "--model"),
                 ("serve token create", "serve", ["serve", "token", "create", "--data", os.path.join(tmp, "d"),
                                                  "--role", "admin", "--name", "n"], "--name"),
+                ("serve signer add", "serve", ["serve", "signer", "add", "--data", os.path.join(tmp, "d"),
+                                               "--token", "t_x", "--pathologist", "p", "--key", "k.pem"], "--key"),
             ]
         for name, help_cmd, args, valued in cmds:
             usage_error(name, help_cmd, args + ["--frobnicate"], "unknown option --frobnicate", tmp)
@@ -115,6 +118,7 @@ def main():
                 f"analyze FOLDER: exit 2 naming --recursive ({rc})")
         for args, what in ((["slide", "info", folder], "slide info"), (["model", "info", folder], "model info"),
                            (["deid", folder, "-o", "c.tiff"], "deid"),
+                           (["upscale", folder, "-m", model, "-o", "u.tiff"], "upscale"),
                            (["report", "build", folder, "f.json", "-o", "rep"], "report build"),
                            (["synth", "-o", folder, "--size", "256x256", "--seed", "1"], "synth -o FOLDER"),
                            (["slide", "thumbnail", slide, "-o", folder], "slide thumbnail -o FOLDER")):

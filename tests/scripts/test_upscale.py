@@ -121,6 +121,8 @@ rc, o, e = T.run(["upscale", slide, "--model", model, "--out", os.path.join(tmp,
 check(rc == 1 and "not inside the slide" in e, f"a region outside the slide is refused ({e.strip()[-160:]})")
 rc, o, e = T.run(["upscale", slide, "--model", model, "--out", os.path.join(tmp, "x.tiff"), "--tile", "20"])
 check(rc == 1 and "multiple of 16" in e, f"a tile the writer cannot take is refused ({e.strip()[-160:]})")
+rc, o, e = T.run(["upscale", os.path.join(tmp, "Zed_missing.svs"), "--model", model, "--out", os.path.join(tmp, "x.tiff")])
+check(rc == 1 and e.count("Zed_missing") == 1, f"a missing slide is named once ({e.strip()[-160:]})")
 rc, o, e = T.run(["upscale", slide, "--out", os.path.join(tmp, "x.tiff")])
 check(rc == 2 and "--model" in e, "no model: usage error, exit 2")
 check(not os.path.exists(os.path.join(tmp, "x.tiff")), "no output is left by a refused run")
