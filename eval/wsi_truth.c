@@ -62,7 +62,11 @@ static hp_status read_region(const char *path, const xmlNode *region, const char
                             "%s: region %s has no label (neither its Text nor its annotation's "
                             "Name)",
                             path, r->id);
-    snprintf(r->label, sizeof r->label, "%s", text);
+    /* The label as shown in messages: at most what r->label holds (the class is parsed from the
+     * whole text). */
+    size_t n = strnlen(text, sizeof r->label - 1);
+    memcpy(r->label, text, n);
+    r->label[n] = '\0';
     hp_eval_class c = hp_eval_class_parse(text);
     if (c == HP_EVAL_CLASS_NONE)
         return hp_error_set(err, HP_ERR_INVALID,
