@@ -32,24 +32,12 @@ def upscale_strip(hp, slide, tmp):
     """A 1024 x SIZE strip of the slide through a small x2 network (PyTorch-made); None when
     PyTorch is missing."""
     try:
-        import torch
-        import torch.nn.functional as F
+        sys.path.insert(0, os.path.dirname(__file__))
+        from sr_testlib import export_tiny_sr
     except ImportError:
         return None
-
-    class TinySR(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c1 = torch.nn.Conv2d(3, 16, 3, padding=1)
-            self.c2 = torch.nn.Conv2d(16, 12, 3, padding=1)
-            self.shuffle = torch.nn.PixelShuffle(2)
-
-        def forward(self, x):
-            return F.interpolate(x, scale_factor=2, mode="nearest") + 0.1 * self.shuffle(self.c2(torch.relu(self.c1(x))))
-
     model = os.path.join(tmp, "sr.onnx")
-    torch.onnx.export(TinySR().eval(), torch.rand(1, 3, 40, 40), model, opset_version=13, input_names=["input"],
-                      output_names=["output"], dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "H", 3: "W"}})
+    export_tiny_sr(model)
     with open(os.path.join(tmp, "sr.card.json"), "w") as f:
         json.dump({"name": "sr", "task": "super-resolution", "scale": 2, "mpp": 0.25}, f)
     return child_peak_mb(["nice", "-n", "10", hp, "upscale", slide, "--model", model, "--out",

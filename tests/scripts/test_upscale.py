@@ -29,7 +29,7 @@ try:
     import numpy as np
     import openslide
     import torch
-    import torch.nn.functional as F
+    from sr_testlib import export_tiny_sr
 except ImportError as e:
     T.skip(f"numpy, python3-openslide or PyTorch missing ({e})")
 
@@ -37,24 +37,8 @@ check = T.Checks()
 tmp = tempfile.mkdtemp(prefix="hp-upscale-")
 SRC = T.SRC
 DEMO = os.path.join(SRC, "models", "zoo", "histoplan-default-densenet.onnx")
-
-
-class TinySR(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c1 = torch.nn.Conv2d(3, 16, 3, padding=1)
-        self.c2 = torch.nn.Conv2d(16, 12, 3, padding=1)
-        self.shuffle = torch.nn.PixelShuffle(2)
-
-    def forward(self, x):
-        return F.interpolate(x, scale_factor=2, mode="nearest") + 0.1 * self.shuffle(self.c2(torch.relu(self.c1(x))))
-
-
-torch.manual_seed(0)
-net = TinySR().eval()
 model = os.path.join(tmp, "tiny-sr-x2.onnx")
-torch.onnx.export(net, torch.rand(1, 3, 40, 40), model, opset_version=13, input_names=["input"],
-                  output_names=["output"], dynamic_axes={"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "H", 3: "W"}})
+net = export_tiny_sr(model)
 
 
 def card(path, **fields):
