@@ -58,6 +58,11 @@ static void print_done(const hp_findings *f, const char *out_dir, int i, int n)
                100 * f->ood_fraction_beyond);
     else
         printf("  domain: not checked (the model card ships no out-of-domain detector)\n");
+    /* Next: whether what the model saw was the scan at all. */
+    if (f->sr_used)
+        printf("  SUPER-RESOLVED: %s\n", f->sr_reason);
+    else if (f->sr_mode && strcmp(f->sr_mode, "off") && f->sr_reason)
+        printf("  super-resolution %s\n", f->sr_reason);
     printf("  tissue %.3f mm2 (%.1f%% of the slide); %" PRId64 " tiles analysed of %" PRId64 "\n",
            f->tissue_area_mm2, 100 * f->tissue_fraction, f->tiles_analysed, f->tiles_total);
     for (int k = 0; k < f->n_classes; k++) {

@@ -18,6 +18,7 @@
 #include "cli/manifest.h"
 #include "cli/options.h"
 #include "cli/slide_list.h"
+#include "cli/sr_models.h"
 #include "common/sha256.h"
 #include "io/atomic_file.h"
 #include "io/slide.h"
@@ -68,6 +69,14 @@ static void usage(FILE *f)
             "                      it. Without it, a completed result of the same slide, model and\n"
             "                      options is kept (the slide is skipped: a rerun resumes a batch),\n"
             "                      and one made from anything else is refused, naming what differs\n"
+            "  --sr auto|off|M.onnx\n"
+            "                      super-resolution of tiles when the slide is 1.5x or more coarser\n"
+            "                      than the model: auto picks the zoo's faithful model whose scale\n"
+            "                      fits (" HP_SR_ZOO_X2 ", " HP_SR_ZOO_X4 "),\n"
+            "                      M.onnx names one (its card says \"task\": \"super-resolution\");\n"
+            "                      off (the default) upsamples by interpolation. Super-resolved\n"
+            "                      evidence is marked in findings.json, tiles.csv, the heatmaps,\n"
+            "                      the report and the viewer. For research use (docs/superres.md)\n"
             "  --allow-derived     analyze a super-resolved slide (histoplan upscale), which is\n"
             "                      refused otherwise: it is not a scanned image\n"
             "  -j, --threads N     tile reader threads (default: all CPUs; results do not change)\n"
@@ -88,8 +97,8 @@ static void usage(FILE *f)
             "  -h, --help          this text\n"
             "\n"
             "A slide coarser than the model's resolution (tiles upsampled more than 1.25x) is\n"
-            "analysed with a warning, on the terminal and in findings.json; super-resolution is not\n"
-            "yet available. SIGINT or SIGTERM stops the current slide (recorded as interrupted),\n"
+            "analysed with a warning, on the terminal and in findings.json, unless --sr\n"
+            "super-resolves its tiles. SIGINT or SIGTERM stops the current slide (recorded as interrupted),\n"
             "writes the summary and exits; a second signal ends at once.\n"
             "\n"
             "exit status: 0 every slide analysed or skipped, 1 some slides failed, 2 bad usage,\n"
@@ -219,7 +228,7 @@ static int record_manifest(const char *out, const char *file, const manifest_run
 int hp_cli_analyze(int argc, char **argv)
 {
     enum { O_MODEL = 1, O_BACKEND, O_MPP, O_MASK, O_ROI, O_STAIN, O_STAIN_TARGET, O_OUT, O_SLIDE_ID, O_CASE,
-           O_THREADS, O_BATCH, O_OVERWRITE, O_RECURSIVE, O_JSON, O_MANIFEST, O_SHARD, O_ALLOW_DERIVED };
+           O_THREADS, O_BATCH, O_OVERWRITE, O_RECURSIVE, O_JSON, O_MANIFEST, O_SHARD, O_ALLOW_DERIVED, O_SR };
     static const hp_cli_option opts[] = {
         {"model", 'm', 1, O_MODEL},       {"backend", 0, 1, O_BACKEND},   {"mpp", 0, 1, O_MPP},
         {"mask", 0, 1, O_MASK},           {"roi", 0, 1, O_ROI},           {"stain", 0, 1, O_STAIN},
@@ -227,6 +236,7 @@ int hp_cli_analyze(int argc, char **argv)
         {"case", 0, 1, O_CASE},           {"threads", 'j', 1, O_THREADS}, {"batch", 'b', 1, O_BATCH},
         {"overwrite", 0, 0, O_OVERWRITE}, {"recursive", 'r', 0, O_RECURSIVE}, {"json", 0, 0, O_JSON},
         {"manifest", 0, 1, O_MANIFEST},   {"shard", 0, 1, O_SHARD},       {"allow-derived", 0, 0, O_ALLOW_DERIVED},
+        {"sr", 0, 1, O_SR},
         {0},
     };
     static const char *const backends[] = {"cpu", "cuda", NULL};
@@ -245,6 +255,8 @@ int hp_cli_analyze(int argc, char **argv)
     const char **args = calloc((size_t)argc + 1, sizeof *args);
     int n_args = 0;
     hp_model *m = NULL;
+    hp_cli_sr_models sr;
+    hp_cli_sr_parse("off", &sr);
     char model_err[HP_ERROR_MSG_MAX] = "";
     if (!args)
         return HP_EXIT_FAILED;
@@ -297,6 +309,13 @@ int hp_cli_analyze(int argc, char **argv)
             break;
         case O_OVERWRITE: o.overwrite = 1; break;
         case O_ALLOW_DERIVED: o.allow_derived = 1; break;
+        case O_SR:
+            hp_cli_sr_parse(p.value, &sr);
+            if (sr.mode == HP_SR_MODEL && hp_cli_is_dir(sr.path)) {
+                hp_cli_usage_error(&p, "--sr takes auto, off or a model file; %s is a directory", sr.path);
+                goto out;
+            }
+            break;
         case O_RECURSIVE: recursive = 1; break;
         case O_JSON: json = 1; break;
         case O_MANIFEST: manifest = p.value; break;
@@ -395,6 +414,14 @@ int hp_cli_analyze(int argc, char **argv)
             m = NULL;
         }
     }
+    if (!model_err[0] && hp_cli_sr_load(&sr, !strcmp(backend, "cuda") ? HP_BACKEND_CUDA : HP_BACKEND_CPU, model_err,
+                                        sizeof model_err)) {
+        hp_model_destroy(m); /* the batch records every slide as failed for this reason */
+        m = NULL;
+    }
+    o.sr_mode = sr.mode;
+    o.sr_models = sr.cands;
+    o.n_sr_models = sr.n;
     if (model_err[0])
         hp_cli_fail("analyze", "%s", model_err);
     o.model_sha256 = model_hash;
@@ -413,6 +440,7 @@ int hp_cli_analyze(int argc, char **argv)
     rc = hp_cli_batch_run(&b);
 out:
     hp_model_destroy(m);
+    hp_cli_sr_free(&sr);
     hp_cli_slide_list_free(&sl);
     hp_manifest_free(&mr.m);
     free(mr.ids);

@@ -21,12 +21,12 @@ static int file_exists(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Tries dir/HP_DEFAULT_MODEL; records dir in `tried` when absent. */
-static int try_dir(const char *dir, char *out, size_t n, char *tried, size_t tried_n)
+/* Tries dir/name; records dir in `tried` when absent. */
+static int try_dir(const char *dir, const char *name, char *out, size_t n, char *tried, size_t tried_n)
 {
     if (!dir || !*dir)
         return -1;
-    int w = snprintf(out, n, "%s/%s", dir, HP_DEFAULT_MODEL);
+    int w = snprintf(out, n, "%s/%s", dir, name);
     if (w > 0 && (size_t)w < n && file_exists(out))
         return 0;
     size_t used = strlen(tried);
@@ -39,12 +39,17 @@ static int try_dir(const char *dir, char *out, size_t n, char *tried, size_t tri
 
 int hp_cli_default_model(char *out, size_t n, char *tried, size_t tried_n)
 {
+    return hp_cli_zoo_file(HP_DEFAULT_MODEL, out, n, tried, tried_n);
+}
+
+int hp_cli_zoo_file(const char *name, char *out, size_t n, char *tried, size_t tried_n)
+{
     if (tried_n)
         tried[0] = '\0';
     const char *env = getenv("HP_MODEL_DIR");
     if (env && *env) {
         /* An explicit choice: never fall back to another copy behind the user's back. */
-        if (!try_dir(env, out, n, tried, 0))
+        if (!try_dir(env, name, out, n, tried, 0))
             return 0;
         snprintf(tried, tried_n, "$HP_MODEL_DIR (%s)", env);
         return -1;
@@ -59,13 +64,13 @@ int hp_cli_default_model(char *out, size_t n, char *tried, size_t tried_n)
             char dir[PATH_MAX + 32];
             snprintf(dir, sizeof dir, "%.*s/../share/histoplan/zoo", PATH_MAX - 32, exe);
             char real[PATH_MAX];
-            if (!try_dir(realpath(dir, real) ? real : dir, out, n, tried, tried_n))
+            if (!try_dir(realpath(dir, real) ? real : dir, name, out, n, tried, tried_n))
                 return 0;
         }
     }
-    if (!try_dir(HP_SOURCE_ZOO_DIR, out, n, tried, tried_n))
+    if (!try_dir(HP_SOURCE_ZOO_DIR, name, out, n, tried, tried_n))
         return 0;
-    if (!try_dir(HP_INSTALLED_ZOO_DIR, out, n, tried, tried_n))
+    if (!try_dir(HP_INSTALLED_ZOO_DIR, name, out, n, tried, tried_n))
         return 0;
     return -1;
 }

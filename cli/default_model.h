@@ -13,4 +13,7 @@
  * prefix configured at build time. Returns 0, or -1 with `tried` listing the places looked at. */
 int hp_cli_default_model(char *out, size_t n, char *tried, size_t tried_n);
 
+/* The same search for another file of the zoo (a super-resolution model for --sr auto). */
+int hp_cli_zoo_file(const char *name, char *out, size_t n, char *tried, size_t tried_n);
+
 #endif

@@ -130,6 +130,9 @@ typedef struct {
     hp_heatmap_grid *hg;
     hp_regions *rs;
     hp_analyze_ood ood; /* the card's out-of-domain detector and each tile's score */
+    hp_sr_decision srd; /* whether the tiles are super-resolved (pipeline/analyze_sr.h) */
+    hp_analyze_sr sr;   /* the step that does it, when srd.use */
+    char sr_provenance[160]; /* the pictures' titles say it (hp_heatmap_grid.provenance) */
     float *smooth, *ent;
     int kept; /* the claim found a matching completed result: the later stages do nothing */
     double t0;
@@ -282,26 +285,59 @@ static hp_status stage_tissue(run_ctx *c)
     return HP_OK;
 }
 
-/* Says so when the slide is coarser than the model's resolution: its tiles are upsampled, and
- * interpolation adds no detail the scan does not have. */
+/* Says so when the slide is coarser than the model's resolution and its tiles are upsampled by
+ * interpolation (not super-resolved), which adds no detail the scan does not have. */
 static hp_status note_upsampling(run_ctx *c)
 {
     hp_findings *f = c->f;
     double mpp = f->mpp_x > f->mpp_y ? f->mpp_x : f->mpp_y;
     double factor = mpp / c->card->mpp;
-    if (!c->grid->upsampled || !(factor > UPSAMPLE_WARN))
+    if (!c->grid->upsampled || !(factor > UPSAMPLE_WARN) || c->srd.use)
         return HP_OK;
-    char msg[512];
+    char msg[768];
     snprintf(msg, sizeof msg,
              "tiles are upsampled %.2fx: the slide's %.4g um/px is coarser than the model's %.4g um/px, so "
              "the model sees interpolated pixels without the detail it was trained on, and its results "
-             "may be less reliable; super-resolution is not yet available in histoplan (a scan at a "
-             "higher magnification avoids this)",
-             factor, mpp, c->card->mpp);
+             "may be less reliable (a scan at a higher magnification avoids this; `--sr auto` "
+             "super-resolves the tiles instead, for research use); super-resolution: %s",
+             factor, mpp, c->card->mpp, c->srd.reason);
     f->upsampling_factor = factor;
     if (!(f->resolution_warning = sdup(msg)))
         return hp_error_set(c->err, HP_ERR_NOMEM, "out of memory");
     return HP_OK;
+}
+
+/* Whether the tiles go through a super-resolution model (the table in analyze_sr.h), recorded in
+ * the findings; the step is set up over the grid when they do. */
+static hp_status decide_super_resolution(run_ctx *c)
+{
+    hp_findings *f = c->f;
+    const hp_analyze_options *o = c->o;
+    double mpp = f->mpp_x > f->mpp_y ? f->mpp_x : f->mpp_y;
+    hp_status st = hp_sr_decide(o->sr_mode, mpp, c->card->mpp, o->sr_models, o->n_sr_models, &c->srd, c->err);
+    if (st) {
+        c->fail = HP_ANALYZE_FAIL_MODEL;
+        return st;
+    }
+    f->sr_mode = hp_sr_mode_name(o->sr_mode);
+    if (!(f->sr_reason = sdup(c->srd.reason)))
+        return hp_error_set(c->err, HP_ERR_NOMEM, "out of memory");
+    if (!c->srd.use)
+        return HP_OK;
+    const hp_sr_candidate *k = &o->sr_models[c->srd.candidate];
+    const hp_card *card = hp_model_card(k->model);
+    f->sr_used = 1;
+    f->sr_scale = card->scale;
+    f->sr_input_mpp = mpp;
+    f->sr_output_mpp = mpp / card->scale;
+    snprintf(f->sr_model_sha256, sizeof f->sr_model_sha256, "%s", k->sha256 ? k->sha256 : "");
+    if (!(f->sr_model_name = sdup(card->name)) || (card->version && !(f->sr_model_version = sdup(card->version))))
+        return hp_error_set(c->err, HP_ERR_NOMEM, "out of memory");
+    snprintf(c->sr_provenance, sizeof c->sr_provenance, "SUPER-RESOLVED tiles (x%d, %.80s): not the scanned image",
+             card->scale, card->name);
+    if ((st = hp_analyze_sr_prepare(&c->sr, k->model, c->grid, c->B, c->err)) != HP_OK)
+        c->fail = HP_ANALYZE_FAIL_MODEL;
+    return st;
 }
 
 /* The tile grid at the model's resolution and input size, and the empty probability grid. */
@@ -340,7 +376,7 @@ static hp_status stage_tiling(run_ctx *c)
     f->min_region_tiles = o->min_region_tiles;
     f->smoothing_sigma_tiles = o->sigma;
     f->entropy_threshold = ENTROPY_UNCERTAIN;
-    if ((st = note_upsampling(c)) != HP_OK)
+    if ((st = decide_super_resolution(c)) != HP_OK || (st = note_upsampling(c)) != HP_OK)
         return st;
     if ((st = hp_heatmap_grid_create(grid->cols, grid->rows, c->C, &c->hg)) != HP_OK)
         return hp_error_set(c->err, st, "cannot allocate the %dx%d heatmap grid", grid->cols, grid->rows);
@@ -352,6 +388,7 @@ static hp_status stage_tiling(run_ctx *c)
     hg->slide_w = f->width_px;
     hg->slide_h = f->height_px;
     hg->slide_id = f->slide_id;
+    hg->provenance = c->srd.use ? c->sr_provenance : NULL;
     for (int k = 0; k < c->C; k++) {
         uint8_t rgb[3]; /* by the class's category: in situ and invasive always far apart */
         hp_legend_class_colour(c->card, k, rgb);
@@ -388,7 +425,9 @@ static hp_status stage_inference(run_ctx *c)
     hp_tile_loader_options lo = {0};
     if (o->backend_name && !strcmp(o->backend_name, "cuda"))
         lo.allocator = (hp_tile_allocator){.alloc = pinned_alloc, .free = pinned_free};
-    if ((st = hp_tile_loader_create(c->s, grid, B, o->threads, 2, &lo, &ld, c->err)) != HP_OK)
+    /* Super-resolved tiles are read with their halo at the scan's resolution (the read grid). */
+    const hp_tile_grid *read_grid = c->srd.use ? &c->sr.read_grid : grid;
+    if ((st = hp_tile_loader_create(c->s, read_grid, B, o->threads, 2, &lo, &ld, c->err)) != HP_OK)
         goto done;
     logits = malloc(sizeof(float) * (size_t)B * C);
     if (!logits) {
@@ -411,13 +450,22 @@ static hp_status stage_inference(run_ctx *c)
         }
         if (!b)
             break;
-        if (o->stain_target && (st = hp_analyze_stain_apply(&nz, b, c->tw, c->err)) != HP_OK) {
+        hp_tile_batch tiles = *b; /* what the classifier gets: the batch, or its super-resolution */
+        if (c->srd.use) {
+            if ((st = hp_analyze_sr_apply(&c->sr, b->rgb, b->count, c->err)) != HP_OK) {
+                c->fail = HP_ANALYZE_FAIL_MODEL;
+                hp_tile_loader_release(ld, b);
+                goto done;
+            }
+            tiles.rgb = c->sr.tiles;
+        }
+        if (o->stain_target && (st = hp_analyze_stain_apply(&nz, &tiles, c->tw, c->err)) != HP_OK) {
             hp_tile_loader_release(ld, b);
             goto done;
         }
         int n_extra;
         float *const *extra = hp_analyze_ood_outputs(&c->ood, &n_extra);
-        if ((st = hp_model_run_rgb8_outputs(c->model, b->rgb, B, logits, extra, n_extra)) != HP_OK) {
+        if ((st = hp_model_run_rgb8_outputs(c->model, tiles.rgb, B, logits, extra, n_extra)) != HP_OK) {
             c->fail = HP_ANALYZE_FAIL_MODEL;
             hp_error_set(c->err, st, "%s", hp_model_error(c->model));
             hp_tile_loader_release(ld, b);
@@ -542,7 +590,7 @@ static hp_status stage_write(run_ctx *c)
         goto done;
     if (!OUTFILE("regions.xml") || (st = hp_write_regions_asap_xml(p, hg, c->rs, c->err)) != HP_OK)
         goto done;
-    const hp_tile_extras extras = {.regions = c->rs, .ood_score = c->ood.scores};
+    const hp_tile_extras extras = {.regions = c->rs, .ood_score = c->ood.scores, .super_resolved = c->srd.use};
     if (!OUTFILE("tiles.csv") || (st = hp_write_tiles_csv(p, hg, &extras, c->err)) != HP_OK)
         goto done;
     if (!OUTFILE("tiles.geojson") || (st = hp_write_tiles_geojson(p, hg, &extras, c->err)) != HP_OK)
@@ -619,6 +667,7 @@ hp_status hp_analyze_run(hp_model *model, const char *slide_path, const hp_analy
     cJSON_Delete(c.key);
     hp_regions_destroy(c.rs);
     hp_analyze_ood_free(&c.ood);
+    hp_analyze_sr_free(&c.sr);
     hp_heatmap_grid_destroy(c.hg);
     hp_tile_grid_destroy(c.grid);
     hp_tissue_mask_free(&c.tm);

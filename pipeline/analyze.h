@@ -42,6 +42,7 @@
 
 #include "common/status.h"
 #include "models/model.h"
+#include "pipeline/analyze_sr.h"
 #include "pipeline/findings.h"
 #include "pipeline/stain.h"
 
@@ -61,6 +62,12 @@ typedef struct {
     /* A super-resolved slide (`histoplan upscale`, pipeline/upscale.h) is not a scanned image:
      * refused as a source unless this is set (--allow-derived). */
     int allow_derived;
+    /* Super-resolution of tiles when the slide is coarser than the model (--sr; the decision
+     * table is pipeline/analyze_sr.h): HP_SR_OFF resamples (the default), HP_SR_AUTO picks the
+     * fitting model among `sr_models` (the zoo's faithful ones), HP_SR_MODEL uses sr_models[0]. */
+    hp_sr_mode sr_mode;
+    const hp_sr_candidate *sr_models;
+    int n_sr_models;
     int threads;          /* reader threads; <= 0: one per CPU */
     int batch;            /* tiles per model batch (default 16) */
     double min_tissue;    /* tissue fraction a tile needs (default 0.5, as the model was trained) */

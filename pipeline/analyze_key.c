@@ -18,20 +18,35 @@ static const struct {
     const char *field, *words;
     int hash;    /* show the first 12 hex digits */
     int private_; /* never show the values (a case accession) */
+    const char *absent; /* a run.json written before the field existed means this (NULL: none) */
 } FIELDS[] = {
-    {"slide_sha256", "the slide file (another slide under this slide id)", 1, 0},
-    {"model_sha256", "the model", 1, 0},
-    {"mpp", "--mpp", 0, 0},
-    {"mask_sha256", "--mask", 1, 0},
-    {"roi", "--roi", 0, 0},
-    {"stain", "--stain/--stain-target", 0, 0},
-    {"backend", "--backend", 0, 0},
-    {"case", "--case", 0, 1},
-    {"tissue_threshold", "the tissue threshold", 0, 0},
-    {"region_threshold", "the region threshold", 0, 0},
-    {"min_region_tiles", "the smallest region", 0, 0},
-    {"smoothing_sigma_tiles", "the smoothing", 0, 0},
+    {"slide_sha256", "the slide file (another slide under this slide id)", 1, 0, NULL},
+    {"model_sha256", "the model", 1, 0, NULL},
+    {"mpp", "--mpp", 0, 0, NULL},
+    {"mask_sha256", "--mask", 1, 0, NULL},
+    {"roi", "--roi", 0, 0, NULL},
+    {"stain", "--stain/--stain-target", 0, 0, NULL},
+    {"backend", "--backend", 0, 0, NULL},
+    {"case", "--case", 0, 1, NULL},
+    {"tissue_threshold", "the tissue threshold", 0, 0, NULL},
+    {"region_threshold", "the region threshold", 0, 0, NULL},
+    {"min_region_tiles", "the smallest region", 0, 0, NULL},
+    {"smoothing_sigma_tiles", "the smoothing", 0, 0, NULL},
+    {"super_resolution", "--sr", 0, 0, "off"},
 };
+
+/* --sr as the key holds it: "off", or the mode and the hashes of the models it may use. */
+static cJSON *sr_key(const hp_analyze_options *o)
+{
+    if (o->sr_mode == HP_SR_OFF)
+        return cJSON_CreateString("off");
+    char buf[16 + 4 * 66];
+    size_t used = (size_t)snprintf(buf, sizeof buf, "%s", hp_sr_mode_name(o->sr_mode));
+    for (int i = 0; i < o->n_sr_models && i < 4 && used < sizeof buf; i++)
+        used += (size_t)snprintf(buf + used, sizeof buf - used, "%c%.12s", i ? ',' : ':',
+                                 o->sr_models[i].sha256 ? o->sr_models[i].sha256 : "?");
+    return cJSON_CreateString(buf);
+}
 
 static cJSON *str_or_null(const char *s)
 {
@@ -84,6 +99,7 @@ hp_status hp_analyze_key_make(const hp_analyze_options *o, const char *slide_sha
     cJSON_AddNumberToObject(k, "region_threshold", o->region_threshold);
     cJSON_AddNumberToObject(k, "min_region_tiles", o->min_region_tiles);
     cJSON_AddNumberToObject(k, "smoothing_sigma_tiles", o->sigma);
+    cJSON_AddItemToObject(k, "super_resolution", sr_key(o));
     for (size_t i = 0; i < sizeof FIELDS / sizeof *FIELDS; i++)
         if (!cJSON_GetObjectItemCaseSensitive(k, FIELDS[i].field)) {
             st = hp_error_set(err, HP_ERR_NOMEM, "out of memory");
@@ -184,6 +200,8 @@ int hp_analyze_key_diff(const char *dir, const cJSON *key, char *diff, size_t ca
     for (size_t i = 0; i < sizeof FIELDS / sizeof *FIELDS; i++) {
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(old, FIELDS[i].field);
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(key, FIELDS[i].field);
+        if (!a && FIELDS[i].absent && cJSON_IsString(b) && !strcmp(b->valuestring, FIELDS[i].absent))
+            continue;
         if (a && b && cJSON_Compare(a, b, 1))
             continue;
         differs = 1;

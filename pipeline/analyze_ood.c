@@ -157,12 +157,15 @@ hp_status hp_analyze_ood_finish(const hp_analyze_ood *o, const hp_card *card,
         }
     }
     if (card->mpp_max > 0) {
-        f->mpp_in_range = isfinite(f->mpp_x) && f->mpp_x >= card->mpp_min && f->mpp_x <= card->mpp_max;
+        /* Super-resolved tiles reach the model at the SR model's output resolution: that is the
+         * resolution the range speaks of (the tiles' being generated is stated on its own). */
+        double mpp = f->sr_used ? f->sr_output_mpp : f->mpp_x;
+        f->mpp_in_range = isfinite(mpp) && mpp >= card->mpp_min && mpp <= card->mpp_max;
         if (!f->mpp_in_range) {
             snprintf(buf, sizeof buf,
-                     "the slide's resolution %.4g um/px lies outside the model card's range "
+                     "the %s resolution %.4g um/px lies outside the model card's range "
                      "%.4g-%.4g um/px",
-                     f->mpp_x, card->mpp_min, card->mpp_max);
+                     f->sr_used ? "super-resolved tiles'" : "slide's", mpp, card->mpp_min, card->mpp_max);
             if ((st = add_reason(f, buf, err)))
                 return st;
         }

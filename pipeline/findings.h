@@ -144,6 +144,17 @@ typedef struct {
      * analysis.resolution_warning, null when none). */
     double upsampling_factor;
     char *resolution_warning;
+    /* Super-resolution (--sr; pipeline/analyze_sr.h), written as analysis.super_resolution and as
+     * each region's super_resolved: the mode asked for (NULL: "off"), whether the tiles went
+     * through an SR model, why (or why not), and the model used (name, version, hash, scale) with
+     * the MPP it took and gave. */
+    const char *sr_mode;
+    int sr_used;
+    char *sr_reason;
+    char *sr_model_name, *sr_model_version;
+    char sr_model_sha256[65];
+    int sr_scale;
+    double sr_input_mpp, sr_output_mpp;
 
     /* Tissue and QC. */
     double tissue_area_mm2, tissue_fraction, analysed_area_mm2;

@@ -28,6 +28,9 @@ typedef struct {
     char **names;     /* nclasses class names (owned; set with hp_heatmap_grid_set_class) */
     uint8_t (*rgb)[3]; /* nclasses class colours (owned) */
     const char *slide_id; /* printed in every picture's legend; borrowed, may be NULL */
+    /* What the model saw when it was not the scanned image ("super-resolved x2 by M"), added to
+     * every picture's title so a picture passed on alone still says so; borrowed, NULL: none. */
+    const char *provenance;
 } hp_heatmap_grid;
 
 /* Allocates a grid with every tile not analysed, names "class0".. and a default palette. The

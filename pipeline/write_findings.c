@@ -442,6 +442,30 @@ static void put_tile_reader(wctx *w, cJSON *o, const hp_findings *f)
     put_int(w, o, "tile_decode_scale", f->tile_decode_scale > 0 ? f->tile_decode_scale : 1, 1);
 }
 
+/* analysis.super_resolution: whether the classifier saw super-resolved tiles, and the model. */
+static void put_super_resolution(wctx *w, cJSON *o, const hp_findings *f)
+{
+    cJSON *sr = added(w, cJSON_AddObjectToObject(o, "super_resolution"));
+    set_where(w, "analysis.super_resolution");
+    put_str(w, sr, "mode", f->sr_mode ? f->sr_mode : "off", 0);
+    added(w, cJSON_AddBoolToObject(sr, "used", f->sr_used != 0));
+    put_str(w, sr, "reason", f->sr_reason && *f->sr_reason ? f->sr_reason : NULL, 1);
+    if (!f->sr_used) {
+        added(w, cJSON_AddNullToObject(sr, "model"));
+        return;
+    }
+    if (!w->st && (!f->sr_model_name || f->sr_scale < 2 || strlen(f->sr_model_sha256) != 64))
+        fail(w, HP_ERR_INVALID, "field analysis.super_resolution.model: used, but the model is not named");
+    cJSON *m = added(w, cJSON_AddObjectToObject(sr, "model"));
+    set_where(w, "analysis.super_resolution.model");
+    put_str(w, m, "name", f->sr_model_name, 0);
+    put_str(w, m, "version", f->sr_model_version, 1);
+    put_str(w, m, "sha256", f->sr_model_sha256, 0);
+    put_int(w, m, "scale", f->sr_scale, 2);
+    put_num(w, m, "input_mpp", f->sr_input_mpp, N_POS);
+    put_num(w, m, "output_mpp", f->sr_output_mpp, N_POS);
+}
+
 static void put_analysis(wctx *w, cJSON *root, const hp_findings *f)
 {
     cJSON *o = added(w, cJSON_AddObjectToObject(root, "analysis"));
@@ -464,6 +488,7 @@ static void put_analysis(wctx *w, cJSON *root, const hp_findings *f)
     put_num(w, o, "region_threshold", f->region_threshold, N_UNIT);
     put_int(w, o, "min_region_tiles", f->min_region_tiles, 1);
     put_num(w, o, "smoothing_sigma_tiles", f->smoothing_sigma_tiles, N_NONNEG);
+    put_super_resolution(w, o, f);
     /* A warning goes with its factor, and a factor with its warning. */
     if (!f->resolution_warning) {
         added(w, cJSON_AddNullToObject(o, "resolution_warning"));
@@ -666,6 +691,8 @@ static void put_region(wctx *w, cJSON *o, const hp_findings *f, int i)
     put_int(w, o, "tile_count", r->tile_count, 1);
     put_num(w, o, "mean_prob", r->mean_prob, N_UNIT);
     put_num(w, o, "max_prob", r->max_prob, N_UNIT);
+    /* Every tile of a run is super-resolved or none is; the region says so where it is read. */
+    added(w, cJSON_AddBoolToObject(o, "super_resolved", f->sr_used != 0));
     for (int k = 0; !w->st && k < 4; k++)
         if (!isfinite(r->bbox_level0[k]) || (k >= 2 && r->bbox_level0[k] <= 0))
             fail(w, HP_ERR_INVALID, "field regions[%d].bbox_level0[%d]: %g", i, k,
@@ -874,6 +901,9 @@ void hp_findings_free(hp_findings *f)
     free(f->mpp_source);
     free(f->mpp_warning);
     free(f->resolution_warning);
+    free(f->sr_reason);
+    free(f->sr_model_name);
+    free(f->sr_model_version);
     free(f->accession);
     free(f->domain_reason);
     hp_card_free(&f->card);

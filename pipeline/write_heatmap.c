@@ -38,6 +38,15 @@ static int tile_colour(const hp_heatmap_grid *g, const float *map, size_t t, uin
     return 1;
 }
 
+/* A picture's title, with what the model saw when it was not the scanned image. */
+static const char *titled(const hp_heatmap_grid *g, const char *title, char *buf, size_t n)
+{
+    if (!g->provenance)
+        return title;
+    snprintf(buf, n, "%s, from %s", title, g->provenance);
+    return buf;
+}
+
 /* The tile under level-0 point (x, y), or -1 outside the grid. */
 static int64_t tile_at(const hp_heatmap_grid *g, double x, double y)
 {
@@ -65,7 +74,8 @@ static hp_status write_map_png(const char *path, const hp_heatmap_grid *g, const
             size_t t = (size_t)(y / px_per_tile) * g->gw + (size_t)(x / px_per_tile);
             hp_heatmap_viridis(map[t * (size_t)stride + (size_t)k], rgb + ((size_t)y * w + x) * 3);
         }
-    hp_legend lg = {.title = title,
+    char full[512];
+    hp_legend lg = {.title = titled(g, title, full, sizeof full),
                     .slide_id = g->slide_id,
                     .um_per_px = g->tile_size * g->mpp / px_per_tile,
                     .range_label = what,
@@ -157,7 +167,8 @@ hp_status hp_write_overlay_png(const char *path, const hp_heatmap_grid *g, const
     snprintf(note, sizeof note,
              "Top class per tile over the slide, opacity %.2g x its probability, so the tissue "
              "shows through; bare tissue: not analysed.", alpha);
-    hp_legend lg = {.title = "Overlay: top class per tile",
+    char full[512];
+    hp_legend lg = {.title = titled(g, "Overlay: top class per tile", full, sizeof full),
                     .slide_id = g->slide_id,
                     .um_per_px = (double)g->slide_w * g->mpp / tw,
                     .n_classes = g->nclasses,
@@ -189,7 +200,8 @@ hp_status hp_write_mask_png(const char *path, const hp_heatmap_grid *g, int px_p
         }
     static const char *const names[2] = {"analysed (tissue)", "not analysed"};
     static const uint8_t colours[2][3] = {{255, 255, 255}, {0, 0, 0}};
-    hp_legend lg = {.title = "Tiles analysed",
+    char full[512];
+    hp_legend lg = {.title = titled(g, "Tiles analysed", full, sizeof full),
                     .slide_id = g->slide_id,
                     .um_per_px = g->tile_size * g->mpp / px_per_tile,
                     .n_classes = 2,

@@ -52,7 +52,7 @@ hp_status hp_write_tiles_csv(const char *path, const hp_heatmap_grid *g, const h
         fputs("tile_index,i,j,x,y,size,tissue_fraction", f);
         for (int k = 0; k < C; k++)
             fprintf(f, ",prob_%s", names[k]);
-        fputs(",entropy,top_class,region_id,ood_score\n", f);
+        fputs(",entropy,top_class,region_id,ood_score,super_resolved\n", f);
         for (size_t t = 0; t < n; t++) {
             if (!hp_heatmap_analysed(g, t))
                 continue;
@@ -74,7 +74,7 @@ hp_status hp_write_tiles_csv(const char *path, const hp_heatmap_grid *g, const h
             fputc(',', f);
             if (x && x->ood_score && !isnan(x->ood_score[t]))
                 fprintf(f, "%.6g", (double)x->ood_score[t]);
-            fputc('\n', f);
+            fprintf(f, ",%d\n", x && x->super_resolved ? 1 : 0);
         }
         st = hp_atomic_finish(path, &af, !ferror(f), err);
     }

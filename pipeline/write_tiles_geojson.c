@@ -63,6 +63,8 @@ static cJSON *feature(const hp_heatmap_grid *g, const hp_tile_extras *x, const i
         cJSON_AddNumberToObject(m, "Tissue fraction", r6(g->tissue[t]));
     if (x && x->ood_score && !isnan(x->ood_score[t]))
         cJSON_AddNumberToObject(m, "OOD score", r6(x->ood_score[t]));
+    if (x && x->super_resolved) /* QuPath shows measurements as numbers: 1 = super-resolved */
+        cJSON_AddNumberToObject(m, "Super-resolved", 1);
     cJSON *h = cJSON_AddObjectToObject(pr, "histoplan");
     cJSON_AddNumberToObject(h, "tile_index", (double)t);
     cJSON_AddNumberToObject(h, "i", i);

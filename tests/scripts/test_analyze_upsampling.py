@@ -2,7 +2,7 @@
 adds no detail; `histoplan analyze` says so when the factor is above 1.25.
 
 With --mpp at twice the card's MPP, findings.json's analysis.resolution_warning gives the factor
-(slide MPP over the card's) and a message saying that super-resolution is not yet available;
+(slide MPP over the card's) and a message that points to --sr auto;
 the terminal shows the same warning with the factor, and the --json event and batch-summary.json
 carry it. A factor of 1.2 (within the 1.25 allowed) and a slide at or finer than the card's MPP
 give null and no warning. findings.json validates against its schema in every case.
@@ -37,8 +37,8 @@ def main():
         t.check(abs(w.get("upsampling_factor", 0) - mpp / card_mpp) < 1e-6,
                 f"findings.json: upsampling_factor {w.get('upsampling_factor')} = {mpp / card_mpp}")
         msg = w.get("message", "")
-        t.check("super-resolution is not yet available" in msg and "2.00x" in msg,
-                f"findings.json: the message gives the factor and says super-resolution is not yet available ({msg[:120]})")
+        t.check("--sr auto" in msg and "super-resolution: off" in msg and "2.00x" in msg,
+                f"findings.json: the message gives the factor and points to --sr auto and says super-resolution is off ({msg[:300]})")
         t.check("warning" in se and "upsampled 2.00x" in se and "super-resolution" in se,
                 f"the terminal shows the warning with the factor ({se.strip()[:200]})")
         done = [ev for ev in t.json_lines(so) if ev.get("event") == "done"]

@@ -281,7 +281,7 @@ def main():
             f.seek(0)
             header = next(csv.reader(f))
         want_header = (["tile_index", "i", "j", "x", "y", "size", "tissue_fraction"] +
-                       ["prob_" + c["safe"] for c in ex["classes"]] + ["entropy", "top_class", "region_id", "ood_score"])
+                       ["prob_" + c["safe"] for c in ex["classes"]] + ["entropy", "top_class", "region_id", "ood_score", "super_resolved"])
         check(header == want_header, f"csv: header {header}")
         check(all(h.replace("_", "").isalnum() for h in header), "csv: file-safe column names")
         check(len(rows) == sum(analysed), f"csv: {len(rows)} rows = analysed tiles {sum(analysed)}")
