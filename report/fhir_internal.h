@@ -22,6 +22,11 @@ typedef struct {
     const char *notice; /* research_use_notice */
     cJSON *entries;     /* Bundle.entry */
     char patient[FX_REF_MAX], specimen[FX_REF_MAX], device[FX_REF_MAX], report_ref[FX_REF_MAX];
+    /* The super-resolution models whose tiles the classifier saw (one Device per slide that was
+     * super-resolved, at most FX_SR_MAX), agents of the Provenance. */
+#define FX_SR_MAX 8
+    char sr_device[FX_SR_MAX][FX_REF_MAX];
+    int n_sr_devices;
 } fx_ctx;
 
 /* Member access that records "report.json: <path>/<name> is missing" (or "must be a ...") on

@@ -327,6 +327,9 @@ static void specimen(fx_ctx *x, const cJSON *cs)
     }
 }
 
+/* Where a receiving system's reader looks first: the conclusion says the evidence was generated. */
+#define SR_CONCLUSION "From super-resolved tiles, not the scanned image: "
+
 static void device(fx_ctx *x, const cJSON *model)
 {
     const char *name = fx_str(x, model, "/model", "name", 0);
@@ -383,6 +386,43 @@ static void device(fx_ctx *x, const cJSON *model)
     fx_note(r, "note", buf);
 }
 
+/* The super-resolved slides of the case (case_findings.super_resolution), NULL when none. */
+static const cJSON *sr_slides(const fx_ctx *x)
+{
+    const cJSON *sr = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(x->report, "case_findings"),
+                                                       "super_resolution");
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sr, "used")) ? cJSON_GetObjectItemCaseSensitive(sr, "slides")
+                                                                       : NULL;
+}
+
+/* A Device for each super-resolution model that made the pixels the classifier saw. */
+static void sr_devices(fx_ctx *x)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, sr_slides(x)) {
+        if (x->n_sr_devices >= FX_SR_MAX)
+            break;
+        char role[32], buf[1024];
+        snprintf(role, sizeof role, "sr-device-%d", x->n_sr_devices);
+        cJSON *r = fx_add_resource(x, "Device", role, x->sr_device[x->n_sr_devices++]);
+        cJSON *id = cJSON_CreateObject();
+        cJSON_AddStringToObject(id, "system", HP_IDS "model-sha256");
+        fx_set_str(id, "value", fx_str(x, e, "/case_findings/super_resolution/slides", "sha256", 0));
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(r, "identifier"), id);
+        cJSON *dn = cJSON_CreateObject();
+        fx_set_str(dn, "name", fx_str(x, e, "/case_findings/super_resolution/slides", "model", 0));
+        cJSON_AddStringToObject(dn, "type", "model-name");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(r, "deviceName"), dn);
+        cJSON_AddItemToObject(r, "type", fx_concept(FX_LOCAL_SYSTEM, "sr-model", "Super-resolution model",
+                                                    "Super-resolution network (histoplan)"));
+        snprintf(buf, sizeof buf,
+                 "Generated the tiles of slide %s that the classifier saw: %s. Super-resolved pixels are not "
+                 "the scanned image.",
+                 fx_str(x, e, "/case_findings/super_resolution/slides", "slide_id", 0),
+                 fx_str(x, e, "/case_findings/super_resolution/slides", "reason", 0));
+        fx_note(r, "note", buf);
+    }
+}
 
 /* The signer: from the signature when given, else from sign_off (a signed report whose signature
  * was not passed still names its interpreter). Returns 1 with `ref` set when there is one. */
@@ -455,12 +495,13 @@ static void diagnostic_report(fx_ctx *x, cJSON *results, const char *interpreter
         const char *sid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r0, "slide_id"));
         const char *why = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r0, "reason"));
         snprintf(buf, sizeof buf,
-                 "No category and no care plan suggested: model not valid for this slide (%s: %s). %s",
-                 sid ? sid : "?", why ? why : "out of domain", x->notice);
+                 "%sNo category and no care plan suggested: model not valid for this slide (%s: %s). %s",
+                 sr_slides(x) ? SR_CONCLUSION : "", sid ? sid : "?", why ? why : "out of domain", x->notice);
         cJSON_AddStringToObject(r, "conclusion", buf);
         return;
     }
-    snprintf(buf, sizeof buf, "%s (suggested by %s; model confidence %s). %s", display, by, level, x->notice);
+    snprintf(buf, sizeof buf, "%s%s (suggested by %s; model confidence %s). %s", sr_slides(x) ? SR_CONCLUSION : "",
+             display, by, level, x->notice);
     cJSON_AddStringToObject(r, "conclusion", buf);
     cJSON_AddItemToArray(cJSON_AddArrayToObject(r, "conclusionCode"),
                          fx_concept(cJSON_GetStringValue(cJSON_GetObjectItem(code, "system")),
@@ -499,6 +540,8 @@ static void provenance(fx_ctx *x, const cJSON *sig, const char *practitioner_ref
     cJSON *agents = cJSON_AddArrayToObject(r, "agent");
     cJSON_AddItemToArray(agents, participant("author", "Author", x->device));
     cJSON_AddItemToArray(agents, participant("assembler", "Assembler", x->device));
+    for (int i = 0; i < x->n_sr_devices; i++) /* made the pixels the author classified */
+        cJSON_AddItemToArray(agents, participant("performer", "Performer", x->sr_device[i]));
     if (practitioner_ref)
         cJSON_AddItemToArray(agents, participant("verifier", "Verifier", practitioner_ref));
     if (!sig)
@@ -592,6 +635,7 @@ cJSON *hp_report_fhir_bundle(const cJSON *report, const cJSON *signature, hp_err
     patient(&x, cs);
     specimen(&x, cs);
     device(&x, model);
+    sr_devices(&x);
     char prac[FX_REF_MAX];
     int signed_by = practitioner(&x, signature, sign_off, prac);
 

@@ -294,6 +294,36 @@ static cJSON *case_domain(const hp_findings_input *fi, int n)
     return d;
 }
 
+/* Whether any slide's tiles were super-resolved before classification (findings.json
+ * analysis.super_resolution), each such slide with its model: evidence a reader must know is
+ * not the scanned image. Findings made before --sr existed count as not super-resolved. */
+static cJSON *case_super_resolution(const hp_findings_input *fi, int n)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        const cJSON *sr = hp_fi_get(hp_fi_get(fi[i].root, "analysis"), "super_resolution");
+        if (!cJSON_IsTrue(hp_fi_get(sr, "used")))
+            continue;
+        const cJSON *m = hp_fi_get(sr, "model");
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "slide_id", hp_fi_str(hp_fi_get(fi[i].root, "slide"), "slide_id"));
+        cJSON_AddStringToObject(e, "model", hp_fi_str(m, "name") ? hp_fi_str(m, "name") : "?");
+        const char *v = hp_fi_str(m, "version");
+        cJSON_AddItemToObject(e, "version", v ? cJSON_CreateString(v) : cJSON_CreateNull());
+        cJSON_AddStringToObject(e, "sha256", hp_fi_str(m, "sha256") ? hp_fi_str(m, "sha256") : "");
+        cJSON_AddNumberToObject(e, "scale", hp_fi_num(m, "scale"));
+        add_num(e, "input_mpp", hp_fi_num(m, "input_mpp"), 4);
+        add_num(e, "output_mpp", hp_fi_num(m, "output_mpp"), 4);
+        const char *why = hp_fi_str(sr, "reason");
+        cJSON_AddStringToObject(e, "reason", why ? why : "");
+        cJSON_AddItemToArray(list, e);
+    }
+    cJSON_AddBoolToObject(o, "used", cJSON_GetArraySize(list) > 0);
+    cJSON_AddItemToObject(o, "slides", list);
+    return o;
+}
+
 cJSON *hp_report_case_findings(const cJSON *slides, const hp_findings_input *fi)
 {
     cJSON *o = cJSON_CreateObject();
@@ -438,6 +468,7 @@ cJSON *hp_report_case_findings(const cJSON *slides, const hp_findings_input *fi)
         }
     }
     cJSON_AddItemToObject(o, "domain", case_domain(fi, n));
+    cJSON_AddItemToObject(o, "super_resolution", case_super_resolution(fi, n));
     cJSON *u = cJSON_AddObjectToObject(o, "uncertainty");
     if (ent_tiles > 0) {
         add_num(u, "mean_entropy", ent_sum / ent_tiles, 3);
