@@ -75,9 +75,11 @@ void hp_api_heatmap_list(hp_request *r)
     for (int k = 0; k < hl->n_layers; k++) {
         cJSON *l = cJSON_CreateObject();
         cJSON_AddStringToObject(l, "name", hl->names[k]);
-        cJSON_AddStringToObject(l, "kind", k == hl->n_layers - 1   ? "mask"
-                                           : k == hl->n_layers - 2 ? "uncertainty"
-                                                                   : "class");
+        const char *nm = hl->names[k];
+        cJSON_AddStringToObject(l, "kind", !strcmp(nm, "tissue")           ? "mask"
+                                           : !strcmp(nm, "uncertainty")    ? "uncertainty"
+                                           : !strcmp(nm, "super-resolved") ? "super-resolved"
+                                                                           : "class");
         cJSON_AddItemToArray(a, l);
     }
     cJSON_AddNumberToObject(o, "cell_size_level0", hl->size);

@@ -24,6 +24,7 @@ static void add_analysis(hp_service *svc, const hp_job_row *j, cJSON *row)
 {
     cJSON *flags = cJSON_AddArrayToObject(row, "qc_flags");
     cJSON_AddNullToObject(row, "out_of_domain"); /* null: not checked (or not analysed yet) */
+    cJSON_AddNullToObject(row, "super_resolution"); /* null: not super-resolved (or not analysed) */
     if (strcmp(j->state, "succeeded") != 0 || !j->result_dir)
         return;
     char path[PATH_MAX];
@@ -42,6 +43,9 @@ static void add_analysis(hp_service *svc, const hp_job_row *j, cJSON *row)
     if (cJSON_IsTrue(get(dom, "checked")))
         cJSON_ReplaceItemInObjectCaseSensitive(row, "out_of_domain",
                                                cJSON_CreateBool(cJSON_IsTrue(get(dom, "out_of_domain"))));
+    const cJSON *sr = get(get(f, "analysis"), "super_resolution");
+    if (cJSON_IsTrue(get(sr, "used")) && cJSON_IsString(get(sr, "reason")))
+        cJSON_ReplaceItemInObjectCaseSensitive(row, "super_resolution", cJSON_CreateString(get(sr, "reason")->valuestring));
     cJSON_Delete(f);
 }
 

@@ -196,7 +196,7 @@ static int check_options(const cJSON *o, hp_batch_request *b)
         return b->options_text ? 1 : refuse(b, "", "out of memory");
     }
     if (!cJSON_IsObject(o))
-        return refuse(b, "/options", "an object: {\"roi\": [x, y, w, h], \"stain\": {...}}");
+        return refuse(b, "/options", "an object: {\"roi\": [x, y, w, h], \"stain\": {...}, \"super_resolution\": \"auto\"}");
     const cJSON *it;
     cJSON_ArrayForEach(it, o)
     {
@@ -223,8 +223,12 @@ static int check_options(const cJSON *o, hp_batch_request *b)
                 return refuse(b, f, "stain target parameters ({\"method\": \"macenko\", "
                                     "\"stain_matrix\", \"max_conc\"} or {\"method\": "
                                     "\"reinhard\", \"mean\", \"std\"}): %s", err.msg);
+        } else if (!strcmp(it->string, "super_resolution")) {
+            if (!cJSON_IsString(it) || (strcmp(it->valuestring, "auto") && strcmp(it->valuestring, "off")))
+                return refuse(b, f, "\"auto\" (super-resolve the tiles of a slide 1.5x or more coarser than the "
+                                    "model, with the server's installed models) or \"off\"");
         } else {
-            return refuse(b, f, "unknown option (options are roi and stain)");
+            return refuse(b, f, "unknown option (options are roi, stain and super_resolution)");
         }
     }
     hp_error err = {0};

@@ -10,8 +10,9 @@
 #include <string.h>
 
 /* Splits a CSV line in place on commas. tiles.csv quotes no numeric field; only top_class (a
- * class name) may be quoted, and it and the columns after it (region_id, ood_score) come after
- * every column read here, so a comma inside it cannot shift them. Returns the field count. */
+ * class name) may be quoted, and it and the columns after it (region_id, ood_score,
+ * super_resolved) come after every column read here from the start, so a comma inside it cannot
+ * shift them; super_resolved, the last, is read from the end. Returns the field count. */
 static int split(char *line, char **f, int max)
 {
     int n = 0;
@@ -69,24 +70,28 @@ hp_status hp_heatmap_layers_parse(const char *csv_path, hp_heatmap_layers *out, 
         if (!strncmp(fld[k], "prob_", 5)) {
             if (prob0 < 0)
                 prob0 = k;
-            if (nclass < HP_HG_MAX_LAYERS - 2)
+            if (nclass < HP_HG_MAX_LAYERS - 3)
                 snprintf(out->names[nclass], HP_HG_NAME_MAX, "%s", fld[k] + 5);
             nclass++;
         } else if (!strcmp(fld[k], "entropy")) {
             ent = k;
         }
     }
+    int has_sr = nf > 0 && !strcmp(fld[nf - 1], "super_resolved"), any_sr = 0;
     if (nf < 7 || strcmp(fld[1], "i") || strcmp(fld[2], "j") || strcmp(fld[3], "x") ||
-        strcmp(fld[5], "size") || prob0 < 0 || nclass < 1 || nclass > HP_HG_MAX_LAYERS - 2 ||
+        strcmp(fld[5], "size") || prob0 < 0 || nclass < 1 || nclass > HP_HG_MAX_LAYERS - 3 ||
         ent != prob0 + nclass) {
         hp_error_set(err, HP_ERR_INVALID, "tiles.csv: the header is not tiles.csv's");
         goto fail;
     }
     /* The classes, uncertainty, and the tissue analysed (1 on every tile of tiles.csv: the tile
-     * mask analyze's mask.png draws). */
-    int L = nclass + 2;
+     * mask analyze's mask.png draws); then, when the analysis super-resolved tiles, those tiles
+     * (kept only when some tile was). */
+    int L = nclass + 2 + has_sr;
     snprintf(out->names[nclass], HP_HG_NAME_MAX, "uncertainty");
     snprintf(out->names[nclass + 1], HP_HG_NAME_MAX, "tissue");
+    if (has_sr)
+        snprintf(out->names[nclass + 2], HP_HG_NAME_MAX, "super-resolved");
     out->n_layers = L;
     int gw = 0, gh = 0;
     double x0 = 0, y0 = 0, size = 0;
@@ -119,6 +124,10 @@ hp_status hp_heatmap_layers_parse(const char *csv_path, hp_heatmap_layers *out, 
         if (nrows == 0)
             x0 = d[2] - i * d[4], y0 = d[3] - j * d[4], size = d[4];
         vals[nrows * L + nclass + 1] = 1;
+        if (has_sr) {
+            vals[nrows * L + nclass + 2] = !strcmp(fld[n - 1], "1");
+            any_sr |= !strcmp(fld[n - 1], "1");
+        }
         for (int k = 0; k < nclass + 1; k++) {
             double v;
             if (num(fld[prob0 + k], &v)) {
@@ -141,6 +150,8 @@ hp_status hp_heatmap_layers_parse(const char *csv_path, hp_heatmap_layers *out, 
         goto fail;
     }
     out->gw = gw, out->gh = gh, out->x0 = x0, out->y0 = y0, out->size = size;
+    if (has_sr && !any_sr)
+        out->n_layers = L - 1; /* no tile super-resolved: no layer for it (its plane goes unused) */
     size_t plane = (size_t)gw * gh;
     if (!(out->v = malloc(plane * L * sizeof *out->v))) {
         st = hp_error_set(err, HP_ERR_NOMEM, "tiles.csv: out of memory");

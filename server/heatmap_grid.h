@@ -2,7 +2,8 @@
  * in memory for the heatmap tiles of the viewer. Layers are the classes (the CSV's prob_<class>
  * columns, class names as made file-safe there), "uncertainty" (each tile's entropy divided
  * by ln(classes), 0 sure .. 1 unsure) and "tissue" (1 on every analysed tile: the tissue mask
- * at the tile grid, as analyze's mask.png). Parsed grids stay cached per job, a few at a time.
+ * at the tile grid, as analyze's mask.png), and "super-resolved" (1 on tiles the classifier saw
+ * super-resolved; present only when the analysis super-resolved any). Parsed grids stay cached per job, a few at a time.
  * Thread-safe. */
 #ifndef HP_SERVER_HEATMAP_GRID_H
 #define HP_SERVER_HEATMAP_GRID_H
@@ -11,7 +12,7 @@
 
 #include "common/status.h"
 
-#define HP_HG_MAX_LAYERS 17
+#define HP_HG_MAX_LAYERS 18
 #define HP_HG_NAME_MAX 64
 
 typedef struct {

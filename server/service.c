@@ -110,13 +110,13 @@ static int file_exists(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The default model as `histoplan analyze` finds it: $HP_MODEL_DIR, the installed zoo, the source
+/* A file of the zoo as `histoplan analyze` finds it: $HP_MODEL_DIR, the installed zoo, the source
  * tree's zoo beside the build folder. */
-static int default_model(char *out, size_t n)
+static int zoo_file(const char *name, char *out, size_t n)
 {
     const char *env = getenv("HP_MODEL_DIR");
     if (env && *env) {
-        snprintf(out, n, "%s/%s", env, DEFAULT_MODEL);
+        snprintf(out, n, "%s/%s", env, name);
         return file_exists(out) ? 0 : -1;
     }
     char exe[PATH_MAX];
@@ -130,7 +130,7 @@ static int default_model(char *out, size_t n)
     *slash = 0;
     static const char *const rel[] = {"../share/histoplan/zoo", "../models/zoo"};
     for (int i = 0; i < 2; i++) {
-        int w = snprintf(out, n, "%.3000s/%s/%s", exe, rel[i], DEFAULT_MODEL);
+        int w = snprintf(out, n, "%.3000s/%s/%s", exe, rel[i], name);
         if (w > 0 && (size_t)w < n && file_exists(out))
             return 0;
     }
@@ -168,7 +168,7 @@ static hp_status prepare_model(hp_service *s, const hp_service_config *c, hp_err
 {
     if (c->model_path)
         snprintf(s->model_path, sizeof s->model_path, "%s", c->model_path);
-    else if (default_model(s->model_path, sizeof s->model_path))
+    else if (zoo_file(DEFAULT_MODEL, s->model_path, sizeof s->model_path))
         return hp_error_set(err, HP_ERR_IO, "default model %s not found (set HP_MODEL_DIR or "
                                             "give --model)", DEFAULT_MODEL);
     char card_path[PATH_MAX];
@@ -191,6 +191,14 @@ static hp_status prepare_model(hp_service *s, const hp_service_config *c, hp_err
     if (!(s->model = hp_model_open(s->model_path, &mo, err)) ||
         hp_sha256_file(s->model_path, s->model_sha, err) != HP_OK)
         return err ? err->code : HP_ERR_INVALID;
+    /* Super-resolution models, when installed (none: "auto" jobs say that none was available). */
+    static const char *const SR[HP_SERVICE_SR_MAX] = {"histoplan-sr-srvgg-x2.onnx", "histoplan-sr-srvgg-x4.onnx"};
+    for (int i = 0; i < HP_SERVICE_SR_MAX; i++)
+        if (!zoo_file(SR[i], s->sr_paths[s->n_sr], PATH_MAX)) {
+            if (hp_sha256_file(s->sr_paths[s->n_sr], s->sr_sha[s->n_sr], err) != HP_OK)
+                return err ? err->code : HP_ERR_IO;
+            s->n_sr++;
+        }
     return HP_OK;
 }
 

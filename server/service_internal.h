@@ -28,6 +28,13 @@ typedef struct hp_service {
      * backend runs whichever worker's batch is ready while the others read tiles or write. */
     struct hp_model *model;
     char model_sha[65];
+    /* The zoo's faithful super-resolution models for jobs whose options ask
+     * "super_resolution": "auto" (pipeline/analyze_sr.h); each worker opens its own copies, since
+     * a run sets an SR model's input size for its slide. */
+#define HP_SERVICE_SR_MAX 2
+    char sr_paths[HP_SERVICE_SR_MAX][PATH_MAX];
+    char sr_sha[HP_SERVICE_SR_MAX][65];
+    int n_sr;
     hp_db_pool *pool;
     hp_rate_limiter *rate;
     hp_metrics *metrics;

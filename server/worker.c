@@ -42,6 +42,9 @@ struct hp_worker {
     atomic_llong tiles_done, tiles_total;
     atomic_llong tiles_counted; /* of this run, already added to the metrics */
     atomic_int lease_lost, running_job;
+    /* This worker's own super-resolution models (the service's sr_paths), for "auto" jobs. */
+    hp_sr_candidate sr[HP_SERVICE_SR_MAX];
+    int n_sr;
 };
 
 static void progress(void *user, long done, long total)
@@ -250,6 +253,12 @@ static void run_job(hp_worker *w, hp_job_row *j)
             o.stain_target = &stain;
         free(text);
     }
+    const cJSON *sr = cJSON_GetObjectItemCaseSensitive(opts, "super_resolution");
+    if (cJSON_IsString(sr) && !strcmp(sr->valuestring, "auto")) {
+        o.sr_mode = HP_SR_AUTO;
+        o.sr_models = w->sr;
+        o.n_sr_models = w->n_sr;
+    }
     cJSON_Delete(opts);
 
     hp_analyze_outcome oc;
@@ -353,6 +362,16 @@ hp_status hp_worker_start(hp_service *svc, int index, hp_worker **out, hp_error 
         hp_worker_destroy(w);
         return hp_error_set(err, HP_ERR_INVALID, "no model for the workers");
     }
+    hp_model_options mo = hp_model_default_options();
+    mo.backend = !strcmp(svc->cfg.backend, "cuda") ? HP_BACKEND_CUDA : HP_BACKEND_CPU;
+    mo.require_card = 1;
+    for (int i = 0; i < svc->n_sr; i++, w->n_sr++) {
+        if (!(w->sr[i].model = hp_model_open(svc->sr_paths[i], &mo, err))) {
+            hp_worker_destroy(w);
+            return err ? err->code : HP_ERR_INVALID;
+        }
+        w->sr[i].sha256 = svc->sr_sha[i];
+    }
     if (pthread_create(&w->hb_thread, NULL, heartbeat_main, w) != 0) {
         hp_worker_destroy(w);
         return hp_error_set(err, HP_ERR_NOMEM, "cannot start a thread");
@@ -415,6 +434,8 @@ void hp_worker_destroy(hp_worker *w)
 {
     if (!w)
         return;
+    for (int i = 0; i < w->n_sr; i++)
+        hp_model_destroy(w->sr[i].model);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w);

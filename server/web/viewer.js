@@ -11,6 +11,7 @@
 const PALETTE = {
   normal: [0, 158, 115], benign: [240, 228, 66], in_situ: [0, 114, 178],
   invasive: [213, 94, 0], uncertainty: [204, 121, 167], tissue: [86, 180, 233],
+  'super-resolved': [0, 0, 0],
 };
 const FALLBACK = [[86, 180, 233], [230, 159, 0], [0, 0, 0]];
 
@@ -84,6 +85,7 @@ function reportCell(rep) {
 function qcCell(row) {
   const parts = [];
   if (row.out_of_domain === true) parts.push('out of domain');
+  if (row.super_resolution) parts.push('super-resolved');
   parts.push(...row.qc_flags.filter((f) => f !== 'out-of-domain'));
   if (row.state === 'succeeded' && row.out_of_domain === null) parts.push('domain unchecked');
   return parts.join(', ') || (row.state === 'succeeded' ? 'none' : '-');
@@ -120,6 +122,7 @@ $('back').addEventListener('click', () => { location.hash = ''; });
 
 /* ---- slide view --------------------------------------------------------------------------- */
 
+const LAYER_LABELS = { mask: 'tissue (analysed tiles)', 'super-resolved': 'super-resolved tiles (not the scan)' };
 function colourOf(name, i) { return PALETTE[name] || FALLBACK[i % FALLBACK.length]; }
 
 /* Colours a heatmap tile from its grey values (kept on the tile's canvas the first time). */
@@ -137,6 +140,16 @@ function colourTile(e) {
   if (!cv.hpGrey) cv.hpGrey = ctx.getImageData(0, 0, w, h).data.slice();
   const g = cv.hpGrey, out = ctx.createImageData(w, h), o = out.data;
   const [cr, cg, cb] = layer.colour, t = hp.threshold * 255;
+  if (layer.kind === 'super-resolved') { /* hatched, so the tissue and the heatmaps show through */
+    for (let i = 0; i < g.length; i += 4) {
+      const x = (i / 4) % w, y = Math.floor(i / 4 / w);
+      o[i] = cr; o[i + 1] = cg; o[i + 2] = cb;
+      o[i + 3] = g[i + 3] && g[i] > 127 && (x + y) % 10 < 3 ? 255 : 0;
+    }
+    ctx.putImageData(out, 0, 0);
+    cv.hpVersion = hp.version;
+    return;
+  }
   for (let i = 0; i < g.length; i += 4) {
     const v = g[i], a = g[i + 3];
     o[i] = cr; o[i + 1] = cg; o[i + 2] = cb;
@@ -174,7 +187,9 @@ async function openSlide(id) {
   toggles.replaceChildren();
   if (meta.status === 200) {
     meta.json.layers.forEach((l, i) => {
-      const layer = { name: l.name, kind: l.kind, colour: colourOf(l.name, i), on: l.name === 'invasive', item: null };
+      /* Super-resolved tiles are marked from the start: the reader must see that they are not the scan. */
+      const layer = { name: l.name, kind: l.kind, colour: colourOf(l.name, i),
+        on: l.name === 'invasive' || l.kind === 'super-resolved', item: null };
       hp.layers.push(layer);
       const lab = document.createElement('label');
       const cb = document.createElement('input');
@@ -182,7 +197,7 @@ async function openSlide(id) {
       cb.addEventListener('change', () => { layer.on = cb.checked; applyLayerOpacity(); });
       const sw = document.createElement('span');
       sw.className = 'swatch'; sw.style.background = 'rgb(' + layer.colour.join(',') + ')';
-      lab.append(cb, sw, document.createTextNode(l.kind === 'mask' ? 'tissue (analysed tiles)' : l.name.replace('_', ' ')));
+      lab.append(cb, sw, document.createTextNode(LAYER_LABELS[l.kind] || l.name.replace('_', ' ')));
       toggles.appendChild(lab);
     });
   } else {
