@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one prepared check for the GPU machine: CUDA tests, compute-sanitizer memcheck, and the
-# densenet121 benchmark against PyTorch on the same card, and end-to-end tiles/s of `analyze` on a
+# densenet121 benchmark against PyTorch on the same card, the super-resolution model against
+# PyTorch and `analyze --sr` against `--sr off`, and end-to-end tiles/s of `analyze` on a
 # generated slide against the model alone at the same batch size. Prints a short table last.
 #
 #   here:            scripts/gpu-bundle.sh            (builds .gpu/bundle.tar.gz)
@@ -454,6 +455,79 @@ EOF
       row "end to end cuda vs cpu (tiles.csv)" "$agree"
     fi
   fi
+fi
+
+# ---- super-resolution: the zoo's x2 model on the card against PyTorch, and analyze --sr ----
+# `histoplan upscale --backend cuda` over a 2048 x 2048 region of a generated 1.0 um/px slide
+# (output megapixels/s, files included) against the same ONNX file run by PyTorch on the same card
+# (scripts/sr_onnx_torch.py: the graph with PyTorch's operators, tiles of the same size, data on
+# the card: PyTorch's best case); then `analyze --sr auto` against `--sr off` on the same slide
+# (the cost of super-resolution in the whole run), and its tiles on cuda against cpu.
+sr_model="$root/models/zoo/histoplan-sr-srvgg-x2.onnx"
+sr_slide="$root/.gpu/work/sr-4096-seed2002.tiff"
+if skipped sr; then
+  row "super-resolution" "skipped (HP_GPU_SKIP)"
+elif [ -z "$gpu" ] || [ ! -s "$sr_model" ]; then
+  row "super-resolution" "skipped (no GPU or no $sr_model)"
+elif [ "$(left)" -lt 150 ]; then
+  row "super-resolution" "skipped (time budget)"
+else
+  note "super-resolution: synth 4096x4096 at 1.0 um/px, upscale and analyze --sr"
+  run_hp 90 "$cli" synth --out "$sr_slide" --size 4096x4096 --seed 2002 --mpp 1.0 --overwrite >"$logs/sr_synth.log" 2>&1
+  t0=$(date +%s.%N)
+  run_hp 120 "$cli" upscale "$sr_slide" --model "$sr_model" --roi 1024,1024,2048,2048 --backend cuda \
+    --out "$root/.gpu/work/sr-up.tiff" >"$logs/sr_upscale.log" 2>&1
+  rc=$?
+  up_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
+  th=$(timeout 120 "$py" - "$root" "$sr_model" <<'EOF' 2>"$logs/sr_torch.log"
+import sys, time, torch
+sys.path.insert(0, sys.argv[1] + "/scripts")
+from sr_onnx_torch import OnnxSR
+net = OnnxSR(sys.argv[2]).cuda().eval()
+x = torch.rand(8, 3, 144, 144, device="cuda")  # 128-pixel tiles with 8-pixel halos, batch 8
+with torch.inference_mode():
+    for _ in range(3):
+        net(x)
+    torch.cuda.synchronize()
+    t, n = time.perf_counter(), 0
+    while time.perf_counter() - t < 3:
+        net(x)
+        n += 1
+    torch.cuda.synchronize()
+print("%.1f" % (n * 8 * (128 * 2) ** 2 / 1e6 / (time.perf_counter() - t)))
+EOF
+)
+  if [ $rc -ne 0 ]; then
+    row "upscale x2 cuda (output MP/s)" "FAIL rc=$rc: $(grep -m1 histoplan "$logs/sr_upscale.log" | cut -c1-100)"
+  else
+    ours=$(awk -v s="$up_s" 'BEGIN { printf "%.1f", 4096 * 4096 / 1e6 / s }')
+    row "upscale x2 cuda (output MP/s)" "histoplan $ours (whole command, 16.8 MP) | torch gpu-resident ${th:-FAIL} | ratio $(awk -v a="$ours" -v b="${th:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')x"
+  fi
+  for mode in off auto; do
+    rm -rf "$root/.gpu/work/sr-$mode"
+    run_hp 200 env HP_MODEL_DIR="$root/models/zoo" "$cli" analyze "$sr_slide" --backend cuda --sr $mode \
+      --out "$root/.gpu/work/sr-$mode" --slide-id sr >"$logs/sr_analyze_$mode.log" 2>&1 ||
+      row "analyze --sr $mode cuda" "FAIL: $(grep -m1 histoplan "$logs/sr_analyze_$mode.log" | cut -c1-100)"
+  done
+  rm -rf "$root/.gpu/work/sr-cpu"
+  run_hp 200 env HP_MODEL_DIR="$root/models/zoo" "$cli" analyze "$sr_slide" --backend cpu --sr auto \
+    --out "$root/.gpu/work/sr-cpu" --slide-id sr >"$logs/sr_analyze_cpu.log" 2>&1
+  r=$("$py" - "$root/.gpu/work" <<'EOF' 2>&1
+import csv, json, sys
+w = sys.argv[1]
+f = {m: json.load(open(f"{w}/sr-{m}/sr/findings.json")) for m in ("off", "auto")}
+t = {m: f[m]["analysis"]["tiles_analysed"] / f[m]["timings_s"]["total"] for m in f}
+print("--sr auto %.0f tiles/s, off %.0f tiles/s (whole run, %d tiles): SR costs %.2fx; used: %s" % (
+    t["auto"], t["off"], f["auto"]["analysis"]["tiles_analysed"], t["off"] / t["auto"],
+    f["auto"]["analysis"]["super_resolution"]["used"]))
+gpu, cpu = [{r["tile_index"]: r for r in csv.DictReader(open(f"{w}/sr-{m}/sr/tiles.csv"))} for m in ("auto", "cpu")]
+cols = [c for c in next(iter(gpu.values())) if c.startswith("prob_")]
+d = max(abs(float(gpu[k][c]) - float(cpu[k][c])) for k in gpu for c in cols)
+print("%s %d tiles: max |dp| %.2e" % ("PASS" if d < 1e-3 and gpu.keys() == cpu.keys() else "FAIL", len(gpu), d))
+EOF
+)
+  row "analyze --sr auto vs off, cuda" "$(echo "$r" | head -1 | cut -c1-110)"
+  row "analyze --sr auto cuda vs cpu (tiles.csv)" "$(echo "$r" | sed -n 2p | cut -c1-100)"
 fi
 
 # ---- torch.compile: PyTorch's best case, when it compiles within a minute -------------------

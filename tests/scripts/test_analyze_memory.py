@@ -2,7 +2,9 @@
 synthetic slide keeps each process's peak resident memory under 2 GB (one RGB copy of level 0
 alone would be 7.5 GB). Super-resolving a strip of it, 1024 px wide and the slide's whole height,
 with a small x2 network keeps `histoplan upscale` under 500 MB where one RGB copy of its output
-alone would be 614 MB (it streams bands of tiles). A bound, not a time. Not part of the sanitizer pass (ASan's shadow memory
+alone would be 614 MB (it streams bands of tiles); analyzing a strip of it as a 1.0 um/px scan with
+`--sr` (each tile super-resolved with its halo before the classifier) stays under 2 GB too. A bound,
+not a time. Not part of the sanitizer pass (ASan's shadow memory
 inflates RSS): exits 77 there."""
 import json
 import os
@@ -42,6 +44,16 @@ def upscale_strip(hp, slide, tmp):
         json.dump({"name": "sr", "task": "super-resolution", "scale": 2, "mpp": 0.25}, f)
     return child_peak_mb(["nice", "-n", "10", hp, "upscale", slide, "--model", model, "--out",
                           os.path.join(tmp, "up.tiff"), "--roi", f"0,0,1024,{SIZE}", "--quality", "60"])
+
+
+def analyze_sr_strip(hp, slide, model, tmp):
+    """analyze --sr over a 1024 x SIZE strip of the slide read as 1.0 um/px (2x coarser than the
+    classifier), with the small x2 network; None when PyTorch is missing."""
+    sr = os.path.join(tmp, "sr.onnx")
+    if not os.path.exists(sr):
+        return None
+    return child_peak_mb(["nice", "-n", "10", hp, "analyze", slide, "--model", model, "--mpp", "1.0", "--sr", sr,
+                          "--roi", f"0,0,1024,{SIZE}", "--out", os.path.join(tmp, "out-sr")])
 
 
 def main():
@@ -95,6 +107,12 @@ def main():
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} upscale 1024x{SIZE} strip x2: exit {rc}, peak RSS {up_mb:.0f} MB "
                   f"(limit 500 MB; the output held whole would be 614 MB) {err.strip()[-300:]}")
+            rc, sr_mb, err = analyze_sr_strip(hp, slide, model, tmp)
+            checks += 1
+            ok = rc == 0 and sr_mb < LIMIT_MB
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} analyze --sr 1024x{SIZE} strip at 1.0 um/px: exit {rc}, peak RSS "
+                  f"{sr_mb:.0f} MB (limit {LIMIT_MB} MB) {err.strip()[-300:]}")
     passed = checks - failures
     print(f"{passed} passed, {failures} failed")
     sys.exit(1 if failures else 0)
