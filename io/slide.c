@@ -163,7 +163,7 @@ static void route_tiles(hp_slide *s)
 {
     if (strcmp(s->format, "aperio") && strcmp(s->format, "generic-tiff"))
         return;
-    hp_slide_options po = {.reader = HP_SLIDE_READER_PLAIN, .inspect = 1};
+    hp_slide_options po = {.reader = HP_SLIDE_READER_PLAIN, .inspect = 1, .block_cache_bytes = s->block_cache_bytes};
     hp_error e = {0};
     hp_slide *t = hp_slide_open(s->path, &po, &e);
     int *route = t ? malloc((size_t)s->level_count * sizeof *route) : NULL;
@@ -259,6 +259,7 @@ hp_slide *hp_slide_open(const char *path, const hp_slide_options *opt, hp_error 
     s->path = p;
     pthread_mutex_init(&s->err_mu, NULL);
     s->override_mpp = o.mpp;
+    s->block_cache_bytes = o.block_cache_bytes;
     s->reader = o.reader;
 
     hp_status rc;

@@ -62,6 +62,10 @@ typedef struct {
     hp_slide_reader reader;
     int inspect;            /* 1: open a slide with damaged levels anyway, to describe it (slide
                              * info); reading a damaged level still fails */
+    /* > 0: keep up to this many bytes of decoded TIFF tiles of level 0's size (the plain reader's
+     * and routed reads; io/tiff_block_cache.h), for a caller that reads overlapping regions
+     * again and again (the tile server). 0: none, for callers that read each tile once. */
+    size_t block_cache_bytes;
 } hp_slide_options;
 
 /* Where hp_slide_mpp's value came from. */

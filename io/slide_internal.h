@@ -31,6 +31,7 @@ struct hp_slide {
     double meta_mpp_x, meta_mpp_y;
     hp_mpp_source meta_src;
     double override_mpp;
+    size_t block_cache_bytes; /* hp_slide_options.block_cache_bytes */
     char mpp_notes[512];
     char warning[256];
 

@@ -30,6 +30,7 @@
  *
  * The TIFF Orientation tag is ignored (rows are taken top to bottom), as OpenSlide does. */
 #include "io/slide_internal.h"
+#include "io/tiff_block_cache.h"
 
 #include "io/image.h"
 
@@ -79,6 +80,8 @@ typedef struct {
     int n_levels;
     plain_level *lev;
     pthread_mutex_t mu;
+    hp_block_cache *cache; /* decoded tiles of level 0's size, when the caller asked for it */
+    size_t cache_block;    /* their bytes */
 } plain_impl;
 
 #define MAX_LEVELS 32
@@ -347,21 +350,28 @@ static hp_status read_tiff_region(hp_slide *s, plain_impl *p, plain_level *L, co
             bs = need;
         buf = malloc((size_t)bs);
         int64_t bx0 = L->tiled ? ix0 / (int64_t)bw * (int64_t)bw : 0;
+        /* Decoded tiles may be kept for the next region that needs them (tiff_block_cache.h). */
+        int cache = p->cache && L->tiled && p->cache_block == (size_t)need;
+        int lvl = (int)(L - p->lev);
         for (int64_t by = iy0 / (int64_t)bh * (int64_t)bh; by < iy1 && buf && !st; by += (int64_t)bh) {
             for (int64_t bx = bx0; bx < ix1 && !st; bx += (int64_t)bw) {
                 tmsize_t got;
-                if (L->tiled)
-                    got = TIFFReadEncodedTile(tif, TIFFComputeTile(tif, (uint32_t)bx, (uint32_t)by, 0, 0),
-                                              buf, bs);
-                else
-                    got = TIFFReadEncodedStrip(tif, TIFFComputeStrip(tif, (uint32_t)by, 0), buf, bs);
                 int64_t rows = by + (int64_t)bh <= L->H ? (int64_t)bh : L->H - by;
                 tmsize_t want = (tmsize_t)((size_t)(L->tiled ? (int64_t)bh : rows) * bw * (size_t)L->spp);
+                uint32_t tix = L->tiled ? TIFFComputeTile(tif, (uint32_t)bx, (uint32_t)by, 0, 0) : 0;
+                if (cache && hp_block_cache_get(p->cache, lvl, tix, buf))
+                    got = want;
+                else if (L->tiled)
+                    got = TIFFReadEncodedTile(tif, tix, buf, bs);
+                else
+                    got = TIFFReadEncodedStrip(tif, TIFFComputeStrip(tif, (uint32_t)by, 0), buf, bs);
                 if (got < want || h->have) {
                     what = L->tiled ? "tile" : "strip", where_x = bx, where_y = by;
                     st = HP_ERR_INVALID;
                     break;
                 }
+                if (cache)
+                    hp_block_cache_put(p->cache, lvl, tix, buf);
                 int64_t cols = bx + (int64_t)bw <= L->W ? (int64_t)bw : L->W - bx;
                 put_block(q, bx, by, cols, rows, buf, bw * (size_t)L->spp, L->spp);
             }
@@ -454,6 +464,7 @@ static void plain_close(void *impl)
             p->lev[l].pool = n;
         }
     pthread_mutex_destroy(&p->mu);
+    hp_block_cache_destroy(p->cache);
     free(p->lev);
     free(p->pixels);
     free(p);
@@ -733,6 +744,11 @@ hp_status hp_slide_plain_open(hp_slide *s, hp_error *err)
         s->level_ds[l] = l == 0 ? 1.0
                                 : ((double)p->lev[0].W / (double)p->lev[l].W +
                                    (double)p->lev[0].H / (double)p->lev[l].H) / 2.0;
+    }
+    if (s->block_cache_bytes && !p->pixels && p->n_levels > 0 && p->lev[0].tiled && p->lev[0].mode != MODE_RGBA &&
+        !p->lev[0].scanlines) {
+        p->cache_block = (size_t)p->lev[0].tw * p->lev[0].th * (size_t)p->lev[0].spp;
+        p->cache = hp_block_cache_create(s->block_cache_bytes, p->cache_block); /* NULL: no caching */
     }
     return HP_OK;
 }

@@ -46,10 +46,14 @@ void hp_slide_pool_destroy(hp_slide_pool *p)
     free(p);
 }
 
+#define SLIDE_BLOCK_CACHE_BYTES ((size_t)64 << 20) /* per open slide */
+
 static hp_status open_slide(const char *path, hp_pooled_slide *out, hp_error *err)
 {
     memset(out, 0, sizeof *out);
-    hp_slide_options opt = {0};
+    /* Neighbouring Deep Zoom tiles share the slide's JPEG tiles: each is decoded once while it
+     * stays among the most recently used (io/tiff_block_cache.h). */
+    hp_slide_options opt = {.block_cache_bytes = SLIDE_BLOCK_CACHE_BYTES};
     hp_slide *s = hp_slide_open(path, &opt, err);
     if (!s)
         return err->code ? err->code : HP_ERR_IO;

@@ -8,7 +8,10 @@
  * - tiles decoded at reduced scale (DCT scaling) stay close to a full decode followed by area
  *   averaging: mean absolute difference at most 1 grey level over the tiles and at most 2 in any
  *   tile (measured: 0.3 and 0.5 on the generated slide, 0.1 and 0.4 on the real one); a grid
- *   whose reads do not fall on whole reduced pixels is decoded at full size. */
+ *   whose reads do not fall on whole reduced pixels is decoded at full size;
+ * - a slide opened with a decoded-tile cache (the tile server's) reads exactly the bytes of one
+ *   opened without, for overlapping regions read twice, across tile borders and edges, on every
+ *   level; the cache itself keeps the most recently used blocks and evicts the least. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include "io/slide.h"
+#include "io/tiff_block_cache.h"
 #include "pipeline/synth.h"
 #include "pipeline/tile_grid.h"
 #include "pipeline/tile_loader.h"
@@ -174,6 +178,53 @@ done:
     hp_slide_close(s);
 }
 
+/* Overlapping regions, each read twice, through a cached handle against an uncached one. */
+static void check_block_cache(const char *path)
+{
+    hp_error err = {0};
+    hp_slide_options oc = {.block_cache_bytes = 8u << 20};
+    hp_slide *c = hp_slide_open(path, &oc, &err);
+    hp_slide *u = open_with(path, HP_SLIDE_READER_AUTO);
+    CHECK_MSG(c, "open with a cache: %s", err.msg);
+    if (c && u) {
+        int64_t W, H;
+        hp_slide_level_dimensions(u, 0, &W, &H);
+        int ok = 1;
+        for (int pass = 0; pass < 2; pass++)
+            for (int k = 0; k < 12; k++) {
+                int64_t x = (k * 197) % (W - 300) - 20, y = (k * 131) % (H - 300) - 20;
+                for (int level = 0; level < hp_slide_level_count(u); level++)
+                    ok &= same_region(c, u, level, x, y, 300, 260);
+            }
+        ok &= same_region(c, u, 0, W - 100, H - 90, 300, 260); /* across the far edges */
+        CHECK_COUNT(passed, ok);
+    }
+    hp_slide_close(c);
+    hp_slide_close(u);
+
+    /* The cache alone: 4 blocks of 16 bytes; the least recently used goes first. */
+    hp_block_cache *bc = hp_block_cache_create(64, 16);
+    CHECK(bc);
+    CHECK(!hp_block_cache_create(63, 16)); /* fewer than 4 blocks: not worth it */
+    if (!bc)
+        return;
+    uint8_t blk[16], out[16];
+    for (int i = 0; i < 4; i++) {
+        memset(blk, i + 1, sizeof blk);
+        hp_block_cache_put(bc, 0, i, blk);
+    }
+    CHECK_COUNT(passed, hp_block_cache_get(bc, 0, 0, out) && out[0] == 1 && out[15] == 1); /* 0 used again */
+    memset(blk, 9, sizeof blk);
+    hp_block_cache_put(bc, 0, 4, blk); /* evicts block 1, the least recently used */
+    CHECK_COUNT(passed, !hp_block_cache_get(bc, 0, 1, out));
+    CHECK_COUNT(passed, hp_block_cache_get(bc, 0, 0, out) && hp_block_cache_get(bc, 0, 4, out) && out[7] == 9);
+    CHECK_COUNT(passed, !hp_block_cache_get(bc, 1, 0, out)); /* another level is another key */
+    int64_t hits, misses;
+    hp_block_cache_stats(bc, &hits, &misses);
+    CHECK_COUNT(passed, hits == 3 && misses == 2);
+    hp_block_cache_destroy(bc);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/hp_test_slide_routing_XXXXXX", path[600];
@@ -196,11 +247,13 @@ int main(void)
     check_routed_equals_openslide(path, 2);
     check_plain_levels(path);
     check_reduced(path, 0.5, 2);
+    check_block_cache(path);
 
     char svs[1024];
     if (hp_test_shared_path("data/real/slides/CMU-1-Small-Region.svs", svs, sizeof svs)) {
         check_routed_equals_openslide(svs, 1);
         check_plain_levels(svs);
+        check_block_cache(svs);
         /* 0.998 um/px reads 448 px (2 x 224) per tile; 1.0 reads 449, not on whole reduced
          * pixels: decoded at full size. */
         check_reduced(svs, 0.998, 2);
