@@ -12,6 +12,9 @@ connection at its own offset, for --seconds:
   cold   a freshly started server; the list is long enough that no tile is asked twice in the run
          (the first --warm-set tiles are skipped, see below), so every tile is read, resampled
          and encoded
+  raster a freshly started server again, the same tiles not yet asked, in the order a viewer
+         panning across the slide asks them: level by level from the finest, row by row (each
+         connection walks its own stretch); neighbouring tiles share the slide's JPEG tiles
   warm   the first --warm-set tiles of the list, requested once beforehand, then asked at random
          (histoplan answers from its tile cache; the peer has OpenSlide's own decoded-tile cache
          and the page cache, but encodes every answer)
@@ -70,6 +73,9 @@ tiles = [(lv, c, r) for lv in range(dz.level_count)
 random.Random(1).shuffle(tiles)
 warm = tiles[:args.warm_set]
 cold = tiles[args.warm_set:]
+raster = sorted(cold, key=lambda t: (-t[0], t[2], t[1]))
+LISTS = {"cold": cold, "raster": raster, "warm": warm}
+MODES = ("cold", "raster", "warm")
 print(f"slide {os.path.basename(slide)} {dz.level_dimensions[-1]}, {len(tiles)} tiles, "
       f"cold list {len(cold)}, warm set {len(warm)}", flush=True)
 
@@ -177,8 +183,8 @@ def wrk(url, paths, auth, mode):
     res = {"requests": int(reqs.group(1)) if reqs else 0, "tiles_per_s": float(rps.group(1)) if rps else 0.0,
            "p50_ms": ms("50%"), "p99_ms": ms("99%"), "non_2xx": int(non2xx.group(1)) if non2xx else 0,
            "socket_errors": sum(map(int, sock.groups())) if sock else 0}
-    if mode == "cold" and res["requests"] > len(paths):
-        res["note"] = "the cold list wrapped: some tiles were asked twice"
+    if mode != "warm" and res["requests"] > len(paths):
+        res["note"] = f"the {mode} list wrapped: some tiles were asked twice"
     return res
 
 
@@ -187,11 +193,11 @@ results = {}
 data = os.path.join(tmp, "data")
 tok = T.token(data, "pathologist", "bench")["token"]
 sub = T.token(data, "submitter", "bench lab")["token"]
-for mode in ("cold", "warm"):
+for mode in MODES:
     srv = T.serve(data, os.path.join(tmp, "serve.log"),
                   ["--slide-root", os.path.dirname(slide), "--rate-limit", "0", "--workers", "0"])
     try:
-        if mode == "cold":
+        if mode == "cold":  # the first start submits the slide; later starts find the job
             r = T.request(srv.url, "POST", "/v1/batches", sub, {"slides": [{"path": slide}]},
                           {"Idempotency-Key": "bench"})
             job = r.json()["jobs"][0]["id"]
@@ -202,20 +208,19 @@ for mode in ("cold", "warm"):
             prefetch(srv.url, hp_paths(warm), {"Authorization": f"Bearer {tok}"})
         else:
             T.request(srv.url, "GET", f"/v1/slides/{job}.dzi", tok)
-        results[("histoplan", mode)] = wrk(srv.url, hp_paths(cold if mode == "cold" else warm),
-                                           f"Bearer {tok}", mode)
+        results[("histoplan", mode)] = wrk(srv.url, hp_paths(LISTS[mode]), f"Bearer {tok}", mode)
         print("histoplan", mode, results[("histoplan", mode)], flush=True)
     finally:
         srv.terminate()
 
 # ---- the peer ----------------------------------------------------------------------------------
-for mode in ("cold", "warm"):
+for mode in MODES:
     p, url = start_peer(os.path.join(tmp, "peer.log"))
     try:
         peer_paths = lambda ts: [f"/slide_files/{lv}/{c}_{r}.jpeg" for lv, c, r in ts]  # noqa: E731
         if mode == "warm":
             prefetch(url, peer_paths(warm), {})
-        results[("peer", mode)] = wrk(url, peer_paths(cold if mode == "cold" else warm), None, mode)
+        results[("peer", mode)] = wrk(url, peer_paths(LISTS[mode]), None, mode)
         print("peer", mode, results[("peer", mode)], flush=True)
     finally:
         p.terminate()
@@ -224,12 +229,12 @@ for mode in ("cold", "warm"):
 print()
 print(f"| cache | server | tiles/s | p50 ms | p99 ms | errors |")
 print(f"|---|---|---|---|---|---|")
-for mode in ("cold", "warm"):
+for mode in MODES:
     for who in ("histoplan", "peer"):
         x = results[(who, mode)]
         print(f"| {mode} | {who} | {x['tiles_per_s']:.0f} | {x['p50_ms']:.1f} | {x['p99_ms']:.1f} | "
               f"{x['non_2xx'] + x['socket_errors']} |")
-for mode in ("cold", "warm"):
+for mode in MODES:
     a, b = results[("histoplan", mode)], results[("peer", mode)]
     print(f"{mode}: histoplan / peer = {a['tiles_per_s'] / max(b['tiles_per_s'], 1e-9):.1f}x tiles/s")
 if args.json:
