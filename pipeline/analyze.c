@@ -335,7 +335,8 @@ static hp_status decide_super_resolution(run_ctx *c)
         return hp_error_set(c->err, HP_ERR_NOMEM, "out of memory");
     snprintf(c->sr_provenance, sizeof c->sr_provenance, "SUPER-RESOLVED tiles (x%d, %.80s): not the scanned image",
              card->scale, card->name);
-    if ((st = hp_analyze_sr_prepare(&c->sr, k->model, c->grid, c->B, c->err)) != HP_OK)
+    int pinned = o->backend_name && !strcmp(o->backend_name, "cuda");
+    if ((st = hp_analyze_sr_prepare(&c->sr, k->model, c->grid, c->B, pinned, c->err)) != HP_OK)
         c->fail = HP_ANALYZE_FAIL_MODEL;
     return st;
 }

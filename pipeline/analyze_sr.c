@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "io/image.h"
+#include "kernels/backend.h"
 #include "models/card.h"
 #include "models/graph.h"
 
@@ -124,9 +125,10 @@ static hp_status make_read_grid(hp_analyze_sr *sr, const hp_tile_grid *grid, int
 }
 
 hp_status hp_analyze_sr_prepare(hp_analyze_sr *sr, hp_model *model, const hp_tile_grid *grid, int batch,
-                                hp_error *err)
+                                int pinned, hp_error *err)
 {
     memset(sr, 0, sizeof *sr);
+    sr->pinned = pinned;
     const hp_card *card = hp_model_card(model);
     if (!card || card->task != HP_TASK_SUPER_RESOLUTION)
         return hp_error_set(err, HP_ERR_INVALID, "--sr: the model is not a super-resolution model");
@@ -168,7 +170,8 @@ hp_status hp_analyze_sr_prepare(hp_analyze_sr *sr, hp_model *model, const hp_til
     sr->in = malloc(sizeof(float) * 3 * plane_in * batch);
     sr->out = malloc(sizeof(float) * 3 * (size_t)S * S * batch);
     sr->centre = malloc(T * T * 3);
-    sr->tiles = malloc((size_t)sr->tile * sr->tile * 3 * batch);
+    size_t tiles_bytes = (size_t)sr->tile * sr->tile * 3 * batch;
+    sr->tiles = pinned ? hp_cuda_host_alloc(tiles_bytes) : malloc(tiles_bytes);
     if (!sr->in || !sr->out || !sr->centre || !sr->tiles)
         return hp_error_set(err, HP_ERR_NOMEM, "out of memory for the super-resolution batch");
     return HP_OK;
@@ -228,6 +231,9 @@ void hp_analyze_sr_free(hp_analyze_sr *sr)
     free(sr->in);
     free(sr->out);
     free(sr->centre);
-    free(sr->tiles);
+    if (sr->pinned)
+        hp_cuda_host_free(sr->tiles);
+    else
+        free(sr->tiles);
     memset(sr, 0, sizeof *sr);
 }

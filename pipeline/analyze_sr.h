@@ -78,13 +78,15 @@ typedef struct {
     hp_tile_grid read_grid; /* the classifier's grid widened by the halo (own tile list) */
     float *in, *out;        /* batch x 3 x side^2, batch x 3 x (side scale)^2 */
     uint8_t *centre;        /* (tin scale)^2 x 3: one tile's cut-out before resampling */
-    uint8_t *tiles;         /* batch x tile^2 x 3: what the classifier gets */
+    uint8_t *tiles;         /* batch x tile^2 x 3: what the classifier gets (pinned when asked) */
+    int pinned;
 } hp_analyze_sr;
 
 /* Sets up the step for `grid` (the classifier's) and `batch` tiles a run, and instantiates the
- * model at that batch and input side. */
+ * model at that batch and input side. `pinned`: the classifier runs on a GPU, so its input
+ * buffer is page-locked (kernels/backend.h hp_cuda_host_alloc) for full-speed copies. */
 hp_status hp_analyze_sr_prepare(hp_analyze_sr *sr, hp_model *model, const hp_tile_grid *grid, int batch,
-                                hp_error *err);
+                                int pinned, hp_error *err);
 
 /* Super-resolves `count` read-grid tiles (side x side x 3 each, interleaved) into sr->tiles
  * (tile x tile x 3 each; slots past count are zero). */
