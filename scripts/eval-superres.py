@@ -24,8 +24,9 @@ generative (x2) on one holdout crop, with absolute-difference maps below.
 
 usage: scripts/eval-superres.py [--out results.json] [--models NAME,...] [--tiles 300]
            [--picture docs/superres-side-by-side.png] [--histoplan build/histoplan] [--shared ../shared]
-Prints a markdown table. Exit status: 0 measured and every faithful (non-generative) model beats
-bicubic in RGB PSNR on every holdout image; 1 a run failed or a faithful model did not; 2 bad usage.
+Prints a markdown table. Exit status: 0 measured and every faithful (non-generative) SRVGG model
+beats bicubic in RGB PSNR on every holdout image (the small ESPCN baseline is reported, not held
+to it); 1 a run failed or a faithful SRVGG did not; 2 bad usage.
 """
 import argparse
 import importlib.util
@@ -252,7 +253,7 @@ def main():
                     nuc[f"{k}_f1"] = round(match_f1(cr, c, a.match_radius), 4)
                 row["nuclei"] = nuc
                 m["images"].append(row)
-                if not generative and row["model"]["psnr"] <= row["bicubic"]["psnr"]:
+                if not generative and "-srvgg-" in name and row["model"]["psnr"] <= row["bicubic"]["psnr"]:
                     failed.append(f"{name} is not better than bicubic on {img_name}")
                 if scale == 2 and img_name == T.HOLDOUT[0]:
                     key = "generative" if generative else ("faithful" if "srvgg" in name else None)
