@@ -22,7 +22,7 @@ connection at its own offset, for --seconds:
 Reported: tiles/s, p50 and p99 latency (wrk's), non-2xx answers and socket errors, and the ratio.
 
 Usage:
-  /usr/bin/python3 benchmarks/bench_tiles.py [--slide S.tiff | --size 16000] [--seconds 10]
+  /usr/bin/python3 benchmarks/bench_tiles.py [--slide S.tiff | --size 40000] [--seconds 4]
       [--connections 8] [--warm-set 500] [--json out.json]
 Run scripts/build.sh first (build/histoplan).
 """
@@ -47,8 +47,8 @@ import service_testlib as T  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--slide", help="a slide OpenSlide opens (default: a generated one)")
-ap.add_argument("--size", type=int, default=16000, help="side of the generated slide")
-ap.add_argument("--seconds", type=int, default=10)
+ap.add_argument("--size", type=int, default=40000, help="side of the generated slide (large enough that a cold run never asks a tile twice)")
+ap.add_argument("--seconds", type=int, default=4)
 ap.add_argument("--connections", type=int, default=8)
 ap.add_argument("--wrk-threads", type=int, default=2)
 ap.add_argument("--warm-set", type=int, default=500)

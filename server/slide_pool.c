@@ -46,14 +46,26 @@ void hp_slide_pool_destroy(hp_slide_pool *p)
     free(p);
 }
 
-#define SLIDE_BLOCK_CACHE_BYTES ((size_t)64 << 20) /* per open slide */
+#define SLIDE_BLOCK_CACHE_MB 64 /* per open slide */
+
+/* The decoded-tile cache per open slide: SLIDE_BLOCK_CACHE_MB, or $HP_TILE_BLOCK_CACHE_MB (0
+ * turns it off, so a benchmark can measure what it gains). */
+static size_t block_cache_bytes(void)
+{
+    const char *e = getenv("HP_TILE_BLOCK_CACHE_MB");
+    char *end;
+    long mb = e && *e ? strtol(e, &end, 10) : SLIDE_BLOCK_CACHE_MB;
+    if (e && *e && (*end || mb < 0 || mb > 4096))
+        mb = SLIDE_BLOCK_CACHE_MB;
+    return (size_t)mb << 20;
+}
 
 static hp_status open_slide(const char *path, hp_pooled_slide *out, hp_error *err)
 {
     memset(out, 0, sizeof *out);
     /* Neighbouring Deep Zoom tiles share the slide's JPEG tiles: each is decoded once while it
      * stays among the most recently used (io/tiff_block_cache.h). */
-    hp_slide_options opt = {.block_cache_bytes = SLIDE_BLOCK_CACHE_BYTES};
+    hp_slide_options opt = {.block_cache_bytes = block_cache_bytes()};
     hp_slide *s = hp_slide_open(path, &opt, err);
     if (!s)
         return err->code ? err->code : HP_ERR_IO;
