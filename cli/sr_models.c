@@ -41,6 +41,15 @@ static int open_one(hp_cli_sr_models *s, const char *path, hp_backend_kind backe
         hp_model_destroy(m);
         return -1;
     }
+    if (card->generative) {
+        snprintf(err, err_n,
+                 "--sr %s: a generative super-resolution model (its card says \"generative\": true): it may invent "
+                 "texture, so analyze does not use it; view its output with histoplan upscale, and analyze with "
+                 "--sr auto (the zoo's faithful models)",
+                 path);
+        hp_model_destroy(m);
+        return -1;
+    }
     s->cands[s->n] = (hp_sr_candidate){.model = m, .sha256 = s->sha256[s->n]};
     s->n++;
     return 0;

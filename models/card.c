@@ -24,7 +24,7 @@
 
 static const char *const known_keys[] = {
     "$schema", "name", "version", "classes", "input_size", "normalization", "mpp", "sha256",
-    "training_data", "intended_use", "metrics", "license", "not_for_diagnosis", "category_map",
+    "training_data", "intended_use", "metrics", "license", "not_for_diagnosis", "generative", "category_map",
     "domain", "ood_detector", "calibration", "task", "scale",
 };
 
@@ -405,6 +405,14 @@ static hp_status parse_card(const char *path, const cJSON *root, hp_card *card, 
             return hp_error_set(err, HP_ERR_INVALID,
                                 "%s: field \"not_for_diagnosis\" must be true or false", path);
         card->not_for_diagnosis = cJSON_IsTrue(nfd) ? 1 : 0;
+    }
+    const cJSON *gen = cJSON_GetObjectItemCaseSensitive(root, "generative");
+    if (gen) {
+        if (!cJSON_IsBool(gen) || (cJSON_IsTrue(gen) && card->task != HP_TASK_SUPER_RESOLUTION))
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "%s: field \"generative\" must be true or false, and true only for a super-resolution model",
+                                path);
+        card->generative = cJSON_IsTrue(gen) ? 1 : 0;
     }
     return HP_OK;
 }

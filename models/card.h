@@ -41,6 +41,7 @@ typedef struct {
     char *metrics_json;    /* the "metrics" object, re-serialized; NULL when absent */
     char *license;         /* NULL when not given */
     int not_for_diagnosis; /* 1 when the card says so: reports must carry that statement */
+    int generative;        /* super-resolution that may invent texture: never analysis input */
     /* category_map: every class mapped (has_category_map) or none (all HP_CLASS_UNMAPPED). At
      * most one class per category except "other". */
     int has_category_map;

@@ -52,11 +52,19 @@ hp_status hp_sr_decide(hp_sr_mode mode, double slide_mpp, double classifier_mpp,
 {
     memset(d, 0, sizeof *d);
     d->candidate = -1;
-    for (int i = 0; i < n_cands; i++)
+    for (int i = 0; i < n_cands; i++) {
         if (!sr_card(&cands[i]))
             return hp_error_set(err, HP_ERR_INVALID,
                                 "--sr: the model is not a super-resolution model (its card must say \"task\": "
                                 "\"super-resolution\" and give its \"scale\")");
+        if (sr_card(&cands[i])->generative)
+            return hp_error_set(err, HP_ERR_INVALID,
+                                "--sr: %s is a generative super-resolution model (its card says \"generative\": "
+                                "true): it may invent texture the scan never held, so its pixels are not used as "
+                                "evidence; view its output with histoplan upscale, and analyze with a faithful "
+                                "model (--sr auto)",
+                                sr_card(&cands[i])->name);
+    }
     if (mode == HP_SR_OFF) {
         snprintf(d->reason, sizeof d->reason, "off (--sr off): tiles are resampled");
         return HP_OK;

@@ -18,6 +18,7 @@
  *                            used, and the run says why.
  *   --sr MODEL               that model, under the same rule; a scale that does not fit the
  *                            slide's ratio is an error naming both (the user asked for it).
+ * A generative model (card "generative": true) is always refused: it may invent texture.
  * A slide without MPP never reaches the decision: analyze already stops and asks for --mpp.
  *
  * Geometry. The classifier's grid is kept as it is (tile positions, tissue fractions, the
@@ -61,7 +62,7 @@ typedef struct {
 } hp_sr_decision;
 
 /* The decision table above. Refused (HP_ERR_INVALID, message in err): a candidate that is not a
- * super-resolution model, MODEL mode with no candidate or with a scale that does not fit, an
+ * super-resolution model or is a generative one, MODEL mode with no candidate or with a scale that does not fit, an
  * MPP that is not positive. */
 hp_status hp_sr_decide(hp_sr_mode mode, double slide_mpp, double classifier_mpp,
                        const hp_sr_candidate *cands, int n_cands, hp_sr_decision *d, hp_error *err);

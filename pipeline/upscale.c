@@ -122,9 +122,10 @@ static hp_status stage_writer(upscale_ctx *c)
     const hp_card *k = c->card;
     snprintf(extra, sizeof extra,
              "|SuperResolved = yes: not the scanned image|SourceSHA256 = %s|SourceRegion = %lld,%lld,%lld,%lld"
-             "|SourceMPP = %.6g|SRModel = %s %s|SRModelSHA256 = %s|SRScale = %d",
+             "|SourceMPP = %.6g|SRModel = %s %s|SRModelSHA256 = %s|SRScale = %d%s",
              c->slide_sha, (long long)c->x0, (long long)c->y0, (long long)c->w, (long long)c->h, c->mpp, k->name,
-             k->version ? k->version : "", c->o->model_sha256 ? c->o->model_sha256 : "unknown", c->scale);
+             k->version ? k->version : "", c->o->model_sha256 ? c->o->model_sha256 : "unknown", c->scale,
+             k->generative ? "|SRGenerative = yes: the model may invent texture" : "");
     for (char *p = extra + 1; *p; p++) /* a model name may not split the fields */
         if (*p == '\n' || *p == '\r')
             *p = ' ';

@@ -223,7 +223,7 @@ def main():
                                  "original_class_counts": np.bincount(orig_pred, minlength=4).tolist()}
         for name, path, card in models:
             scale, mpp = card["scale"], card["mpp"]
-            generative = bool(card.get("x-generative"))
+            generative = bool(card.get("generative"))
             log(f"{name}: x{scale}, input {mpp} um/px{' (generative)' if generative else ''}")
             m = {"scale": scale, "generative": generative, "images": []}
             rng = np.random.default_rng(7)  # the trainer's holdout seed: the card's degradations

@@ -354,7 +354,7 @@ def main():
                     "nf": a.nf if a.arch == "srvgg" else None, "convs": a.convs if a.arch == "srvgg" else None,
                     "train_seconds": round(t_train), "seed": a.seed},
         "license": "CC-BY-4.0 (weights; trained on CC0 and generated slides and one CC BY 4.0 CRC-VAL-HE-7K tile, Kather et al. 2018, attributed here)",
-        "x-generative": bool(a.gan),
+        "generative": bool(a.gan),
     }
     if a.gan:
         card["metrics"].update({"gan": {"init": os.path.basename(a.init), "lambda_adv": a.lambda_adv,

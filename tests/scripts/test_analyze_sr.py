@@ -6,7 +6,8 @@ Checked:
   auto from the zoo ($HP_MODEL_DIR); 4x coarser with only a x2 model: auto does not use it and says
   why (the resolution warning too), a named model is refused naming both figures; auto with no
   SR model installed says so; --sr off resamples;
-- bad input: a classifier given as --sr (exit 3, "not a super-resolution model"), a card without
+- bad input: a classifier given as --sr (exit 3, "not a super-resolution model"), the zoo's
+  generative model (exit 3: it may invent texture, so its pixels never become evidence), a card without
   "scale", a card whose scale does not match the network, a missing file (exit 3), a folder
   (exit 2), a slide without MPP (exit 1, naming --mpp);
 - what the classifier saw, against an independent implementation: for interior tiles, the tile
@@ -157,6 +158,9 @@ def check_bad_models(tmp, net_path, slide10):
     slide20 = os.path.join(tmp, "s20.tiff")
     rc, so, se = T.run("analyze", slide20, "--sr", wrong, "-o", out)
     T.check(rc == 1 and "does not match the model" in se, f"a card whose scale is not the network's: refused ({rc}: {se[-200:]})")
+    gan = os.path.join(T.ZOO, "histoplan-sr-srvgg-gan-x2.onnx")
+    rc, so, se = T.run("analyze", slide10, "--sr", gan, "-o", out)
+    T.check(rc == 3 and "generative" in se and "--sr auto" in se, f"the zoo's generative model: refused, exit 3 ({rc}: {se[-200:]})")
     rc, so, se = T.run("analyze", slide10, "--sr", os.path.join(tmp, "missing.onnx"), "-o", out)
     T.check(rc == 3 and "missing.onnx" in se, f"a missing model: exit 3, named ({rc}: {se[-200:]})")
     rc, so, se = T.run("analyze", slide10, "--sr", tmp, "-o", out)

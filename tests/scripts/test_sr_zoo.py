@@ -77,7 +77,7 @@ try:
         check(f"-x{scale}" in name and abs(card.get("mpp", 0) - 0.5 * scale) < 1e-9,
               f"{name}: name and input MPP match the scale ({card.get('mpp')} um/px)")
         gains = card.get("metrics", {}).get("psnr_gain_over_bicubic_db", [])
-        if card.get("x-generative"):
+        if card.get("generative"):
             check("invent" in card.get("intended_use", "") and "not for primary diagnosis" in card["intended_use"],
                   f"{name}: the card says it is generative and may invent texture")
         elif "-srvgg-" in name:
@@ -113,6 +113,10 @@ try:
                   f"{(w * scale, h * scale)}")
             mpp = float(s.properties.get("openslide.mpp-x", "nan"))
             check(abs(mpp - card["mpp"] / scale) < 1e-6, f"{name}: output MPP {mpp} = input MPP / scale")
+            gen = s.properties.get("aperio.SRGenerative", "")
+            check(gen.startswith("yes") == bool(card.get("generative")) and
+                  s.properties.get("aperio.SuperResolved", "").startswith("yes"),
+                  f"{name}: the TIFF says it is super-resolved, and generative exactly when the model is ({gen!r})")
             s.close()
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
