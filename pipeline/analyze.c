@@ -294,7 +294,7 @@ static hp_status note_upsampling(run_ctx *c)
     double factor = mpp / c->card->mpp;
     if (!c->grid->upsampled || !(factor > UPSAMPLE_WARN) || c->srd.use)
         return HP_OK;
-    char msg[768];
+    char msg[1024];
     snprintf(msg, sizeof msg,
              "tiles are upsampled %.2fx: the slide's %.4g um/px is coarser than the model's %.4g um/px, so "
              "the model sees interpolated pixels without the detail it was trained on, and its results "

@@ -58,7 +58,7 @@ typedef struct {
     int scale;
     double ratio;       /* slide MPP / classifier MPP */
     double residual;    /* ratio / scale: what is still resampled after SR (1: nothing) */
-    char reason[320];   /* a sentence for people: why it is or is not used */
+    char reason[512];   /* a sentence for people: why it is or is not used */
 } hp_sr_decision;
 
 /* The decision table above. Refused (HP_ERR_INVALID, message in err): a candidate that is not a
