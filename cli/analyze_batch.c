@@ -60,7 +60,8 @@ static void print_done(const hp_findings *f, const char *out_dir, int i, int n)
         printf("  domain: not checked (the model card ships no out-of-domain detector)\n");
     /* Next: whether what the model saw was the scan at all. */
     if (f->sr_used)
-        printf("  SUPER-RESOLVED: %s\n", f->sr_reason);
+        printf("  SUPER-RESOLVED%s%s: %s\n", f->sr_precision && strcmp(f->sr_precision, "fp32") ? " in " : "",
+               f->sr_precision && strcmp(f->sr_precision, "fp32") ? f->sr_precision : "", f->sr_reason);
     else if (f->sr_mode && strcmp(f->sr_mode, "off") && f->sr_reason)
         printf("  super-resolution %s\n", f->sr_reason);
     printf("  tissue %.3f mm2 (%.1f%% of the slide); %" PRId64 " tiles analysed of %" PRId64 "\n",

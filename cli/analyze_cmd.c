@@ -77,6 +77,9 @@ static void usage(FILE *f)
             "                      off (the default) upsamples by interpolation. Super-resolved\n"
             "                      evidence is marked in findings.json, tiles.csv, the heatmaps,\n"
             "                      the report and the viewer. For research use (docs/superres.md)\n"
+            "  --sr-precision P    fp32 (default); fp16 or bf16 runs the super-resolution model\n"
+            "                      in half precision with --backend cuda (recorded in\n"
+            "                      findings.json; docs/superres.md gives its error)\n"
             "  --allow-derived     analyze a super-resolved slide (histoplan upscale), which is\n"
             "                      refused otherwise: it is not a scanned image\n"
             "  -j, --threads N     tile reader threads (default: all CPUs; results do not change)\n"
@@ -228,7 +231,8 @@ static int record_manifest(const char *out, const char *file, const manifest_run
 int hp_cli_analyze(int argc, char **argv)
 {
     enum { O_MODEL = 1, O_BACKEND, O_MPP, O_MASK, O_ROI, O_STAIN, O_STAIN_TARGET, O_OUT, O_SLIDE_ID, O_CASE,
-           O_THREADS, O_BATCH, O_OVERWRITE, O_RECURSIVE, O_JSON, O_MANIFEST, O_SHARD, O_ALLOW_DERIVED, O_SR };
+           O_THREADS, O_BATCH, O_OVERWRITE, O_RECURSIVE, O_JSON, O_MANIFEST, O_SHARD, O_ALLOW_DERIVED, O_SR,
+           O_SR_PRECISION };
     static const hp_cli_option opts[] = {
         {"model", 'm', 1, O_MODEL},       {"backend", 0, 1, O_BACKEND},   {"mpp", 0, 1, O_MPP},
         {"mask", 0, 1, O_MASK},           {"roi", 0, 1, O_ROI},           {"stain", 0, 1, O_STAIN},
@@ -236,7 +240,7 @@ int hp_cli_analyze(int argc, char **argv)
         {"case", 0, 1, O_CASE},           {"threads", 'j', 1, O_THREADS}, {"batch", 'b', 1, O_BATCH},
         {"overwrite", 0, 0, O_OVERWRITE}, {"recursive", 'r', 0, O_RECURSIVE}, {"json", 0, 0, O_JSON},
         {"manifest", 0, 1, O_MANIFEST},   {"shard", 0, 1, O_SHARD},       {"allow-derived", 0, 0, O_ALLOW_DERIVED},
-        {"sr", 0, 1, O_SR},
+        {"sr", 0, 1, O_SR},               {"sr-precision", 0, 1, O_SR_PRECISION},
         {0},
     };
     static const char *const backends[] = {"cpu", "cuda", NULL};
@@ -257,6 +261,7 @@ int hp_cli_analyze(int argc, char **argv)
     hp_model *m = NULL;
     hp_cli_sr_models sr;
     hp_cli_sr_parse("off", &sr);
+    hp_precision sr_precision = HP_PREC_FP32;
     char model_err[HP_ERROR_MSG_MAX] = "";
     if (!args)
         return HP_EXIT_FAILED;
@@ -316,6 +321,10 @@ int hp_cli_analyze(int argc, char **argv)
                 goto out;
             }
             break;
+        case O_SR_PRECISION:
+            if (hp_cli_precision_value(&p, &sr_precision))
+                goto out;
+            break;
         case O_RECURSIVE: recursive = 1; break;
         case O_JSON: json = 1; break;
         case O_MANIFEST: manifest = p.value; break;
@@ -340,6 +349,13 @@ int hp_cli_analyze(int argc, char **argv)
         hp_cli_usage_error(&p, "--shard splits a manifest; give --manifest FILE");
         goto out;
     }
+    if (sr_precision != HP_PREC_FP32 && (sr.mode == HP_SR_OFF || strcmp(backend, "cuda"))) {
+        hp_cli_usage_error(&p, "--sr-precision %s %s", hp_precision_name(sr_precision),
+                           sr.mode == HP_SR_OFF ? "sets the super-resolution model's precision; give --sr auto or --sr M.onnx"
+                                                : "needs --backend cuda; the CPU backend computes in float32 only");
+        goto out;
+    }
+    sr.precision = sr_precision;
     if (n_args == 0 && !manifest) {
         hp_cli_usage_error(&p, "no slide given");
         goto out;

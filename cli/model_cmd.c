@@ -77,8 +77,6 @@ static int parse_args(int argc, char **argv, model_args *a)
     };
     static const char *const backends[] = {"cpu", "cpu-reference", "cuda", NULL};
     static const hp_backend_kind backend_ids[] = {HP_BACKEND_CPU, HP_BACKEND_CPU_REFERENCE, HP_BACKEND_CUDA};
-    static const char *const precisions[] = {"fp32", "fp16", "bf16", NULL};
-    static const hp_precision precision_ids[] = {HP_PREC_FP32, HP_PREC_FP16, HP_PREC_BF16};
     a->mo = hp_model_default_options();
     a->batch = 8;
     a->iterations = 10;
@@ -110,9 +108,8 @@ static int parse_args(int argc, char **argv, model_args *a)
             a->mo.backend = backend_ids[k];
             break;
         case O_PRECISION:
-            if ((k = hp_cli_choice_value(&p, precisions)) < 0)
+            if (hp_cli_precision_value(&p, &a->mo.precision))
                 return 0;
-            a->mo.precision = precision_ids[k];
             break;
         case O_THREADS:
             if (hp_cli_int_value(&p, 1, 1024, &v))
@@ -168,7 +165,7 @@ static int parse_args(int argc, char **argv, model_args *a)
     if (a->mo.precision != HP_PREC_FP32 && a->mo.backend != HP_BACKEND_CUDA) {
         hp_cli_usage_error(&p,
                            "--precision %s needs --backend cuda; the CPU backends compute in float32 only",
-                           a->mo.precision == HP_PREC_FP16 ? "fp16" : "bf16");
+                           hp_precision_name(a->mo.precision));
         return 0;
     }
     a->mo.card_path = a->card;
@@ -491,7 +488,7 @@ static int cmd_bench(const model_args *a)
     double med = times[a->iterations / 2];
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    const char *prec = a->mo.precision == HP_PREC_FP16 ? "fp16" : a->mo.precision == HP_PREC_BF16 ? "bf16" : "fp32";
+    const char *prec = hp_precision_name(a->mo.precision);
     const char *be = a->mo.backend == HP_BACKEND_CUDA ? "cuda" : a->mo.backend == HP_BACKEND_CPU_REFERENCE ? "cpu-reference" : "cpu";
     if (a->json)
         printf("{\"model\":\"%s\",\"backend\":\"%s\",\"precision\":\"%s\",\"batch\":%d,\"iterations\":%d,"

@@ -217,6 +217,17 @@ int hp_cli_choice_value(const hp_cli_parser *p, const char *const *choices)
     return -1;
 }
 
+int hp_cli_precision_value(const hp_cli_parser *p, hp_precision *out)
+{
+    static const char *const names[] = {"fp32", "fp16", "bf16", NULL};
+    static const hp_precision ids[] = {HP_PREC_FP32, HP_PREC_FP16, HP_PREC_BF16};
+    int k = hp_cli_choice_value(p, names);
+    if (k < 0)
+        return -1;
+    *out = ids[k];
+    return 0;
+}
+
 void hp_cli_fail(const char *command, const char *fmt, ...)
 {
     va_list ap;

@@ -25,6 +25,8 @@
 #include <getopt.h>
 #include <stdarg.h>
 
+#include "kernels/backend.h"
+
 /* What hp_cli_next returns besides an option's id. */
 enum {
     HP_CLI_END = -1,   /* no more arguments */
@@ -80,6 +82,10 @@ int hp_cli_double_value(const hp_cli_parser *p, double lo, double hi, double *ou
 /* The index of the current option's value in `choices` (NULL-terminated), or -1 after printing
  * "--backend must be cpu or cuda, not 'tpu'". */
 int hp_cli_choice_value(const hp_cli_parser *p, const char *const *choices);
+
+/* The value of a precision option: fp32, fp16 or bf16 (hp_precision_name's words). Returns 0,
+ * or -1 after a usage error that lists them. */
+int hp_cli_precision_value(const hp_cli_parser *p, hp_precision *out);
 
 /* Prints "histoplan COMMAND: MESSAGE" (a failure, not a usage error; no hint). */
 void hp_cli_fail(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

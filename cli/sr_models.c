@@ -24,6 +24,7 @@ static int open_one(hp_cli_sr_models *s, const char *path, hp_backend_kind backe
 {
     hp_model_options mo = hp_model_default_options();
     mo.backend = backend;
+    mo.precision = s->precision;
     mo.require_card = 1;
     hp_error e = {0};
     hp_model *m = hp_model_open(path, &mo, &e);

@@ -16,6 +16,7 @@
 
 typedef struct {
     hp_sr_mode mode;
+    hp_precision precision;    /* what the models run in (fp16 / bf16 need the CUDA backend) */
     const char *path;          /* MODEL: the file given */
     int n;
     hp_sr_candidate cands[HP_CLI_SR_MAX];

@@ -29,6 +29,9 @@ static void upscale_usage(FILE *f)
             "  --roi X,Y,W,H           a region of level 0 (default: the whole slide)\n"
             "  --mpp UM                SLIDE's microns per pixel, when its metadata lacks them\n"
             "  --backend cpu|cuda      default cpu\n"
+            "  --precision P           fp32 (default); fp16 or bf16 with --backend cuda: tensors\n"
+            "                          stored in half precision, math in float32 (recorded in the\n"
+            "                          file's SRPrecision; docs/superres.md gives the error)\n"
             "  --tile N                input pixels per tile side, halo excluded (default 128)\n"
             "  --halo N                input pixels of context around each tile (default 8)\n"
             "  --quality Q             output JPEG quality 1..100 (default 90)\n"
@@ -56,10 +59,11 @@ static void on_progress(void *user, long done, long total)
 
 int hp_cli_upscale(int argc, char **argv)
 {
-    enum { O_MODEL = 1, O_OUT, O_ROI, O_MPP, O_BACKEND, O_TILE, O_HALO, O_QUALITY };
+    enum { O_MODEL = 1, O_OUT, O_ROI, O_MPP, O_BACKEND, O_PRECISION, O_TILE, O_HALO, O_QUALITY };
     static const hp_cli_option opts[] = {
         {"model", 'm', 1, O_MODEL}, {"out", 'o', 1, O_OUT},   {"roi", 0, 1, O_ROI},   {"mpp", 0, 1, O_MPP},
-        {"backend", 0, 1, O_BACKEND}, {"tile", 0, 1, O_TILE}, {"halo", 0, 1, O_HALO}, {"quality", 0, 1, O_QUALITY},
+        {"backend", 0, 1, O_BACKEND}, {"precision", 0, 1, O_PRECISION}, {"tile", 0, 1, O_TILE},
+        {"halo", 0, 1, O_HALO},       {"quality", 0, 1, O_QUALITY},
         {0},
     };
     static const char *const BACKENDS[] = {"cpu", "cuda", NULL};
@@ -92,6 +96,10 @@ int hp_cli_upscale(int argc, char **argv)
                 return HP_EXIT_USAGE;
             mo.backend = k ? HP_BACKEND_CUDA : HP_BACKEND_CPU;
             break;
+        case O_PRECISION:
+            if (hp_cli_precision_value(&p, &mo.precision))
+                return HP_EXIT_USAGE;
+            break;
         case O_TILE:
             if (hp_cli_int_value(&p, 16, 1024, &v))
                 return HP_EXIT_USAGE;
@@ -122,6 +130,9 @@ int hp_cli_upscale(int argc, char **argv)
         return hp_cli_usage_error(&p, "--model M.onnx is required");
     if (!uo.out_path)
         return hp_cli_usage_error(&p, "--out OUT.tiff is required");
+    if (mo.precision != HP_PREC_FP32 && mo.backend != HP_BACKEND_CUDA)
+        return hp_cli_usage_error(&p, "--precision %s needs --backend cuda; the CPU backend computes in float32 only",
+                                  hp_precision_name(mo.precision));
     int rc;
     if ((rc = hp_cli_refuse_dir("upscale", uo.slide_path, "a slide file")) ||
         (rc = hp_cli_refuse_dir_output("upscale", "--out", uo.out_path, "the output TIFF")))
@@ -152,7 +163,8 @@ int hp_cli_upscale(int argc, char **argv)
                          err.msg);
         return HP_EXIT_FAILED;
     }
-    printf("%s: %lld x %lld px at %.4g um/px (x%d, %ld tiles), super-resolved: not the scanned image\n",
-           uo.out_path, (long long)res.width, (long long)res.height, res.out_mpp, res.scale, res.tiles);
+    printf("%s: %lld x %lld px at %.4g um/px (x%d, %ld tiles, %s), super-resolved: not the scanned image\n",
+           uo.out_path, (long long)res.width, (long long)res.height, res.out_mpp, res.scale, res.tiles,
+           hp_precision_name(mo.precision));
     return HP_EXIT_OK;
 }

@@ -18,6 +18,12 @@
 
 typedef enum { HP_PREC_FP32 = 0, HP_PREC_FP16, HP_PREC_BF16 } hp_precision;
 
+/* "fp32", "fp16", "bf16": how the command line, findings.json and provenance name a precision. */
+static inline const char *hp_precision_name(hp_precision p)
+{
+    return p == HP_PREC_FP16 ? "fp16" : p == HP_PREC_BF16 ? "bf16" : "fp32";
+}
+
 typedef struct hp_backend hp_backend;
 
 typedef struct {

@@ -158,7 +158,7 @@ hp_model *hp_model_open(const char *path, const hp_model_options *opt, hp_error 
         hp_error_set(err, HP_ERR_INVALID,
                      "%s: precision %s needs the CUDA backend; the CPU backends compute in float32 "
                      "only (use fp32)",
-                     path, m->opt.precision == HP_PREC_FP16 ? "fp16" : "bf16");
+                     path, hp_precision_name(m->opt.precision));
         goto fail;
     }
 
@@ -185,6 +185,11 @@ const char *hp_model_error(const hp_model *m)
 const hp_graph *hp_model_graph(const hp_model *m)
 {
     return m->base;
+}
+
+hp_precision hp_model_precision(const hp_model *m)
+{
+    return m->opt.precision;
 }
 
 const hp_card *hp_model_card(const hp_model *m)

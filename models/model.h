@@ -44,6 +44,8 @@ const char *hp_model_error(const hp_model *m);
 
 /* The loaded graph before instantiation (inputs, outputs, ops; symbolic input dims are -1). */
 const hp_graph *hp_model_graph(const hp_model *m);
+/* The precision it was opened with (hp_model_options.precision). */
+hp_precision hp_model_precision(const hp_model *m);
 /* The model card; NULL when the model has none. */
 const hp_card *hp_model_card(const hp_model *m);
 /* Overrides or completes the card's normalization and classes (CLI --mean/--std/--classes). */

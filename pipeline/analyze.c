@@ -330,6 +330,7 @@ static hp_status decide_super_resolution(run_ctx *c)
     f->sr_scale = card->scale;
     f->sr_input_mpp = mpp;
     f->sr_output_mpp = mpp / card->scale;
+    f->sr_precision = hp_precision_name(hp_model_precision(k->model));
     snprintf(f->sr_model_sha256, sizeof f->sr_model_sha256, "%s", k->sha256 ? k->sha256 : "");
     if (!(f->sr_model_name = sdup(card->name)) || (card->version && !(f->sr_model_version = sdup(card->version))))
         return hp_error_set(c->err, HP_ERR_NOMEM, "out of memory");

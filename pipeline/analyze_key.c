@@ -35,7 +35,9 @@ static const struct {
     {"super_resolution", "--sr", 0, 0, "off"},
 };
 
-/* --sr as the key holds it: "off", or the mode and the hashes of the models it may use. */
+/* --sr as the key holds it: "off", or the mode and the hashes of the models it may use, and
+ * "@fp16" or "@bf16" when they run in half precision (fp32 adds nothing, so keys made before
+ * --sr-precision existed still match). */
 static cJSON *sr_key(const hp_analyze_options *o)
 {
     if (o->sr_mode == HP_SR_OFF)
@@ -45,6 +47,9 @@ static cJSON *sr_key(const hp_analyze_options *o)
     for (int i = 0; i < o->n_sr_models && i < 4 && used < sizeof buf; i++)
         used += (size_t)snprintf(buf + used, sizeof buf - used, "%c%.12s", i ? ',' : ':',
                                  o->sr_models[i].sha256 ? o->sr_models[i].sha256 : "?");
+    hp_precision prec = o->n_sr_models > 0 ? hp_model_precision(o->sr_models[0].model) : HP_PREC_FP32;
+    if (prec != HP_PREC_FP32 && used < sizeof buf)
+        snprintf(buf + used, sizeof buf - used, "@%s", hp_precision_name(prec));
     return cJSON_CreateString(buf);
 }
 

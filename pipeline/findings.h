@@ -147,7 +147,7 @@ typedef struct {
     /* Super-resolution (--sr; pipeline/analyze_sr.h), written as analysis.super_resolution and as
      * each region's super_resolved: the mode asked for (NULL: "off"), whether the tiles went
      * through an SR model, why (or why not), and the model used (name, version, hash, scale) with
-     * the MPP it took and gave. */
+     * the MPP it took and gave and the precision it ran in (hp_precision_name; NULL: fp32). */
     const char *sr_mode;
     int sr_used;
     char *sr_reason;
@@ -155,6 +155,7 @@ typedef struct {
     char sr_model_sha256[65];
     int sr_scale;
     double sr_input_mpp, sr_output_mpp;
+    const char *sr_precision;
 
     /* Tissue and QC. */
     double tissue_area_mm2, tissue_fraction, analysed_area_mm2;

@@ -122,10 +122,10 @@ static hp_status stage_writer(upscale_ctx *c)
     const hp_card *k = c->card;
     snprintf(extra, sizeof extra,
              "|SuperResolved = yes: not the scanned image|SourceSHA256 = %s|SourceRegion = %lld,%lld,%lld,%lld"
-             "|SourceMPP = %.6g|SRModel = %s %s|SRModelSHA256 = %s|SRScale = %d%s",
+             "|SourceMPP = %.6g|SRModel = %s %s|SRModelSHA256 = %s|SRScale = %d|SRPrecision = %s%s",
              c->slide_sha, (long long)c->x0, (long long)c->y0, (long long)c->w, (long long)c->h, c->mpp, k->name,
              k->version ? k->version : "", c->o->model_sha256 ? c->o->model_sha256 : "unknown", c->scale,
-             k->generative ? "|SRGenerative = yes: the model may invent texture" : "");
+             hp_precision_name(hp_model_precision(c->o->model)), k->generative ? "|SRGenerative = yes: the model may invent texture" : "");
     for (char *p = extra + 1; *p; p++) /* a model name may not split the fields */
         if (*p == '\n' || *p == '\r')
             *p = ' ';

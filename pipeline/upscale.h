@@ -6,7 +6,8 @@
  *
  * The file says what it is, where a reader of the slide looks (OpenSlide's aperio.* properties,
  * from the ImageDescription): SuperResolved, the source slide's SHA-256 and region, the model's
- * name, version, SHA-256 and scale. hp_upscale_is_derived tells a slide so made; analyze refuses
+ * name, version, SHA-256, scale and the precision it ran in (SRPrecision: fp32, or fp16 / bf16
+ * on the CUDA backend). hp_upscale_is_derived tells a slide so made; analyze refuses
  * one as a source unless the caller allows derived images.
  *
  * The model takes and returns RGB in 0..1 (NCHW); a fully convolutional export (symbolic height

@@ -341,10 +341,12 @@ static void put_slide(wctx *w, cJSON *root, const hp_findings *f)
             N_NULLABLE | N_POS);
 }
 
+/* hp_precision_name's words: the classifier's and the super-resolution model's precision. */
+static const char *const PRECISIONS[] = {"fp32", "fp16", "bf16", NULL};
+
 static void put_model(wctx *w, cJSON *root, const hp_findings *f)
 {
     static const char *const backends[] = {"cpu", "cpu-reference", "cuda", NULL};
-    static const char *const precisions[] = {"fp32", "fp16", "bf16", NULL};
     const hp_card *c = &f->card;
     cJSON *o = added(w, cJSON_AddObjectToObject(root, "model"));
     set_where(w, "model");
@@ -354,7 +356,7 @@ static void put_model(wctx *w, cJSON *root, const hp_findings *f)
         fail(w, HP_ERR_INVALID, "field model.sha256: not 64 lower-case hex digits");
     put_str(w, o, "sha256", f->model_sha256, 0);
     put_enum(w, o, "backend", f->backend, backends);
-    put_enum(w, o, "precision", f->precision, precisions);
+    put_enum(w, o, "precision", f->precision, PRECISIONS);
 
     cJSON *card = added(w, cJSON_AddObjectToObject(o, "card"));
     set_where(w, "model.card");
@@ -464,6 +466,7 @@ static void put_super_resolution(wctx *w, cJSON *o, const hp_findings *f)
     put_int(w, m, "scale", f->sr_scale, 2);
     put_num(w, m, "input_mpp", f->sr_input_mpp, N_POS);
     put_num(w, m, "output_mpp", f->sr_output_mpp, N_POS);
+    put_enum(w, m, "precision", f->sr_precision ? f->sr_precision : "fp32", PRECISIONS);
 }
 
 static void put_analysis(wctx *w, cJSON *root, const hp_findings *f)

@@ -20,8 +20,14 @@ def _attrs(node):
 
 
 class OnnxSR(torch.nn.Module):
-    def __init__(self, path):
+    """storage: None (float32 throughout), or torch.float16 / torch.bfloat16 to round the weights,
+    the input and every node's output through that type while computing in float32: what a GPU
+    backend that stores tensors in half precision and accumulates in float32 does (an estimate of
+    its error on a machine without one)."""
+
+    def __init__(self, path, storage=None):
         super().__init__()
+        self.storage = storage
         m = onnx.load(path)
         self.nodes = list(m.graph.node)
         self.input_name = m.graph.input[0].name
@@ -31,7 +37,7 @@ class OnnxSR(torch.nn.Module):
             t = torch.from_numpy(numpy_helper.to_array(init).copy())
             name = f"w{i}"
             if t.is_floating_point():
-                self.register_buffer(name, t)
+                self.register_buffer(name, self._round(t))
             self.consts[init.name] = name if t.is_floating_point() else t
         for n in self.nodes:
             if n.op_type == "Constant":
@@ -42,6 +48,9 @@ class OnnxSR(torch.nn.Module):
         if bad:
             raise ValueError(f"{path}: operators without a PyTorch mapping here: {', '.join(bad)}")
 
+    def _round(self, t):
+        return t if self.storage is None else t.to(self.storage).float()
+
     def _get(self, env, name):
         if name in env:
             return env[name]
@@ -49,7 +58,7 @@ class OnnxSR(torch.nn.Module):
         return getattr(self, c) if isinstance(c, str) else c
 
     def forward(self, x):
-        env = {self.input_name: x}
+        env = {self.input_name: self._round(x)}
         for n in self.nodes:
             op, a = n.op_type, _attrs(n)
             if op == "Constant":
@@ -102,13 +111,13 @@ class OnnxSR(torch.nn.Module):
                 y = ins[0] * ins[1]
             elif op == "Identity":
                 y = ins[0]
-            env[n.output[0]] = y
+            env[n.output[0]] = self._round(y)
         return env[self.output_name]
 
 
-def load(path):
-    """The module for the ONNX file at path, in eval mode."""
-    return OnnxSR(path).eval()
+def load(path, storage=None):
+    """The module for the ONNX file at path, in eval mode (storage: see OnnxSR)."""
+    return OnnxSR(path, storage).eval()
 
 
 def run(net, x):

@@ -165,6 +165,10 @@ def check_bad_models(tmp, net_path, slide10):
     T.check(rc == 3 and "missing.onnx" in se, f"a missing model: exit 3, named ({rc}: {se[-200:]})")
     rc, so, se = T.run("analyze", slide10, "--sr", tmp, "-o", out)
     T.check(rc == 2 and "directory" in se, f"a folder as --sr: exit 2 ({rc}: {se[-200:]})")
+    rc, so, se = T.run("analyze", slide10, "--sr", "auto", "--sr-precision", "fp16", "-o", out)
+    T.check(rc == 2 and "needs --backend cuda" in se, f"--sr-precision fp16 on the CPU: exit 2 ({rc}: {se[-200:]})")
+    rc, so, se = T.run("analyze", slide10, "--backend", "cuda", "--sr-precision", "bf16", "-o", out)
+    T.check(rc == 2 and "give --sr auto" in se, f"--sr-precision without --sr: exit 2 ({rc}: {se[-200:]})")
     png = os.path.join(tmp, "nompp.png")
     Image.new("RGB", (600, 600), (200, 120, 180)).save(png)
     rc, so, se = T.run("analyze", png, "--sr", "auto", "-o", out)
@@ -183,7 +187,8 @@ def check_what_the_model_saw(tmp, net, net_path, slide10):
     T.check(not errs, f"findings.json valid against the schema ({[e.message for e in errs][:2]})")
     sr = f["analysis"]["super_resolution"]
     T.check(sr["used"] and sr["model"]["input_mpp"] == 1.0 and sr["model"]["output_mpp"] == 0.5
-            and f["analysis"]["resolution_warning"] is None, f"findings: used, 1.0 -> 0.5 um/px, no upsampling warning")
+            and sr["model"]["precision"] == "fp32"
+            and f["analysis"]["resolution_warning"] is None, f"findings: used, 1.0 -> 0.5 um/px in fp32, no upsampling warning")
     T.check(f["regions"] and all(r["super_resolved"] is True for r in f["regions"]),
             f"every region says super_resolved ({len(f['regions'])} regions)")
     rows = tiles_rows(out, "s2")

@@ -72,6 +72,7 @@ check(props.get("aperio.SuperResolved", "").startswith("yes: not the scanned ima
 check(props.get("aperio.SourceSHA256") == sha(slide), "the source slide's SHA-256")
 check(props.get("aperio.SourceRegion") == f"{X},{Y},{W},{H}", f"the source region ({props.get('aperio.SourceRegion')})")
 check(props.get("aperio.SRModelSHA256") == sha(model) and props.get("aperio.SRScale") == "2", "the model's SHA-256 and scale")
+check(props.get("aperio.SRPrecision") == "fp32" and "fp32" in o, f"the precision it ran in ({props.get('aperio.SRPrecision')})")
 check(s.level_count >= 1, f"{s.level_count} level(s)")
 
 # -- the pixels: PyTorch on the whole region, context included ------------------------------------
@@ -109,6 +110,12 @@ rc, o, e = T.run(["upscale", os.path.join(tmp, "Zed_missing.svs"), "--model", mo
 check(rc == 1 and e.count("Zed_missing") == 1, f"a missing slide is named once ({e.strip()[-160:]})")
 rc, o, e = T.run(["upscale", slide, "--out", os.path.join(tmp, "x.tiff")])
 check(rc == 2 and "--model" in e, "no model: usage error, exit 2")
+for prec in ("fp16", "bf16"):
+    rc, o, e = T.run(["upscale", slide, "--model", model, "--out", os.path.join(tmp, "x.tiff"), "--precision", prec])
+    check(rc == 2 and f"--precision {prec} needs --backend cuda" in e, f"--precision {prec} on the CPU: exit 2 ({e.strip()[-160:]})")
+rc, o, e = T.run(["upscale", slide, "--model", model, "--out", os.path.join(tmp, "x.tiff"), "--backend", "cuda",
+                  "--precision", "fp8"])
+check(rc == 2 and "fp32, fp16 or bf16" in e, f"an unknown precision: exit 2 listing the choices ({e.strip()[-160:]})")
 check(not os.path.exists(os.path.join(tmp, "x.tiff")), "no output is left by a refused run")
 rc, o, e = T.run(["upscale", out, "--model", model, "--out", os.path.join(tmp, "x.tiff")])
 check(rc == 1 and "itself super-resolved" in e, f"a super-resolved slide is not super-resolved again ({e.strip()[-160:]})")
