@@ -114,7 +114,32 @@ if [ -d "$patches" ]; then
     cp "$patches/$f" "$out/shared/data/real/patches/" || echo "gpu-bundle: no $patches/$f" >&2
   done
 fi
-tar -C "$out" -czf "$out/bundle.tar.gz" bin lib $( [ -d "$out/shared" ] && echo shared)
+# The super-resolution models' references: a real H&E crop and each zoo SR model's float32
+# output for it from PyTorch (scripts/sr_onnx_torch.py), computed here, because the GPU machine
+# has neither ../shared nor, perhaps, the onnx package; gpu-check.sh compares the CUDA backend's
+# fp32, fp16 and bf16 runs with them.
+rm -rf "$out/sr-ref"
+he=$patches/TCGA-HE-7130-01Z-00-DX1_region_1000px.png
+if [ -f "$he" ] && /usr/bin/python3 -c "import torch, onnx" 2>/dev/null; then
+  mkdir -p "$out/sr-ref"
+  /usr/bin/python3 - "$he" "$out/sr-ref" models/zoo/histoplan-sr-*.onnx <<'PY'
+import os, sys
+import numpy as np
+from PIL import Image
+sys.path.insert(0, "scripts")
+import sr_onnx_torch
+he, dst, models = sys.argv[1], sys.argv[2], sys.argv[3:]
+x = np.asarray(Image.open(he).convert("RGB"))[300:396, 410:506].transpose(2, 0, 1)[None].astype(np.float32) / 255
+np.save(os.path.join(dst, "input.npy"), x)
+for m in models:
+    name = os.path.basename(m)[:-5]
+    np.save(os.path.join(dst, name + ".npy"), sr_onnx_torch.run(sr_onnx_torch.load(m), x))
+    print("gpu-bundle: SR reference", name)
+PY
+else
+  echo "gpu-bundle: no SR references ($he, or Debian's torch and onnx, missing)" >&2
+fi
+tar -C "$out" -czf "$out/bundle.tar.gz" bin lib $( [ -d "$out/shared" ] && echo shared) $( [ -d "$out/sr-ref" ] && echo sr-ref)
 size_mib=$(du -m "$out/bundle.tar.gz" | cut -f1)
 echo "gpu-bundle: .gpu/bundle.tar.gz = ${size_mib} MiB (limit ${limit_mib} MiB; carry this)"
 if [ "$size_mib" -gt "$limit_mib" ]; then

@@ -48,7 +48,7 @@ trap print_table EXIT
 
 # ---- the bundle ----------------------------------------------------------------------------
 if [ -f .gpu/bundle.tar.gz ] && { [ ! -d .gpu/bin ] || [ .gpu/bundle.tar.gz -nt .gpu/bin ]; }; then
-  rm -rf .gpu/bin .gpu/lib .gpu/shared
+  rm -rf .gpu/bin .gpu/lib .gpu/shared .gpu/sr-ref
   tar -C .gpu -xzf .gpu/bundle.tar.gz && touch .gpu/bin
 fi
 bin=.gpu/bin
@@ -457,6 +457,53 @@ EOF
   fi
 fi
 
+# ---- super-resolution models on the card: fp32, fp16, bf16 against PyTorch's float32 ---------
+# Every zoo SR model through `histoplan model run --backend cuda --precision P` on a real H&E
+# crop, against PyTorch's float32 output for it (made by gpu-bundle.sh on the build machine).
+# fp32 must agree within 1e-4 relative (the CPU backend's own bound in test_sr_zoo); half
+# precision is "accurate enough" when its 8-bit output is within 3 grey levels everywhere and its
+# PSNR against float32 is at least 50 dB (JPEG at the upscale's quality 90 costs more). The CPU
+# estimate (scripts/sr-precision-estimate.py) expects about 73 dB for fp16 and 55 dB for bf16.
+if skipped sr; then
+  row "SR models fp32/fp16/bf16" "skipped (HP_GPU_SKIP)"
+elif [ -z "$gpu" ] || [ ! -s .gpu/sr-ref/input.npy ]; then
+  row "SR models fp32/fp16/bf16" "skipped (no GPU, or no .gpu/sr-ref from gpu-bundle.sh)"
+else
+  note "super-resolution models at fp32, fp16, bf16 against PyTorch float32"
+  for ref in .gpu/sr-ref/histoplan-sr-*.npy; do
+    name=$(basename "$ref" .npy)
+    cells=""
+    for prec in fp32 fp16 bf16; do
+      outp="$root/.gpu/work/$name-$prec.npy"
+      mkdir -p "$root/.gpu/work"
+      if ! run_hp 60 "$cli" model run "models/zoo/$name.onnx" --input .gpu/sr-ref/input.npy --output "$outp" \
+        --backend cuda --precision $prec >"$logs/sr_${name}_$prec.log" 2>&1; then
+        cells="$cells | $prec FAIL: $(grep -m1 histoplan "$logs/sr_${name}_$prec.log" | cut -c1-60)"
+        continue
+      fi
+      cells="$cells | $("$py" - "$outp" "$ref" "$prec" <<'EOF' 2>&1 | tail -1
+import sys
+import numpy as np
+y, ref, prec = np.load(sys.argv[1]).astype(np.float64), np.load(sys.argv[2]).astype(np.float64), sys.argv[3]
+if y.shape != ref.shape:
+    print(f"{prec} FAIL shape {y.shape} vs {ref.shape}")
+    sys.exit()
+if prec == "fp32":
+    rel = np.abs(y - ref).max() / max(np.abs(ref).max(), 1e-12)
+    print(f"fp32 {'PASS' if rel <= 1e-4 else 'FAIL'} rel {rel:.1e}")
+else:
+    yc, rc = np.clip(y, 0, 1), np.clip(ref, 0, 1)
+    mse = np.mean((yc - rc) ** 2)
+    psnr = 99.0 if mse == 0 else 10 * np.log10(1 / mse)
+    levels = int(np.abs(np.rint(yc * 255) - np.rint(rc * 255)).max())
+    print(f"{prec} {'PASS' if psnr >= 50 and levels <= 3 else 'FAIL'} {psnr:.0f} dB {levels} lv")
+EOF
+)"
+    done
+    row "SR ${name#histoplan-sr-} cuda vs torch" "${cells# | }"
+  done
+fi
+
 # ---- super-resolution: the zoo's x2 model on the card against PyTorch, and analyze --sr ----
 # `histoplan upscale --backend cuda` over a 2048 x 2048 region of a generated 1.0 um/px slide
 # (output megapixels/s, files included) against the same ONNX file run by PyTorch on the same card
@@ -509,6 +556,10 @@ EOF
       --out "$root/.gpu/work/sr-$mode" --slide-id sr >"$logs/sr_analyze_$mode.log" 2>&1 ||
       row "analyze --sr $mode cuda" "FAIL: $(grep -m1 histoplan "$logs/sr_analyze_$mode.log" | cut -c1-100)"
   done
+  rm -rf "$root/.gpu/work/sr-fp16"
+  run_hp 200 env HP_MODEL_DIR="$root/models/zoo" "$cli" analyze "$sr_slide" --backend cuda --sr auto \
+    --sr-precision fp16 --out "$root/.gpu/work/sr-fp16" --slide-id sr >"$logs/sr_analyze_fp16.log" 2>&1 ||
+    row "analyze --sr auto --sr-precision fp16" "FAIL: $(grep -m1 histoplan "$logs/sr_analyze_fp16.log" | cut -c1-100)"
   rm -rf "$root/.gpu/work/sr-cpu"
   run_hp 200 env HP_MODEL_DIR="$root/models/zoo" "$cli" analyze "$sr_slide" --backend cpu --sr auto \
     --out "$root/.gpu/work/sr-cpu" --slide-id sr >"$logs/sr_analyze_cpu.log" 2>&1
@@ -524,10 +575,21 @@ gpu, cpu = [{r["tile_index"]: r for r in csv.DictReader(open(f"{w}/sr-{m}/sr/til
 cols = [c for c in next(iter(gpu.values())) if c.startswith("prob_")]
 d = max(abs(float(gpu[k][c]) - float(cpu[k][c])) for k in gpu for c in cols)
 print("%s %d tiles: max |dp| %.2e" % ("PASS" if d < 1e-3 and gpu.keys() == cpu.keys() else "FAIL", len(gpu), d))
+# SR in fp16 (the classifier in fp32) against the CPU: probabilities and top classes
+try:
+    half = {r["tile_index"]: r for r in csv.DictReader(open(f"{w}/sr-fp16/sr/tiles.csv"))}
+    d = max(abs(float(half[k][c]) - float(cpu[k][c])) for k in half for c in cols)
+    top = sum(half[k]["top_class"] == cpu[k]["top_class"] for k in half) / max(len(half), 1)
+    prec = json.load(open(f"{w}/sr-fp16/sr/findings.json"))["analysis"]["super_resolution"]["model"]["precision"]
+    print("%s %s, %d tiles: max |dp| %.2e, top class agrees %.2f%%" % (
+        "PASS" if top >= 0.99 and half.keys() == cpu.keys() and prec == "fp16" else "FAIL", prec, len(half), d, 100 * top))
+except Exception as e:
+    print("FAIL: %s" % e)
 EOF
 )
   row "analyze --sr auto vs off, cuda" "$(echo "$r" | head -1 | cut -c1-110)"
   row "analyze --sr auto cuda vs cpu (tiles.csv)" "$(echo "$r" | sed -n 2p | cut -c1-100)"
+  row "analyze --sr-precision fp16 vs cpu fp32" "$(echo "$r" | sed -n 3p | cut -c1-100)"
 fi
 
 # ---- torch.compile: PyTorch's best case, when it compiles within a minute -------------------
