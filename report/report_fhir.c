@@ -500,8 +500,16 @@ static void diagnostic_report(fx_ctx *x, cJSON *results, const char *interpreter
         cJSON_AddStringToObject(r, "conclusion", buf);
         return;
     }
-    snprintf(buf, sizeof buf, "%s%s (suggested by %s; model confidence %s). %s", sr_slides(x) ? SR_CONCLUSION : "",
-             display, by, level, x->notice);
+    /* Once signed, the category is the pathologist's: the display already says "(confirmed by
+     * pathologist)" or "(pathologist)", so only who proposed it is added, never "suggested". */
+    char whose[96];
+    if (!x->status || !strcmp(x->status, "preliminary"))
+        snprintf(whose, sizeof whose, "suggested by %.40s", by);
+    else
+        snprintf(whose, sizeof whose, "%s", !strcmp(by, "pathologist") ? "set by the signing pathologist"
+                                                 : "proposed by histoplan");
+    snprintf(buf, sizeof buf, "%s%s (%s; model confidence %s). %s", sr_slides(x) ? SR_CONCLUSION : "", display, whose,
+             level, x->notice);
     cJSON_AddStringToObject(r, "conclusion", buf);
     cJSON_AddItemToArray(cJSON_AddArrayToObject(r, "conclusionCode"),
                          fx_concept(cJSON_GetStringValue(cJSON_GetObjectItem(code, "system")),

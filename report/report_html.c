@@ -222,15 +222,26 @@ static void summary(ctx *c)
         raw(c, "<div class=\"alert\" id=\"not-for-diagnosis\"><strong>The model is not for "
                "diagnosis</strong> (its model card says so): its output is a suggestion for "
                "research use only.</div>");
+    /* Once signed, the category is the pathologist's (its display says "(confirmed by pathologist)"
+     * or "(pathologist)"): never "suggested" again; who proposed it stays on record. */
+    const char *status = hw_get_str(w, r, "", "status", 0);
+    int signed_ = status && strcmp(status, "preliminary") != 0;
+    const char *by = hw_get_str(w, dx, "/diagnosis", "suggested_by", 0);
     raw(c, "<table>");
-    row_open(c, "Suggested category");
+    row_open(c, signed_ ? "Category" : "Suggested category");
     /* "category" is the id an amendment names it by, as CP-... names a suggestion. */
     raw(c, "<code class=\"ref id\" id=\"category\" title=\"id for amendments\">category</code> <strong>");
     hw_str_at(w, dx, "/diagnosis", "display", NULL);
     raw(c, "</strong> (");
     hw_ref_at(w, dx, "/diagnosis", "category", NULL);
-    raw(c, "), suggested by ");
-    hw_str_at(w, dx, "/diagnosis", "suggested_by", NULL);
+    if (!signed_) {
+        raw(c, "), suggested by ");
+        hw_str_at(w, dx, "/diagnosis", "suggested_by", NULL);
+    } else if (by && !strcmp(by, "pathologist")) {
+        raw(c, "), set by the signing pathologist");
+    } else {
+        raw(c, "), proposed by histoplan");
+    }
     row_close(c);
     const cJSON *code = hw_get(w, dx, "/diagnosis", "code", HW_OBJ);
     row_open(c, "Code");

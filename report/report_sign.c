@@ -231,6 +231,21 @@ static hp_status change_suggestion(cJSON *report, amend_ctx *a, const char *wher
     return HP_OK;
 }
 
+/* A signature attests the category it signs: one histoplan suggested and the pathologist kept
+ * reads "... (confirmed by pathologist)" from now on, not "(suggested)" (suggested_by still says
+ * who proposed it); one the pathologist set already reads "(pathologist)". */
+static void confirm_category(cJSON *report)
+{
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(report, "diagnosis");
+    const char *by = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "suggested_by"));
+    int k = hp_category_find(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "category")));
+    if (!by || strcmp(by, "histoplan") || k < 0)
+        return;
+    char disp[128];
+    snprintf(disp, sizeof disp, "%s (confirmed by pathologist)", hp_category_get((hp_category)k)->display);
+    cJSON_ReplaceItemInObjectCaseSensitive(d, "display", cJSON_CreateString(disp));
+}
+
 /* One change object: its members checked, so a misspelt key is named, never ignored. */
 static hp_status check_change(const amend_ctx *a, const char *where, const cJSON *ch, int top, hp_error *err)
 {
@@ -578,6 +593,7 @@ hp_status hp_report_sign(const hp_report_sign_opts *o, int *revision, hp_error *
         cJSON_Delete(actx.consequences);
         goto done;
     }
+    confirm_category(report);
     char now[HP_UTC_TIME_LEN];
     hp_utc_format(time(NULL), now);
     cJSON_ReplaceItemInObjectCaseSensitive(report, "revision", cJSON_CreateNumber(rev));

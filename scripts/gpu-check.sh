@@ -4,10 +4,10 @@
 # PyTorch and `analyze --sr` against `--sr off`, and end-to-end tiles/s of `analyze` on a
 # generated slide against the model alone at the same batch size. Prints a short table last.
 #
-#   here:            scripts/gpu-bundle.sh            (builds .gpu/bundle.tar.gz)
+#   here:            scripts/gpu-bundle.sh            (builds .gpu/bundle.tar.xz)
 #   GPU machine:     scripts/gpu-check.sh             (from the repository root)
 #
-# It uses .gpu/bin and .gpu/lib (unpacked from .gpu/bundle.tar.gz when needed), the cuDNN and
+# It uses .gpu/bin and .gpu/lib (unpacked from .gpu/bundle.tar.xz when needed), the cuDNN and
 # cuBLAS that the machine's PyTorch packages bring, and that machine's python3/torch for the
 # model export and the peer figures. Logs go to $OUT/gpu-check (or .gpu/out/gpu-check).
 # Environment: HP_GPU_BATCH (default 256), HP_GPU_ITERS (10), HP_GPU_BUDGET_S (480: later steps
@@ -47,16 +47,21 @@ print_table() {
 trap print_table EXIT
 
 # ---- the bundle ----------------------------------------------------------------------------
-if [ -f .gpu/bundle.tar.gz ] && { [ ! -d .gpu/bin ] || [ .gpu/bundle.tar.gz -nt .gpu/bin ]; }; then
+if [ -f .gpu/bundle.tar.xz ] && { [ ! -d .gpu/bin ] || [ .gpu/bundle.tar.xz -nt .gpu/bin ]; }; then
   rm -rf .gpu/bin .gpu/lib .gpu/shared .gpu/sr-ref
-  tar -C .gpu -xzf .gpu/bundle.tar.gz && touch .gpu/bin
+  # that image may lack the xz program; its python3 (PyTorch's) always has lzma
+  if command -v xz >/dev/null; then
+    tar -C .gpu -xJf .gpu/bundle.tar.xz
+  else
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .gpu/bundle.tar.xz .gpu
+  fi && touch .gpu/bin
 fi
 bin=.gpu/bin
 [ -x "$bin/test_cuda_ops" ] || bin=.gpu/build/tests
 cli=.gpu/bin/histoplan
 [ -x "$cli" ] || cli=.gpu/build/histoplan
 if [ ! -x "$bin/test_cuda_ops" ]; then
-  row "bundle" "MISSING: run scripts/gpu-bundle.sh on the build machine and carry .gpu/bundle.tar.gz"
+  row "bundle" "MISSING: run scripts/gpu-bundle.sh on the build machine and carry .gpu/bundle.tar.xz"
   exit 1
 fi
 

@@ -22,6 +22,7 @@ ReportPanel.load = async function (job) {
   ReportPanel.report = null;
   ReportPanel.job = job;
   $('sign-form').hidden = true;
+  text($('category-label'), 'Suggested category');
   text($('category-text'), 'no report yet');
   const body = $('report-body');
   body.replaceChildren();
@@ -143,6 +144,8 @@ ReportPanel.render = function (rep, acc) {
   }
   const dg = rep.diagnosis || {};
   const cat = dg.display || 'No category suggested';
+  /* Signed, the category is the pathologist's: its display says "(confirmed by pathologist)". */
+  text($('category-label'), rep.status === 'preliminary' ? 'Suggested category' : 'Category');
   text($('category-text'), cat);
   body.appendChild(el('p', 'category', cat));
   if (rep.confidence) {

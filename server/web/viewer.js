@@ -340,8 +340,8 @@ $('threshold').addEventListener('input', () => {
   hp.threshold = +$('threshold').value; text($('threshold-out'), hp.threshold); recolour();
 });
 $('show-regions').addEventListener('change', drawOverlay);
-$('category-item').addEventListener('click', () => Review.select('category', 'Suggested category'));
-$('category-item').addEventListener('keydown', (e) => { if (e.key === 'Enter') Review.select('category', 'Suggested category'); });
+$('category-item').addEventListener('click', () => Review.select('category', $('category-label').textContent));
+$('category-item').addEventListener('keydown', (e) => { if (e.key === 'Enter') Review.select('category', $('category-label').textContent); });
 window.addEventListener('resize', drawOverlay);
 
 /* ---- routing ------------------------------------------------------------------------------ */

@@ -178,6 +178,7 @@ const mine = (page) => page.evaluate(() => window.Review.data.decisions
     await a.waitForFunction(() => /signed by/.test(document.getElementById('report-status').textContent), null, { timeout: 60000 });
     res.signed_status = await a.textContent('#report-status');
     res.sign_form_after = !(await a.isHidden('#sign-form'));
+    res.signed_category = (await a.textContent('#category-label')) + ': ' + (await a.textContent('#category-text'));
     await a.screenshot({ path: path.join(docs, 'viewer-signed.png') });
 
     // A slide outside the model's domain: said over the slide, and in the worklist.

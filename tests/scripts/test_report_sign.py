@@ -132,6 +132,19 @@ with tempfile.TemporaryDirectory() as tmp:
        "the sign event follows, at the signing time, naming both hashes")
     fhir = open(os.path.join(rev1, "report.fhir.json")).read()
     ck(sig["signature"] in fhir, "the FHIR Provenance carries the report signature")
+    # The signed category is the pathologist's: no longer "(suggested)" where it is read.
+    dx0, dx1 = draft["diagnosis"], rep["diagnosis"]
+    ck(dx0["display"].endswith("(suggested)") and dx1["category"] == dx0["category"] and
+       dx1["display"] == dx0["display"].replace("(suggested)", "(confirmed by pathologist)") and
+       dx1["suggested_by"] == "histoplan", f"signed unchanged: '{dx1['display']}', suggested_by histoplan")
+    html1 = open(os.path.join(rev1, "report.html")).read()
+    ck("(confirmed by pathologist)" in html1 and "proposed by histoplan" in html1 and "Suggested category" not in html1 and
+       "(suggested)" not in html1, "report.html of revision 1: 'Category ... (confirmed by pathologist) ..., proposed by histoplan'")
+    concl = [e["resource"] for e in json.loads(fhir)["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"][0]["conclusion"]
+    ck("(confirmed by pathologist) (proposed by histoplan;" in concl and "suggested" not in concl,
+       f"the FHIR conclusion says the pathologist confirmed it ({concl[:120]})")
+    html0 = open(os.path.join(d, "report.html")).read()
+    ck("Suggested category" in html0 and "suggested by" in html0, "the draft's report.html still says 'Suggested category'")
 
     # One byte changed: a digit of a number, and a space added.
     def tampered(edit, what):
@@ -221,7 +234,11 @@ with tempfile.TemporaryDirectory() as tmp:
            so["amendments"][0]["before"] == "invasive-carcinoma" and so["amendments"][0]["after"] == "in-situ-carcinoma",
            "revision 2 records what changed, before and after")
         ck(r2["diagnosis"]["category"] == "in-situ-carcinoma" and r2["diagnosis"]["suggested_by"] == "pathologist" and
-           r2["diagnosis"]["code"]["code"] == "86616005", "the category is the pathologist's, with its SNOMED CT code")
+           r2["diagnosis"]["code"]["code"] == "86616005" and r2["diagnosis"]["display"].endswith("(pathologist)"),
+           "the category is the pathologist's, with its SNOMED CT code")
+        f2 = json.load(open(os.path.join(d, "revisions", "2", "report.fhir.json")))
+        concl2 = [e["resource"] for e in f2["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"][0]["conclusion"]
+        ck("set by the signing pathologist" in concl2, f"revision 2's FHIR conclusion: set by the pathologist ({concl2[:100]})")
         ck([x["decision"] for x in r2["care_plan"]["suggestions"] if x["rule_id"] == "CP-DCIS-ER"] == ["approved"],
            "the decision is recorded")
     rc, log = verify(d)

@@ -110,7 +110,7 @@ try:
     head, row = res["worklist_head"], res["worklist_row"]
     cols = {h: row[i] for i, h in enumerate(head) if i < len(row)}
     category = report["diagnosis"]["display"]
-    check(cols.get("Suggested category") == category, f"worklist: the suggested category ({cols.get('Suggested category')})")
+    check(cols.get("Category") == category, f"worklist: the suggested category ({cols.get('Category')})")
     check(cols.get("QC") == "none", f"worklist: QC of a clean generated slide ({cols.get('QC')})")
     check(cols.get("Report") == "draft, not signed", f"worklist: the report's status ({cols.get('Report')})")
 
@@ -206,7 +206,10 @@ try:
     check("final (revision 1), signed by dr-viewer" in res["signed_status"] and not res["sign_form_after"],
           f"signed: the panel shows the signed revision ({res['signed_status']})")
     row = T.request(srv.url, "GET", f"/v1/worklist?job={jid}", P).json()["rows"][0]
-    check(row["report"] == {"status": "final", "revision": 1, "category": category}, f"the worklist shows it signed ({row['report']})")
+    signed_category = category.replace("(suggested)", "(confirmed by pathologist)")
+    check(res["signed_category"] == "Category: " + signed_category,
+          f"signed: the side panel says 'Category', confirmed, never 'Suggested' ({res['signed_category']})")
+    check(row["report"] == {"status": "final", "revision": 1, "category": signed_category}, f"the worklist shows it signed ({row['report']})")
     cases = os.listdir(os.path.join(data, "cases"))
     rdir = os.path.join(data, "cases", cases[0], "report")
     rc, o, e = T.run(["report", "verify", rdir, "--registry", registry])
