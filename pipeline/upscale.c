@@ -115,20 +115,32 @@ static hp_status stage_source(upscale_ctx *c)
     return hp_sha256_file(o->slide_path, c->slide_sha, c->err);
 }
 
+/* A card's text as one description field's value: '|' separates the fields and OpenSlide keeps
+ * the last of two equal keys, so a model named "x|SuperResolved = no" would otherwise pass the
+ * file off as a scan. '|' becomes '/', line breaks spaces. */
+static void field_value(const char *in, char *out, size_t size)
+{
+    snprintf(out, size, "%s", in ? in : "");
+    for (char *p = out; *p; p++)
+        if (*p == '|')
+            *p = '/';
+        else if (*p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
 /* The writer, whose description carries the provenance OpenSlide shows as aperio.* properties. */
 static hp_status stage_writer(upscale_ctx *c)
 {
-    char extra[1024];
+    char extra[1024], name[256], version[64];
     const hp_card *k = c->card;
+    field_value(k->name, name, sizeof name);
+    field_value(k->version, version, sizeof version);
     snprintf(extra, sizeof extra,
              "|SuperResolved = yes: not the scanned image|SourceSHA256 = %s|SourceRegion = %lld,%lld,%lld,%lld"
              "|SourceMPP = %.6g|SRModel = %s %s|SRModelSHA256 = %s|SRScale = %d|SRPrecision = %s%s",
-             c->slide_sha, (long long)c->x0, (long long)c->y0, (long long)c->w, (long long)c->h, c->mpp, k->name,
-             k->version ? k->version : "", c->o->model_sha256 ? c->o->model_sha256 : "unknown", c->scale,
+             c->slide_sha, (long long)c->x0, (long long)c->y0, (long long)c->w, (long long)c->h, c->mpp, name,
+             version, c->o->model_sha256 ? c->o->model_sha256 : "unknown", c->scale,
              hp_precision_name(hp_model_precision(c->o->model)), k->generative ? "|SRGenerative = yes: the model may invent texture" : "");
-    for (char *p = extra + 1; *p; p++) /* a model name may not split the fields */
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
     hp_tiff_pyramid_options po = {.width = c->w * c->scale,
                                   .height = c->h * c->scale,
                                   .tile = c->tile * c->scale,

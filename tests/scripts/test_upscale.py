@@ -95,6 +95,14 @@ check(err[seam].mean() < err[~seam].mean() + 0.5, "no seam: the error at tile bo
 # -- refusals ----------------------------------------------------------------------------------
 rc, o, e = T.run(["upscale", slide, "--model", DEMO, "--out", os.path.join(tmp, "x.tiff")])
 check(rc == 1 and "not a super-resolution model" in e, f"a classifier is refused ({e.strip()[-160:]})")
+# A card's name cannot add or override description fields (OpenSlide keeps the last of two keys).
+card(model[:-5] + ".card.json", name="evil|SuperResolved = no|SRScale = 1", version="1|SRPrecision = fp8")
+spoof = os.path.join(tmp, "spoof.tiff")
+rc, o, e = T.run(["upscale", slide, "--model", model, "--out", spoof, "--roi", "0,0,64,64", "--tile", "64"])
+sp = openslide.OpenSlide(spoof).properties if rc == 0 else {}
+check(rc == 0 and sp.get("aperio.SuperResolved", "").startswith("yes") and sp.get("aperio.SRScale") == "2" and
+      sp.get("aperio.SRPrecision") == "fp32" and sp.get("aperio.SRModel", "").startswith("evil/SuperResolved = no/"),
+      f"a model name with '|' stays one field ({sp.get('aperio.SuperResolved')}, {sp.get('aperio.SRModel')})")
 card(model[:-5] + ".card.json", scale=3)
 rc, o, e = T.run(["upscale", slide, "--model", model, "--out", os.path.join(tmp, "x.tiff"), "--tile", "64"])
 check(rc == 1 and "scale (3) does not match the model" in e, f"a card whose scale is wrong is refused ({e.strip()[-160:]})")
