@@ -74,6 +74,9 @@ void hp_cli_service_usage(FILE *f, int with_http)
     fprintf(f,
             "  --model M.onnx         model with its card (default: the zoo's default model)\n"
             "  --backend cpu|cuda     default cpu\n"
+            "  --sr-precision P       fp32 (default); fp16 or bf16 runs the super-resolution\n"
+            "                         models (a batch's \"super_resolution\": \"auto\") in half\n"
+            "                         precision; --backend cuda only\n"
             "  --threads N            tile reader threads per analysis (default: all CPUs)\n"
             "  --batch N              tiles per model batch (default 16)\n"
             "  --lease-seconds S      a job's lease (default 180); renewed every\n"
@@ -88,7 +91,7 @@ enum {
     S_DATA = 1, S_DB, S_LISTEN, S_TLS_CERT, S_TLS_KEY, S_INSECURE, S_SLIDE_ROOT, S_MAX_UPLOAD,
     S_MAX_BODY, S_MAX_SLIDES, S_RATE, S_HTTP_THREADS, S_WORKERS, S_MODEL, S_BACKEND, S_THREADS,
     S_BATCH, S_CLIENT_TIMEOUT, S_LEASE, S_HEARTBEAT, S_ATTEMPTS, S_RETRY, S_GRACE, S_CB_RETRY,
-    S_TILE_CACHE
+    S_TILE_CACHE, S_SR_PRECISION
 };
 
 const hp_cli_option hp_cli_service_options[] = {
@@ -108,6 +111,7 @@ const hp_cli_option hp_cli_service_options[] = {
     {"workers", 0, 1, S_WORKERS},
     {"model", 'm', 1, S_MODEL},
     {"backend", 0, 1, S_BACKEND},
+    {"sr-precision", 0, 1, S_SR_PRECISION},
     {"threads", 'j', 1, S_THREADS},
     {"batch", 'b', 1, S_BATCH},
     {"client-timeout", 0, 1, S_CLIENT_TIMEOUT},
@@ -159,6 +163,10 @@ int hp_cli_service_apply(const hp_cli_parser *p, int id, hp_service_config *c, i
             return -1;
         c->backend = p->value;
         break;
+    case S_SR_PRECISION:
+        if (hp_cli_precision_value(p, &c->sr_precision))
+            return -1;
+        break;
     case S_MAX_UPLOAD: c->max_upload = n; break;
     case S_MAX_BODY: c->max_body = n; break;
     case S_MAX_SLIDES: c->max_slides = (int)n; break;
@@ -176,6 +184,16 @@ int hp_cli_service_apply(const hp_cli_parser *p, int id, hp_service_config *c, i
     case S_CB_RETRY: c->callback_retry_base_ms = n; break;
     case S_GRACE: *stop_grace = (int)n; break;
     default: return -1;
+    }
+    return 0;
+}
+
+int hp_cli_service_check(const hp_cli_parser *p, const hp_service_config *c)
+{
+    if (c->sr_precision != HP_PREC_FP32 && strcmp(c->backend, "cuda")) {
+        hp_cli_usage_error(p, "--sr-precision %s needs --backend cuda (the CPU backend runs in fp32)",
+                           hp_precision_name(c->sr_precision));
+        return -1;
     }
     return 0;
 }
@@ -480,6 +498,8 @@ int hp_cli_serve(int argc, char **argv)
     }
     if (!c.data_dir)
         return hp_cli_usage_error(&ps, "--data DIR is required");
+    if (hp_cli_service_check(&ps, &c))
+        return HP_EXIT_USAGE;
     return hp_cli_service_run("histoplan serve", &c, grace);
 }
 

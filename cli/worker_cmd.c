@@ -46,6 +46,8 @@ int hp_cli_worker(int argc, char **argv)
     }
     if (!c.data_dir || !c.db)
         return hp_cli_usage_error(&ps, "--data DIR and --db postgresql://... are required");
+    if (hp_cli_service_check(&ps, &c))
+        return HP_EXIT_USAGE;
     if (c.workers < 1)
         c.workers = 1;
     return hp_cli_service_run("histoplan worker", &c, grace);

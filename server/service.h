@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "common/status.h"
+#include "kernels/backend.h"
 
 #define HP_SERVICE_MAX_ROOTS 16
 
@@ -26,6 +27,7 @@ typedef struct {
     int n_slide_roots;
     const char *model_path; /* NULL: the default model */
     const char *backend;    /* "cpu" or "cuda" */
+    hp_precision sr_precision; /* the super-resolution models' (fp16 / bf16: cuda only) */
     int threads;            /* tile reader threads per analysis (<= 0: all CPUs) */
     int batch;              /* tiles per model batch */
     /* Limits. */

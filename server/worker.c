@@ -365,6 +365,7 @@ hp_status hp_worker_start(hp_service *svc, int index, hp_worker **out, hp_error 
     hp_model_options mo = hp_model_default_options();
     mo.backend = !strcmp(svc->cfg.backend, "cuda") ? HP_BACKEND_CUDA : HP_BACKEND_CPU;
     mo.require_card = 1;
+    mo.precision = svc->cfg.sr_precision;
     for (int i = 0; i < svc->n_sr; i++, w->n_sr++) {
         if (!(w->sr[i].model = hp_model_open(svc->sr_paths[i], &mo, err))) {
             hp_worker_destroy(w);

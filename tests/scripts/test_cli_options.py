@@ -83,6 +83,15 @@ def main():
             usage_error(name, help_cmd, args + [valued], f"{valued} needs a value", tmp)
             rc, so, se = run_in(tmp, *args[:len(name.split())], "--help")
             t.check(rc == 0 and "usage" in so.lower(), f"{name} --help: the usage on stdout, exit 0")
+        if any(c[0] == "serve" for c in cmds):
+            # The service's super-resolution precision: half only where the CUDA backend runs it.
+            d = os.path.join(tmp, "d")
+            usage_error("serve", "serve", ["serve", "--data", d, "--sr-precision", "fp16"],
+                        "--sr-precision fp16 needs --backend cuda", tmp)
+            usage_error("worker", "worker", ["worker", "--data", d, "--db", "postgresql://x", "--sr-precision", "bf16"],
+                        "--sr-precision bf16 needs --backend cuda", tmp)
+            usage_error("serve", "serve", ["serve", "--data", d, "--backend", "cuda", "--sr-precision", "fp8"],
+                        "--sr-precision must be", tmp)
         usage_error("analyze", "analyze", ["analyze", slide, "--s", "x"], "ambiguous option --s", tmp)
         usage_error("analyze", "analyze", ["analyze", slide, "--overwrite=yes"], "--overwrite takes no value", tmp)
         usage_error("analyze", "analyze", ["analyze", slide, "-j", "many"], "--threads must be an integer", tmp)
