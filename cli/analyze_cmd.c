@@ -14,7 +14,6 @@
 
 #include "cli/analyze_batch.h"
 #include "cli/commands.h"
-#include "cli/default_model.h"
 #include "cli/manifest.h"
 #include "cli/options.h"
 #include "cli/slide_list.h"
@@ -23,6 +22,7 @@
 #include "io/atomic_file.h"
 #include "io/slide.h"
 #include "models/model.h"
+#include "models/zoo.h"
 #include "pipeline/analyze.h"
 #include "pipeline/analyze_stain.h"
 
@@ -410,7 +410,7 @@ int hp_cli_analyze(int argc, char **argv)
     char defpath[PATH_MAX], model_hash[65];
     if (!model_path) {
         char tried[4 * PATH_MAX];
-        if (hp_cli_default_model(defpath, sizeof defpath, tried, sizeof tried) == 0)
+        if (hp_zoo_file(HP_DEFAULT_MODEL, defpath, sizeof defpath, tried, sizeof tried) == 0)
             model_path = defpath;
         else
             snprintf(model_err, sizeof model_err,

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/default_model.h"
+#include "models/zoo.h"
 #include "common/sha256.h"
 
 void hp_cli_sr_parse(const char *value, hp_cli_sr_models *s)
@@ -67,7 +67,7 @@ int hp_cli_sr_load(hp_cli_sr_models *s, hp_backend_kind backend, char *err, size
     static const char *const zoo[] = {HP_SR_ZOO_X2, HP_SR_ZOO_X4};
     for (size_t i = 0; i < sizeof zoo / sizeof *zoo; i++) {
         char path[PATH_MAX], tried[2 * PATH_MAX];
-        if (hp_cli_zoo_file(zoo[i], path, sizeof path, tried, sizeof tried) == 0 &&
+        if (hp_zoo_file(zoo[i], path, sizeof path, tried, sizeof tried) == 0 &&
             open_one(s, path, backend, err, err_n))
             return -1;
     }

@@ -8,10 +8,9 @@
 #include <stddef.h>
 
 #include "models/model.h"
+#include "models/zoo.h"
 #include "pipeline/analyze_sr.h"
 
-#define HP_SR_ZOO_X2 "histoplan-sr-srvgg-x2.onnx"
-#define HP_SR_ZOO_X4 "histoplan-sr-srvgg-x4.onnx"
 #define HP_CLI_SR_MAX 2
 
 typedef struct {

@@ -18,14 +18,13 @@
 #include "common/sha256.h"
 #include "models/card.h"
 #include "models/model.h"
+#include "models/zoo.h"
 #include "server/deliver.h"
 #include "server/http.h"
 #include "server/service_internal.h"
 #include "server/session.h"
 #include "server/sweeper.h"
 #include "server/worker.h"
-
-#define DEFAULT_MODEL "histoplan-default-densenet.onnx"
 
 void hp_service_config_init(hp_service_config *c)
 {
@@ -104,39 +103,6 @@ hp_status hp_service_db_target(const char *data_dir, const char *db, char *out, 
     return HP_OK;
 }
 
-static int file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* A file of the zoo as `histoplan analyze` finds it: $HP_MODEL_DIR, the installed zoo, the source
- * tree's zoo beside the build folder. */
-static int zoo_file(const char *name, char *out, size_t n)
-{
-    const char *env = getenv("HP_MODEL_DIR");
-    if (env && *env) {
-        snprintf(out, n, "%s/%s", env, name);
-        return file_exists(out) ? 0 : -1;
-    }
-    char exe[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k <= 0)
-        return -1;
-    exe[k] = 0;
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return -1;
-    *slash = 0;
-    static const char *const rel[] = {"../share/histoplan/zoo", "../models/zoo"};
-    for (int i = 0; i < 2; i++) {
-        int w = snprintf(out, n, "%.3000s/%s/%s", exe, rel[i], name);
-        if (w > 0 && (size_t)w < n && file_exists(out))
-            return 0;
-    }
-    return -1;
-}
-
 static hp_status prepare_dirs(hp_service *s, const hp_service_config *c, hp_error *err)
 {
     if (!c->data_dir || !*c->data_dir)
@@ -166,11 +132,12 @@ static hp_status prepare_dirs(hp_service *s, const hp_service_config *c, hp_erro
 
 static hp_status prepare_model(hp_service *s, const hp_service_config *c, hp_error *err)
 {
+    char tried[1024];
     if (c->model_path)
         snprintf(s->model_path, sizeof s->model_path, "%s", c->model_path);
-    else if (zoo_file(DEFAULT_MODEL, s->model_path, sizeof s->model_path))
-        return hp_error_set(err, HP_ERR_IO, "default model %s not found (set HP_MODEL_DIR or "
-                                            "give --model)", DEFAULT_MODEL);
+    else if (hp_zoo_file(HP_DEFAULT_MODEL, s->model_path, sizeof s->model_path, tried, sizeof tried))
+        return hp_error_set(err, HP_ERR_IO, "default model %s not found (looked in %s; set HP_MODEL_DIR or "
+                                            "give --model)", HP_DEFAULT_MODEL, tried);
     char card_path[PATH_MAX];
     snprintf(card_path, sizeof card_path, "%s", s->model_path);
     char *dot = strrchr(card_path, '.');
@@ -192,9 +159,9 @@ static hp_status prepare_model(hp_service *s, const hp_service_config *c, hp_err
         hp_sha256_file(s->model_path, s->model_sha, err) != HP_OK)
         return err ? err->code : HP_ERR_INVALID;
     /* Super-resolution models, when installed (none: "auto" jobs say that none was available). */
-    static const char *const SR[HP_SERVICE_SR_MAX] = {"histoplan-sr-srvgg-x2.onnx", "histoplan-sr-srvgg-x4.onnx"};
+    static const char *const SR[HP_SERVICE_SR_MAX] = {HP_SR_ZOO_X2, HP_SR_ZOO_X4};
     for (int i = 0; i < HP_SERVICE_SR_MAX; i++)
-        if (!zoo_file(SR[i], s->sr_paths[s->n_sr], PATH_MAX)) {
+        if (!hp_zoo_file(SR[i], s->sr_paths[s->n_sr], PATH_MAX, NULL, 0)) {
             if (hp_sha256_file(s->sr_paths[s->n_sr], s->sr_sha[s->n_sr], err) != HP_OK)
                 return err ? err->code : HP_ERR_IO;
             s->n_sr++;

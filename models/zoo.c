@@ -1,5 +1,5 @@
-/* The default model's location (see default_model.h). */
-#include "cli/default_model.h"
+/* The zoo's files' locations (see zoo.h). */
+#include "models/zoo.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -37,13 +37,13 @@ static int try_dir(const char *dir, const char *name, char *out, size_t n, char 
     return -1;
 }
 
-int hp_cli_default_model(char *out, size_t n, char *tried, size_t tried_n)
+int hp_zoo_file(const char *name, char *out, size_t n, char *tried, size_t tried_n)
 {
-    return hp_cli_zoo_file(HP_DEFAULT_MODEL, out, n, tried, tried_n);
-}
-
-int hp_cli_zoo_file(const char *name, char *out, size_t n, char *tried, size_t tried_n)
-{
+    char none[1];
+    if (!tried) {
+        tried = none;
+        tried_n = sizeof none;
+    }
     if (tried_n)
         tried[0] = '\0';
     const char *env = getenv("HP_MODEL_DIR");
