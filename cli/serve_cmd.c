@@ -94,7 +94,7 @@ enum {
     S_TILE_CACHE, S_SR_PRECISION
 };
 
-const hp_cli_option hp_cli_service_options[] = {
+static const hp_cli_option service_options[] = {
     {"data", 0, 1, S_DATA},
     {"db", 0, 1, S_DB},
     {"listen", 0, 1, S_LISTEN},
@@ -124,7 +124,9 @@ const hp_cli_option hp_cli_service_options[] = {
     {0},
 };
 
-int hp_cli_service_apply(const hp_cli_parser *p, int id, hp_service_config *c, int *stop_grace)
+/* Applies the option hp_cli_next just returned (`id`, value in p->value) to `c`. Returns 0, or -1
+ * after printing the usage error. */
+static int service_apply(const hp_cli_parser *p, int id, hp_service_config *c, int *stop_grace)
 {
     static const char *const backends[] = {"cpu", "cuda", NULL};
     long long n = 0;
@@ -188,7 +190,8 @@ int hp_cli_service_apply(const hp_cli_parser *p, int id, hp_service_config *c, i
     return 0;
 }
 
-int hp_cli_service_check(const hp_cli_parser *p, const hp_service_config *c)
+/* After the last option: what options say of each other. */
+static int service_check(const hp_cli_parser *p, const hp_service_config *c)
 {
     if (c->sr_precision != HP_PREC_FP32 && strcmp(c->backend, "cuda")) {
         hp_cli_usage_error(p, "--sr-precision %s needs --backend cuda (the CPU backend runs in fp32)",
@@ -196,6 +199,24 @@ int hp_cli_service_check(const hp_cli_parser *p, const hp_service_config *c)
         return -1;
     }
     return 0;
+}
+
+int hp_cli_service_parse(hp_cli_parser *ps, const char *cmd, int argc, char **argv, hp_service_config *c,
+                         int *stop_grace, void (*usage)(FILE *))
+{
+    hp_cli_parser_init(ps, cmd, cmd, service_options, argc, argv);
+    int k;
+    while ((k = hp_cli_next(ps)) != HP_CLI_END) {
+        if (k == HP_CLI_HELP) {
+            usage(stdout);
+            return HP_EXIT_OK;
+        }
+        if (k == HP_CLI_ARG)
+            return hp_cli_usage_error(ps, "unexpected argument '%s'", ps->value);
+        if (k < 0 || service_apply(ps, k, c, stop_grace))
+            return HP_EXIT_USAGE;
+    }
+    return service_check(ps, c) ? HP_EXIT_USAGE : HP_CLI_SERVICE_PARSED;
 }
 
 static void on_listening(const char *url)
@@ -484,22 +505,11 @@ int hp_cli_serve(int argc, char **argv)
     hp_service_config_init(&c);
     int grace = 60;
     hp_cli_parser ps;
-    hp_cli_parser_init(&ps, "serve", "serve", hp_cli_service_options, argc, argv);
-    int k;
-    while ((k = hp_cli_next(&ps)) != HP_CLI_END) {
-        if (k == HP_CLI_HELP) {
-            usage(stdout);
-            return HP_EXIT_OK;
-        }
-        if (k == HP_CLI_ARG)
-            return hp_cli_usage_error(&ps, "unexpected argument '%s'", ps.value);
-        if (k < 0 || hp_cli_service_apply(&ps, k, &c, &grace))
-            return HP_EXIT_USAGE;
-    }
+    int rc = hp_cli_service_parse(&ps, "serve", argc, argv, &c, &grace, usage);
+    if (rc != HP_CLI_SERVICE_PARSED)
+        return rc;
     if (!c.data_dir)
         return hp_cli_usage_error(&ps, "--data DIR is required");
-    if (hp_cli_service_check(&ps, &c))
-        return HP_EXIT_USAGE;
     return hp_cli_service_run("histoplan serve", &c, grace);
 }
 

@@ -8,14 +8,14 @@
 #include "cli/options.h"
 #include "server/service.h"
 
-/* The options of both commands, for hp_cli_parser_init (ids 1..99; a command adds none). */
-extern const hp_cli_option hp_cli_service_options[];
-/* Applies the option hp_cli_next just returned (`id`, value in p->value) to `c`; `stop_grace`
- * receives --stop-grace-seconds. Returns 0, or -1 after printing the usage error. */
-int hp_cli_service_apply(const hp_cli_parser *p, int id, hp_service_config *c, int *stop_grace);
-/* After the last option: the checks between options (--sr-precision needs --backend cuda).
- * Returns 0, or -1 after printing the usage error. */
-int hp_cli_service_check(const hp_cli_parser *p, const hp_service_config *c);
+/* Parses the command's options (`cmd`: "serve" or "worker") into `c` and `stop_grace`
+ * (--stop-grace-seconds), `ps` left for the command's own usage errors, and checks what options
+ * say of each other (--sr-precision needs --backend cuda). Returns HP_CLI_SERVICE_PARSED, or the
+ * exit status for the command to return: 0 after printing `usage` for --help, 2 after printing a
+ * usage error. */
+#define HP_CLI_SERVICE_PARSED (-1)
+int hp_cli_service_parse(hp_cli_parser *ps, const char *cmd, int argc, char **argv, hp_service_config *c,
+                         int *stop_grace, void (*usage)(FILE *));
 /* The option lines of the usage text. */
 void hp_cli_service_usage(FILE *f, int with_http);
 /* Runs the service with `c` and prints what happened; the exit status. */

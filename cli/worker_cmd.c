@@ -32,22 +32,11 @@ int hp_cli_worker(int argc, char **argv)
     c.db = NULL;
     int grace = 60;
     hp_cli_parser ps;
-    hp_cli_parser_init(&ps, "worker", "worker", hp_cli_service_options, argc, argv);
-    int k;
-    while ((k = hp_cli_next(&ps)) != HP_CLI_END) {
-        if (k == HP_CLI_HELP) {
-            usage(stdout);
-            return HP_EXIT_OK;
-        }
-        if (k == HP_CLI_ARG)
-            return hp_cli_usage_error(&ps, "unexpected argument '%s'", ps.value);
-        if (k < 0 || hp_cli_service_apply(&ps, k, &c, &grace))
-            return HP_EXIT_USAGE;
-    }
+    int rc = hp_cli_service_parse(&ps, "worker", argc, argv, &c, &grace, usage);
+    if (rc != HP_CLI_SERVICE_PARSED)
+        return rc;
     if (!c.data_dir || !c.db)
         return hp_cli_usage_error(&ps, "--data DIR and --db postgresql://... are required");
-    if (hp_cli_service_check(&ps, &c))
-        return HP_EXIT_USAGE;
     if (c.workers < 1)
         c.workers = 1;
     return hp_cli_service_run("histoplan worker", &c, grace);
