@@ -6,7 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
-#include "report/canonical_json.h"
+#include "common/utf8.h"
 #include "report/signature.h"
 #include "report/signer_registry.h"
 

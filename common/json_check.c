@@ -1,44 +1,11 @@
 #include "common/json_check.h"
+#include "common/utf8.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-size_t hp_json_utf8_invalid_at(const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len;
-        uint32_t min, cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            len = 2, min = 0x80, cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3, min = 0x800, cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4, min = 0x10000, cp = c & 0x07;
-        } else {
-            return i; /* a stray continuation byte, C0/C1 (always overlong) or F5..FF */
-        }
-        if (n - i < len)
-            return i;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return i;
-        i += len;
-    }
-    return (size_t)-1;
-}
 
 /* The escape \u0000 inside a string of `text`: cJSON ends the string there. */
 static int has_nul_escape(const char *text, size_t len)
@@ -184,7 +151,7 @@ static int walk(const frame *f, char *what, size_t n)
 {
     const cJSON *node = f->node;
     if (cJSON_IsString(node) && node->valuestring &&
-        hp_json_utf8_invalid_at(node->valuestring, strlen(node->valuestring)) != (size_t)-1)
+        hp_utf8_invalid_at(node->valuestring, strlen(node->valuestring)) != (size_t)-1)
         return fault(f, 0, NULL, what, n);
     if (cJSON_IsNumber(node) && !isfinite(node->valuedouble))
         return fault(f, 1, NULL, what, n);
@@ -193,7 +160,7 @@ static int walk(const frame *f, char *what, size_t n)
     int obj = cJSON_IsObject(node), i = 0;
     for (const cJSON *c = node->child; c; c = c->next, i++) {
         frame cf = {f, c, i};
-        if (obj && (!c->string || hp_json_utf8_invalid_at(c->string, strlen(c->string)) != (size_t)-1))
+        if (obj && (!c->string || hp_utf8_invalid_at(c->string, strlen(c->string)) != (size_t)-1))
             return fault(f, 2, NULL, what, n);
         if (walk(&cf, what, n))
             return -1;

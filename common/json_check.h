@@ -23,8 +23,4 @@
  * "member name \"age_years\" appears twice in /clinical". Thread-safe. */
 int hp_json_check(const char *text, size_t len, const cJSON *root, char *what, size_t what_len);
 
-/* The offset of the first byte of `s` (n bytes) that is not part of valid UTF-8 (overlong forms,
- * surrogates and code points past U+10FFFF are invalid), or (size_t)-1 when all of it is valid. */
-size_t hp_json_utf8_invalid_at(const char *s, size_t n);
-
 #endif

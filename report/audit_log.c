@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/utc_time.h"
+#include "common/utf8.h"
 #include "report/canonical_json.h"
 #include "report/signature.h"
 

@@ -32,8 +32,4 @@ char *hp_json_canonicalize(const cJSON *root, size_t *len, hp_error *err);
  * Report and HTML writers print numbers with this so both show the same text. */
 void hp_json_format_number(double v, char out[32]);
 
-/* Checks that `s` (`n` bytes) is well-formed UTF-8: no overlong forms, no surrogates, nothing
- * above U+10FFFF. Returns the byte offset of the first bad byte, or (size_t)-1 when valid. */
-size_t hp_utf8_invalid_at(const char *s, size_t n);
-
 #endif

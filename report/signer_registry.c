@@ -16,7 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "io/atomic_file.h"
-#include "report/canonical_json.h"
+#include "common/utf8.h"
 #include "report/json_file.h"
 #include "report/signature.h"
 

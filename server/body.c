@@ -10,7 +10,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "report/canonical_json.h"
+#include "common/utf8.h"
 #include "server/service_internal.h"
 
 /* A route that takes no body still tolerates a small one ("{}" from a generic client). */
