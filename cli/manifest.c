@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/sha256.h"
+#include "io/read_file.h"
 #include "io/slide.h"
 
 #define MANIFEST_MAX (64L << 20) /* millions of slides; anything larger is not a manifest */
@@ -341,44 +342,14 @@ done:
     return st;
 }
 
-static char *read_all(const char *file, hp_error *err)
-{
-    FILE *f = fopen(file, "rb");
-    char *buf = NULL;
-    long n = -1;
-    if (!f) {
-        hp_error_set(err, HP_ERR_IO, "cannot open the manifest %s: %s", file, strerror(errno));
-        return NULL;
-    }
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        hp_error_set(err, HP_ERR_IO, "cannot read the manifest %s: not a regular file", file);
-    } else if (n > MANIFEST_MAX) {
-        hp_error_set(err, HP_ERR_INVALID, "the manifest %s is larger than %ld MB", file, MANIFEST_MAX >> 20);
-    } else if (!(buf = malloc((size_t)n + 1))) {
-        hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-    } else if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        hp_error_set(err, HP_ERR_IO, "cannot read the manifest %s: %s", file, strerror(errno));
-        free(buf);
-        buf = NULL;
-    } else {
-        buf[n] = '\0';
-        if (strlen(buf) != (size_t)n) {
-            hp_error_set(err, HP_ERR_INVALID, "the manifest %s holds a NUL byte: it is not a text file", file);
-            free(buf);
-            buf = NULL;
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
 hp_status hp_manifest_load(const char *file, hp_manifest *m, hp_error *err)
 {
     loader L = {.file = file, .m = m, .err = err};
     hp_status st = HP_ERR_NOMEM;
     int col[N_FIELDS], n_cols = 0, json = -1; /* -1: the form is not known yet */
     memset(m, 0, sizeof *m);
-    char *text = read_all(file, err);
+    char *text = NULL;
+    hp_read_file(file, "the manifest", MANIFEST_MAX, HP_READ_TEXT, &text, NULL, err);
     if (!text)
         return err && err->code ? err->code : HP_ERR_IO;
     if (hp_sha256_hex(text, strlen(text), m->sha256) != HP_OK)

@@ -1,7 +1,6 @@
 /* The out-of-domain detector (models/ood.h). */
 #include "models/ood.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/json_check.h"
+#include "io/read_file.h"
 
 /* A 2048-feature detector (densenet121) is ~4M numbers of text; far above that is not one. */
 #define OOD_MAX_BYTES (128L << 20)
@@ -37,46 +37,6 @@ const char *hp_ood_feature(const hp_ood *d) { return d->feature; }
 int hp_ood_dim(const hp_ood *d) { return d->dim; }
 double hp_ood_threshold(const hp_ood *d) { return d->threshold; }
 
-static char *read_all(const char *path, size_t *len, hp_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        hp_error_set(err, HP_ERR_IO, "%s: cannot open the out-of-domain detector: %s", path,
-                     strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n + 65536 + 1 > cap) {
-            cap = cap ? cap * 2 : 1 << 20;
-            char *nb = cap <= (size_t)OOD_MAX_BYTES + 65537 ? realloc(buf, cap) : NULL;
-            if (!nb) {
-                hp_error_set(err, HP_ERR_INVALID, "%s: larger than %ld bytes or out of memory",
-                             path, OOD_MAX_BYTES);
-                goto fail;
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, 65536, f);
-        n += r;
-        if (r < 65536)
-            break;
-    }
-    if (ferror(f)) {
-        hp_error_set(err, HP_ERR_IO, "%s: read error", path);
-        goto fail;
-    }
-    fclose(f);
-    buf[n] = 0;
-    *len = n;
-    return buf;
-fail:
-    fclose(f);
-    free(buf);
-    return NULL;
-}
-
 static hp_status numbers(const char *path, const cJSON *root, const char *key, size_t n,
                          double **out, hp_error *err)
 {
@@ -101,7 +61,9 @@ hp_ood *hp_ood_load(const char *path, hp_error *err)
     size_t len = 0;
     cJSON *root = NULL;
     hp_ood *d = calloc(1, sizeof *d);
-    char *text = d ? read_all(path, &len, err) : NULL;
+    char *text = NULL;
+    if (d)
+        hp_read_file(path, "the out-of-domain detector", OOD_MAX_BYTES, HP_READ_NONEMPTY, &text, &len, err);
     if (!d) {
         hp_error_set(err, HP_ERR_NOMEM, "out of memory");
         return NULL;

@@ -1,49 +1,22 @@
 #include "report/json_file.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "common/json_check.h"
+#include "io/read_file.h"
 #include "report/signature.h"
 
 static hp_status read_json(const char *path, const char *what, cJSON **root, char sha256_hex[65], char **bytes,
                            size_t *len, hp_error *err)
 {
     *root = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return hp_error_set(err, HP_ERR_IO, "%s %s: %s", what, path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return hp_error_set(err, HP_ERR_IO, "%s %s: not a regular file", what, path);
-    }
-    if (sb.st_size > HP_JSON_FILE_MAX) {
-        fclose(f);
-        return hp_error_set(err, HP_ERR_INVALID, "%s %s: %lld bytes, more than the %ld a JSON input may have", what,
-                            path, (long long)sb.st_size, HP_JSON_FILE_MAX);
-    }
-    size_t n = (size_t)sb.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        return hp_error_set(err, HP_ERR_NOMEM, "%s %s: out of memory", what, path);
-    }
-    size_t got = fread(buf, 1, n, f);
-    int rerr = ferror(f);
-    fclose(f);
-    if (got != n || rerr) {
-        free(buf);
-        return hp_error_set(err, HP_ERR_IO, "%s %s: read failed", what, path);
-    }
-    buf[n] = '\0';
-    if (n == 0) {
-        free(buf);
-        return hp_error_set(err, HP_ERR_INVALID, "%s %s: the file is empty", what, path);
-    }
+    char *buf;
+    size_t n;
+    hp_status st = hp_read_file(path, what, HP_JSON_FILE_MAX, HP_READ_NONEMPTY, &buf, &n, err);
+    if (st != HP_OK)
+        return st;
     if (sha256_hex)
         hp_sha256_hex(buf, n, sha256_hex);
     if (strlen(buf) != n) {

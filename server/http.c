@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/read_file.h"
 #include "server/auth.h"
 #include "server/body.h"
 #include "server/router.h"
@@ -228,23 +229,12 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     fprintf(stderr, "http: %s\n", line);
 }
 
-static char *read_file(const char *path, const char *what, hp_error *err)
+/* A PEM file, whole (certificates and keys are a few kB). */
+static char *read_pem(const char *path, const char *what, hp_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        hp_error_set(err, HP_ERR_IO, "%s %s: %s", what, path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    fclose(f);
-    if (!buf || n == 0) {
-        free(buf);
-        hp_error_set(err, HP_ERR_IO, "%s %s is empty or unreadable", what, path);
-        return NULL;
-    }
-    buf[n] = 0;
-    return buf;
+    char *text;
+    return hp_read_file(path, what, 1 << 20, HP_READ_TEXT | HP_READ_NONEMPTY, &text, NULL, err) == HP_OK ? text
+                                                                                                   : NULL;
 }
 
 /* host:port, [v6]:port or localhost:port into a socket address. */
@@ -305,8 +295,8 @@ hp_status hp_http_start(hp_service *svc, hp_http **out, char *url, size_t url_n,
     hp_http *h = calloc(1, sizeof *h);
     if (!h)
         return hp_error_set(err, HP_ERR_NOMEM, "out of memory");
-    if (tls && (!(h->cert = read_file(c->tls_cert, "--tls-cert", err)) ||
-                !(h->key = read_file(c->tls_key, "--tls-key", err)))) {
+    if (tls && (!(h->cert = read_pem(c->tls_cert, "--tls-cert", err)) ||
+                !(h->key = read_pem(c->tls_key, "--tls-key", err)))) {
         hp_http_stop(h);
         return HP_ERR_IO;
     }
