@@ -11,6 +11,7 @@
 #include "eval/eval_dataset.h"
 #include "eval/eval_run.h"
 #include "eval/eval_split.h"
+#include "io/csv_write.h"
 #include "pipeline/analyze_stain.h"
 
 static void usage(FILE *f)
@@ -57,21 +58,6 @@ static void usage(FILE *f)
             "exit status: 0 done, 1 failed (a bad image, a label mismatch, ...), 2 bad usage\n");
 }
 
-static void csv_field(const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"')
-            putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
 static int list_split(const char *data, const char *split)
 {
     hp_error err = {0};
@@ -96,12 +82,12 @@ static int list_split(const char *data, const char *split)
         goto out;
     printf("image,path,label,fold,selected\n");
     for (int i = 0; i < d->n; i++) {
-        csv_field(d->items[i].name);
+        hp_csv_field(stdout, d->items[i].name);
         putchar(',');
-        csv_field(d->items[i].path);
+        hp_csv_field(stdout, d->items[i].path);
         putchar(',');
         if (d->items[i].label)
-            csv_field(d->items[i].label);
+            hp_csv_field(stdout, d->items[i].label);
         putchar(',');
         if (fold[i] >= 0)
             printf("%d", fold[i]);

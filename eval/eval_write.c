@@ -9,6 +9,7 @@
 #include "common/utc_time.h"
 #include "eval/eval_run.h"
 #include "io/atomic_file.h"
+#include "io/csv_write.h"
 
 /* ---- metrics.json ------------------------------------------------------------------------ */
 
@@ -272,22 +273,6 @@ hp_status hp_eval_write_metrics_json(const hp_eval_result *r, const char *path, 
 
 /* ---- CSV ------------------------------------------------------------------------------- */
 
-/* A field as RFC 4180 writes it: quoted when it holds a comma, a quote or a line break. */
-static void csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static int argmax(const float *p, int c)
 {
     int b = 0;
@@ -310,17 +295,17 @@ hp_status hp_eval_write_predictions(const hp_eval_result *r, const char *path, h
         char col[256];
         snprintf(col, sizeof col, "prob_%s", r->card->classes[k]);
         fputc(',', f);
-        csv_field(f, col);
+        hp_csv_field(f, col);
     }
     fputs(folds ? ",tiles,fold\n" : ",tiles\n", f);
     for (int q = 0; q < r->n; q++) {
         const float *p = r->prob + (size_t)q * C;
-        csv_field(f, r->data->items[r->item[q]].name);
+        hp_csv_field(f, r->data->items[r->item[q]].name);
         fputc(',', f);
         if (r->truth[q] >= 0)
-            csv_field(f, r->card->classes[r->truth[q]]);
+            hp_csv_field(f, r->card->classes[r->truth[q]]);
         fputc(',', f);
-        csv_field(f, r->card->classes[argmax(p, C)]);
+        hp_csv_field(f, r->card->classes[argmax(p, C)]);
         for (int k = 0; k < C; k++)
             fprintf(f, ",%.9g", p[k]);
         fprintf(f, ",%d", r->info[q].tiles);

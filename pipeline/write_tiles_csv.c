@@ -7,21 +7,7 @@
 #include <string.h>
 
 #include "io/atomic_file.h"
-
-static void put_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
+#include "io/csv_write.h"
 
 hp_status hp_write_tiles_csv(const char *path, const hp_heatmap_grid *g, const hp_tile_extras *x,
                              hp_error *err)
@@ -64,7 +50,7 @@ hp_status hp_write_tiles_csv(const char *path, const hp_heatmap_grid *g, const h
             for (int k = 0; k < C; k++)
                 fprintf(f, ",%.6g", (double)g->prob[t * C + k]);
             fprintf(f, ",%.6g,", (double)ent[t]);
-            put_field(f, g->names[hp_heatmap_argmax(g, g->prob, t)]);
+            hp_csv_field(f, g->names[hp_heatmap_argmax(g, g->prob, t)]);
             fputc(',', f);
             if (region[t] >= 0) {
                 char id[HP_REGION_ID_MAX];
