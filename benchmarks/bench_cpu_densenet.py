@@ -74,6 +74,23 @@ def _time_loop(run_once, warmup, iterations):
     return times
 
 
+def _opencv_time(model_path, x, threads, output, warmup, iterations):
+    """OpenCV's dnn module on its own CPU backend: saves one output to `output` (for the accuracy
+    check), then times it. Returns (times, cv2); bench_superres.py uses it too."""
+    import numpy as np
+    import cv2
+    cv2.setNumThreads(threads)
+    net = cv2.dnn.readNetFromONNX(model_path)
+    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+
+    def run_once():
+        net.setInput(x)
+        return net.forward()
+    np.save(output, run_once())
+    return _time_loop(run_once, warmup, iterations), cv2
+
+
 def child_main(args):
     import numpy as np
     spec = json.loads(args.child_spec)
@@ -92,17 +109,7 @@ def child_main(args):
         out.update(version=torch.__version__, threads=torch.get_num_threads(),
                    config=f"torch {torch.__version__}, mkldnn {torch.backends.mkldnn.is_available()}")
     elif args.child == "opencv":
-        import cv2
-        cv2.setNumThreads(threads)
-        net = cv2.dnn.readNetFromONNX(spec["model"])
-        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-
-        def run_once():
-            net.setInput(x)
-            return net.forward()
-        np.save(spec["output"], run_once())
-        times = _time_loop(run_once, spec["warmup"], spec["iterations"])
+        times, cv2 = _opencv_time(spec["model"], x, threads, spec["output"], spec["warmup"], spec["iterations"])
         out.update(version=cv2.__version__, threads=cv2.getNumThreads(), config=f"OpenCV {cv2.__version__}")
     else:
         raise SystemExit(f"unknown child engine {args.child}")

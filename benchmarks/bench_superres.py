@@ -69,17 +69,8 @@ def child_main(engine, spec):
             times = B._time_loop(lambda: net(xt), spec["warmup"], spec["iterations"])
         out["config"] = f"torch {torch.__version__}, mkldnn {torch.backends.mkldnn.is_available()}, {threads} threads"
     elif engine == "opencv":
-        import cv2
-        cv2.setNumThreads(threads)
-        net = cv2.dnn.readNetFromONNX(spec["static_model"])
-        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-
-        def run_once():
-            net.setInput(x)
-            return net.forward()
-        np.save(spec["output"], run_once())
-        times = B._time_loop(run_once, spec["warmup"], spec["iterations"])
+        times, cv2 = B._opencv_time(spec["static_model"], x, threads, spec["output"], spec["warmup"],
+                                    spec["iterations"])
         out["config"] = f"OpenCV {cv2.__version__} dnn, {cv2.getNumThreads()} threads"
     else:
         raise SystemExit(f"unknown engine {engine}")
