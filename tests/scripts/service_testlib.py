@@ -431,6 +431,13 @@ def require_browser():
     return js, chromium
 
 
+def screenshots_dir(out):
+    """Where the viewer tests write the screenshots the docs show: docs/ when HP_UPDATE_DOCS=1
+    (a change to the viewer, then look at them and commit), else the test's own folder, so that
+    a test run never changes the committed files."""
+    return os.path.join(SRC, "docs") if os.environ.get("HP_UPDATE_DOCS") == "1" else out
+
+
 def tempdir(name):
     return tempfile.mkdtemp(prefix=f"hp-{name}-")
 

@@ -12,7 +12,7 @@ slider recolours without fetching tiles; clicking the largest invasive focus in 
 centres the view on it; a change with a wrong or missing CSRF token is refused (403); after
 logout the session no longer works (401); no console error and no CSP violation on the page.
 Screenshots docs/viewer-worklist.png, docs/viewer-slide-heatmap.png and docs/viewer-region.png
-are written for the docs.
+are written for the docs when HP_UPDATE_DOCS=1.
 Also over plain HTTP: the page's CSP has no inline script, login refusals (unknown token 401,
 submitter 403), the static files refuse traversal.
 """
@@ -86,7 +86,7 @@ try:
 
     out = os.path.join(tmp, "shots")
     os.makedirs(out)
-    docs = os.path.join(SRC, "docs")
+    docs = T.screenshots_dir(out)
     env = dict(os.environ, HP_URL=srv.url, HP_TOKEN=P, HP_JOB=jid, HP_POINT=f"{point[0]},{point[1]}",
                HP_OUT=out, HP_DOCS=docs, HP_CHROMIUM=chromium)
     p = subprocess.run(["node", os.path.join(JS, "viewer-browser.js")], cwd=JS, env=env,

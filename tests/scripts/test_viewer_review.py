@@ -28,7 +28,7 @@ Checked, as two pathologists would use it:
   over the slide, that the model is not valid for it, and its worklist row says "out of domain";
   no such warning over the generated slide;
 - no console error on either page. The screenshots docs/viewer-worklist.png,
-  docs/viewer-review.png and docs/viewer-signed.png are written for the docs.
+  docs/viewer-review.png and docs/viewer-signed.png are written for the docs when HP_UPDATE_DOCS=1.
 """
 import json
 import os
@@ -96,7 +96,7 @@ try:
 
     out = os.path.join(tmp, "shots")
     os.makedirs(out)
-    docs = os.path.join(SRC, "docs")
+    docs = T.screenshots_dir(out)
     env = dict(os.environ, HP_URL=srv.url, HP_TOKEN=P, HP_TOKEN2=P2, HP_JOB=jid, HP_OUT=out, HP_DOCS=docs,
                HP_CHROMIUM=chromium, HP_PASSPHRASE=PASS, HP_OOD_JOB=ood_job)
     p = subprocess.run(["node", os.path.join(JS, "viewer-review.js")], cwd=JS, env=env,

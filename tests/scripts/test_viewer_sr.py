@@ -12,7 +12,7 @@ Checked:
   scanned image, and names the model; nothing is said over the plain job;
 - a "super-resolved tiles (not the scan)" layer is listed and on from the start for the first job,
   absent for the second; turning it off changes the picture (the hatch goes), pixel by pixel;
-- no console error. The screenshot docs/viewer-super-resolved.png is written for the docs.
+- no console error. The screenshot docs/viewer-super-resolved.png is written for the docs when HP_UPDATE_DOCS=1.
 """
 import hashlib
 import json
@@ -77,7 +77,7 @@ try:
     out = os.path.join(tmp, "shots")
     os.makedirs(out)
     env = dict(os.environ, HP_URL=srv.url, HP_TOKEN=P, HP_JOB=ids["sr"], HP_PLAIN_JOB=ids["plain"], HP_OUT=out,
-               HP_DOCS=os.path.join(T.SRC, "docs"), HP_CHROMIUM=chromium)
+               HP_DOCS=T.screenshots_dir(out), HP_CHROMIUM=chromium)
     p = subprocess.run(["node", os.path.join(JS, "viewer-sr.js")], cwd=JS, env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True, timeout=400)
     if not check(p.returncode == 0, f"the browser run finished ({p.stderr[-2000:]})"):
