@@ -7,7 +7,13 @@
  * - a field keeps its value only when its key is on the list of scan-geometry keys and the value
  *   is a number; every other value becomes X's, and a key that is not a known Aperio key is
  *   overwritten too (a key could itself be free text);
- * - text between bars that is not a "key = value" field becomes X's. */
+ * - text between bars that is not a "key = value" field becomes X's;
+ * - histoplan's own provenance of a super-resolved file (pipeline/upscale.c) stays when each value
+ *   has the exact form upscale writes, so that a de-identified copy is still refused as a scan
+ *   ("SuperResolved = yes: ..."); SourceSHA256 (a hash of the identified source file) and SRModel
+ *   (a card's free text; SRModelSHA256 names the model) are blanked, and a flag with any other
+ *   value keeps its key with the value blanked, which still reads as derived
+ *   (hp_upscale_is_derived). */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +42,7 @@ static const char *const named_keys[] = {
     "Filename", "Date",     "Time",     "User",     "ScanScope ID", "ImageID", "Barcode",
     "Title",    "Rack",     "Slide",    "DSR ID",   "Patient",      "Accession", "Case",
     "Specimen", "Operator", "Parmset",  "ICC Profile", "SessonMode", "SessionMode", "Comment",
-    "Description", "Label",
+    "Description", "Label", "SourceSHA256", "SRModel",
 };
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
@@ -59,6 +65,65 @@ static int is_number(const char *s, size_t len)
     char *end;
     strtod(buf, &end);
     return end == buf + len;
+}
+
+/* upscale's two flags, exactly as it writes them. */
+static int is_super_resolved_flag(const char *s, size_t len)
+{
+    return len == strlen("yes: not the scanned image") && !memcmp(s, "yes: not the scanned image", len);
+}
+
+static int is_generative_flag(const char *s, size_t len)
+{
+    return len == strlen("yes: the model may invent texture") && !memcmp(s, "yes: the model may invent texture", len);
+}
+
+static int is_precision(const char *s, size_t len)
+{
+    return (len == 4 && (!memcmp(s, "fp32", 4) || !memcmp(s, "fp16", 4) || !memcmp(s, "bf16", 4)));
+}
+
+static int is_sha256(const char *s, size_t len)
+{
+    if (len != 64)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!isxdigit((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+/* "x,y,w,h": level-0 pixels of the source. */
+static int is_region(const char *s, size_t len)
+{
+    int commas = 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == ',')
+            commas++;
+        else if (!isdigit((unsigned char)s[i]))
+            return 0;
+    return len > 0 && commas == 3;
+}
+
+/* histoplan's super-resolution provenance: kept when the value has the form upscale writes. */
+static const struct {
+    const char *key;
+    int (*valid)(const char *value, size_t len);
+} provenance_keys[] = {
+    {"SuperResolved", is_super_resolved_flag}, {"SRGenerative", is_generative_flag},
+    {"SRScale", is_number},                     {"SourceMPP", is_number},
+    {"SRPrecision", is_precision},              {"SRModelSHA256", is_sha256},
+    {"SourceRegion", is_region},
+};
+
+/* 1: a provenance key whose value has its form (kept); 0: a provenance key whose value does not
+ * (the key stays, named, its value blanked); -1: not a provenance key. */
+static int provenance_field(const char *key, size_t key_len, const char *value, size_t value_len)
+{
+    for (size_t i = 0; i < sizeof provenance_keys / sizeof *provenance_keys; i++)
+        if (strlen(provenance_keys[i].key) == key_len && !memcmp(provenance_keys[i].key, key, key_len))
+            return provenance_keys[i].valid(value, value_len) ? 1 : 0;
+    return -1;
 }
 
 /* Overwrites [a, b) with 'X' except spaces, '=' and '|'; returns 1 when anything changed. */
@@ -122,14 +187,16 @@ int deid_aperio_scrub(char *s, size_t len, hp_deid_report *rep)
             v0++;
         while (v1 > v0 && is_space(s[v1 - 1]))
             v1--;
-        if (in_list(kept_keys, sizeof kept_keys / sizeof *kept_keys, s + k0, k1 - k0) &&
-            is_number(s + v0, v1 - v0)) {
+        int provenance = provenance_field(s + k0, k1 - k0, s + v0, v1 - v0);
+        if ((in_list(kept_keys, sizeof kept_keys / sizeof *kept_keys, s + k0, k1 - k0) &&
+             is_number(s + v0, v1 - v0)) ||
+            provenance == 1) {
             a = b;
             continue;
         }
         char name[HP_DEID_NAME_MAX];
         int named = in_list(named_keys, sizeof named_keys / sizeof *named_keys, s + k0, k1 - k0) ||
-                    in_list(kept_keys, sizeof kept_keys / sizeof *kept_keys, s + k0, k1 - k0);
+                    in_list(kept_keys, sizeof kept_keys / sizeof *kept_keys, s + k0, k1 - k0) || provenance == 0;
         if (named) {
             memcpy(name, s + k0, k1 - k0);
             name[k1 - k0] = '\0';

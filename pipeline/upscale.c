@@ -227,8 +227,9 @@ static hp_status do_band(upscale_ctx *c, int64_t j, long *done, long total)
 
 int hp_upscale_is_derived(const hp_slide *s)
 {
+    /* Any value but "no": a de-identified copy whose flag was blanked ("XXX...") stays derived. */
     const char *v = hp_slide_property(s, "aperio.SuperResolved");
-    return v && !strncmp(v, "yes", 3);
+    return v && strncmp(v, "no", 2) != 0;
 }
 
 hp_status hp_upscale(const hp_upscale_options *o, hp_upscale_result *res, hp_error *err)

@@ -533,7 +533,9 @@ def test_planted(tmp):
         head, rest = desc.split("|", 1)
         desc = (head.replace("Library", "Library " + p("description header"), 1) + "|" + rest +
                 f"|Patient = DOE^JANE {p('description Patient')}|{p('description unknown key')} = 7"
-                f"|Notes = {p('description Notes')}|{p('description text without a key')}")
+                f"|Notes = {p('description Notes')}|{p('description text without a key')}"
+                f"|SuperResolved = yes {p('description SuperResolved')}|SRModel = {p('description SRModel')}"
+                f"|SRPrecision = {p('description SRPrecision')}")
         buf = tl.add_tags(buf, 0, text_tags(p, "level 0", description=False) + [tl.ascii_tag(270, desc)])
         buf = tl.add_tags(buf, 1, text_tags(p, "thumbnail"))
         buf = tl.add_tags(buf, 2, [tl.ascii_tag(269, p("label DocumentName"))])

@@ -12,7 +12,8 @@ Checked:
 - refusals, each naming the problem: a classifier given as the model, a card whose scale is not
   the model's, a card with both a scale and classes, a region outside the slide, a tile size the
   writer cannot take, no model (usage, exit 2);
-- `histoplan analyze` refuses the super-resolved file unless --allow-derived, and refuses a
+- `histoplan analyze` refuses the super-resolved file unless --allow-derived, a de-identified
+  copy of it too (deid keeps the provenance, blanking the source's hash), and refuses a
   super-resolution model as a classifier.
 """
 import hashlib
@@ -133,6 +134,18 @@ rc, o, e = T.run(["analyze", out, "--model", DEMO, "--out", os.path.join(tmp, "a
 check(rc != 0 and "super-resolved" in e and "--allow-derived" in e, f"analyze refuses the super-resolved file ({e.strip()[-200:]})")
 rc, o, e = T.run(["analyze", out, "--model", DEMO, "--out", os.path.join(tmp, "a2"), "--allow-derived"])
 check(rc == 0, f"... and analyzes it with --allow-derived ({e.strip()[-200:]})")
+# A de-identified copy is still super-resolved: deid keeps the provenance (not the source's hash).
+deid = os.path.join(tmp, "up_deid.tiff")
+rc, o, e = T.run(["deid", out, "--out", deid])
+dp = openslide.OpenSlide(deid).properties if rc == 0 else {}
+check(rc == 0 and dp.get("aperio.SuperResolved") == props["aperio.SuperResolved"] and
+      all(dp.get("aperio." + k) == props["aperio." + k]
+          for k in ("SRModelSHA256", "SRScale", "SRPrecision", "SourceMPP", "SourceRegion")),
+      f"deid keeps the super-resolution provenance ({dict((k, v) for k, v in dp.items() if k.startswith('aperio.S'))})")
+check(set(dp.get("aperio.SourceSHA256", "X")) == {"X"} and set(dp.get("aperio.SRModel", "X").replace(" ", "")) == {"X"},
+      f"... but blanks the identified source's SHA-256 and the card's free text ({dp.get('aperio.SourceSHA256')}, {dp.get('aperio.SRModel')})")
+rc, o, e = T.run(["analyze", deid, "--model", DEMO, "--out", os.path.join(tmp, "a4")])
+check(rc != 0 and "--allow-derived" in e, f"analyze refuses the de-identified super-resolved copy too ({e.strip()[-160:]})")
 rc, o, e = T.run(["analyze", slide, "--model", model, "--out", os.path.join(tmp, "a3")])
 check(rc != 0 and "super-resolution model" in e, f"analyze refuses a super-resolution model ({e.strip()[-200:]})")
 subprocess.run(["rm", "-rf", tmp])
