@@ -10,6 +10,7 @@
 #include "cli/options.h"
 #include "io/image.h"
 #include "io/slide.h"
+#include "pipeline/upscale.h"
 
 typedef struct {
     const char *cmd; /* "slide info", ...: the prefix of messages */
@@ -110,128 +111,185 @@ static hp_slide *open_slide(const slide_args *a)
     return s;
 }
 
+/* What `slide info` reports, gathered once for either form. */
+typedef struct {
+    const slide_args *a;
+    hp_slide *s;
+    double mx, my;
+    hp_mpp_source src;
+    char mpp_err[HP_ERROR_MSG_MAX];
+    int levels, associated;
+    hp_upscale_provenance sr;
+    int derived;
+} slide_info;
+
+/* The super-resolution provenance as JSON (null for a scanned slide). */
+static void info_json_sr(cJSON *o, const slide_info *si)
+{
+    if (!si->derived) {
+        cJSON_AddNullToObject(o, "super_resolved");
+        return;
+    }
+    const hp_upscale_provenance *p = &si->sr;
+    cJSON *sr = cJSON_AddObjectToObject(o, "super_resolved");
+    const char *names[] = {"scale", "model", "model_sha256", "precision", "source_mpp", "source_sha256", "source_region"};
+    const char *values[] = {p->scale, p->model, p->model_sha256, p->precision, p->source_mpp, p->source_sha256,
+                            p->source_region};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+        if (values[k])
+            cJSON_AddStringToObject(sr, names[k], values[k]);
+        else
+            cJSON_AddNullToObject(sr, names[k]);
+    cJSON_AddBoolToObject(sr, "generative", p->generative);
+}
+
+static int info_json(const slide_info *si, int damaged)
+{
+    hp_slide *s = si->s;
+    cJSON *o = cJSON_CreateObject(), *lv = cJSON_CreateArray(), *as = cJSON_CreateArray();
+    cJSON_AddStringToObject(o, "file", si->a->slide);
+    cJSON_AddStringToObject(o, "format", hp_slide_format(s));
+    info_json_sr(o, si);
+    for (int l = 0; l < si->levels; l++) {
+        int64_t w = 0, h = 0;
+        hp_slide_level_dimensions(s, l, &w, &h);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "width", (double)w);
+        cJSON_AddNumberToObject(e, "height", (double)h);
+        cJSON_AddNumberToObject(e, "downsample", hp_slide_level_downsample(s, l));
+        hp_slide_index ix;
+        if (hp_slide_level_index(s, l, &ix) == HP_OK && ix.checked) {
+            cJSON *t = cJSON_AddObjectToObject(e, "tile_index");
+            cJSON_AddNumberToObject(t, "tiles", (double)ix.tiles);
+            cJSON_AddNumberToObject(t, "missing", (double)ix.missing);
+            cJSON_AddNumberToObject(t, "missing_fraction", ix.tiles ? (double)ix.missing / (double)ix.tiles : 0);
+            cJSON_AddNumberToObject(t, "sparse", (double)ix.sparse);
+            cJSON_AddNumberToObject(t, "data_bytes", (double)ix.data_bytes);
+            cJSON_AddBoolToObject(t, "damaged", ix.damaged);
+            if (ix.damaged)
+                cJSON_AddStringToObject(t, "error", ix.why);
+        }
+        cJSON_AddItemToArray(lv, e);
+    }
+    cJSON_AddItemToObject(o, "levels", lv);
+    cJSON_AddBoolToObject(o, "damaged", damaged);
+    if (si->src != HP_MPP_NONE) {
+        cJSON_AddNumberToObject(o, "mpp_x", si->mx);
+        cJSON_AddNumberToObject(o, "mpp_y", si->my);
+    } else {
+        cJSON_AddNullToObject(o, "mpp_x");
+        cJSON_AddNullToObject(o, "mpp_y");
+        cJSON_AddStringToObject(o, "mpp_error", si->mpp_err);
+    }
+    cJSON_AddStringToObject(o, "mpp_source", hp_mpp_source_name(si->src));
+    cJSON_AddNumberToObject(o, "objective_power", hp_slide_objective_power(s));
+    for (int i = 0; i < si->associated; i++) {
+        const char *name = hp_slide_associated_name(s, i);
+        uint8_t *px = NULL;
+        int w = 0, h = 0;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", name);
+        if (hp_slide_read_associated(s, name, &px, &w, &h) == HP_OK) {
+            cJSON_AddNumberToObject(e, "width", w);
+            cJSON_AddNumberToObject(e, "height", h);
+        }
+        free(px);
+        cJSON_AddItemToArray(as, e);
+    }
+    cJSON_AddItemToObject(o, "associated_images", as);
+    if (*hp_slide_warning(s))
+        cJSON_AddStringToObject(o, "warning", hp_slide_warning(s));
+    char *txt = cJSON_PrintUnformatted(o);
+    if (txt)
+        printf("%s\n", txt);
+    free(txt);
+    cJSON_Delete(o);
+    return txt ? 0 : -1;
+}
+
+/* First, where the reader looks: a super-resolved file is not the scanned image. */
+static void info_text_sr(const slide_info *si)
+{
+    if (!si->derived)
+        return;
+    const hp_upscale_provenance *p = &si->sr;
+    printf("SUPER-RESOLVED: not the scanned image: x%s by %s (model SHA-256 %.16s...%s%s) from a scan at %s um/px%s\n",
+           p->scale ? p->scale : "?", p->model ? p->model : "a model whose name was removed",
+           p->model_sha256 ? p->model_sha256 : "unknown", p->precision ? ", " : "", p->precision ? p->precision : "",
+           p->source_mpp ? p->source_mpp : "?",
+           p->generative ? "; GENERATIVE: the model may invent texture" : "");
+}
+
+static void info_text(const slide_info *si)
+{
+    hp_slide *s = si->s;
+    printf("file: %s\n", si->a->slide);
+    info_text_sr(si);
+    printf("format: %s\nlevels: %d\n", hp_slide_format(s), si->levels);
+    for (int l = 0; l < si->levels; l++) {
+        int64_t w = 0, h = 0;
+        hp_slide_level_dimensions(s, l, &w, &h);
+        printf("  level %d: %lld x %lld, downsample %g\n", l, (long long)w, (long long)h,
+               hp_slide_level_downsample(s, l));
+        hp_slide_index ix;
+        if (hp_slide_level_index(s, l, &ix) == HP_OK && ix.damaged)
+            printf("    DAMAGED: %s\n", ix.why);
+    }
+    if (si->src != HP_MPP_NONE)
+        printf("microns per pixel: %g x %g (%s)\n", si->mx, si->my, hp_mpp_source_name(si->src));
+    else
+        printf("microns per pixel: unknown: %s\n", si->mpp_err);
+    double obj = hp_slide_objective_power(s);
+    if (obj > 0)
+        printf("objective power: %gx%s\n", obj, si->derived ? " (of the super-resolved image, not the scan)" : "");
+    else
+        printf("objective power: unknown\n");
+    printf("associated images:%s", si->associated ? "" : " none");
+    for (int i = 0; i < si->associated; i++) {
+        const char *name = hp_slide_associated_name(s, i);
+        uint8_t *px = NULL;
+        int w = 0, h = 0;
+        if (hp_slide_read_associated(s, name, &px, &w, &h) == HP_OK)
+            printf(" %s (%dx%d)", name, w, h);
+        else
+            printf(" %s (unreadable)", name);
+        free(px);
+    }
+    printf("\n");
+    if (*hp_slide_warning(s))
+        printf("warning: %s\n", hp_slide_warning(s));
+}
+
 static int cmd_info(const slide_args *a)
 {
     /* info describes a damaged slide instead of refusing it: which levels, how much is missing. */
     slide_args ia = *a;
     ia.so.inspect = 1;
-    hp_slide *s = open_slide(&ia);
-    if (!s)
+    slide_info si = {.a = a, .src = HP_MPP_NONE};
+    if (!(si.s = open_slide(&ia)))
         return HP_EXIT_FAILED;
-    double mx = 0, my = 0;
-    hp_mpp_source src = HP_MPP_NONE;
-    char mpp_err[HP_ERROR_MSG_MAX] = "";
-    if (hp_slide_mpp(s, &mx, &my, &src))
-        snprintf(mpp_err, sizeof mpp_err, "%s", hp_slide_error(s));
-    int n = hp_slide_level_count(s), na = hp_slide_associated_count(s);
-    int rc = HP_EXIT_OK;
+    if (hp_slide_mpp(si.s, &si.mx, &si.my, &si.src))
+        snprintf(si.mpp_err, sizeof si.mpp_err, "%s", hp_slide_error(si.s));
+    si.levels = hp_slide_level_count(si.s);
+    si.associated = hp_slide_associated_count(si.s);
+    si.derived = hp_upscale_provenance_of(si.s, &si.sr);
     /* A damaged slide is described, and the exit status says it cannot be used. */
-    for (int l = 0; l < n; l++) {
+    int rc = HP_EXIT_OK;
+    for (int l = 0; l < si.levels; l++) {
         hp_slide_index ix;
-        if (hp_slide_level_index(s, l, &ix) == HP_OK && ix.damaged) {
+        if (hp_slide_level_index(si.s, l, &ix) == HP_OK && ix.damaged) {
             if (a->json)
                 hp_cli_fail_path(a->cmd, a->slide, ix.why);
             rc = HP_EXIT_FAILED;
         }
     }
-
     if (a->json) {
-        cJSON *o = cJSON_CreateObject(), *lv = cJSON_CreateArray(), *as = cJSON_CreateArray();
-        cJSON_AddStringToObject(o, "file", a->slide);
-        cJSON_AddStringToObject(o, "format", hp_slide_format(s));
-        for (int l = 0; l < n; l++) {
-            int64_t w = 0, h = 0;
-            hp_slide_level_dimensions(s, l, &w, &h);
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddNumberToObject(e, "width", (double)w);
-            cJSON_AddNumberToObject(e, "height", (double)h);
-            cJSON_AddNumberToObject(e, "downsample", hp_slide_level_downsample(s, l));
-            hp_slide_index ix;
-            if (hp_slide_level_index(s, l, &ix) == HP_OK && ix.checked) {
-                cJSON *t = cJSON_AddObjectToObject(e, "tile_index");
-                cJSON_AddNumberToObject(t, "tiles", (double)ix.tiles);
-                cJSON_AddNumberToObject(t, "missing", (double)ix.missing);
-                cJSON_AddNumberToObject(t, "missing_fraction",
-                                        ix.tiles ? (double)ix.missing / (double)ix.tiles : 0);
-                cJSON_AddNumberToObject(t, "sparse", (double)ix.sparse);
-                cJSON_AddNumberToObject(t, "data_bytes", (double)ix.data_bytes);
-                cJSON_AddBoolToObject(t, "damaged", ix.damaged);
-                if (ix.damaged)
-                    cJSON_AddStringToObject(t, "error", ix.why);
-            }
-            cJSON_AddItemToArray(lv, e);
-        }
-        cJSON_AddItemToObject(o, "levels", lv);
-        cJSON_AddBoolToObject(o, "damaged", rc != HP_EXIT_OK);
-        if (src != HP_MPP_NONE) {
-            cJSON_AddNumberToObject(o, "mpp_x", mx);
-            cJSON_AddNumberToObject(o, "mpp_y", my);
-        } else {
-            cJSON_AddNullToObject(o, "mpp_x");
-            cJSON_AddNullToObject(o, "mpp_y");
-            cJSON_AddStringToObject(o, "mpp_error", mpp_err);
-        }
-        cJSON_AddStringToObject(o, "mpp_source", hp_mpp_source_name(src));
-        cJSON_AddNumberToObject(o, "objective_power", hp_slide_objective_power(s));
-        for (int i = 0; i < na; i++) {
-            const char *name = hp_slide_associated_name(s, i);
-            uint8_t *px = NULL;
-            int w = 0, h = 0;
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "name", name);
-            if (hp_slide_read_associated(s, name, &px, &w, &h) == HP_OK) {
-                cJSON_AddNumberToObject(e, "width", w);
-                cJSON_AddNumberToObject(e, "height", h);
-            }
-            free(px);
-            cJSON_AddItemToArray(as, e);
-        }
-        cJSON_AddItemToObject(o, "associated_images", as);
-        if (*hp_slide_warning(s))
-            cJSON_AddStringToObject(o, "warning", hp_slide_warning(s));
-        char *txt = cJSON_PrintUnformatted(o);
-        if (txt)
-            printf("%s\n", txt);
-        else
+        if (info_json(&si, rc != HP_EXIT_OK))
             rc = HP_EXIT_FAILED;
-        free(txt);
-        cJSON_Delete(o);
     } else {
-        printf("file: %s\nformat: %s\nlevels: %d\n", a->slide, hp_slide_format(s), n);
-        for (int l = 0; l < n; l++) {
-            int64_t w = 0, h = 0;
-            hp_slide_level_dimensions(s, l, &w, &h);
-            printf("  level %d: %lld x %lld, downsample %g\n", l, (long long)w, (long long)h,
-                   hp_slide_level_downsample(s, l));
-            hp_slide_index ix;
-            if (hp_slide_level_index(s, l, &ix) == HP_OK && ix.damaged)
-                printf("    DAMAGED: %s\n", ix.why);
-        }
-        if (src != HP_MPP_NONE)
-            printf("microns per pixel: %g x %g (%s)\n", mx, my, hp_mpp_source_name(src));
-        else
-            printf("microns per pixel: unknown: %s\n", mpp_err);
-        double obj = hp_slide_objective_power(s);
-        if (obj > 0)
-            printf("objective power: %gx\n", obj);
-        else
-            printf("objective power: unknown\n");
-        printf("associated images:%s", na ? "" : " none");
-        for (int i = 0; i < na; i++) {
-            const char *name = hp_slide_associated_name(s, i);
-            uint8_t *px = NULL;
-            int w = 0, h = 0;
-            if (hp_slide_read_associated(s, name, &px, &w, &h) == HP_OK)
-                printf(" %s (%dx%d)", name, w, h);
-            else
-                printf(" %s (unreadable)", name);
-            free(px);
-        }
-        printf("\n");
-        if (*hp_slide_warning(s))
-            printf("warning: %s\n", hp_slide_warning(s));
+        info_text(&si);
     }
-    hp_slide_close(s);
+    hp_slide_close(si.s);
     return rc;
 }
 

@@ -232,6 +232,30 @@ int hp_upscale_is_derived(const hp_slide *s)
     return v && strncmp(v, "no", 2) != 0;
 }
 
+/* A property, or NULL when absent or blanked ("XXXX", de-identified). */
+static const char *provenance_value(const hp_slide *s, const char *name)
+{
+    const char *v = hp_slide_property(s, name);
+    return v && *v && strspn(v, "X ") != strlen(v) ? v : NULL;
+}
+
+int hp_upscale_provenance_of(const hp_slide *s, hp_upscale_provenance *p)
+{
+    memset(p, 0, sizeof *p);
+    if (!hp_upscale_is_derived(s))
+        return 0;
+    p->scale = provenance_value(s, "aperio.SRScale");
+    p->model = provenance_value(s, "aperio.SRModel");
+    p->model_sha256 = provenance_value(s, "aperio.SRModelSHA256");
+    p->precision = provenance_value(s, "aperio.SRPrecision");
+    p->source_mpp = provenance_value(s, "aperio.SourceMPP");
+    p->source_sha256 = provenance_value(s, "aperio.SourceSHA256");
+    p->source_region = provenance_value(s, "aperio.SourceRegion");
+    const char *g = hp_slide_property(s, "aperio.SRGenerative");
+    p->generative = g && !strncmp(g, "yes", 3);
+    return 1;
+}
+
 hp_status hp_upscale(const hp_upscale_options *o, hp_upscale_result *res, hp_error *err)
 {
     upscale_ctx c = {.o = o, .err = err};

@@ -51,4 +51,14 @@ hp_status hp_upscale(const hp_upscale_options *o, hp_upscale_result *res, hp_err
 /* 1 when the open slide was made by hp_upscale (its "SuperResolved" property). */
 int hp_upscale_is_derived(const struct hp_slide *s);
 
+/* What a super-resolved slide says of itself (the slide's property strings, valid while it is
+ * open; NULL where absent or blanked by de-identification). */
+typedef struct {
+    const char *scale, *model, *model_sha256, *precision, *source_mpp, *source_sha256, *source_region;
+    int generative; /* the model was trained adversarially: it may invent texture */
+} hp_upscale_provenance;
+
+/* Fills `p` and returns 1 for a super-resolved slide; 0 (p zeroed) for any other. */
+int hp_upscale_provenance_of(const struct hp_slide *s, hp_upscale_provenance *p);
+
 #endif

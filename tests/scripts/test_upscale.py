@@ -134,6 +134,20 @@ rc, o, e = T.run(["analyze", out, "--model", DEMO, "--out", os.path.join(tmp, "a
 check(rc != 0 and "super-resolved" in e and "--allow-derived" in e, f"analyze refuses the super-resolved file ({e.strip()[-200:]})")
 rc, o, e = T.run(["analyze", out, "--model", DEMO, "--out", os.path.join(tmp, "a2"), "--allow-derived"])
 check(rc == 0, f"... and analyzes it with --allow-derived ({e.strip()[-200:]})")
+# slide info says it first, in both forms; a scanned slide says nothing of the kind.
+rc, o, e = T.run(["slide", "info", out])
+lines = o.splitlines()
+check(rc == 0 and len(lines) > 1 and lines[1].startswith("SUPER-RESOLVED: not the scanned image: x2 by tiny-sr-x2 0.1") and
+      "from a scan at " in lines[1] and "(of the super-resolved image, not the scan)" in o,
+      f"slide info: SUPER-RESOLVED on the line after the file ({lines[1] if len(lines) > 1 else o})")
+rc, o, e = T.run(["slide", "info", out, "--json"])
+sj = json.loads(o) if rc == 0 else {}
+check((sj.get("super_resolved") or {}).get("scale") == "2" and sj["super_resolved"]["model_sha256"] == sha(model) and
+      sj["super_resolved"]["source_sha256"] == sha(slide) and sj["super_resolved"]["generative"] is False,
+      f"slide info --json: super_resolved with scale, model and source ({sj.get('super_resolved')})")
+rc, o, e = T.run(["slide", "info", slide, "--json"])
+check(rc == 0 and json.loads(o).get("super_resolved", 0) is None and "SUPER-RESOLVED" not in T.run(["slide", "info", slide])[1],
+      "a scanned slide: super_resolved null, no SUPER-RESOLVED line")
 # A de-identified copy is still super-resolved: deid keeps the provenance (not the source's hash).
 deid = os.path.join(tmp, "up_deid.tiff")
 rc, o, e = T.run(["deid", out, "--out", deid])
@@ -146,6 +160,9 @@ check(set(dp.get("aperio.SourceSHA256", "X")) == {"X"} and set(dp.get("aperio.SR
       f"... but blanks the identified source's SHA-256 and the card's free text ({dp.get('aperio.SourceSHA256')}, {dp.get('aperio.SRModel')})")
 rc, o, e = T.run(["analyze", deid, "--model", DEMO, "--out", os.path.join(tmp, "a4")])
 check(rc != 0 and "--allow-derived" in e, f"analyze refuses the de-identified super-resolved copy too ({e.strip()[-160:]})")
+o = T.run(["slide", "info", deid])[1]
+check("SUPER-RESOLVED: not the scanned image: x2 by a model whose name was removed" in o,
+      f"slide info on the de-identified copy still says it ({o.splitlines()[1:2]})")
 rc, o, e = T.run(["analyze", slide, "--model", model, "--out", os.path.join(tmp, "a3")])
 check(rc != 0 and "super-resolution model" in e, f"analyze refuses a super-resolution model ({e.strip()[-200:]})")
 subprocess.run(["rm", "-rf", tmp])
