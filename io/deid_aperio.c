@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "io/deid_internal.h"
+#include "io/sr_provenance.h"
 
 /* Words of the first part: "Aperio Image Library v11.2.1", "46000x32914", "JPEG/RGB Q=30",
  * "J2K/YUV16". Single letters cover "v" before a version, "x" between sizes and "Q". */
@@ -70,12 +71,12 @@ static int is_number(const char *s, size_t len)
 /* upscale's two flags, exactly as it writes them. */
 static int is_super_resolved_flag(const char *s, size_t len)
 {
-    return len == strlen("yes: not the scanned image") && !memcmp(s, "yes: not the scanned image", len);
+    return len == strlen(HP_SR_FLAG_SUPER_RESOLVED) && !memcmp(s, HP_SR_FLAG_SUPER_RESOLVED, len);
 }
 
 static int is_generative_flag(const char *s, size_t len)
 {
-    return len == strlen("yes: the model may invent texture") && !memcmp(s, "yes: the model may invent texture", len);
+    return len == strlen(HP_SR_FLAG_GENERATIVE) && !memcmp(s, HP_SR_FLAG_GENERATIVE, len);
 }
 
 static int is_precision(const char *s, size_t len)

@@ -9,6 +9,7 @@
 
 #include "common/sha256.h"
 #include "io/slide.h"
+#include "io/sr_provenance.h"
 #include "io/tiff_pyramid_writer.h"
 #include "models/card.h"
 #include "models/graph.h"
@@ -136,11 +137,11 @@ static hp_status stage_writer(upscale_ctx *c)
     field_value(k->name, name, sizeof name);
     field_value(k->version, version, sizeof version);
     snprintf(extra, sizeof extra,
-             "|SuperResolved = yes: not the scanned image|SourceSHA256 = %s|SourceRegion = %lld,%lld,%lld,%lld"
+             "|SuperResolved = " HP_SR_FLAG_SUPER_RESOLVED "|SourceSHA256 = %s|SourceRegion = %lld,%lld,%lld,%lld"
              "|SourceMPP = %.6g|SRModel = %s %s|SRModelSHA256 = %s|SRScale = %d|SRPrecision = %s%s",
              c->slide_sha, (long long)c->x0, (long long)c->y0, (long long)c->w, (long long)c->h, c->mpp, name,
              version, c->o->model_sha256 ? c->o->model_sha256 : "unknown", c->scale,
-             hp_precision_name(hp_model_precision(c->o->model)), k->generative ? "|SRGenerative = yes: the model may invent texture" : "");
+             hp_precision_name(hp_model_precision(c->o->model)), k->generative ? "|SRGenerative = " HP_SR_FLAG_GENERATIVE : "");
     hp_tiff_pyramid_options po = {.width = c->w * c->scale,
                                   .height = c->h * c->scale,
                                   .tile = c->tile * c->scale,
