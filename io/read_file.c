@@ -30,10 +30,12 @@ hp_status hp_read_file(const char *path, const char *what, size_t max_bytes, int
     limit_text(max_bytes, limit, sizeof limit);
     struct stat st;
     hp_status s = HP_OK;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode))
-        s = hp_error_set(err, HP_ERR_INVALID, "%s%s%s: a directory, not a file", w, sp, path);
-    else if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (unsigned long long)st.st_size > max_bytes)
-        s = hp_error_set(err, HP_ERR_INVALID, "%s%s%s: larger than %s", w, sp, path, limit);
+    if (fstat(fileno(f), &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            s = hp_error_set(err, HP_ERR_INVALID, "%s%s%s: a directory, not a file", w, sp, path);
+        else if (S_ISREG(st.st_mode) && (unsigned long long)st.st_size > max_bytes)
+            s = hp_error_set(err, HP_ERR_INVALID, "%s%s%s: larger than %s", w, sp, path, limit);
+    }
     char *buf = NULL;
     size_t n = 0, cap = 0;
     /* Reads by chunks rather than trusting st_size: a pipe has none, and a file may grow. */

@@ -62,13 +62,11 @@ hp_ood *hp_ood_load(const char *path, hp_error *err)
     cJSON *root = NULL;
     hp_ood *d = calloc(1, sizeof *d);
     char *text = NULL;
-    if (d)
-        hp_read_file(path, "the out-of-domain detector", OOD_MAX_BYTES, HP_READ_NONEMPTY, &text, &len, err);
     if (!d) {
         hp_error_set(err, HP_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    if (!text)
+    if (hp_read_file(path, "the out-of-domain detector", OOD_MAX_BYTES, HP_READ_NONEMPTY, &text, &len, err))
         goto fail;
     root = cJSON_ParseWithLength(text, len + 1);
     char fault[512];
